@@ -1,0 +1,124 @@
+"""Domain errors, and the one function that maps AWS errors onto them.
+
+Service modules raise these; ``web.py`` turns them into HTTP responses in one place.
+"""
+from __future__ import annotations
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+
+class MessagingError(Exception):
+    """An error a caller can act on: a stable ``code``, a sentence, optionally the field at fault."""
+
+    def __init__(self, code: str, message: str, *, field: str | None = None, retry_after: int | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        self.retry_after = retry_after
+        # Set by the send path once a message record exists for the failed attempt.
+        self.message_id: str | None = None
+
+    def as_dict(self) -> dict:
+        error = {"code": self.code, "message": self.message}
+        if self.field:
+            error["field"] = self.field
+        return error
+
+
+class InvalidRequest(MessagingError):
+    """The request itself is wrong."""
+
+
+class NotAllowed(MessagingError):
+    """The request is well formed but this stage does not allow it."""
+
+
+class NotFound(MessagingError):
+    pass
+
+
+class Conflict(MessagingError):
+    pass
+
+
+class Unprocessable(MessagingError):
+    """The referenced media exists but cannot be sent."""
+
+
+class Throttled(MessagingError):
+    def __init__(self, message: str = "The provider is throttling sends; retry later.", retry_after: int = 1):
+        super().__init__("Throttled", message, retry_after=retry_after)
+
+
+class ProviderFailure(MessagingError):
+    """AWS refused for a reason that is ours (configuration, permissions, limits), not the caller's."""
+
+
+class NotConfigured(MessagingError):
+    pass
+
+
+THROTTLING_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException", "RequestLimitExceeded"}
+)
+
+
+def from_aws(exc: Exception) -> MessagingError:
+    """Map an error from SNS or End User Messaging SMS (sms-voice) to a domain error."""
+    if isinstance(exc, MessagingError):
+        return exc
+    if not isinstance(exc, ClientError):
+        if isinstance(exc, BotoCoreError):
+            return ProviderFailure("ProviderError", f"Could not reach the messaging provider: {exc}")
+        raise exc
+    error = exc.response.get("Error", {})
+    code = error.get("Code", "")
+    text = error.get("Message", "") or ""
+    reason = exc.response.get("Reason") or error.get("Reason") or ""
+    lowered = text.lower()
+
+    if code in THROTTLING_CODES:
+        return Throttled()
+    # End User Messaging SMS (pinpoint-sms-voice-v2)
+    if code == "ConflictException":
+        if reason == "DESTINATION_PHONE_NUMBER_OPTED_OUT":
+            return Conflict("RecipientOptedOut", "The recipient has opted out of messages from this sender.")
+        if reason in ("DESTINATION_COUNTRY_BLOCKED_BY_PROTECT_CONFIGURATION",
+                      "DESTINATION_PHONE_NUMBER_BLOCKED_BY_PROTECT_NUMBER_OVERRIDE"):
+            return NotAllowed("CountryNotAllowed", "The protect configuration blocks this destination.")
+        return ProviderFailure("ProviderError", f"The provider refused the message ({reason or code}): {text}")
+    if code == "ValidationException":
+        if reason == "DESTINATION_COUNTRY_BLOCKED":
+            return NotAllowed("CountryNotAllowed", "Sending to this country is blocked for the account.")
+        if reason in ("MEDIA_TYPE_NOT_SUPPORTED", "ATTACHMENT_TYPE_NOT_SUPPORTED"):
+            return Unprocessable("MediaTypeNotSupported", "The provider does not support this media type.", field="mediaUrl")
+        if reason == "MAXIMUM_SIZE_EXCEEDED":
+            return Unprocessable("MediaTooLarge", "The media is larger than MMS allows.", field="mediaUrl")
+        if reason == "RESOURCE_NOT_ACCESSIBLE":
+            return Unprocessable("MediaNotAccessible", "The provider cannot read the media object.", field="mediaUrl")
+        if reason in ("SENDER_ID_NOT_REGISTERED", "SENDER_ID_NOT_SUPPORTED", "SENDER_ID_REQUIRES_REGISTRATION"):
+            return InvalidRequest("InvalidSenderId", f"The sender id cannot be used here: {text}", field="senderId")
+        if reason in ("INVALID_IDENTITY_FOR_DESTINATION_COUNTRY", "COUNTRY_NOT_ENABLED", "CHANNEL_NOT_ENABLED",
+                      "INTERNATIONAL_SENDING_NOT_SUPPORTED"):
+            return ProviderFailure("ProviderError", f"The origination identity cannot reach this destination ({reason}).")
+        return ProviderFailure("ProviderError", f"The provider rejected the request ({reason or code}): {text}")
+    if code == "ServiceQuotaExceededException":
+        if reason.startswith("MONTHLY_SPEND_LIMIT_REACHED"):
+            return ProviderFailure("ProviderError", "The account's monthly SMS/MMS spend limit is reached.")
+        return ProviderFailure("ProviderError", f"A service quota is exhausted ({reason or code}).")
+    if code in ("AccessDeniedException", "AuthorizationError", "AccessDenied"):
+        return ProviderFailure("ProviderAccessDenied", f"AWS denied the send: {text}")
+    if code == "ResourceNotFoundException":
+        kind = exc.response.get("ResourceType") or "resource"
+        return ProviderFailure("ProviderError", f"The configured {kind} does not exist.")
+    # Amazon SNS
+    if code in ("InvalidParameter", "ParameterValueInvalid", "InvalidParameterValue"):
+        if "opted out" in lowered or "opted-out" in lowered:
+            return Conflict("RecipientOptedOut", "The recipient has opted out of SMS from this account.")
+        if "phonenumber" in lowered or "phone number" in lowered:
+            return InvalidRequest("InvalidPhoneNumber", "The provider does not accept this phone number.", field="to")
+        return ProviderFailure("ProviderError", f"The provider rejected the request: {text}")
+    if code in ("OptedOut", "OptedOutException"):
+        return Conflict("RecipientOptedOut", "The recipient has opted out of SMS from this account.")
+    return ProviderFailure("ProviderError", f"The provider failed ({code}): {text}")

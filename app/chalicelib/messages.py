@@ -1,0 +1,97 @@
+"""The one send path, shared by the API, the batch worker and the local stack.
+
+A record is written as ``queued`` before the provider is called, then moved to ``sent`` (with
+the provider's id) or ``failed`` (with the mapped error). A crash between the two writes leaves
+a ``queued`` record behind: never a send with no trace.
+"""
+from __future__ import annotations
+
+import uuid
+
+from . import media, providers, store
+from .errors import MessagingError, NotConfigured, NotFound
+from .log import logger
+from .phone import mask
+from .segments import segment
+from .settings import Settings, get_settings
+from .validation import Outbound
+
+
+def new_record(message: Outbound, **extra) -> dict:
+    if message.channel == "sms":
+        encoding, segments = segment(message.body or "")
+    else:
+        encoding, segments = None, 1  # an MMS goes as one part whatever its body
+    stamp = store.now_iso()
+    record = {
+        "id": str(uuid.uuid4()),
+        "channel": message.channel,
+        "to": message.to,
+        "body": message.body,
+        "mediaUrl": message.media_url,
+        "status": store.QUEUED,
+        "providerMessageId": None,
+        "segments": segments,
+        "encoding": encoding,
+        "priceUsd": None,
+        "error": None,
+        "createdAt": stamp,
+        "updatedAt": stamp,
+        "type": message.sms_type if message.channel == "sms" else None,
+        "senderId": message.sender_id,
+    }
+    record.update(extra)
+    return record
+
+
+def _check_channel(message: Outbound, settings: Settings) -> None:
+    if message.channel == "mms":
+        if not settings.mms_enabled:
+            raise NotConfigured("MmsNotConfigured",
+                                "This stage has no MMS origination identity (set originationIdentity).")
+        media.preflight(settings, message.media_url)
+
+
+def send(message: Outbound, settings: Settings | None = None) -> dict:
+    """Record and send one message. Returns the public resource, or raises a domain error
+    whose ``message_id`` names the failed record when one was written."""
+    settings = settings or get_settings()
+    _check_channel(message, settings)
+    record = new_record(message)
+    store.create(record)
+    return deliver(record, settings)
+
+
+def deliver(record: dict, settings: Settings | None = None) -> dict:
+    """Call the provider for a stored ``queued`` record and store the outcome."""
+    settings = settings or get_settings()
+    try:
+        if record["channel"] == "sms":
+            provider_id = providers.send_sms(settings, to=record["to"], body=record["body"],
+                                             sms_type=record.get("type") or settings.default_sms_type,
+                                             sender_id=record.get("senderId"))
+        else:
+            provider_id = providers.send_mms(settings, to=record["to"], body=record.get("body"),
+                                             media_url=record["mediaUrl"])
+    except MessagingError as err:
+        err.message_id = record["id"]
+        store.transition(record["id"], store.FAILED, error=err.as_dict())
+        logger.warning("send failed", extra={"messageId": record["id"], "to": mask(record["to"]),
+                                             "channel": record["channel"], "code": err.code})
+        raise
+    updated = store.transition(record["id"], store.SENT, providerMessageId=provider_id) or store.get(record["id"])
+    logger.info("sent", extra={"messageId": record["id"], "to": mask(record["to"]), "channel": record["channel"],
+                               "segments": record["segments"], "providerMessageId": provider_id})
+    return store.public(updated)
+
+
+def get(message_id: str) -> dict:
+    record = store.get(message_id)
+    if record is None:
+        raise NotFound("MessageNotFound", f"No message with id {message_id}.")
+    return store.public(record)
+
+
+def page(limit: int, token: str | None) -> dict:
+    records, next_token = store.page(limit, token)
+    return {"messages": [store.public(r) for r in records], "next": next_token}

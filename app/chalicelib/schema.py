@@ -1,0 +1,17 @@
+"""Table layouts, shared by the app, the CDK stack and the local stack so they cannot drift."""
+
+MESSAGES_KEY = "id"
+# GET /messages lists newest first from this index: one partition, sorted by createdAt#id.
+MESSAGES_LIST_INDEX = "byCreatedAt"
+MESSAGES_LIST_PARTITION = "listKey"
+MESSAGES_LIST_SORT = "sortKey"
+# Delivery receipts carry the provider's message id; this index finds our record from it.
+MESSAGES_PROVIDER_INDEX = "byProviderMessageId"
+MESSAGES_PROVIDER_KEY = "providerMessageId"
+MESSAGES_TTL = "expiresAt"
+
+IDEMPOTENCY_KEY = "id"
+IDEMPOTENCY_TTL = "expiration"
+
+# S3 key prefix under which POST /media puts uploads.
+MEDIA_PREFIX = "media/"

@@ -1,0 +1,97 @@
+"""The app's settings, read once from environment variables into one typed object.
+
+The CDK stack sets these variables on every Lambda function; the local stack sets them for
+``make dev`` and the end-to-end tests.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Mapping
+
+SMS_PROVIDERS = ("sns", "sms-voice")
+SMS_TYPES = ("transactional", "promotional")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or has a value the app cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    media_bucket: str
+    messages_table: str
+    idempotency_table: str
+    stage: str = "dev"
+    sms_provider: str = "sns"
+    origination_identity: str | None = None
+    configuration_set_name: str | None = None
+    default_sms_type: str = "transactional"
+    sender_id: str | None = None
+    allowed_countries: frozenset[str] = frozenset()
+    batch_queue_url: str | None = None
+    max_mps: float = 1.0
+    message_retention_days: int = 90
+    media_upload_expires_seconds: int = 900
+    provider_max_attempts: int = 3
+
+    @property
+    def mms_enabled(self) -> bool:
+        return bool(self.origination_identity)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
+        def text(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        def required(name: str) -> str:
+            value = text(name)
+            if value is None:
+                raise ConfigError(f"environment variable {name} is required")
+            return value
+
+        def number(name: str, default, kind=int, minimum=1):
+            raw = text(name)
+            if raw is None:
+                return default
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+            if value < minimum:
+                raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
+            return value
+
+        provider = text("SMS_PROVIDER") or "sns"
+        if provider not in SMS_PROVIDERS:
+            raise ConfigError(f"SMS_PROVIDER must be one of {', '.join(SMS_PROVIDERS)}, got {provider!r}")
+        sms_type = (text("DEFAULT_SMS_TYPE") or "transactional").lower()
+        if sms_type not in SMS_TYPES:
+            raise ConfigError(f"DEFAULT_SMS_TYPE must be one of {', '.join(SMS_TYPES)}, got {sms_type!r}")
+        countries = frozenset(
+            code.strip().upper() for code in (text("ALLOWED_COUNTRIES") or "").split(",") if code.strip()
+        )
+        return cls(
+            media_bucket=required("MEDIA_BUCKET"),
+            messages_table=required("MESSAGES_TABLE"),
+            idempotency_table=required("IDEMPOTENCY_TABLE"),
+            stage=text("STAGE") or "dev",
+            sms_provider=provider,
+            origination_identity=text("ORIGINATION_IDENTITY"),
+            configuration_set_name=text("CONFIGURATION_SET_NAME"),
+            default_sms_type=sms_type,
+            sender_id=text("SENDER_ID"),
+            allowed_countries=countries,
+            batch_queue_url=text("BATCH_QUEUE_URL"),
+            max_mps=number("MAX_MPS", 1.0, float, minimum=0.1),
+            message_retention_days=number("MESSAGE_RETENTION_DAYS", 90),
+            media_upload_expires_seconds=number("MEDIA_UPLOAD_EXPIRES_SECONDS", 900, minimum=60),
+            provider_max_attempts=number("PROVIDER_MAX_ATTEMPTS", 3),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()

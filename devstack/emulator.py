@@ -1,0 +1,225 @@
+"""The embedded AWS: one WSGI app on one loopback endpoint.
+
+- moto serves S3, SNS, DynamoDB, SQS and CloudWatch Logs;
+- the sms-voice stand-in answers ``PinpointSMSVoiceV2.*`` calls;
+- presigned S3 POST uploads are checked against their policy and signature, as S3 does;
+- ``GET /_outbox`` lists every SMS and MMS accepted, oldest first;
+- ``POST /_faults`` makes the next N calls of an operation fail with a given AWS error
+  (the end-to-end tests use it to inject provider throttling).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import io
+import json
+import re
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from urllib.parse import parse_qs
+from xml.sax.saxutils import escape
+
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from moto.s3.models import s3_backends
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request, Response
+
+from .sms_voice import TARGET_PREFIX, SmsVoiceStandIn, respond
+
+ACCOUNT = DEFAULT_ACCOUNT_ID
+FAKE_SECRET = "testing"  # moto's fake credentials; nothing here is a real key
+
+
+def _iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Emulator:
+    def __init__(self, region: str = "us-east-1"):
+        self.region = region
+        self.moto = DomainDispatcherApplication(create_backend_app)
+        self._lock = threading.Lock()
+        self.outbox: list[dict] = []
+        self.faults: list[dict] = []
+        self.sms_voice = SmsVoiceStandIn(region=region, account=ACCOUNT, record_send=self.record_send,
+                                         read_media=self.head_media)
+        self.listeners = []  # called with each outbox entry (delivery receipts hook in here)
+
+    # -- shared state -------------------------------------------------------------------------
+    def record_send(self, channel, to, body, media_url, provider_id) -> None:
+        entry = {"channel": channel, "to": to, "body": body, "mediaUrl": media_url,
+                 "providerMessageId": provider_id, "at": _iso()}
+        with self._lock:
+            self.outbox.append(entry)
+        for listener in list(self.listeners):
+            listener(entry)
+
+    def head_media(self, bucket: str, key: str):
+        try:
+            obj = s3_backends[ACCOUNT]["aws"].get_object(bucket, key)
+        except Exception:
+            return None
+        if obj is None:
+            return None
+        return obj.metadata.get("Content-Type", ""), obj.size
+
+    def take_fault(self, operation: str) -> dict | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault["operation"] == operation and fault["count"] > 0:
+                    fault["count"] -= 1
+                    return fault
+        return None
+
+    # -- WSGI ---------------------------------------------------------------------------------
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == "/_outbox" and method == "GET":
+            with self._lock:
+                return Response(json.dumps(self.outbox), mimetype="application/json")(environ, start_response)
+        if path == "/_faults":
+            return self._faults_endpoint(environ, start_response)
+        raw = self._body(environ)
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target.startswith(TARGET_PREFIX):
+            fault = self.take_fault(target[len(TARGET_PREFIX):])
+            if fault:
+                body = {"__type": fault["code"], "message": fault["message"], **fault.get("fields", {})}
+                return self._json(environ, start_response, fault["status"], body)
+            status, body = respond(self.sms_voice, target, raw)
+            return self._json(environ, start_response, status, body)
+        if method == "POST" and "HTTP_AUTHORIZATION" not in environ and \
+                environ.get("CONTENT_TYPE", "").startswith("multipart/form-data"):
+            return self._s3_post_upload(environ, start_response, raw)
+        if method == "OPTIONS" and "HTTP_ORIGIN" in environ:
+            return self._cors_preflight(environ, start_response)
+        form = parse_qs(raw.decode("utf-8", "replace")) if raw and b"Action=" in raw[:200] else {}
+        if form.get("Action") == ["Publish"] and "PhoneNumber" in form:
+            return self._sns_publish_sms(environ, start_response, form)
+        return self.moto(environ, start_response)
+
+    @staticmethod
+    def _body(environ) -> bytes:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(raw)
+        return raw
+
+    @staticmethod
+    def _json(environ, start_response, status, body):
+        return Response(json.dumps(body), status=status,
+                        mimetype="application/x-amz-json-1.0")(environ, start_response)
+
+    def _faults_endpoint(self, environ, start_response):
+        request = Request(environ)
+        if request.method == "DELETE":
+            with self._lock:
+                self.faults.clear()
+            return Response("", status=204)(environ, start_response)
+        if request.method != "POST":
+            return Response(json.dumps(self.faults), mimetype="application/json")(environ, start_response)
+        spec = json.loads(request.get_data() or b"{}")
+        fault = {"operation": spec["operation"], "code": spec.get("code", "ThrottlingException"),
+                 "message": spec.get("message", "Rate exceeded"), "status": int(spec.get("status", 400)),
+                 "count": int(spec.get("count", 1)), "fields": spec.get("fields", {})}
+        with self._lock:
+            self.faults.append(fault)
+        return Response(json.dumps(fault), status=201, mimetype="application/json")(environ, start_response)
+
+    def _sns_publish_sms(self, environ, start_response, form):
+        fault = self.take_fault("Publish")
+        if fault:
+            xml = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{escape(fault['code'])}</Code>"
+                   f"<Message>{escape(fault['message'])}</Message></Error>"
+                   f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>")
+            return Response(xml, status=fault["status"], mimetype="text/xml")(environ, start_response)
+        captured = {}
+
+        def capture(status, headers, exc_info=None):
+            captured["status"] = status
+            return start_response(status, headers, exc_info)
+
+        chunks = list(self.moto(environ, capture))
+        if captured.get("status", "").startswith("200"):
+            match = re.search(rb"<MessageId>([^<]+)</MessageId>", b"".join(chunks))
+            if match:
+                self.record_send("sms", form["PhoneNumber"][0], form.get("Message", [""])[0], None,
+                                 match.group(1).decode())
+        return chunks
+
+    # -- presigned POST uploads ---------------------------------------------------------------
+    @staticmethod
+    def _cors_preflight(environ, start_response):
+        headers = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "POST, PUT, GET",
+                   "Access-Control-Allow-Headers": "*"}
+        return Response("", status=200, headers=headers)(environ, start_response)
+
+    def _s3_post_upload(self, environ, start_response, raw):
+        request = Request(environ)
+        bucket = request.path.strip("/").split("/")[0]
+        fields = {k: v for k, v in request.form.items()}
+        upload = request.files.get("file")
+        error = self._check_policy(bucket, fields, upload)
+        cors = {"Access-Control-Allow-Origin": "*"}
+        if error:
+            code, message = error
+            xml = f"<Error><Code>{code}</Code><Message>{escape(message)}</Message></Error>"
+            return Response(xml, status=403 if code != "EntityTooLarge" else 400, mimetype="application/xml",
+                            headers=cors)(environ, start_response)
+        data = upload.read()
+        key = fields["key"].replace("${filename}", upload.filename or "file")
+        put = EnvironBuilder(method="PUT", path=f"/{bucket}/{key}", data=data,
+                             headers={"Content-Type": fields.get("Content-Type", "binary/octet-stream"),
+                                      "Host": environ.get("HTTP_HOST", "127.0.0.1")}).get_environ()
+        status_holder = {}
+        list(self.moto(put, lambda status, headers, exc_info=None: status_holder.update(status=status)))
+        if not status_holder.get("status", "").startswith("200"):
+            return Response("upload failed", status=500)(environ, start_response)
+        return Response("", status=204, headers=cors)(environ, start_response)
+
+    @staticmethod
+    def _check_policy(bucket: str, fields: dict, upload) -> tuple[str, str] | None:
+        policy_b64 = fields.get("policy") or fields.get("Policy")
+        if not policy_b64 or upload is None:
+            return "AccessDenied", "A presigned POST needs a policy and a file field."
+        credential = fields.get("x-amz-credential", "")
+        parts = credential.split("/")
+        if len(parts) != 5:
+            return "AccessDenied", "Missing or malformed x-amz-credential."
+        _, date, region, service, _ = parts
+        key = ("AWS4" + FAKE_SECRET).encode()
+        for part in (date, region, service, "aws4_request"):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        expected = hmac.new(key, policy_b64.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, fields.get("x-amz-signature", "")):
+            return "SignatureDoesNotMatch", "The policy signature does not match."
+        policy = json.loads(base64.b64decode(policy_b64))
+        expires = datetime.strptime(policy["expiration"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        if expires.timestamp() < time.time():
+            return "AccessDenied", "Invalid according to Policy: Policy expired."
+        size = len(upload.read())
+        upload.seek(0)
+        values = {**{k.lower(): v for k, v in fields.items()}, "bucket": bucket}
+        for condition in policy.get("conditions", []):
+            if isinstance(condition, dict):
+                (name, want), = condition.items()
+                if values.get(name.lower()) != want:
+                    return "AccessDenied", f"Invalid according to Policy: Policy Condition failed: {name}"
+            elif condition[0] == "content-length-range":
+                low, high = int(condition[1]), int(condition[2])
+                if size > high:
+                    return "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size"
+                if size < low:
+                    return "EntityTooSmall", "Your proposed upload is smaller than the minimum allowed size"
+            elif condition[0] in ("eq", "starts-with"):
+                name = condition[1].lstrip("$").lower()
+                have = values.get(name, "")
+                ok = have == condition[2] if condition[0] == "eq" else have.startswith(condition[2])
+                if not ok:
+                    return "AccessDenied", f"Invalid according to Policy: Policy Condition failed: {name}"
+        return None

@@ -1,0 +1,92 @@
+"""Create in the embedded AWS the resources the CDK stack creates, and return the app's settings.
+
+Names follow the stack's pattern for a stage called ``local``; table keys and indexes come from
+``chalicelib.schema``, the same module the stack and the app use.
+"""
+from __future__ import annotations
+
+import json
+
+import boto3
+
+from . import appload  # noqa: F401
+from chalicelib import schema
+
+STAGE = "local"
+PREFIX = f"sms-sender-{STAGE}"
+ORIGINATION_NUMBER = "+12065550100"
+
+
+def _client(service: str, endpoint: str, region: str):
+    return boto3.session.Session().client(service, endpoint_url=endpoint, region_name=region)
+
+
+def create(endpoint: str, region: str, emulator) -> dict:
+    """Create everything in the embedded AWS; return the environment variables the app reads."""
+    env = create_core(lambda service: _client(service, endpoint, region), region, emulator.sms_voice.account)
+    sms_voice = _client("pinpoint-sms-voice-v2", endpoint, region)
+    configuration_set = f"{PREFIX}-config"
+    sms_voice.create_configuration_set(ConfigurationSetName=configuration_set)
+    identity = emulator.sms_voice.add_phone_number(ORIGINATION_NUMBER)
+    return {**env, "ORIGINATION_IDENTITY": identity["PhoneNumberArn"], "CONFIGURATION_SET_NAME": configuration_set}
+
+
+def create_core(client, region: str, account: str) -> dict:
+    """The resources moto serves (S3, DynamoDB, SQS, Logs), made with ``client(service)``.
+    The API tests call this inside ``mock_aws``."""
+    s3 = client("s3")
+    bucket = f"{PREFIX}-media"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [
+        {"AllowedMethods": ["POST"], "AllowedOrigins": ["*"], "AllowedHeaders": ["*"]}]})
+
+    dynamodb = client("dynamodb")
+    messages = f"{PREFIX}-messages"
+    dynamodb.create_table(
+        TableName=messages,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in (
+            schema.MESSAGES_KEY, schema.MESSAGES_LIST_PARTITION, schema.MESSAGES_LIST_SORT,
+            schema.MESSAGES_PROVIDER_KEY)],
+        KeySchema=[{"AttributeName": schema.MESSAGES_KEY, "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {"IndexName": schema.MESSAGES_LIST_INDEX, "Projection": {"ProjectionType": "ALL"},
+             "KeySchema": [{"AttributeName": schema.MESSAGES_LIST_PARTITION, "KeyType": "HASH"},
+                           {"AttributeName": schema.MESSAGES_LIST_SORT, "KeyType": "RANGE"}]},
+            {"IndexName": schema.MESSAGES_PROVIDER_INDEX, "Projection": {"ProjectionType": "ALL"},
+             "KeySchema": [{"AttributeName": schema.MESSAGES_PROVIDER_KEY, "KeyType": "HASH"}]},
+        ],
+    )
+    dynamodb.update_time_to_live(TableName=messages, TimeToLiveSpecification={
+        "Enabled": True, "AttributeName": schema.MESSAGES_TTL})
+    idempotency = f"{PREFIX}-idempotency"
+    dynamodb.create_table(
+        TableName=idempotency, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": schema.IDEMPOTENCY_KEY, "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": schema.IDEMPOTENCY_KEY, "KeyType": "HASH"}],
+    )
+    dynamodb.update_time_to_live(TableName=idempotency, TimeToLiveSpecification={
+        "Enabled": True, "AttributeName": schema.IDEMPOTENCY_TTL})
+
+    sqs = client("sqs")
+    dlq = sqs.create_queue(QueueName=f"{PREFIX}-batch-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue = sqs.create_queue(QueueName=f"{PREFIX}-batch", Attributes={
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
+        "VisibilityTimeout": "60"})["QueueUrl"]
+
+    logs = client("logs")
+    for group in (f"sns/{region}/{account}/DirectPublishToPhoneNumber",
+                  f"sns/{region}/{account}/DirectPublishToPhoneNumber/Failure",
+                  f"/{PREFIX}/sms-voice-events"):
+        logs.create_log_group(logGroupName=group)
+
+    return {
+        "STAGE": STAGE,
+        "MEDIA_BUCKET": bucket,
+        "MESSAGES_TABLE": messages,
+        "IDEMPOTENCY_TABLE": idempotency,
+        "BATCH_QUEUE_URL": queue,
+    }

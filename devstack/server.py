@@ -1,0 +1,89 @@
+"""Start and stop the whole local stack: the embedded AWS and the Chalice app, on loopback only."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from moto.moto_server.werkzeug_app import MotoRequestHandler
+from werkzeug.serving import make_server
+
+from . import appload, resources
+from .emulator import Emulator
+
+HOST = "127.0.0.1"
+APP_PORT = 8000
+AWS_PORT = 4566
+REGION = "us-east-1"
+
+
+class LocalStack:
+    """``start()`` brings everything up; ``stop()`` shuts both servers down and restores the
+    environment. Ports 0 pick free ports (the tests do this so they never clash with make dev)."""
+
+    def __init__(self, *, app_port: int = APP_PORT, aws_port: int = AWS_PORT, settings: dict | None = None):
+        self._ports = (app_port, aws_port)
+        self._extra = dict(settings or {})
+        self._saved_env: dict[str, str | None] = {}
+        self._threads: list[threading.Thread] = []
+        self.emulator = Emulator(REGION)
+        self.env: dict[str, str] = {}
+        self.app_url = self.aws_url = ""
+
+    def _setenv(self, values: dict) -> None:
+        for name, value in values.items():
+            self._saved_env.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def _serve(self, server, name: str) -> None:
+        thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def start(self) -> "LocalStack":
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._aws_server = make_server(HOST, self._ports[1], self.emulator, threaded=True,
+                                       request_handler=MotoRequestHandler)
+        self.aws_url = f"http://{HOST}:{self._aws_server.server_port}"
+        self._serve(self._aws_server, "embedded-aws")
+        # moto's fake credentials: the app signs requests as it would on AWS, nothing leaves the machine.
+        self._setenv({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                      "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_ENDPOINT_URL": self.aws_url})
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+            self._saved_env.setdefault(name, os.environ.pop(name, None))
+        self.env = {**resources.create(self.aws_url, REGION, self.emulator), **self._extra}
+        self._setenv(self.env)
+
+        module = appload.load()
+        from chalice.config import Config
+        from chalice.local import create_local_server
+        from chalicelib import aws
+
+        aws.reset()
+        self._app_server = create_local_server(module.app, Config.create(lambda_timeout=60), HOST, self._ports[0])
+        self.app_url = f"http://{HOST}:{self._app_server.server.server_port}"
+        self._serve(self._app_server.server, "chalice-local")
+        return self
+
+    def stop(self) -> None:
+        for server in (getattr(self, "_app_server", None), getattr(self, "_aws_server", None)):
+            if server is not None:
+                server.shutdown()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._app_server.server.server_close()
+        self._aws_server.server_close()
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        from chalicelib import aws
+
+        aws.reset()
+
+    def __enter__(self) -> "LocalStack":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
