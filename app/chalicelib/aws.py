@@ -21,6 +21,8 @@ def client(service: str):
         retries={"mode": "standard", "total_max_attempts": get_settings().provider_max_attempts},
         connect_timeout=3,
         read_timeout=10,
+        # Presigned POSTs must be SigV4: newer regions accept nothing else.
+        signature_version="s3v4" if service == "s3" else None,
     )
     return boto3.session.Session().client(service, config=config)
 
