@@ -80,9 +80,8 @@ def per_send_cpu(sends: int = 200) -> tuple[float, float]:
 IMPORT_APP = f"""
 import sys, time
 t = time.perf_counter()
-sys.path.insert(0, {str(ROOT)!r})
-from devstack import appload
-appload.load()
+sys.path.insert(0, {str(ROOT / "app")!r})  # as Lambda does: the package root is app/, the handler app.app
+import app
 from chalicelib import aws
 for name in {CLIENTS!r}:
     aws.client(name)

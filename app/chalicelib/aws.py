@@ -15,6 +15,12 @@ from botocore.config import Config
 from .settings import get_settings
 
 
+@lru_cache(maxsize=1)
+def _session() -> boto3.session.Session:
+    # One session for every client: each new session reloads botocore's data files.
+    return boto3.session.Session()
+
+
 @lru_cache(maxsize=None)
 def client(service: str):
     config = Config(
@@ -24,12 +30,13 @@ def client(service: str):
         # Presigned POSTs must be SigV4: newer regions accept nothing else.
         signature_version="s3v4" if service == "s3" else None,
     )
-    return boto3.session.Session().client(service, config=config)
+    return _session().client(service, config=config)
 
 
 def reset() -> None:
     """Forget every cached client and the settings (tests, the local stack)."""
     client.cache_clear()
+    _session.cache_clear()
     get_settings.cache_clear()
     from . import idempotency
 
