@@ -5,7 +5,9 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt app/requirements.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup dev test bench clean
+STAGE  ?= dev
+
+.PHONY: setup dev test bench synth clean
 
 setup: $(STAMP)
 
@@ -23,6 +25,11 @@ test: setup
 
 bench: setup
 	$(PY) -m bench
+
+# Writes the cloud assembly to cdk.out/ with no AWS credentials (the pinned CDK CLI and
+# `make deploy` are not in place yet: see README, Status).
+synth: setup
+	CDK_OUTDIR=cdk.out AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(PY) app.py -c stage=$(STAGE)
 
 clean:
 	rm -rf $(VENV) cdk.out chalice.out .pytest_cache

@@ -1,0 +1,91 @@
+"""Per-stage settings from cdk.json context (``stages``), read once into a typed, validated object."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+SMS_PROVIDERS = ("sns", "sms-voice")
+SMS_TYPES = ("transactional", "promotional")
+
+
+class StageConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    stage: str
+    sms_provider: str = "sns"
+    origination_identity: str | None = None
+    configuration_set_name: str | None = None
+    default_sms_type: str = "transactional"
+    sender_id: str | None = None
+    allowed_countries: tuple[str, ...] = ()
+    monthly_spend_limit_usd: int | None = None
+    alarm_email: str | None = None
+    media_retention_days: int = 30
+    api_rate_limit: int = 10
+    api_burst_limit: int = 20
+    max_mps: float = 1.0
+
+    KEYS = {  # cdk.json key -> attribute
+        "smsProvider": "sms_provider", "originationIdentity": "origination_identity",
+        "configurationSetName": "configuration_set_name", "defaultSmsType": "default_sms_type",
+        "senderId": "sender_id", "allowedCountries": "allowed_countries",
+        "monthlySpendLimitUsd": "monthly_spend_limit_usd", "alarmEmail": "alarm_email",
+        "mediaRetentionDays": "media_retention_days", "apiRateLimit": "api_rate_limit",
+        "apiBurstLimit": "api_burst_limit", "maxMps": "max_mps",
+    }
+
+    @property
+    def prefix(self) -> str:
+        return f"sms-sender-{self.stage}"
+
+    @classmethod
+    def from_context(cls, node) -> "StageConfig":
+        stage = node.try_get_context("stage") or "dev"
+        stages = node.try_get_context("stages") or {}
+        return cls.from_dict(stage, stages.get(stage, {}))
+
+    @classmethod
+    def from_dict(cls, stage: str, raw: dict) -> "StageConfig":
+        if not re.fullmatch(r"[a-z][a-z0-9-]{0,19}", stage or ""):
+            raise StageConfigError(f"stage {stage!r}: use 1 to 20 lower-case letters, digits and dashes")
+        unknown = set(raw) - set(cls.KEYS)
+        if unknown:
+            raise StageConfigError(f"stage {stage}: unknown setting(s) {', '.join(sorted(unknown))}; "
+                                   f"known: {', '.join(sorted(cls.KEYS))}")
+        values = {cls.KEYS[k]: v for k, v in raw.items()}
+        if "allowed_countries" in values:
+            countries = values["allowed_countries"]
+            if not isinstance(countries, list) or not all(
+                    isinstance(c, str) and re.fullmatch(r"[A-Z]{2}", c) for c in countries):
+                raise StageConfigError(f"stage {stage}: allowedCountries must be a list of ISO codes like [\"US\"]")
+            values["allowed_countries"] = tuple(countries)
+        config = cls(stage=stage, **values)
+        config._check()
+        return config
+
+    def _check(self) -> None:
+        def fail(message):
+            raise StageConfigError(f"stage {self.stage}: {message}")
+
+        if self.sms_provider not in SMS_PROVIDERS:
+            fail(f"smsProvider must be one of {', '.join(SMS_PROVIDERS)}")
+        if self.sms_provider == "sms-voice" and not self.origination_identity:
+            fail("smsProvider sms-voice needs originationIdentity (the number, pool or sender id to send from)")
+        if self.default_sms_type not in SMS_TYPES:
+            fail(f"defaultSmsType must be one of {', '.join(SMS_TYPES)}")
+        if self.sender_id is not None and not re.fullmatch(r"[A-Za-z0-9]{1,11}", self.sender_id):
+            fail("senderId must be 1 to 11 letters and digits")
+        for name in ("media_retention_days", "api_rate_limit", "api_burst_limit"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                fail(f"{name} must be a whole number of at least 1")
+        if self.monthly_spend_limit_usd is not None and (
+                not isinstance(self.monthly_spend_limit_usd, int) or self.monthly_spend_limit_usd < 1):
+            fail("monthlySpendLimitUsd must be a whole number of dollars")
+        if not isinstance(self.max_mps, (int, float)) or self.max_mps <= 0:
+            fail("maxMps must be a positive number")
+        if self.alarm_email is not None and "@" not in self.alarm_email:
+            fail("alarmEmail must be an email address")

@@ -1,0 +1,146 @@
+"""Infrastructure checks on a template synthesized once per test session by the real entry point."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from infra.config import StageConfig, StageConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def synth(workdir: Path, *context: str) -> Template:
+    """Run ``python app.py`` as cdk would, in ``workdir``; return the stack's template."""
+    args = []
+    for item in context:
+        args += ["-c", item]
+    env = {**os.environ, "CDK_OUTDIR": str(workdir / "cdk.out"), "AWS_DEFAULT_REGION": "us-east-1",
+           "CDK_CONTEXT_JSON": json.dumps({**json.loads((ROOT / "cdk.json").read_text())["context"],
+                                           **dict(c.split("=", 1) for c in context)})}
+    subprocess.run([sys.executable, str(ROOT / "app.py")], cwd=workdir, env=env, check=True,
+                   capture_output=True, timeout=600)
+    stage = dict(c.split("=", 1) for c in context).get("stage", "dev")
+    template = json.loads((workdir / "cdk.out" / f"SmsSender-{stage}.template.json").read_text())
+    return Template.from_json(template)
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("synth")
+
+
+@pytest.fixture(scope="session")
+def template(synth_dir):
+    return synth(synth_dir, "stage=dev")
+
+
+def statements(template):
+    found = []
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        found += policy["Properties"]["PolicyDocument"]["Statement"]
+    return found
+
+
+def test_synth_leaves_no_chalice_out_behind(template, synth_dir):
+    assert not (synth_dir / "chalice.out").exists()
+    assert (synth_dir / "cdk.out" / "manifest.json").exists()
+
+
+def test_media_bucket_is_private_encrypted_ssl_only_and_expires(template):
+    template.has_resource_properties("AWS::S3::Bucket", {
+        "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
+                                           "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
+        "BucketEncryption": Match.object_like({"ServerSideEncryptionConfiguration": Match.any_value()}),
+        "LifecycleConfiguration": {"Rules": [Match.object_like({"ExpirationInDays": 30, "Status": "Enabled"})]},
+        "CorsConfiguration": {"CorsRules": [Match.object_like({"AllowedMethods": ["POST"]})]},
+    })
+    template.has_resource_properties("AWS::S3::BucketPolicy", {"PolicyDocument": {"Statement": Match.array_with([
+        Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})])}})
+
+
+def test_message_table_has_pitr_ttl_and_the_list_index(template):
+    template.has_resource_properties("AWS::DynamoDB::Table", {
+        "BillingMode": "PAY_PER_REQUEST",
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        "TimeToLiveSpecification": {"AttributeName": "expiresAt", "Enabled": True},
+        "GlobalSecondaryIndexes": Match.array_with([Match.object_like({"IndexName": "byCreatedAt"}),
+                                                    Match.object_like({"IndexName": "byProviderMessageId"})]),
+    })
+
+
+def test_batch_queue_is_encrypted_and_redrives_to_the_dlq(template):
+    template.has_resource_properties("AWS::SQS::Queue", {
+        "SqsManagedSseEnabled": True,
+        "RedrivePolicy": {"deadLetterTargetArn": Match.any_value(), "maxReceiveCount": 5},
+    })
+    queues = template.find_resources("AWS::SQS::Queue")
+    assert len(queues) == 2 and all(q["Properties"].get("SqsManagedSseEnabled") for q in queues.values())
+    ssl_policies = [p for p in template.find_resources("AWS::SQS::QueuePolicy").values()
+                    if any(s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+                           for s in p["Properties"]["PolicyDocument"]["Statement"])]
+    assert len(ssl_policies) == 2
+
+
+def test_publish_is_allowed_for_sms_but_denied_on_every_topic(template):
+    found = statements(template)
+    assert {"Action": "sns:Publish", "Effect": "Allow", "Resource": "*"} in found
+    assert {"Action": "sns:Publish", "Effect": "Deny", "Resource": "arn:aws:sns:*:*:*"} in found
+
+
+def test_no_sms_voice_permission_on_star(template):
+    for statement in statements(template):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if any(a.startswith("sms-voice:") for a in actions):
+            assert statement["Resource"] != "*"
+    assert not [s for s in statements(template) if s["Action"] == "*" or s.get("Resource") == "*"
+                and s["Action"] != "sns:Publish"]
+
+
+def test_the_function_runs_as_the_cdk_role_with_its_settings(template):
+    functions = template.find_resources("AWS::Serverless::Function")
+    assert len(functions) == 1
+    (function,) = functions.values()
+    props = function["Properties"]
+    assert "Fn::GetAtt" in json.dumps(props["Role"])
+    env = props["Environment"]["Variables"]
+    assert env["SMS_PROVIDER"] == "sns" and env["ALLOWED_COUNTRIES"] == "US,CA"
+    assert set(env) >= {"MEDIA_BUCKET", "MESSAGES_TABLE", "IDEMPOTENCY_TABLE", "BATCH_QUEUE_URL"}
+    assert "ORIGINATION_IDENTITY" not in env  # MMS off on dev: the app answers 503 MmsNotConfigured
+    assert props["Tracing"] == "Active"
+
+
+def test_sms_voice_grants_name_only_the_identity_and_configuration_set():
+    import aws_cdk as cdk
+    from infra.stack import SenderApi
+
+    stack = cdk.Stack(cdk.App(), "S", env=cdk.Environment(account="111122223333", region="us-east-1"))
+    config = StageConfig.from_dict("prod", {"originationIdentity": "phone-abc", "configurationSetName": "cs"})
+    arns = [stack.resolve(arn) for arn in SenderApi.sms_voice_resources(config, stack)]
+    assert [a["Fn::Join"][1][-1] if isinstance(a, dict) else a for a in arns] == [
+        ":sms-voice:us-east-1:111122223333:phone-number/phone-abc",
+        ":sms-voice:us-east-1:111122223333:configuration-set/cs",
+    ]
+
+
+@pytest.mark.parametrize("raw, complaint", [
+    ({"smsProvider": "carrier"}, "smsProvider"),
+    ({"allowedCountries": "US"}, "allowedCountries"),
+    ({"senderId": "WAY-TOO-LONG-ID"}, "senderId"),
+    ({"apiRateLimit": 0}, "api_rate_limit"),
+    ({"maxMps": -1}, "maxMps"),
+    ({"colour": "blue"}, "unknown setting"),
+    ({"smsProvider": "sms-voice"}, "originationIdentity"),
+])
+def test_wrong_stage_settings_fail_with_a_clear_message(raw, complaint):
+    with pytest.raises(StageConfigError, match=complaint):
+        StageConfig.from_dict("dev", raw)
+
+
+def test_every_setting_has_a_safe_default():
+    config = StageConfig.from_dict("dev", {})
+    assert (config.sms_provider, config.origination_identity, config.allowed_countries) == ("sns", None, ())
+    assert config.prefix == "sms-sender-dev"
