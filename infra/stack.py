@@ -45,15 +45,7 @@ class MessageStore(Construct):
     def __init__(self, scope: Construct, id: str, *, config: StageConfig) -> None:
         super().__init__(scope, id)
         string = dynamodb.AttributeType.STRING
-        self.messages = dynamodb.Table(
-            self, "Messages",
-            partition_key=dynamodb.Attribute(name=schema.MESSAGES_KEY, type=string),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True),
-            time_to_live_attribute=schema.MESSAGES_TTL,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
+        self.messages = self._table("Messages", schema.MESSAGES_KEY, schema.MESSAGES_TTL, RemovalPolicy.RETAIN)
         self.messages.add_global_secondary_index(
             index_name=schema.MESSAGES_LIST_INDEX,
             partition_key=dynamodb.Attribute(name=schema.MESSAGES_LIST_PARTITION, type=string),
@@ -63,14 +55,19 @@ class MessageStore(Construct):
             index_name=schema.MESSAGES_PROVIDER_INDEX,
             partition_key=dynamodb.Attribute(name=schema.MESSAGES_PROVIDER_KEY, type=string),
         )
-        self.idempotency = dynamodb.Table(
-            self, "Idempotency",
-            partition_key=dynamodb.Attribute(name=schema.IDEMPOTENCY_KEY, type=string),
+        self.idempotency = self._table("Idempotency", schema.IDEMPOTENCY_KEY, schema.IDEMPOTENCY_TTL,
+                                       RemovalPolicy.DESTROY)
+
+    def _table(self, id: str, key: str, ttl: str, removal: RemovalPolicy) -> dynamodb.Table:
+        """On demand, point-in-time recovery, TTL."""
+        return dynamodb.Table(
+            self, id,
+            partition_key=dynamodb.Attribute(name=key, type=dynamodb.AttributeType.STRING),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True),
-            time_to_live_attribute=schema.IDEMPOTENCY_TTL,
-            removal_policy=RemovalPolicy.DESTROY,
+            time_to_live_attribute=ttl,
+            removal_policy=removal,
         )
 
 
