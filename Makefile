@@ -7,9 +7,17 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt app/requirements.txt |
 
 STAGE  ?= dev
 
-.PHONY: setup dev test bench synth clean
+NODE   := node_modules/.installed
+CDK    := CDK_DISABLE_VERSION_CHECK=1 npx --no-install cdk --app "$(PY) app.py"
+
+.PHONY: setup dev test bench synth deploy destroy clean
 
 setup: $(STAMP)
+
+# The CDK CLI pinned in package.json (the npm 'latest' tag refuses this assembly).
+$(NODE): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
 
 $(STAMP): requirements.txt app/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,16 +28,22 @@ $(STAMP): requirements.txt app/requirements.txt
 dev: setup
 	$(PY) -m devstack
 
-test: setup
+test: setup $(NODE)
 	$(PY) -m pytest
 
 bench: setup
 	$(PY) -m bench
 
-# Writes the cloud assembly to cdk.out/ with no AWS credentials (the pinned CDK CLI and
-# `make deploy` are not in place yet: see README, Status).
-synth: setup
-	CDK_OUTDIR=cdk.out AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(PY) app.py -c stage=$(STAGE)
+# Writes the cloud assembly to cdk.out/ with no AWS credentials.
+synth: setup $(NODE)
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(CDK) synth -c stage=$(STAGE) --quiet
+
+# Needs AWS credentials for the target account and a bootstrapped environment (see README).
+deploy: setup $(NODE)
+	$(CDK) deploy -c stage=$(STAGE) --require-approval broadening
+
+destroy: setup $(NODE)
+	$(CDK) destroy -c stage=$(STAGE)
 
 clean:
-	rm -rf $(VENV) cdk.out chalice.out .pytest_cache
+	rm -rf $(VENV) node_modules cdk.out chalice.out .pytest_cache

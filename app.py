@@ -2,30 +2,27 @@
 """CDK entry point (cdk.json: "app": "python3 app.py"). Choose a stage with ``-c stage=NAME``."""
 import os
 import shutil
-import sys
 
-import aws_cdk as cdk
+# The machine's Node.js works with jsii; its end-of-life banner is noise on every synth.
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
-from infra.config import StageConfig
-from infra.stack import SenderStack
+import aws_cdk as cdk  # noqa: E402
+
+from infra.config import StageConfig  # noqa: E402
+from infra.stack import SenderStack  # noqa: E402
 
 
 def build(app: cdk.App) -> SenderStack:
     config = StageConfig.from_context(app.node)
     return SenderStack(app, f"SmsSender-{config.stage}", config=config, env=cdk.Environment(
-        account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")))
+        account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
+        # A concrete region: the media bucket must sit in the origination identity's region.
+        region=os.environ.get("CDK_DEFAULT_REGION") or os.environ["AWS_DEFAULT_REGION"]))
 
 
 def main() -> None:
-    # `python app.py -c stage=prod` works without the CDK CLI, as `make synth` uses it.
-    args = sys.argv[1:]
-    context = {}
-    while len(args) >= 2 and args[0] in ("-c", "--context"):
-        key, _, value = args[1].partition("=")
-        context[key] = value
-        args = args[2:]
     os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("CDK_DEFAULT_REGION", "us-east-1"))
-    app = cdk.App(context=context or None)
+    app = cdk.App()
     build(app)
     try:
         app.synth()

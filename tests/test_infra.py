@@ -38,6 +38,14 @@ def template(synth_dir):
     return synth(synth_dir, "stage=dev")
 
 
+def without_cli_metadata(template: dict) -> dict:
+    """The CLI adds construct paths and a CDKMetadata resource; everything else must be identical."""
+    resources = {name: {k: v for k, v in resource.items() if k != "Metadata"}
+                 for name, resource in template["Resources"].items() if resource["Type"] != "AWS::CDK::Metadata"}
+    conditions = {k: v for k, v in template.get("Conditions", {}).items() if k != "CDKMetadataAvailable"}
+    return {**template, "Resources": resources, "Conditions": conditions}
+
+
 def statements(template):
     found = []
     for policy in template.find_resources("AWS::IAM::Policy").values():
@@ -144,3 +152,18 @@ def test_every_setting_has_a_safe_default():
     config = StageConfig.from_dict("dev", {})
     assert (config.sms_provider, config.origination_identity, config.allowed_countries) == ("sns", None, ())
     assert config.prefix == "sms-sender-dev"
+
+
+def test_the_pinned_cdk_cli_accepts_the_assembly_and_synth_is_deterministic(template, tmp_path):
+    """`make test` installs the CLI pinned in package.json; a missing CLI fails here, it is not skipped."""
+    cli = ROOT / "node_modules" / ".bin" / "cdk"
+    assert cli.exists(), "run `npm ci` (make test does) to install the pinned CDK CLI"
+    result = subprocess.run(
+        [str(cli), "synth", "-c", "stage=dev", "--app", f"{sys.executable} {ROOT / 'app.py'}", "-o",
+         str(tmp_path / "cdk.out"), "--quiet"],
+        cwd=ROOT, env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "CDK_DISABLE_VERSION_CHECK": "1"},
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    again = json.loads((tmp_path / "cdk.out" / "SmsSender-dev.template.json").read_text())
+    assert without_cli_metadata(again) == without_cli_metadata(template.to_json())
+    assert not (ROOT / "chalice.out").exists()  # the CLI runs app.py in the repo, where cdk.json is
