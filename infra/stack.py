@@ -7,8 +7,10 @@ import os
 from pathlib import Path
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from chalice.cdk import Chalice
@@ -136,6 +138,36 @@ class SenderApi(Construct):
             "lambda_timeout": 30,
             "xray": True,
         })
+        self._protect_api(config)
+
+    def _protect_api(self, config: StageConfig) -> None:
+        """API key plus a usage plan carrying the stage's throttle; access logs, metrics and X-Ray
+        on the stage. Chalice's routes already require the key (``api_key_required``)."""
+        rest_api = self.chalice.sam_template.get_resource("RestAPI")
+        stage_id = "RestAPIapiStage"  # the stage the SAM transform creates for StageName "api"
+        self.access_logs = logs.LogGroup(self, "AccessLogs", retention=logs.RetentionDays.THREE_MONTHS,
+                                         removal_policy=RemovalPolicy.DESTROY)
+        rest_api.add_property_override("TracingEnabled", True)
+        rest_api.add_property_override("AccessLogSetting", {
+            "DestinationArn": self.access_logs.log_group_arn,
+            "Format": json.dumps({
+                "requestId": "$context.requestId", "ip": "$context.identity.sourceIp",
+                "method": "$context.httpMethod", "path": "$context.resourcePath", "status": "$context.status",
+                "latencyMs": "$context.responseLatency", "apiKeyId": "$context.identity.apiKeyId"}),
+        })
+        rest_api.add_property_override("MethodSettings", [{
+            "ResourcePath": "/*", "HttpMethod": "*", "MetricsEnabled": True, "LoggingLevel": "ERROR"}])
+        self.api_key = apigateway.CfnApiKey(self, "ApiKey", enabled=True,
+                                            description=f"sms-sender {config.stage} API key")
+        plan = apigateway.CfnUsagePlan(
+            self, "UsagePlan",
+            api_stages=[apigateway.CfnUsagePlan.ApiStageProperty(api_id=rest_api.ref, stage="api")],
+            throttle=apigateway.CfnUsagePlan.ThrottleSettingsProperty(
+                rate_limit=config.api_rate_limit, burst_limit=config.api_burst_limit),
+        )
+        plan.add_override("DependsOn", [stage_id])
+        apigateway.CfnUsagePlanKey(self, "UsagePlanKey", key_id=self.api_key.ref, key_type="API_KEY",
+                                   usage_plan_id=plan.ref)
 
     @staticmethod
     def sms_voice_resources(config: StageConfig, stack: Stack) -> list[str]:
@@ -162,3 +194,5 @@ class SenderStack(Stack):
         CfnOutput(self, "MessagesTableName", value=store.messages.table_name)
         CfnOutput(self, "BatchQueueUrl", value=batch.queue.queue_url)
         CfnOutput(self, "ApiUrl", value=api.chalice.sam_template.get_output("EndpointURL").value)
+        CfnOutput(self, "ApiKeyId", value=api.api_key.ref,
+                  description="aws apigateway get-api-key --include-value --api-key <id> shows the value")

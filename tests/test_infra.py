@@ -167,3 +167,46 @@ def test_the_pinned_cdk_cli_accepts_the_assembly_and_synth_is_deterministic(temp
     again = json.loads((tmp_path / "cdk.out" / "SmsSender-dev.template.json").read_text())
     assert without_cli_metadata(again) == without_cli_metadata(template.to_json())
     assert not (ROOT / "chalice.out").exists()  # the CLI runs app.py in the repo, where cdk.json is
+
+
+@pytest.fixture(scope="session")
+def expanded(template):
+    """The template after the SAM transform, expanded locally with aws-sam-translator."""
+    from samtranslator.translator.transform import transform
+
+    class NoManagedPolicies:
+        def load(self):
+            return {}
+
+    old = os.environ.get("AWS_DEFAULT_REGION")
+    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+    try:
+        return transform(template.to_json(), {}, NoManagedPolicies())
+    finally:
+        if old is None:
+            os.environ.pop("AWS_DEFAULT_REGION")
+        else:
+            os.environ["AWS_DEFAULT_REGION"] = old
+
+
+def test_the_api_needs_a_key_and_its_usage_plan_applies_the_stage_throttle(template, expanded):
+    template.has_resource_properties("AWS::ApiGateway::UsagePlan", {
+        "Throttle": {"RateLimit": 10, "BurstLimit": 20}})
+    template.has_resource_properties("AWS::ApiGateway::UsagePlanKey", {"KeyType": "API_KEY"})
+    (plan,) = template.find_resources("AWS::ApiGateway::UsagePlan").values()
+    # The plan waits for the stage that the SAM transform creates.
+    (stage_id,) = plan["DependsOn"]
+    assert expanded["Resources"][stage_id]["Type"] == "AWS::ApiGateway::Stage"
+    swagger = expanded["Resources"]["RestAPI"]["Properties"]["Body"]
+    assert swagger["paths"]["/sms"]["post"]["security"] == [{"api_key": []}]
+    assert "security" not in swagger["paths"]["/health"]["get"]
+    outputs = template.to_json()["Outputs"]
+    assert {"ApiUrl", "ApiKeyId", "MediaBucketName", "MessagesTableName", "BatchQueueUrl"} <= set(outputs)
+
+
+def test_the_stage_has_access_logs_metrics_and_xray(expanded):
+    (stage,) = [r for r in expanded["Resources"].values() if r["Type"] == "AWS::ApiGateway::Stage"]
+    props = stage["Properties"]
+    assert props["TracingEnabled"] is True
+    assert "$context.requestId" in props["AccessLogSetting"]["Format"]
+    assert props["MethodSettings"][0]["MetricsEnabled"] is True
