@@ -8,11 +8,16 @@ from pathlib import Path
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import custom_resources as cr
 from chalice.cdk import Chalice
 from constructs import Construct
 
@@ -89,6 +94,43 @@ class BatchQueue(Construct):
             dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=self.MAX_RECEIVES, queue=self.dead_letters))
 
 
+class DeliveryLogging(Construct):
+    """SNS SMS delivery-status logs: the two log groups (made here, with retention, so that
+    subscription filters can attach at deploy time), a role SNS assumes to write only to them, and
+    the account's SMS attributes set through ``SetSMSAttributes``. Those attributes cover the whole
+    account and region, so deleting the stack leaves them as they are."""
+
+    def __init__(self, scope: Construct, id: str, *, config: StageConfig) -> None:
+        super().__init__(scope, id)
+        stack = Stack.of(self)
+        base = f"sns/{stack.region}/{stack.account}/DirectPublishToPhoneNumber"
+        self.success = logs.LogGroup(self, "Success", log_group_name=base,
+                                     retention=logs.RetentionDays.THREE_MONTHS, removal_policy=RemovalPolicy.RETAIN)
+        self.failure = logs.LogGroup(self, "Failure", log_group_name=f"{base}/Failure",
+                                     retention=logs.RetentionDays.THREE_MONTHS, removal_policy=RemovalPolicy.RETAIN)
+        self.role = iam.Role(self, "SnsDeliveryStatusRole", assumed_by=iam.ServicePrincipal("sns.amazonaws.com"))
+        self.role.add_to_policy(iam.PolicyStatement(
+            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[self.success.log_group_arn, self.failure.log_group_arn]))
+        attributes = {
+            "DeliveryStatusIAMRole": self.role.role_arn,
+            "DeliveryStatusSuccessSamplingRate": "100",  # every delivery, so every message gets a final status
+            "DefaultSMSType": config.default_sms_type.capitalize(),
+        }
+        if config.monthly_spend_limit_usd:
+            attributes["MonthlySpendLimit"] = str(config.monthly_spend_limit_usd)
+        call = cr.AwsSdkCall(service="SNS", action="setSMSAttributes", parameters={"attributes": attributes},
+                             physical_resource_id=cr.PhysicalResourceId.of(f"{config.prefix}-sms-attributes"))
+        self.sms_attributes = cr.AwsCustomResource(
+            self, "SmsAttributes", on_create=call, on_update=call,  # no on_delete: leave the account alone
+            policy=cr.AwsCustomResourcePolicy.from_statements([
+                iam.PolicyStatement(actions=["sns:SetSMSAttributes"], resources=["*"]),
+                iam.PolicyStatement(actions=["iam:PassRole"], resources=[self.role.role_arn]),
+            ]),
+            install_latest_aws_sdk=False,
+        )
+
+
 class SenderApi(Construct):
     """The Chalice app, with a role CDK owns and grants only what the API uses."""
 
@@ -147,6 +189,7 @@ class SenderApi(Construct):
         stage_id = "RestAPIapiStage"  # the stage the SAM transform creates for StageName "api"
         self.access_logs = logs.LogGroup(self, "AccessLogs", retention=logs.RetentionDays.THREE_MONTHS,
                                          removal_policy=RemovalPolicy.DESTROY)
+        rest_api.add_property_override("Name", f"{config.prefix}-api")
         rest_api.add_property_override("TracingEnabled", True)
         rest_api.add_property_override("AccessLogSetting", {
             "DestinationArn": self.access_logs.log_group_arn,
@@ -183,6 +226,63 @@ class SenderApi(Construct):
         return arns
 
 
+class Monitoring(Construct):
+    """Alarms, all to one topic (with an email subscription when alarmEmail is set), and a dashboard."""
+
+    def __init__(self, scope: Construct, id: str, *, config: StageConfig, api: "SenderApi",
+                 batch: BatchQueue) -> None:
+        super().__init__(scope, id)
+        self.topic = sns.Topic(self, "Alarms", enforce_ssl=True)
+        if config.alarm_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+        five = Duration.minutes(5)
+        failed = cloudwatch.Metric(namespace="AWS/SNS", metric_name="NumberOfNotificationsFailed",
+                                   statistic="Sum", period=five)
+        delivered = cloudwatch.Metric(namespace="AWS/SNS", metric_name="NumberOfNotificationsDelivered",
+                                      statistic="Sum", period=five)
+        spend = cloudwatch.Metric(namespace="AWS/SNS", metric_name="SMSMonthToDateSpentUSD",
+                                  statistic="Maximum", period=five)
+        api_dims = {"ApiName": f"{config.prefix}-api", "Stage": "api"}
+        server_errors = cloudwatch.Metric(namespace="AWS/ApiGateway", metric_name="5XXError",
+                                          dimensions_map=api_dims, statistic="Sum", period=five)
+        latency = cloudwatch.Metric(namespace="AWS/ApiGateway", metric_name="Latency",
+                                    dimensions_map=api_dims, statistic="p99", period=five)
+        sends = cloudwatch.Metric(namespace="AWS/ApiGateway", metric_name="Count",
+                                  dimensions_map=api_dims, statistic="Sum", period=five)
+        function = api.chalice.get_function("APIHandler")
+        greater = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+        alarms = {
+            "SmsDeliveryFailures": (failed, 5, "5 or more SMS failed delivery in 5 minutes"),
+            "ApiErrors": (function.metric_errors(period=five), 1, "the API function raised errors"),
+            "ApiThrottles": (function.metric_throttles(period=five), 1, "the API function was throttled"),
+            "Api5xx": (server_errors, 5, "API Gateway answered 5XX 5 or more times in 5 minutes"),
+            "DeadLetters": (batch.dead_letters.metric_approximate_number_of_messages_visible(period=five), 1,
+                            "batch messages gave up and sit in the dead-letter queue"),
+            "BatchQueueAge": (batch.queue.metric_approximate_age_of_oldest_message(period=five), 900,
+                              "the oldest batch message has waited 15 minutes or more"),
+        }
+        if config.monthly_spend_limit_usd:
+            alarms["SpendAt80Percent"] = (spend, round(config.monthly_spend_limit_usd * 0.8, 2),
+                                          "month-to-date SMS spend reached 80% of monthlySpendLimitUsd")
+        self.alarms = {}
+        for name, (metric, threshold, description) in alarms.items():
+            alarm = cloudwatch.Alarm(self, name, metric=metric, threshold=threshold, evaluation_periods=1,
+                                     comparison_operator=greater, alarm_description=description,
+                                     treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING)
+            alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+            self.alarms[name] = alarm
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{config.prefix}")
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="Sends (API requests)", left=[sends]),
+            cloudwatch.GraphWidget(title="SMS deliveries and failures", left=[delivered, failed]),
+            cloudwatch.GraphWidget(title="Month-to-date SMS spend (USD)", left=[spend]),
+            cloudwatch.GraphWidget(title="API latency p99 (ms)", left=[latency]),
+            cloudwatch.GraphWidget(title="Batch queue depth", left=[
+                batch.queue.metric_approximate_number_of_messages_visible(period=five),
+                batch.dead_letters.metric_approximate_number_of_messages_visible(period=five)]),
+        )
+
+
 class SenderStack(Stack):
     def __init__(self, scope: Construct, id: str, *, config: StageConfig, **kwargs) -> None:
         super().__init__(scope, id, **kwargs)
@@ -190,9 +290,13 @@ class SenderStack(Stack):
         store = MessageStore(self, "Store", config=config)
         batch = BatchQueue(self, "Batch", config=config)
         api = SenderApi(self, "Api", config=config, media=media, store=store, batch=batch)
+        DeliveryLogging(self, "DeliveryLogging", config=config)
+        monitoring = Monitoring(self, "Monitoring", config=config, api=api, batch=batch)
         CfnOutput(self, "MediaBucketName", value=media.bucket.bucket_name)
         CfnOutput(self, "MessagesTableName", value=store.messages.table_name)
         CfnOutput(self, "BatchQueueUrl", value=batch.queue.queue_url)
         CfnOutput(self, "ApiUrl", value=api.chalice.sam_template.get_output("EndpointURL").value)
         CfnOutput(self, "ApiKeyId", value=api.api_key.ref,
                   description="aws apigateway get-api-key --include-value --api-key <id> shows the value")
+        CfnOutput(self, "DashboardUrl", value=f"https://console.aws.amazon.com/cloudwatch/home?region={self.region}"
+                                              f"#dashboards:name={monitoring.dashboard.dashboard_name}")

@@ -104,8 +104,10 @@ def test_no_sms_voice_permission_on_star(template):
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         if any(a.startswith("sms-voice:") for a in actions):
             assert statement["Resource"] != "*"
+    # Only actions with no resource-level permissions may name "*".
+    star_only = {"sns:Publish", "sns:SetSMSAttributes"}
     assert not [s for s in statements(template) if s["Action"] == "*" or s.get("Resource") == "*"
-                and s["Action"] != "sns:Publish"]
+                and s["Action"] not in star_only]
 
 
 def test_the_function_runs_as_the_cdk_role_with_its_settings(template):
@@ -210,3 +212,64 @@ def test_the_stage_has_access_logs_metrics_and_xray(expanded):
     assert props["TracingEnabled"] is True
     assert "$context.requestId" in props["AccessLogSetting"]["Format"]
     assert props["MethodSettings"][0]["MetricsEnabled"] is True
+
+
+@pytest.fixture(scope="session")
+def prod_template(tmp_path_factory):
+    return synth(tmp_path_factory.mktemp("synth-prod"), "stage=prod")
+
+
+def test_sns_delivery_status_log_groups_exist_with_retention(template):
+    groups = [g["Properties"] for g in template.find_resources("AWS::Logs::LogGroup").values()]
+    names = [json.dumps(g.get("LogGroupName")) for g in groups]
+    assert any("DirectPublishToPhoneNumber\"" in n for n in names)
+    assert any("DirectPublishToPhoneNumber/Failure" in n for n in names)
+    assert all(g.get("RetentionInDays") for g in groups)
+
+
+def test_sms_attributes_are_set_with_pass_role_and_left_alone_on_delete(template, prod_template):
+    (resource,) = prod_template.find_resources("Custom::AWS").values()
+    create = json.dumps(resource["Properties"]["Create"])
+    for attribute in ("DeliveryStatusIAMRole", "DeliveryStatusSuccessSamplingRate", "DefaultSMSType",
+                      "MonthlySpendLimit", "setSMSAttributes"):
+        assert attribute in create
+    assert "100" in create  # monthlySpendLimitUsd of the prod stage
+    assert "Delete" not in resource["Properties"]
+    assert "MonthlySpendLimit" not in json.dumps(template.find_resources("Custom::AWS"))  # dev sets none
+    found = statements(prod_template)
+    assert any(s["Action"] == "iam:PassRole" and s["Resource"] != "*" for s in found)
+    assert any(s["Action"] == "sns:SetSMSAttributes" for s in found)
+
+
+def test_the_sns_logging_role_writes_only_to_its_two_groups(template):
+    roles = [r for r in template.find_resources("AWS::IAM::Role").values()
+             if "sns.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])]
+    assert len(roles) == 1
+    logging_statements = [s for s in statements(template) if s["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]]
+    assert len(logging_statements) == 1 and len(logging_statements[0]["Resource"]) == 2
+
+
+@pytest.mark.parametrize("metric, threshold", [
+    ("NumberOfNotificationsFailed", 5),
+    ("Errors", 1),
+    ("Throttles", 1),
+    ("5XXError", 5),
+    ("ApproximateNumberOfMessagesVisible", 1),
+    ("ApproximateAgeOfOldestMessage", 900),
+])
+def test_alarms_and_their_thresholds(template, metric, threshold):
+    template.has_resource_properties("AWS::CloudWatch::Alarm", {
+        "MetricName": metric, "Threshold": threshold,
+        "AlarmActions": [{"Ref": Match.string_like_regexp("MonitoringAlarms")}]})
+
+
+def test_spend_alarm_at_80_percent_of_the_limit_without_dimensions(prod_template, template):
+    prod_template.has_resource_properties("AWS::CloudWatch::Alarm", {
+        "MetricName": "SMSMonthToDateSpentUSD", "Threshold": 80, "Dimensions": Match.absent()})
+    assert not template.find_resources("AWS::CloudWatch::Alarm", {
+        "Properties": {"MetricName": "SMSMonthToDateSpentUSD"}})
+
+
+def test_dashboard_and_outputs(template):
+    template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
+    assert "DashboardUrl" in template.to_json()["Outputs"]
