@@ -14,6 +14,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_smsvoice as smsvoice
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
@@ -131,11 +132,45 @@ class DeliveryLogging(Construct):
         )
 
 
+class EndUserMessaging(Construct):
+    """The End User Messaging configuration set: every text and media event to a CloudWatch Logs
+    group, and a protect configuration that blocks countries outside ``allowedCountries``."""
+
+    def __init__(self, scope: Construct, id: str, *, config: StageConfig) -> None:
+        super().__init__(scope, id)
+        self.configuration_set_name = config.configuration_set_name or f"{config.prefix}-config"
+        self.events = logs.LogGroup(self, "Events", retention=logs.RetentionDays.THREE_MONTHS,
+                                    removal_policy=RemovalPolicy.RETAIN)
+        role = iam.Role(self, "EventsRole", assumed_by=iam.ServicePrincipal("sms-voice.amazonaws.com"))
+        role.add_to_policy(iam.PolicyStatement(actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                                               resources=[self.events.log_group_arn]))
+        self.protect = None
+        if config.allowed_countries:
+            import phonenumbers
+
+            rules = [smsvoice.CfnProtectConfiguration.CountryRuleProperty(
+                country_code=code, protect_status="ALLOW" if code in config.allowed_countries else "BLOCK")
+                for code in sorted(phonenumbers.SUPPORTED_REGIONS | set(config.allowed_countries))]
+            self.protect = smsvoice.CfnProtectConfiguration(
+                self, "Protect", country_rule_set=smsvoice.CfnProtectConfiguration.CountryRuleSetProperty(
+                    sms=rules, mms=rules))
+        self.configuration_set = smsvoice.CfnConfigurationSet(
+            self, "ConfigurationSet",
+            configuration_set_name=self.configuration_set_name,
+            protect_configuration_id=self.protect.attr_protect_configuration_id if self.protect else None,
+            event_destinations=[smsvoice.CfnConfigurationSet.EventDestinationProperty(
+                enabled=True, event_destination_name="status-logs",
+                matching_event_types=["TEXT_ALL", "MEDIA_ALL"],
+                cloud_watch_logs_destination=smsvoice.CfnConfigurationSet.CloudWatchLogsDestinationProperty(
+                    iam_role_arn=role.role_arn, log_group_arn=self.events.log_group_arn))],
+        )
+
+
 class SenderApi(Construct):
     """The Chalice app, with a role CDK owns and grants only what the API uses."""
 
     def __init__(self, scope: Construct, id: str, *, config: StageConfig, media: MediaBucket,
-                 store: MessageStore, batch: BatchQueue) -> None:
+                 store: MessageStore, batch: BatchQueue, configuration_set_name: str | None = None) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
         self.role = iam.Role(self, "ApiRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
@@ -149,7 +184,7 @@ class SenderApi(Construct):
         self.role.add_to_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=["*"]))
         self.role.add_to_policy(iam.PolicyStatement(
             effect=iam.Effect.DENY, actions=["sns:Publish"], resources=["arn:aws:sns:*:*:*"]))
-        eum_resources = self.sms_voice_resources(config, stack)
+        eum_resources = self.sms_voice_resources(config, stack, configuration_set_name)
         if eum_resources:
             self.role.add_to_policy(iam.PolicyStatement(
                 actions=["sms-voice:SendTextMessage", "sms-voice:SendMediaMessage"], resources=eum_resources))
@@ -167,7 +202,7 @@ class SenderApi(Construct):
             "POWERTOOLS_SERVICE_NAME": "sms-sender",
         }
         for key, value in (("ORIGINATION_IDENTITY", config.origination_identity),
-                           ("CONFIGURATION_SET_NAME", config.configuration_set_name),
+                           ("CONFIGURATION_SET_NAME", configuration_set_name),
                            ("SENDER_ID", config.sender_id)):
             if value:
                 environment[key] = value
@@ -213,7 +248,7 @@ class SenderApi(Construct):
                                    usage_plan_id=plan.ref)
 
     @staticmethod
-    def sms_voice_resources(config: StageConfig, stack: Stack) -> list[str]:
+    def sms_voice_resources(config: StageConfig, stack: Stack, configuration_set_name: str | None) -> list[str]:
         """The identity and configuration-set ARNs sends may use: never ``*``."""
         prefix = f"arn:{stack.partition}:sms-voice:{stack.region}:{stack.account}"
         arns = []
@@ -221,8 +256,8 @@ class SenderApi(Construct):
         if identity:
             arns.append(identity if identity.startswith("arn:") else
                         f"{prefix}:{'pool' if identity.startswith('pool-') else 'phone-number'}/{identity}")
-        if config.configuration_set_name:
-            arns.append(f"{prefix}:configuration-set/{config.configuration_set_name}")
+        if configuration_set_name:
+            arns.append(f"{prefix}:configuration-set/{configuration_set_name}")
         return arns
 
 
@@ -289,7 +324,11 @@ class SenderStack(Stack):
         media = MediaBucket(self, "Media", config=config)
         store = MessageStore(self, "Store", config=config)
         batch = BatchQueue(self, "Batch", config=config)
-        api = SenderApi(self, "Api", config=config, media=media, store=store, batch=batch)
+        messaging = None
+        if config.origination_identity or config.sms_provider == "sms-voice":
+            messaging = EndUserMessaging(self, "Messaging", config=config)
+        api = SenderApi(self, "Api", config=config, media=media, store=store, batch=batch,
+                        configuration_set_name=messaging.configuration_set_name if messaging else None)
         DeliveryLogging(self, "DeliveryLogging", config=config)
         monitoring = Monitoring(self, "Monitoring", config=config, api=api, batch=batch)
         CfnOutput(self, "MediaBucketName", value=media.bucket.bucket_name)

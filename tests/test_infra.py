@@ -14,16 +14,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def synth(workdir: Path, *context: str) -> Template:
-    """Run ``python app.py`` as cdk would, in ``workdir``; return the stack's template."""
-    args = []
+    """Run ``python app.py`` as the CDK CLI would (cdk.json context plus ``key=value`` overrides,
+    JSON values allowed), in ``workdir``; return the stack's template."""
+    overrides = {}
     for item in context:
-        args += ["-c", item]
+        key, value = item.split("=", 1)
+        overrides[key] = json.loads(value) if value.startswith("{") else value
     env = {**os.environ, "CDK_OUTDIR": str(workdir / "cdk.out"), "AWS_DEFAULT_REGION": "us-east-1",
-           "CDK_CONTEXT_JSON": json.dumps({**json.loads((ROOT / "cdk.json").read_text())["context"],
-                                           **dict(c.split("=", 1) for c in context)})}
+           "CDK_CONTEXT_JSON": json.dumps({**json.loads((ROOT / "cdk.json").read_text())["context"], **overrides})}
     subprocess.run([sys.executable, str(ROOT / "app.py")], cwd=workdir, env=env, check=True,
                    capture_output=True, timeout=600)
-    stage = dict(c.split("=", 1) for c in context).get("stage", "dev")
+    stage = overrides.get("stage", "dev")
     template = json.loads((workdir / "cdk.out" / f"SmsSender-{stage}.template.json").read_text())
     return Template.from_json(template)
 
@@ -128,8 +129,8 @@ def test_sms_voice_grants_name_only_the_identity_and_configuration_set():
     from infra.stack import SenderApi
 
     stack = cdk.Stack(cdk.App(), "S", env=cdk.Environment(account="111122223333", region="us-east-1"))
-    config = StageConfig.from_dict("prod", {"originationIdentity": "phone-abc", "configurationSetName": "cs"})
-    arns = [stack.resolve(arn) for arn in SenderApi.sms_voice_resources(config, stack)]
+    config = StageConfig.from_dict("prod", {"originationIdentity": "phone-abc"})
+    arns = [stack.resolve(arn) for arn in SenderApi.sms_voice_resources(config, stack, "cs")]
     assert [a["Fn::Join"][1][-1] if isinstance(a, dict) else a for a in arns] == [
         ":sms-voice:us-east-1:111122223333:phone-number/phone-abc",
         ":sms-voice:us-east-1:111122223333:configuration-set/cs",
@@ -275,10 +276,54 @@ def test_dashboard_and_outputs(template):
     assert "DashboardUrl" in template.to_json()["Outputs"]
 
 
-def test_cfn_lint_is_clean(template, synth_dir):
+def test_cfn_lint_is_clean(template, prod_template, mms_template, tmp_path):
     """No errors; the one accepted warning (W3005) is a redundant DependsOn inside CDK's own
     AwsCustomResource provider, not something this stack writes."""
-    path = synth_dir / "cdk.out" / "SmsSender-dev.template.json"
-    result = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), "--ignore-checks", "W3005",
-                             "--", str(path)], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
+    for name, synthesized in (("dev", template), ("prod", prod_template), ("mms", mms_template)):
+        path = tmp_path / f"{name}.template.json"
+        path.write_text(json.dumps(synthesized.to_json()))
+        result = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), "--ignore-checks", "W3005",
+                                 "--", str(path)], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, name + ": " + result.stdout + result.stderr
+
+
+@pytest.fixture(scope="session")
+def mms_template(tmp_path_factory):
+    """A stage with an origination identity: MMS on, End User Messaging resources created."""
+    return synth(tmp_path_factory.mktemp("synth-mms"), "stage=dev", "stages=" + json.dumps({"dev": {
+        "originationIdentity": "arn:aws:sms-voice:us-east-1:111122223333:phone-number/phone-abc",
+        "allowedCountries": ["US", "CA"]}}))
+
+
+def test_no_end_user_messaging_resources_without_an_identity(template):
+    template.resource_count_is("AWS::SMSVOICE::ConfigurationSet", 0)
+
+
+def test_configuration_set_logs_every_text_and_media_event(mms_template):
+    mms_template.has_resource_properties("AWS::SMSVOICE::ConfigurationSet", {
+        "ConfigurationSetName": "sms-sender-dev-config",
+        "ProtectConfigurationId": Match.any_value(),
+        "EventDestinations": [Match.object_like({
+            "Enabled": True, "MatchingEventTypes": ["TEXT_ALL", "MEDIA_ALL"],
+            "CloudWatchLogsDestination": Match.object_like({"LogGroupArn": Match.any_value()})})],
+    })
+
+
+def test_protect_configuration_blocks_every_country_but_the_allowed(mms_template):
+    (protect,) = mms_template.find_resources("AWS::SMSVOICE::ProtectConfiguration").values()
+    rules = protect["Properties"]["CountryRuleSet"]["SMS"]
+    allowed = {r["CountryCode"] for r in rules if r["ProtectStatus"] == "ALLOW"}
+    assert allowed == {"US", "CA"}
+    assert {"GB", "FR", "IN"} <= {r["CountryCode"] for r in rules if r["ProtectStatus"] == "BLOCK"}
+    assert protect["Properties"]["CountryRuleSet"]["MMS"] == rules
+
+
+def test_sms_voice_sends_are_granted_on_the_identity_and_configuration_set_only(mms_template):
+    grants = [s for s in statements(mms_template)
+              if s["Action"] == ["sms-voice:SendTextMessage", "sms-voice:SendMediaMessage"]]
+    assert len(grants) == 1
+    resources = json.dumps(grants[0]["Resource"])
+    assert "phone-number/phone-abc" in resources and "configuration-set/sms-sender-dev-config" in resources
+    (function,) = mms_template.find_resources("AWS::Serverless::Function").values()
+    env = function["Properties"]["Environment"]["Variables"]
+    assert env["CONFIGURATION_SET_NAME"] == "sms-sender-dev-config" and env["ORIGINATION_IDENTITY"]
