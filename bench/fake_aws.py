@@ -4,7 +4,6 @@ is not counted against the sender."""
 from __future__ import annotations
 
 import socket
-import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 UPDATE = (b'{"Attributes":{"id":{"S":"m-1"},"channel":{"S":"sms"},"to":{"S":"+14255550123"},'
@@ -44,7 +43,6 @@ if __name__ == "__main__":
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     print(server.server_port, flush=True)
-    server.timeout = 1
     # Bounded: the benchmark terminates it; failing that, it stops itself after 10 minutes.
     import threading
 

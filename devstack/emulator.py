@@ -95,7 +95,7 @@ class Emulator:
             return self._json(environ, start_response, status, body)
         if method == "POST" and "HTTP_AUTHORIZATION" not in environ and \
                 environ.get("CONTENT_TYPE", "").startswith("multipart/form-data"):
-            return self._s3_post_upload(environ, start_response, raw)
+            return self._s3_post_upload(environ, start_response)
         if method == "OPTIONS" and "HTTP_ORIGIN" in environ:
             return self._cors_preflight(environ, start_response)
         form = parse_qs(raw.decode("utf-8", "replace")) if raw and b"Action=" in raw[:200] else {}
@@ -159,7 +159,7 @@ class Emulator:
                    "Access-Control-Allow-Headers": "*"}
         return Response("", status=200, headers=headers)(environ, start_response)
 
-    def _s3_post_upload(self, environ, start_response, raw):
+    def _s3_post_upload(self, environ, start_response):
         request = Request(environ)
         bucket = request.path.strip("/").split("/")[0]
         fields = {k: v for k, v in request.form.items()}

@@ -3,7 +3,6 @@ least-privilege role for the API function."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack

@@ -61,7 +61,7 @@ def test_national_number_with_country(client):
     assert response.status_code == 202 and body_of(response)["to"] == TO
 
 
-def test_sms_voice_provider_uses_send_text_message(client, sms_voice, aws_env):
+def test_sms_voice_provider_uses_send_text_message(client, aws_env):
     aws_env(SMS_PROVIDER="sms-voice")
     from chalicelib import aws
     from botocore.stub import Stubber
