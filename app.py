@@ -8,6 +8,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 import aws_cdk as cdk  # noqa: E402
 
+from infra import nag  # noqa: E402
 from infra.config import StageConfig  # noqa: E402
 from infra.stack import SenderStack  # noqa: E402
 
@@ -24,6 +25,7 @@ def main() -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("CDK_DEFAULT_REGION", "us-east-1"))
     app = cdk.App()
     build(app)
+    nag.add_checks(app)  # an unacknowledged cdk-nag finding fails the synth
     try:
         app.synth()
     finally:

@@ -27,6 +27,10 @@ class StageConfig:
     api_rate_limit: int = 10
     api_burst_limit: int = 20
     max_mps: float = 1.0
+    # This stage sets the settings that are one per account and region: the SNS SMS attributes and
+    # delivery-status log groups, and API Gateway's CloudWatch Logs role. With two stages in one
+    # account and region, exactly one of them keeps this true (and is deployed first).
+    account_settings: bool = True
 
     KEYS = {  # cdk.json key -> attribute
         "smsProvider": "sms_provider", "originationIdentity": "origination_identity",
@@ -34,7 +38,7 @@ class StageConfig:
         "senderId": "sender_id", "allowedCountries": "allowed_countries",
         "monthlySpendLimitUsd": "monthly_spend_limit_usd", "alarmEmail": "alarm_email",
         "mediaRetentionDays": "media_retention_days", "apiRateLimit": "api_rate_limit",
-        "apiBurstLimit": "api_burst_limit", "maxMps": "max_mps",
+        "apiBurstLimit": "api_burst_limit", "maxMps": "max_mps", "accountSettings": "account_settings",
     }
 
     @property
@@ -87,5 +91,7 @@ class StageConfig:
             fail("monthlySpendLimitUsd must be a whole number of dollars")
         if not isinstance(self.max_mps, (int, float)) or self.max_mps <= 0:
             fail("maxMps must be a positive number")
+        if not isinstance(self.account_settings, bool):
+            fail("accountSettings must be true or false")
         if self.alarm_email is not None and "@" not in self.alarm_email:
             fail("alarmEmail must be an email address")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import Acknowledgment, CfnOutput, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -24,6 +24,7 @@ from constructs import Construct
 from devstack import appload  # noqa: F401  (the one place that puts app/ on the path)
 from chalicelib import schema  # noqa: E402  (table keys shared with the app and the local stack)
 
+from . import nag
 from .config import StageConfig
 
 APP_DIR = Path(__file__).resolve().parent.parent / "app"
@@ -44,6 +45,9 @@ class MediaBucket(Construct):
             cors=[s3.CorsRule(allowed_methods=[s3.HttpMethods.POST], allowed_origins=["*"], allowed_headers=["*"])],
             removal_policy=RemovalPolicy.RETAIN,
         )
+        nag.acknowledge(self.bucket.node.default_child, "AwsSolutions-S1",
+                        "Objects are short-lived MMS media under random keys, written only through presigned "
+                        "POSTs the API issues and records; CloudTrail data events audit access when needed.")
 
 
 class MessageStore(Construct):
@@ -97,18 +101,27 @@ class BatchQueue(Construct):
 class DeliveryLogging(Construct):
     """SNS SMS delivery-status logs: the two log groups (made here, with retention, so that
     subscription filters can attach at deploy time), a role SNS assumes to write only to them, and
-    the account's SMS attributes set through ``SetSMSAttributes``. Those attributes cover the whole
-    account and region, so deleting the stack leaves them as they are."""
+    the account's SMS attributes set through ``SetSMSAttributes``. Those attributes and the log-group
+    names are one per account and region: only the stage with ``accountSettings`` makes them, and
+    deleting it leaves the attributes as they are. Other stages use the groups by name."""
+
+    # The name the custom resource's singleton Lambda gets in every stack (aws-cdk-lib constant).
+    CUSTOM_RESOURCE_PROVIDER = "AWS679f53fac002430cb0da5b7982bd2287"
 
     def __init__(self, scope: Construct, id: str, *, config: StageConfig) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
         base = f"sns/{stack.region}/{stack.account}/DirectPublishToPhoneNumber"
+        if not config.account_settings:
+            self.success = logs.LogGroup.from_log_group_name(self, "Success", base)
+            self.failure = logs.LogGroup.from_log_group_name(self, "Failure", f"{base}/Failure")
+            return
         self.success = logs.LogGroup(self, "Success", log_group_name=base,
                                      retention=logs.RetentionDays.THREE_MONTHS, removal_policy=RemovalPolicy.RETAIN)
         self.failure = logs.LogGroup(self, "Failure", log_group_name=f"{base}/Failure",
                                      retention=logs.RetentionDays.THREE_MONTHS, removal_policy=RemovalPolicy.RETAIN)
         self.role = iam.Role(self, "SnsDeliveryStatusRole", assumed_by=iam.ServicePrincipal("sns.amazonaws.com"))
+        self.role.apply_removal_policy(RemovalPolicy.RETAIN)  # the account keeps pointing at it after a delete
         self.role.add_to_policy(iam.PolicyStatement(
             actions=["logs:CreateLogStream", "logs:PutLogEvents"],
             resources=[self.success.log_group_arn, self.failure.log_group_arn]))
@@ -129,6 +142,12 @@ class DeliveryLogging(Construct):
             ]),
             install_latest_aws_sdk=False,
         )
+        nag.acknowledge(self.sms_attributes, "AwsSolutions-IAM5[Resource::*]",
+                        "sns:SetSMSAttributes has no resource-level permissions; PassRole is scoped to the role.")
+        provider = stack.node.find_child(self.CUSTOM_RESOURCE_PROVIDER)
+        nag.acknowledge(provider, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                                  "AWSLambdaBasicExecutionRole]",
+                        "aws-cdk-lib's AwsCustomResource provider; the managed policy only lets it write its logs.")
 
 
 class EndUserMessaging(Construct):
@@ -166,27 +185,51 @@ class EndUserMessaging(Construct):
 
 
 class SenderApi(Construct):
-    """The Chalice app, with a role CDK owns and grants only what the API uses."""
+    """The Chalice app. Each function runs as a role CDK owns, granted only what that function uses,
+    and logs to a log group CDK owns (with retention), the only group its role may write to."""
+
+    API = "api_handler"  # Chalice's name for the REST API function
+    LOGICAL_IDS = {API: "APIHandler"}
 
     def __init__(self, scope: Construct, id: str, *, config: StageConfig, media: MediaBucket,
                  store: MessageStore, batch: BatchQueue, configuration_set_name: str | None = None) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
-        self.role = iam.Role(self, "ApiRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
-        self.role.add_managed_policy(
-            iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaBasicExecutionRole"))
-        media.bucket.grant_read_write(self.role)
-        store.messages.grant_read_write_data(self.role)
-        store.idempotency.grant_read_write_data(self.role)
-        batch.queue.grant_send_messages(self.role)
+        self.log_groups: dict[str, logs.LogGroup] = {}
+        api = self.role = self._function_role(self.API, "ApiRole", wildcard_reason=(
+            "SMS to phone numbers needs sns:Publish on *, and an explicit Deny keeps every topic out of "
+            "reach; X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level permissions."))
         # SMS to phone numbers needs sns:Publish on "*"; the Deny keeps every topic out of reach.
-        self.role.add_to_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=["*"]))
-        self.role.add_to_policy(iam.PolicyStatement(
+        api.add_to_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=["*"]))
+        api.add_to_policy(iam.PolicyStatement(
             effect=iam.Effect.DENY, actions=["sns:Publish"], resources=["arn:aws:sns:*:*:*"]))
         eum_resources = self.sms_voice_resources(config, stack, configuration_set_name)
         if eum_resources:
-            self.role.add_to_policy(iam.PolicyStatement(
+            api.add_to_policy(iam.PolicyStatement(
                 actions=["sms-voice:SendTextMessage", "sms-voice:SendMediaMessage"], resources=eum_resources))
+        # Media: HeadObject (and SendMediaMessage, which reads with the caller's rights) on any object of
+        # the bucket, ListBucket so a missing object is a 404 rather than a 403, and the presigned POST
+        # signs with this role, so PutObject under the upload prefix only.
+        bucket = media.bucket
+        api.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects("*")]))
+        api.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"],
+                                              resources=[bucket.arn_for_objects(f"{schema.MEDIA_PREFIX}*")]))
+        api.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn]))
+        bucket_id = stack.get_logical_id(bucket.node.default_child)
+        api_policy = api.node.find_child("DefaultPolicy")
+        nag.acknowledge(api_policy, f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/*]",
+                        "MMS sends read the object named by mediaUrl, which may be any key in this one bucket.")
+        nag.acknowledge(api_policy, f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{schema.MEDIA_PREFIX}*]",
+                        "Presigned POST uploads go to random keys under the upload prefix of this one bucket.")
+        messages = store.messages.table_arn
+        api.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources=[messages]))
+        api.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:Query"], resources=[f"{messages}/index/{schema.MESSAGES_LIST_INDEX}"]))
+        api.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+            resources=[store.idempotency.table_arn]))
+        api.add_to_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[batch.queue.queue_arn]))
 
         environment = {
             "STAGE": config.stage,
@@ -214,7 +257,35 @@ class SenderApi(Construct):
             "lambda_timeout": 30,
             "xray": True,
         })
+        for name, log_group in self.log_groups.items():
+            function = self.chalice.get_resource(self.LOGICAL_IDS[name])
+            function.add_property_override("LoggingConfig", {"LogGroup": log_group.log_group_name,
+                                                             "LogFormat": "Text"})
+            # cdk-nag sees these only after the SAM transform (checked in the tests); the
+            # acknowledgments travel in the AWS::Serverless resource's Metadata.
+            nag.acknowledge(function, "AwsSolutions-L1",
+                            "Chalice packages for the Python that runs the synth (pinned by the Makefile's "
+                            "venv); the runtime follows it, so the wheels always match.")
+        rest_api = self.chalice.get_resource("RestAPI")
+        nag.acknowledge(rest_api, "AwsSolutions-APIG2",
+                        "The app validates every field and answers with the contract's error codes; API Gateway "
+                        "validation would answer first, in another shape.")
+        nag.acknowledge(rest_api, "AwsSolutions-APIG3",
+                        "Sends need the API key, and the usage plan throttles them; add a WAF web ACL in front "
+                        "of a public production API if you need IP or rate rules beyond that.")
         self._protect_api(config)
+
+    def _function_role(self, name: str, id: str, *, wildcard_reason: str) -> iam.Role:
+        """A role for one function: write to its own log group, send X-Ray traces, nothing else yet."""
+        log_group = self.log_groups[name] = logs.LogGroup(
+            self, f"{id}Logs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=RemovalPolicy.DESTROY)
+        role = iam.Role(self, id, assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        role.add_to_policy(iam.PolicyStatement(actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                                               resources=[log_group.log_group_arn]))
+        role.add_to_policy(iam.PolicyStatement(actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                                               resources=["*"]))
+        nag.acknowledge(role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5[Resource::*]", wildcard_reason)
+        return role
 
     def _protect_api(self, config: StageConfig) -> None:
         """API key plus a usage plan carrying the stage's throttle; access logs, metrics and X-Ray
@@ -243,6 +314,23 @@ class SenderApi(Construct):
                 rate_limit=config.api_rate_limit, burst_limit=config.api_burst_limit),
         )
         plan.add_override("DependsOn", [stage_id])
+        cdk_validations = "CloudFormation-Validate::E3005"
+        Validations.of(plan).acknowledge(Acknowledgment(id=cdk_validations, reason=(
+            f"{stage_id} does exist once CloudFormation runs the SAM transform; the tests check it does.")))
+        if config.account_settings:
+            # Access and execution logs need API Gateway's account-wide CloudWatch Logs role (one per
+            # account and region, so only the stage with accountSettings sets it, and keeps it on delete).
+            role = iam.Role(self, "CloudWatchRole", assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
+                            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(
+                                "service-role/AmazonAPIGatewayPushToCloudWatchLogs")])
+            role.apply_removal_policy(RemovalPolicy.RETAIN)
+            nag.acknowledge(role, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                                  "AmazonAPIGatewayPushToCloudWatchLogs]",
+                            "The AWS-managed policy API Gateway documents for its account logging role; it only "
+                            "creates and writes API Gateway's own log groups.")
+            account = apigateway.CfnAccount(self, "Account", cloud_watch_role_arn=role.role_arn)
+            account.apply_removal_policy(RemovalPolicy.RETAIN)
+            rest_api.node.add_dependency(account)
         apigateway.CfnUsagePlanKey(self, "UsagePlanKey", key_id=self.api_key.ref, key_type="API_KEY",
                                    usage_plan_id=plan.ref)
 
