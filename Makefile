@@ -10,7 +10,7 @@ STAGE  ?= dev
 NODE   := node_modules/.installed
 CDK    := CDK_DISABLE_VERSION_CHECK=1 npx --no-install cdk --app "$(PY) app.py"
 
-.PHONY: setup dev test bench synth deploy destroy clean
+.PHONY: setup dev test bench synth bootstrap deploy destroy clean
 
 setup: $(STAMP)
 
@@ -38,12 +38,17 @@ bench: setup
 synth: setup $(NODE)
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(CDK) synth -c stage=$(STAGE) --quiet
 
+# Once per account and region, with AWS credentials for it (see README).
+bootstrap: setup $(NODE)
+	$(CDK) bootstrap -c stage=$(STAGE)
+
 # Needs AWS credentials for the target account and a bootstrapped environment (see README).
+# The stack's outputs (API URL, API key id, ...) land in cdk-outputs-$(STAGE).json.
 deploy: setup $(NODE)
-	$(CDK) deploy -c stage=$(STAGE) --require-approval broadening
+	$(CDK) deploy -c stage=$(STAGE) --require-approval broadening --outputs-file cdk-outputs-$(STAGE).json
 
 destroy: setup $(NODE)
 	$(CDK) destroy -c stage=$(STAGE)
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out chalice.out .pytest_cache
+	rm -rf $(VENV) node_modules cdk.out chalice.out .pytest_cache cdk-outputs-*.json
