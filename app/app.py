@@ -2,7 +2,7 @@
 The logic lives in chalicelib/."""
 from chalice import Chalice, Response
 
-from chalicelib import console, idempotency, media, messages, validation
+from chalicelib import batches, console, idempotency, media, messages, status, validation, worker
 from chalicelib.settings import get_settings
 from chalicelib.web import handled
 
@@ -74,3 +74,32 @@ def get_message(message_id):
 def list_messages():
     query = app.current_request.query_params or {}
     return 200, messages.page(validation.limit(query.get("limit")), query.get("next")), {}
+
+
+@app.route("/batches", methods=["POST"], content_types=ANY_BODY, **protected)
+@handled(app)
+def create_batch():
+    def handler():
+        accepted = batches.submit(validation.parse_json(app.current_request.raw_body), get_settings())
+        return 202, accepted, {"Location": f"/batches/{accepted['id']}"}
+
+    return _post("batches", handler)
+
+
+@app.route("/batches/{batch_id}", methods=["GET"], **protected)
+@handled(app)
+def get_batch(batch_id):
+    return 200, batches.progress(batch_id), {}
+
+
+# Wired by the CDK stack: an SQS event source on the batch queue (partial batch failures on).
+@app.lambda_function(name="batch_worker")
+def batch_worker(event, context):
+    return worker.handle(event, context)
+
+
+# Wired by the CDK stack: subscription filters on the SNS delivery-status log groups and the
+# End User Messaging event log group.
+@app.lambda_function(name="status_ingest")
+def status_ingest(event, context):
+    return status.ingest(event)

@@ -47,16 +47,16 @@ class Emulator:
         self.faults: list[dict] = []
         self.sms_voice = SmsVoiceStandIn(region=region, account=ACCOUNT, record_send=self.record_send,
                                          read_media=self.head_media)
-        self.listeners = []  # called with each outbox entry (delivery receipts hook in here)
+        self.listeners = []  # called with (outbox entry, "sns" | "sms-voice"): delivery receipts hook in here
 
     # -- shared state -------------------------------------------------------------------------
-    def record_send(self, channel, to, body, media_url, provider_id) -> None:
+    def record_send(self, channel, to, body, media_url, provider_id, provider: str = "sms-voice") -> None:
         entry = {"channel": channel, "to": to, "body": body, "mediaUrl": media_url,
                  "providerMessageId": provider_id, "at": _iso()}
         with self._lock:
             self.outbox.append(entry)
         for listener in list(self.listeners):
-            listener(entry)
+            listener(entry, provider)
 
     def head_media(self, bucket: str, key: str):
         try:
@@ -149,7 +149,7 @@ class Emulator:
             match = re.search(rb"<MessageId>([^<]+)</MessageId>", b"".join(chunks))
             if match:
                 self.record_send("sms", form["PhoneNumber"][0], form.get("Message", [""])[0], None,
-                                 match.group(1).decode())
+                                 match.group(1).decode(), provider="sns")
         return chunks
 
     # -- presigned POST uploads ---------------------------------------------------------------

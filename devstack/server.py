@@ -8,7 +8,7 @@ import threading
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.serving import make_server
 
-from . import appload, resources
+from . import appload, pipeline, resources
 from .emulator import Emulator
 
 HOST = "127.0.0.1"
@@ -21,9 +21,16 @@ class LocalStack:
     """``start()`` brings everything up; ``stop()`` shuts both servers down and restores the
     environment. Ports 0 pick free ports (the tests do this so they never clash with make dev)."""
 
-    def __init__(self, *, app_port: int = APP_PORT, aws_port: int = AWS_PORT, settings: dict | None = None):
+    # Local defaults a stage would set in cdk.json: a quick batch worker, two instances of it.
+    DEFAULTS = {"MAX_MPS": "20", "WORKER_CONCURRENCY": "2"}
+
+    def __init__(self, *, app_port: int = APP_PORT, aws_port: int = AWS_PORT, settings: dict | None = None,
+                 visibility_timeout: int = 30, function_timeout: float = 20.0, receipt_delay: float = 0.5):
         self._ports = (app_port, aws_port)
-        self._extra = dict(settings or {})
+        self._extra = {**self.DEFAULTS, **(settings or {})}
+        self._visibility_timeout, self._function_timeout = visibility_timeout, function_timeout
+        self._receipt_delay = receipt_delay
+        self.queue_runner = self.receipts = None
         self._saved_env: dict[str, str | None] = {}
         self._threads: list[threading.Thread] = []
         self.emulator = Emulator(REGION)
@@ -51,21 +58,35 @@ class LocalStack:
                       "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_ENDPOINT_URL": self.aws_url})
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
             self._saved_env.setdefault(name, os.environ.pop(name, None))
-        self.env = {**resources.create(self.aws_url, REGION, self.emulator), **self._extra}
+        self.env = {**resources.create(self.aws_url, REGION, self.emulator,
+                                       visibility_timeout=self._visibility_timeout), **self._extra}
         self._setenv(self.env)
 
         module = appload.load()
         from chalice.config import Config
         from chalice.local import create_local_server
         from chalicelib import aws
+        from chalicelib.settings import get_settings
 
         aws.reset()
         self._app_server = create_local_server(module.app, Config.create(lambda_timeout=60), HOST, self._ports[0])
         self.app_url = f"http://{HOST}:{self._app_server.server.server_port}"
         self._serve(self._app_server.server, "chalice-local")
+        settings = get_settings()
+        self.receipts = pipeline.Receipts(
+            emulator=self.emulator, logs=aws.client("logs"), ingest=lambda event: module.status_ingest(event, None),
+            sns_groups=resources.sns_log_groups(REGION, self.emulator.sms_voice.account),
+            events_group=resources.EVENTS_LOG_GROUP, origination=resources.ORIGINATION_NUMBER,
+            delay=self._receipt_delay).start()
+        self.queue_runner = pipeline.QueueRunner(
+            sqs=aws.client("sqs"), queue_url=settings.batch_queue_url, settings=settings,
+            concurrency=settings.worker_concurrency, function_timeout=self._function_timeout).start()
         return self
 
     def stop(self) -> None:
+        for part in (self.queue_runner, self.receipts):
+            if part is not None:
+                part.stop()
         for server in (getattr(self, "_app_server", None), getattr(self, "_aws_server", None)):
             if server is not None:
                 server.shutdown()

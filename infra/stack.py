@@ -3,6 +3,7 @@ least-privilege role for the API function."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from aws_cdk import Acknowledgment, CfnOutput, Duration, RemovalPolicy, Stack, Validations
@@ -11,6 +12,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_smsvoice as smsvoice
@@ -66,6 +68,12 @@ class MessageStore(Construct):
             index_name=schema.MESSAGES_PROVIDER_INDEX,
             partition_key=dynamodb.Attribute(name=schema.MESSAGES_PROVIDER_KEY, type=string),
         )
+        self.messages.add_global_secondary_index(
+            index_name=schema.MESSAGES_BATCH_INDEX,
+            partition_key=dynamodb.Attribute(name=schema.MESSAGES_BATCH_KEY, type=string),
+            projection_type=dynamodb.ProjectionType.INCLUDE,
+            non_key_attributes=list(schema.MESSAGES_BATCH_PROJECTION),
+        )
         self.idempotency = self._table("Idempotency", schema.IDEMPOTENCY_KEY, schema.IDEMPOTENCY_TTL,
                                        RemovalPolicy.DESTROY)
 
@@ -86,6 +94,9 @@ class BatchQueue(Construct):
     """The bulk-send queue and its dead-letter queue: encrypted, SSL only, redrive after N receives."""
 
     MAX_RECEIVES = 5
+    # The worker's timeout; the queue's visibility timeout is 6 times it, as AWS advises for
+    # Lambda event sources.
+    WORKER_TIMEOUT_SECONDS = 30
 
     def __init__(self, scope: Construct, id: str, *, config: StageConfig) -> None:
         super().__init__(scope, id)
@@ -94,7 +105,7 @@ class BatchQueue(Construct):
             retention_period=Duration.days(14))
         self.queue = sqs.Queue(
             self, "Queue", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
-            visibility_timeout=Duration.seconds(180),
+            visibility_timeout=Duration.seconds(6 * self.WORKER_TIMEOUT_SECONDS),
             dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=self.MAX_RECEIVES, queue=self.dead_letters))
 
 
@@ -185,51 +196,76 @@ class EndUserMessaging(Construct):
 
 
 class SenderApi(Construct):
-    """The Chalice app. Each function runs as a role CDK owns, granted only what that function uses,
-    and logs to a log group CDK owns (with retention), the only group its role may write to."""
+    """The Chalice app: the API, the batch worker and the status ingest. Each function runs as a
+    role CDK owns, granted only what that function uses, and logs to a log group CDK owns (with
+    retention), the only group its role may write to."""
 
-    API = "api_handler"  # Chalice's name for the REST API function
-    LOGICAL_IDS = {API: "APIHandler"}
+    API, WORKER, INGEST = "api_handler", "batch_worker", "status_ingest"  # Chalice's function names
+    LOGICAL_IDS = {API: "APIHandler", WORKER: "BatchWorker", INGEST: "StatusIngest"}
+    PER_WORKER_MPS = 10  # what one worker instance is asked to send, at most
+
+    @classmethod
+    def worker_concurrency(cls, max_mps: float) -> int:
+        """Instances of the worker at most (the event source's maximum concurrency, at least 2);
+        each paces to maxMps / this, so together they never exceed maxMps."""
+        return max(2, min(math.ceil(max_mps / cls.PER_WORKER_MPS), 1000))
 
     def __init__(self, scope: Construct, id: str, *, config: StageConfig, media: MediaBucket,
                  store: MessageStore, batch: BatchQueue, configuration_set_name: str | None = None) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
         self.log_groups: dict[str, logs.LogGroup] = {}
-        api = self.role = self._function_role(self.API, "ApiRole", wildcard_reason=(
-            "SMS to phone numbers needs sns:Publish on *, and an explicit Deny keeps every topic out of "
-            "reach; X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level permissions."))
-        # SMS to phone numbers needs sns:Publish on "*"; the Deny keeps every topic out of reach.
-        api.add_to_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=["*"]))
-        api.add_to_policy(iam.PolicyStatement(
-            effect=iam.Effect.DENY, actions=["sns:Publish"], resources=["arn:aws:sns:*:*:*"]))
+        self.roles: dict[str, iam.Role] = {}
+        send_reason = ("SMS to phone numbers needs sns:Publish on *, and an explicit Deny keeps every topic out of "
+                       "reach; X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level permissions.")
+        api = self.role = self._function_role(self.API, "ApiRole", wildcard_reason=send_reason)
+        worker = self._function_role(self.WORKER, "WorkerRole", wildcard_reason=send_reason)
+        ingest = self._function_role(self.INGEST, "IngestRole", wildcard_reason=(
+            "X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level permissions."))
         eum_resources = self.sms_voice_resources(config, stack, configuration_set_name)
-        if eum_resources:
-            api.add_to_policy(iam.PolicyStatement(
-                actions=["sms-voice:SendTextMessage", "sms-voice:SendMediaMessage"], resources=eum_resources))
-        # Media: HeadObject (and SendMediaMessage, which reads with the caller's rights) on any object of
-        # the bucket, ListBucket so a missing object is a 404 rather than a 403, and the presigned POST
-        # signs with this role, so PutObject under the upload prefix only.
         bucket = media.bucket
-        api.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects("*")]))
+        bucket_id = stack.get_logical_id(bucket.node.default_child)
+        messages = store.messages.table_arn
+        for role in (api, worker):
+            # SMS to phone numbers needs sns:Publish on "*"; the Deny keeps every topic out of reach.
+            role.add_to_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=["*"]))
+            role.add_to_policy(iam.PolicyStatement(
+                effect=iam.Effect.DENY, actions=["sns:Publish"], resources=["arn:aws:sns:*:*:*"]))
+            if eum_resources:
+                role.add_to_policy(iam.PolicyStatement(
+                    actions=["sms-voice:SendTextMessage", "sms-voice:SendMediaMessage"], resources=eum_resources))
+            # HeadObject, and SendMediaMessage (which reads with the caller's rights), on any object of
+            # the bucket; ListBucket so a missing object is a 404 rather than a 403.
+            role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects("*")]))
+            role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn]))
+            nag.acknowledge(role.node.find_child("DefaultPolicy"), f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/*]",
+                            "MMS sends read the object named by mediaUrl, which may be any key in this one bucket.")
+        # The presigned POST signs with the API's role: PutObject under the upload prefix only.
         api.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"],
                                               resources=[bucket.arn_for_objects(f"{schema.MEDIA_PREFIX}*")]))
-        api.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn]))
-        bucket_id = stack.get_logical_id(bucket.node.default_child)
-        api_policy = api.node.find_child("DefaultPolicy")
-        nag.acknowledge(api_policy, f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/*]",
-                        "MMS sends read the object named by mediaUrl, which may be any key in this one bucket.")
-        nag.acknowledge(api_policy, f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{schema.MEDIA_PREFIX}*]",
+        nag.acknowledge(api.node.find_child("DefaultPolicy"),
+                        f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{schema.MEDIA_PREFIX}*]",
                         "Presigned POST uploads go to random keys under the upload prefix of this one bucket.")
-        messages = store.messages.table_arn
         api.add_to_policy(iam.PolicyStatement(
-            actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources=[messages]))
-        api.add_to_policy(iam.PolicyStatement(
-            actions=["dynamodb:Query"], resources=[f"{messages}/index/{schema.MESSAGES_LIST_INDEX}"]))
+            actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"],
+            resources=[messages]))
+        api.add_to_policy(iam.PolicyStatement(actions=["dynamodb:Query"], resources=[
+            f"{messages}/index/{schema.MESSAGES_LIST_INDEX}", f"{messages}/index/{schema.MESSAGES_BATCH_INDEX}"]))
         api.add_to_policy(iam.PolicyStatement(
             actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
             resources=[store.idempotency.table_arn]))
         api.add_to_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[batch.queue.queue_arn]))
+        # The worker claims and updates records and keeps the per-recipient pacing gate (PutItem).
+        worker.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources=[messages]))
+        worker.add_to_policy(iam.PolicyStatement(
+            actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                     "sqs:ChangeMessageVisibility"], resources=[batch.queue.queue_arn]))
+        # The ingest finds a record by the provider's id and settles it.
+        ingest.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:Query"], resources=[f"{messages}/index/{schema.MESSAGES_PROVIDER_INDEX}"]))
+        ingest.add_to_policy(iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[messages]))
+        self.concurrency = self.worker_concurrency(config.max_mps)
 
         environment = {
             "STAGE": config.stage,
@@ -241,6 +277,8 @@ class SenderApi(Construct):
             "BATCH_QUEUE_URL": batch.queue.queue_url,
             "ALLOWED_COUNTRIES": ",".join(config.allowed_countries),
             "MAX_MPS": str(config.max_mps),
+            "WORKER_CONCURRENCY": str(self.concurrency),
+            "MAX_RECEIVES": str(BatchQueue.MAX_RECEIVES),
             "POWERTOOLS_SERVICE_NAME": "sms-sender",
         }
         for key, value in (("ORIGINATION_IDENTITY", config.origination_identity),
@@ -257,6 +295,14 @@ class SenderApi(Construct):
             "lambda_timeout": 30,
             "xray": True,
         })
+        # Chalice reads per-function settings from .chalice/config.json only, not from the
+        # construct's stage_config, so each function's own role and timeout are set here.
+        timeouts = {self.WORKER: BatchQueue.WORKER_TIMEOUT_SECONDS, self.INGEST: 60}
+        for name, role in self.roles.items():
+            function = self.chalice.get_resource(self.LOGICAL_IDS[name])
+            function.add_property_override("Role", role.role_arn)
+            if name in timeouts:
+                function.add_property_override("Timeout", timeouts[name])
         for name, log_group in self.log_groups.items():
             function = self.chalice.get_resource(self.LOGICAL_IDS[name])
             function.add_property_override("LoggingConfig", {"LogGroup": log_group.log_group_name,
@@ -274,12 +320,39 @@ class SenderApi(Construct):
                         "Sends need the API key, and the usage plan throttles them; add a WAF web ACL in front "
                         "of a public production API if you need IP or rate rules beyond that.")
         self._protect_api(config)
+        self._drain(batch)
+
+    def function(self, name: str) -> lambda_.IFunction:
+        return self.chalice.get_function(self.LOGICAL_IDS[name])
+
+    def _drain(self, batch: BatchQueue) -> None:
+        """The worker drains the batch queue: 10 records an invocation, partial failures reported,
+        at most ``concurrency`` instances."""
+        mapping = lambda_.CfnEventSourceMapping(
+            self, "WorkerQueue", function_name=self.function(self.WORKER).function_name,
+            event_source_arn=batch.queue.queue_arn, batch_size=10, maximum_batching_window_in_seconds=1,
+            function_response_types=["ReportBatchItemFailures"],
+            scaling_config=lambda_.CfnEventSourceMapping.ScalingConfigProperty(maximum_concurrency=self.concurrency))
+        mapping.node.add_dependency(self.roles[self.WORKER])  # the poller needs the SQS rights first
+
+    def ingest_from(self, log_groups: list[logs.ILogGroup]) -> None:
+        """Subscription filters: every line of these log groups goes to the status ingest."""
+        ingest = self.function(self.INGEST)
+        stack = Stack.of(self)
+        for i, group in enumerate(log_groups):
+            permission = lambda_.CfnPermission(
+                self, f"IngestPermission{i}", action="lambda:InvokeFunction", function_name=ingest.function_name,
+                principal="logs.amazonaws.com", source_account=stack.account, source_arn=group.log_group_arn)
+            subscription = logs.CfnSubscriptionFilter(
+                self, f"IngestSubscription{i}", log_group_name=group.log_group_name,
+                destination_arn=ingest.function_arn, filter_pattern="")
+            subscription.node.add_dependency(permission)
 
     def _function_role(self, name: str, id: str, *, wildcard_reason: str) -> iam.Role:
         """A role for one function: write to its own log group, send X-Ray traces, nothing else yet."""
         log_group = self.log_groups[name] = logs.LogGroup(
             self, f"{id}Logs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=RemovalPolicy.DESTROY)
-        role = iam.Role(self, id, assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        role = self.roles[name] = iam.Role(self, id, assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
         role.add_to_policy(iam.PolicyStatement(actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                                                resources=[log_group.log_group_arn]))
         role.add_to_policy(iam.PolicyStatement(actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
@@ -371,18 +444,20 @@ class Monitoring(Construct):
                                     dimensions_map=api_dims, statistic="p99", period=five)
         sends = cloudwatch.Metric(namespace="AWS/ApiGateway", metric_name="Count",
                                   dimensions_map=api_dims, statistic="Sum", period=five)
-        function = api.chalice.get_function("APIHandler")
         greater = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
-        alarms = {
-            "SmsDeliveryFailures": (failed, 5, "5 or more SMS failed delivery in 5 minutes"),
-            "ApiErrors": (function.metric_errors(period=five), 1, "the API function raised errors"),
-            "ApiThrottles": (function.metric_throttles(period=five), 1, "the API function was throttled"),
+        alarms = {"SmsDeliveryFailures": (failed, 5, "5 or more SMS failed delivery in 5 minutes")}
+        for label, name in (("Api", api.API), ("Worker", api.WORKER), ("Ingest", api.INGEST)):
+            function = api.function(name)
+            alarms[f"{label}Errors"] = (function.metric_errors(period=five), 1, f"the {name} function raised errors")
+            alarms[f"{label}Throttles"] = (function.metric_throttles(period=five), 1,
+                                           f"the {name} function was throttled")
+        alarms.update({
             "Api5xx": (server_errors, 5, "API Gateway answered 5XX 5 or more times in 5 minutes"),
             "DeadLetters": (batch.dead_letters.metric_approximate_number_of_messages_visible(period=five), 1,
                             "batch messages gave up and sit in the dead-letter queue"),
             "BatchQueueAge": (batch.queue.metric_approximate_age_of_oldest_message(period=five), 900,
                               "the oldest batch message has waited 15 minutes or more"),
-        }
+        })
         if config.monthly_spend_limit_usd:
             alarms["SpendAt80Percent"] = (spend, round(config.monthly_spend_limit_usd * 0.8, 2),
                                           "month-to-date SMS spend reached 80% of monthlySpendLimitUsd")
@@ -416,7 +491,8 @@ class SenderStack(Stack):
             messaging = EndUserMessaging(self, "Messaging", config=config)
         api = SenderApi(self, "Api", config=config, media=media, store=store, batch=batch,
                         configuration_set_name=messaging.configuration_set_name if messaging else None)
-        DeliveryLogging(self, "DeliveryLogging", config=config)
+        delivery = DeliveryLogging(self, "DeliveryLogging", config=config)
+        api.ingest_from([delivery.success, delivery.failure] + ([messaging.events] if messaging else []))
         monitoring = Monitoring(self, "Monitoring", config=config, api=api, batch=batch)
         CfnOutput(self, "MediaBucketName", value=media.bucket.bucket_name)
         CfnOutput(self, "MessagesTableName", value=store.messages.table_name)

@@ -115,33 +115,99 @@ def test_no_sms_voice_permission_on_star(template):
             assert set(actions) <= star_only, statement
 
 
-def test_each_function_writes_only_to_its_own_log_group_and_reaches_only_its_resources(template):
-    (function,) = template.find_resources("AWS::Serverless::Function").values()
-    log_group = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
-    assert template.to_json()["Resources"][log_group]["Properties"]["RetentionInDays"] == 90
-    policy = json.dumps(statements(template))
-    assert "AWSLambdaBasicExecutionRole" not in json.dumps(
-        template.to_json()["Resources"][function["Properties"]["Role"]["Fn::GetAtt"][0]])
-    assert '"logs:CreateLogStream", "logs:PutLogEvents"], "Effect": "Allow", "Resource": {"Fn::GetAtt": ["' \
-           + log_group in policy
-    assert '"s3:*"' not in policy and '"dynamodb:*"' not in policy and '"sqs:*"' not in policy
-    found = statements(template)
-    assert {"Action": "sqs:SendMessage", "Effect": "Allow",
-            "Resource": {"Fn::GetAtt": [next(iter(template.find_resources("AWS::SQS::Queue", {
-                "Properties": {"RedrivePolicy": Match.any_value()}}))), "Arn"]}} in found
+FUNCTIONS = ("APIHandler", "BatchWorker", "StatusIngest")
 
 
-def test_the_function_runs_as_the_cdk_role_with_its_settings(template):
-    functions = template.find_resources("AWS::Serverless::Function")
-    assert len(functions) == 1
-    (function,) = functions.values()
-    props = function["Properties"]
-    assert "Fn::GetAtt" in json.dumps(props["Role"])
-    env = props["Environment"]["Variables"]
-    assert env["SMS_PROVIDER"] == "sns" and env["ALLOWED_COUNTRIES"] == "US,CA"
-    assert set(env) >= {"MEDIA_BUCKET", "MESSAGES_TABLE", "IDEMPOTENCY_TABLE", "BATCH_QUEUE_URL"}
-    assert "ORIGINATION_IDENTITY" not in env  # MMS off on dev: the app answers 503 MmsNotConfigured
-    assert props["Tracing"] == "Active"
+def role_statements(template, function_id: str) -> list[dict]:
+    """Every statement of the policies attached to the role a function runs as."""
+    resources = template.to_json()["Resources"]
+    role_id = resources[function_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+    found = []
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        if {"Ref": role_id} in policy["Properties"]["Roles"]:
+            found += policy["Properties"]["PolicyDocument"]["Statement"]
+    return found
+
+
+def actions_of(statements_):
+    found = set()
+    for statement in statements_:
+        if statement["Effect"] == "Allow":
+            found |= set(statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+    return found
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_each_function_runs_as_its_own_role_and_logs_only_to_its_own_group(template, function_id):
+    resources = template.to_json()["Resources"]
+    function = resources[function_id]["Properties"]
+    log_group = function["LoggingConfig"]["LogGroup"]["Ref"]
+    assert resources[log_group]["Properties"]["RetentionInDays"] == 90
+    role = resources[function["Role"]["Fn::GetAtt"][0]]
+    assert "ManagedPolicyArns" not in role["Properties"]  # no AWSLambdaBasicExecutionRole: only its own group
+    logging = [s for s in role_statements(template, function_id) if "logs:PutLogEvents" in s["Action"]]
+    assert logging == [{"Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Effect": "Allow",
+                        "Resource": {"Fn::GetAtt": [log_group, "Arn"]}}]
+    assert function["Tracing"] == "Active"
+    roles = {resources[f]["Properties"]["Role"]["Fn::GetAtt"][0] for f in FUNCTIONS}
+    assert len(roles) == 3
+
+
+def test_each_role_has_only_the_actions_its_function_uses(template):
+    api, worker, ingest = (actions_of(role_statements(template, f)) for f in FUNCTIONS)
+    assert not any(a.endswith("*") for a in api | worker | ingest)
+    assert {"sqs:SendMessage", "s3:PutObject", "dynamodb:BatchWriteItem"} <= api
+    assert not {"sqs:ReceiveMessage", "sqs:DeleteMessage"} & api
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sns:Publish"} <= worker
+    assert not {"sqs:SendMessage", "s3:PutObject", "dynamodb:Query", "dynamodb:DeleteItem"} & worker
+    # The status ingest only finds records by provider id and updates them: it cannot send.
+    assert ingest == {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments",
+                      "xray:PutTelemetryRecords", "dynamodb:Query", "dynamodb:UpdateItem"}
+    (query,) = [s for s in role_statements(template, "StatusIngest") if s["Action"] == "dynamodb:Query"]
+    assert query["Resource"]["Fn::Join"][1][-1] == "/index/byProviderMessageId"
+
+
+def test_the_worker_drains_the_queue_with_partial_failures_and_bounded_concurrency(template, prod_template):
+    from infra.stack import BatchQueue, SenderApi
+
+    (queue_id,) = template.find_resources("AWS::SQS::Queue", {"Properties": {"RedrivePolicy": Match.any_value()}})
+    template.has_resource_properties("AWS::Lambda::EventSourceMapping", {
+        "EventSourceArn": {"Fn::GetAtt": [queue_id, "Arn"]},
+        "BatchSize": 10,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "ScalingConfig": {"MaximumConcurrency": 2},
+    })
+    (mapping,) = template.find_resources("AWS::Lambda::EventSourceMapping").values()
+    assert "BatchWorker" in json.dumps(mapping["Properties"]["FunctionName"])
+    worker = template.to_json()["Resources"]["BatchWorker"]["Properties"]
+    queue = template.to_json()["Resources"][queue_id]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * worker["Timeout"]
+    assert worker["Environment"]["Variables"]["WORKER_CONCURRENCY"] == "2"
+    assert worker["Environment"]["Variables"]["MAX_RECEIVES"] == str(BatchQueue.MAX_RECEIVES)
+    # Concurrency follows maxMps: each instance paces to maxMps / concurrency.
+    assert [SenderApi.worker_concurrency(m) for m in (1, 3, 20, 100, 1000)] == [2, 2, 2, 10, 100]
+
+
+def test_status_ingest_is_subscribed_to_both_sns_delivery_log_groups(template):
+    subscriptions = template.find_resources("AWS::Logs::SubscriptionFilter")
+    groups = {json.dumps(s["Properties"]["LogGroupName"]) for s in subscriptions.values()}
+    sns_groups = template.find_resources("AWS::Logs::LogGroup", {"Properties": {
+        "LogGroupName": {"Fn::Join": Match.any_value()}}})
+    assert groups == {json.dumps({"Ref": g}) for g in sns_groups}
+    for subscription in subscriptions.values():
+        assert subscription["Properties"]["DestinationArn"] == {"Fn::GetAtt": ["StatusIngest", "Arn"]}
+        assert subscription["Properties"]["FilterPattern"] == ""
+        (permission_id,) = subscription["DependsOn"]
+        permission = template.to_json()["Resources"][permission_id]["Properties"]
+        assert permission["Principal"] == "logs.amazonaws.com"
+
+
+def test_the_function_settings_reach_every_function(template):
+    for function_id in FUNCTIONS:
+        env = template.to_json()["Resources"][function_id]["Properties"]["Environment"]["Variables"]
+        assert env["SMS_PROVIDER"] == "sns" and env["ALLOWED_COUNTRIES"] == "US,CA"
+        assert set(env) >= {"MEDIA_BUCKET", "MESSAGES_TABLE", "IDEMPOTENCY_TABLE", "BATCH_QUEUE_URL", "MAX_MPS"}
+        assert "ORIGINATION_IDENTITY" not in env  # MMS off on dev: the app answers 503 MmsNotConfigured
 
 
 def test_sms_voice_grants_name_only_the_identity_and_configuration_set():
@@ -333,12 +399,14 @@ def test_protect_configuration_blocks_every_country_but_the_allowed(mms_template
 def test_sms_voice_sends_are_granted_on_the_identity_and_configuration_set_only(mms_template):
     grants = [s for s in statements(mms_template)
               if s["Action"] == ["sms-voice:SendTextMessage", "sms-voice:SendMediaMessage"]]
-    assert len(grants) == 1
-    resources = json.dumps(grants[0]["Resource"])
-    assert "phone-number/phone-abc" in resources and "configuration-set/sms-sender-dev-config" in resources
-    (function,) = mms_template.find_resources("AWS::Serverless::Function").values()
-    env = function["Properties"]["Environment"]["Variables"]
-    assert env["CONFIGURATION_SET_NAME"] == "sms-sender-dev-config" and env["ORIGINATION_IDENTITY"]
+    assert len(grants) == 2  # the API and the batch worker send; the status ingest does not
+    for grant in grants:
+        resources = json.dumps(grant["Resource"])
+        assert "phone-number/phone-abc" in resources and "configuration-set/sms-sender-dev-config" in resources
+    assert "sms-voice:SendTextMessage" not in actions_of(role_statements(mms_template, "StatusIngest"))
+    for function in mms_template.find_resources("AWS::Serverless::Function").values():
+        env = function["Properties"]["Environment"]["Variables"]
+        assert env["CONFIGURATION_SET_NAME"] == "sms-sender-dev-config" and env["ORIGINATION_IDENTITY"]
 
 
 def test_cdk_nag_passes_with_every_finding_acknowledged_one_by_one(template, synth_dir):
@@ -409,3 +477,24 @@ def test_two_stages_can_live_in_one_account_and_region(template, second_stage):
         r["Properties"].get("Name") for r in template.find_resources("AWS::Serverless::Api").values()}
     assert {r["Properties"]["Name"] for r in second_stage.find_resources("AWS::Serverless::Api").values()} == {
         "sms-sender-staging-api"}
+
+
+def test_errors_and_throttles_alarm_on_every_function(template):
+    alarms = template.find_resources("AWS::CloudWatch::Alarm").values()
+    for metric in ("Errors", "Throttles"):
+        watched = {json.dumps(a["Properties"]["Dimensions"]) for a in alarms if a["Properties"]["MetricName"] == metric}
+        assert all(any(f in w for w in watched) for f in FUNCTIONS), (metric, watched)
+
+
+def test_status_ingest_also_reads_the_end_user_messaging_events(mms_template):
+    (events_group,) = [name for name, g in mms_template.find_resources("AWS::Logs::LogGroup").items()
+                       if "MessagingEvents" in name]
+    mms_template.has_resource_properties("AWS::Logs::SubscriptionFilter", {
+        "LogGroupName": {"Ref": events_group}, "DestinationArn": {"Fn::GetAtt": ["StatusIngest", "Arn"]}})
+
+
+def test_a_second_stage_reads_the_first_stages_sns_log_groups_by_name(second_stage):
+    names = sorted(json.dumps(s["Properties"]["LogGroupName"])
+                   for s in second_stage.find_resources("AWS::Logs::SubscriptionFilter").values())
+    assert len(names) == 2
+    assert "DirectPublishToPhoneNumber\"" in names[0] and "DirectPublishToPhoneNumber/Failure" in names[1]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 
 from . import media, providers, store
-from .errors import MessagingError, NotConfigured, NotFound
+from .errors import MessagingError, NotConfigured, NotFound, Throttled
 from .log import logger
 from .phone import mask
 from .segments import segment
@@ -44,7 +44,7 @@ def new_record(message: Outbound, **extra) -> dict:
     return record
 
 
-def _check_channel(message: Outbound, settings: Settings) -> None:
+def check_channel(message: Outbound, settings: Settings) -> None:
     if message.channel == "mms":
         if not settings.mms_enabled:
             raise NotConfigured("MmsNotConfigured",
@@ -56,15 +56,21 @@ def send(message: Outbound, settings: Settings | None = None) -> dict:
     """Record and send one message. Returns the public resource, or raises a domain error
     whose ``message_id`` names the failed record when one was written."""
     settings = settings or get_settings()
-    _check_channel(message, settings)
+    check_channel(message, settings)
     record = new_record(message)
     store.create(record)
     return deliver(record, settings)
 
 
-def deliver(record: dict, settings: Settings | None = None) -> dict:
-    """Call the provider for a stored ``queued`` record and store the outcome."""
+def deliver(record: dict, settings: Settings | None = None, *, claimed: bool = False) -> dict:
+    """Call the provider for a stored record and store the outcome.
+
+    The API calls it for a ``queued`` record. The batch worker calls it with ``claimed=True`` for a
+    record it has moved to ``sending``; then a throttled send puts the record back to ``queued``
+    (the worker returns the message to the queue) instead of failing it.
+    """
     settings = settings or get_settings()
+    expect = (store.SENDING,) if claimed else (store.QUEUED,)
     try:
         if record["channel"] == "sms":
             provider_id = providers.send_sms(settings, to=record["to"], body=record["body"],
@@ -73,13 +79,22 @@ def deliver(record: dict, settings: Settings | None = None) -> dict:
         else:
             provider_id = providers.send_mms(settings, to=record["to"], body=record.get("body"),
                                              media_url=record["mediaUrl"])
+    except Throttled as err:
+        err.message_id = record["id"]
+        if claimed:
+            store.transition(record["id"], store.QUEUED, expect=expect)
+            raise
+        store.transition(record["id"], store.FAILED, expect=expect, error=err.as_dict())
+        logger.warning("send throttled", extra={"messageId": record["id"], "to": mask(record["to"])})
+        raise
     except MessagingError as err:
         err.message_id = record["id"]
-        store.transition(record["id"], store.FAILED, error=err.as_dict())
+        store.transition(record["id"], store.FAILED, expect=expect, error=err.as_dict())
         logger.warning("send failed", extra={"messageId": record["id"], "to": mask(record["to"]),
                                              "channel": record["channel"], "code": err.code})
         raise
-    updated = store.transition(record["id"], store.SENT, providerMessageId=provider_id) or store.get(record["id"])
+    updated = store.transition(record["id"], store.SENT, expect=expect, providerMessageId=provider_id) \
+        or store.get(record["id"])
     logger.info("sent", extra={"messageId": record["id"], "to": mask(record["to"]), "channel": record["channel"],
                                "segments": record["segments"], "providerMessageId": provider_id})
     return store.public(updated)
@@ -87,7 +102,7 @@ def deliver(record: dict, settings: Settings | None = None) -> dict:
 
 def get(message_id: str) -> dict:
     record = store.get(message_id)
-    if record is None:
+    if record is None or "channel" not in record:  # batch summaries and pacing gates are not messages
         raise NotFound("MessageNotFound", f"No message with id {message_id}.")
     return store.public(record)
 

@@ -15,3 +15,12 @@ IDEMPOTENCY_TTL = "expiration"
 
 # S3 key prefix under which POST /media puts uploads.
 MEDIA_PREFIX = "media/"
+
+# POST /batches: each message record carries its batch id; GET /batches/{id} counts from this index.
+MESSAGES_BATCH_INDEX = "byBatchId"
+MESSAGES_BATCH_KEY = "batchId"
+MESSAGES_BATCH_PROJECTION = ("status",)
+# Items of the messages table that are not messages carry an id with one of these prefixes:
+# the batch summary, and the per-recipient pacing gate of the batch worker.
+BATCH_ID_PREFIX = "batch-"
+RECIPIENT_GATE_PREFIX = "recipient#"

@@ -35,6 +35,10 @@ class Settings:
     message_retention_days: int = 90
     media_upload_expires_seconds: int = 900
     provider_max_attempts: int = 3
+    # The batch worker: how many instances may run at once (each paces to max_mps / this), and
+    # after how many receives the queue gives a message to the dead-letter queue.
+    worker_concurrency: int = 1
+    max_receives: int = 5
 
     @property
     def mms_enabled(self) -> bool:
@@ -89,6 +93,8 @@ class Settings:
             message_retention_days=number("MESSAGE_RETENTION_DAYS", 90),
             media_upload_expires_seconds=number("MEDIA_UPLOAD_EXPIRES_SECONDS", 900, minimum=60),
             provider_max_attempts=number("PROVIDER_MAX_ATTEMPTS", 3),
+            worker_concurrency=number("WORKER_CONCURRENCY", 1),
+            max_receives=number("MAX_RECEIVES", 5),
         )
 
 

@@ -17,6 +17,9 @@ from .errors import InvalidRequest
 from .settings import get_settings
 
 QUEUED, SENT, DELIVERED, FAILED = "queued", "sent", "delivered", "failed"
+# Internal: a batch worker has claimed the record and is calling the provider. The API shows it
+# as ``queued``; a record found in this state on redelivery is never sent again.
+SENDING = "sending"
 FINAL = frozenset({DELIVERED, FAILED})
 
 # Fields of the public message resource, in the order the API shows them.
@@ -69,28 +72,58 @@ def from_item(item: dict) -> dict:
 
 
 def public(record: dict) -> dict:
-    return {field: record.get(field) for field in PUBLIC_FIELDS}
+    shown = {field: record.get(field) for field in PUBLIC_FIELDS}
+    if shown["status"] == SENDING:
+        shown["status"] = QUEUED
+    return shown
 
 
 def _table() -> str:
     return get_settings().messages_table
 
 
-def create(record: dict) -> None:
-    """Store a new record. It carries the keys the list index needs and an expiry for TTL."""
-    settings = get_settings()
+def _expiry() -> int:
+    return int(time.time()) + get_settings().message_retention_days * 86400
+
+
+def _message_item(record: dict) -> dict:
+    """A message record as stored: with the keys the list index needs and an expiry for TTL."""
     item = dict(record)
     item[schema.MESSAGES_LIST_PARTITION] = "messages"
     item[schema.MESSAGES_LIST_SORT] = f"{record['createdAt']}#{record['id']}"
-    item[schema.MESSAGES_TTL] = int(time.time()) + settings.message_retention_days * 86400
-    if item.get(schema.MESSAGES_PROVIDER_KEY) is None:
-        item.pop(schema.MESSAGES_PROVIDER_KEY, None)  # index keys cannot be null
+    item[schema.MESSAGES_TTL] = _expiry()
+    for key in (schema.MESSAGES_PROVIDER_KEY, schema.MESSAGES_BATCH_KEY):
+        if item.get(key) is None:
+            item.pop(key, None)  # index keys cannot be null
+    return to_item(item)
+
+
+def create(record: dict) -> None:
+    """Store a new message record."""
     aws.client("dynamodb").put_item(
         TableName=_table(),
-        Item=to_item(item),
+        Item=_message_item(record),
         ConditionExpression="attribute_not_exists(#id)",
         ExpressionAttributeNames={"#id": schema.MESSAGES_KEY},
     )
+
+
+def create_many(records: list[dict], *, extra: dict | None = None) -> None:
+    """Store new message records (fresh ids) 25 at a time, plus one ``extra`` item, if given."""
+    client = aws.client("dynamodb")
+    items = [_message_item(r) for r in records]
+    if extra is not None:
+        items.append(to_item({**extra, schema.MESSAGES_TTL: _expiry()}))
+    for start in range(0, len(items), 25):
+        requests = {_table(): [{"PutRequest": {"Item": item}} for item in items[start:start + 25]]}
+        for attempt in range(8):
+            unprocessed = client.batch_write_item(RequestItems=requests).get("UnprocessedItems") or {}
+            if not unprocessed:
+                break
+            requests = unprocessed
+            time.sleep(min(0.05 * 2 ** attempt, 1.0))
+        else:
+            raise RuntimeError("DynamoDB left items unprocessed after 8 attempts")
 
 
 def transition(message_id: str, status: str, *, expect: tuple[str, ...] = (QUEUED,), **fields) -> dict | None:
@@ -123,6 +156,94 @@ def transition(message_id: str, status: str, *, expect: tuple[str, ...] = (QUEUE
     except client.exceptions.ConditionalCheckFailedException:
         return None
     return from_item(response["Attributes"])
+
+
+def settle(message_id: str, status: str, at_ms: int, **fields) -> dict | None:
+    """Apply a delivery event: to ``status`` (final) at event time ``at_ms``, only forward.
+
+    A record not yet final takes it; a final record takes only a newer event, so repeated and
+    late events change nothing and out-of-order events settle on the latest. Returns the new
+    record, or None when the event was stale.
+    """
+    names = {"#id": schema.MESSAGES_KEY, "#status": "status", "#statusAt": "statusAt", "#updatedAt": "updatedAt"}
+    values = {":status": _encode(status), ":at": _encode(at_ms), ":updatedAt": _encode(now_iso()),
+              ":queued": _encode(QUEUED), ":sending": _encode(SENDING), ":sent": _encode(SENT)}
+    sets = ["#status = :status", "#statusAt = :at", "#updatedAt = :updatedAt"]
+    for i, (name, value) in enumerate(fields.items()):
+        names[f"#f{i}"] = name
+        values[f":f{i}"] = _encode(value)
+        sets.append(f"#f{i} = :f{i}")
+    client = aws.client("dynamodb")
+    try:
+        response = client.update_item(
+            TableName=_table(),
+            Key={schema.MESSAGES_KEY: {"S": message_id}},
+            UpdateExpression="SET " + ", ".join(sets),
+            ConditionExpression="attribute_exists(#id) AND (#status IN (:queued, :sending, :sent) "
+                                "OR attribute_not_exists(#statusAt) OR #statusAt < :at)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+    except client.exceptions.ConditionalCheckFailedException:
+        return None
+    return from_item(response["Attributes"])
+
+
+def find_by_provider_id(provider_id: str) -> dict | None:
+    """The message record the provider knows by ``provider_id`` (via the provider-id index)."""
+    response = aws.client("dynamodb").query(
+        TableName=_table(),
+        IndexName=schema.MESSAGES_PROVIDER_INDEX,
+        KeyConditionExpression="#p = :p",
+        ExpressionAttributeNames={"#p": schema.MESSAGES_PROVIDER_KEY},
+        ExpressionAttributeValues={":p": {"S": provider_id}},
+        Limit=1,
+    )
+    items = response.get("Items") or []
+    return from_item(items[0]) if items else None
+
+
+def count_batch(batch_id: str) -> dict[str, int]:
+    """How many of a batch's message records are in each status (as the API shows them)."""
+    counts: dict[str, int] = {}
+    params = {
+        "TableName": _table(), "IndexName": schema.MESSAGES_BATCH_INDEX,
+        "KeyConditionExpression": "#b = :b", "ProjectionExpression": "#status",
+        "ExpressionAttributeNames": {"#b": schema.MESSAGES_BATCH_KEY, "#status": "status"},
+        "ExpressionAttributeValues": {":b": {"S": batch_id}},
+    }
+    client = aws.client("dynamodb")
+    while True:
+        response = client.query(**params)
+        for item in response.get("Items", []):
+            status = item["status"]["S"]
+            status = QUEUED if status == SENDING else status
+            counts[status] = counts.get(status, 0) + 1
+        if not response.get("LastEvaluatedKey"):
+            return counts
+        params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def reserve_recipient(to: str, gap_seconds: float = 1.0) -> float:
+    """Take the recipient's next send slot (at most one message per ``gap_seconds``), shared by
+    every worker through one conditional write. Returns 0 when taken, else seconds to wait."""
+    now = time.time()
+    client = aws.client("dynamodb")
+    key = {schema.MESSAGES_KEY: {"S": f"{schema.RECIPIENT_GATE_PREFIX}{to}"}}
+    try:
+        client.put_item(
+            TableName=_table(),
+            Item={**key, "nextAt": _encode(round(now + gap_seconds, 3)), schema.MESSAGES_TTL: _encode(int(now) + 3600)},
+            ConditionExpression="attribute_not_exists(#id) OR nextAt <= :now",
+            ExpressionAttributeNames={"#id": schema.MESSAGES_KEY},
+            ExpressionAttributeValues={":now": _encode(round(now, 3))},
+        )
+        return 0.0
+    except client.exceptions.ConditionalCheckFailedException:
+        item = client.get_item(TableName=_table(), Key=key, ConsistentRead=True).get("Item")
+        wait = float(item["nextAt"]["N"]) - now if item else 0.0
+        return max(wait, 0.01)
 
 
 def get(message_id: str) -> dict | None:

@@ -1,0 +1,102 @@
+"""Bulk sends: ``POST /batches`` validates each item, records the accepted ones as ``queued`` and
+puts them on the batch queue; the worker (``worker.py``) sends them at the stage's pace."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from . import aws, messages, schema, store, validation
+from .errors import InvalidRequest, MessagingError, NotConfigured, NotFound
+from .log import logger
+from .settings import Settings
+
+MAX_ITEMS = 1000
+SQS_BATCH = 10  # SendMessageBatch takes at most 10 entries
+
+
+def _parse(item, settings: Settings, checked_media: dict) -> validation.Outbound:
+    if not isinstance(item, dict):
+        raise InvalidRequest("InvalidJson", "Each item of 'messages' must be a JSON object.")
+    channel = item.get("channel", "mms" if "mediaUrl" in item else "sms")
+    if channel not in ("sms", "mms"):
+        raise InvalidRequest("InvalidChannel", "'channel' must be 'sms' or 'mms'.", field="channel")
+    message = (validation.sms if channel == "sms" else validation.mms)(item, settings)
+    if channel == "mms":  # one media preflight per distinct mediaUrl in the batch
+        if message.media_url not in checked_media:
+            try:
+                messages.check_channel(message, settings)
+                checked_media[message.media_url] = None
+            except MessagingError as err:
+                checked_media[message.media_url] = err
+        if checked_media[message.media_url] is not None:
+            raise checked_media[message.media_url]
+    return message
+
+
+def submit(data: dict, settings: Settings) -> dict:
+    """Validate, record and enqueue. Returns ``{"id", "accepted", "rejected": [{"index", "error"}]}``."""
+    items = data.get("messages")
+    if not isinstance(items, list) or not items:
+        raise InvalidRequest("MissingField", "'messages' must be a non-empty list of messages.", field="messages")
+    if len(items) > MAX_ITEMS:
+        raise InvalidRequest("BatchTooLarge", f"A batch holds at most {MAX_ITEMS} messages; this one has {len(items)}.",
+                             field="messages")
+    if not settings.batch_queue_url:
+        raise NotConfigured("BatchesNotConfigured", "This stage has no batch queue (BATCH_QUEUE_URL).")
+    batch_id = f"{schema.BATCH_ID_PREFIX}{uuid.uuid4()}"
+    records, rejected, checked_media = [], [], {}
+    for index, item in enumerate(items):
+        try:
+            message = _parse(item, settings, checked_media)
+        except MessagingError as err:
+            rejected.append({"index": index, "error": err.as_dict()})
+            continue
+        records.append(messages.new_record(message, **{schema.MESSAGES_BATCH_KEY: batch_id, "batchIndex": index}))
+    summary = {"id": batch_id, "kind": "batch", "createdAt": store.now_iso(), "size": len(items),
+               "rejected": len(rejected)}
+    store.create_many(records, extra=summary)
+    for record, error in _enqueue(settings, batch_id, records):
+        store.transition(record["id"], store.FAILED, error=error)
+        rejected.append({"index": record["batchIndex"], "error": error})
+    rejected.sort(key=lambda r: r["index"])
+    accepted = len(items) - len(rejected)
+    logger.info("batch accepted", extra={"batchId": batch_id, "accepted": accepted, "rejected": len(rejected)})
+    return {"id": batch_id, "accepted": accepted, "rejected": rejected}
+
+
+def _enqueue(settings: Settings, batch_id: str, records: list[dict]) -> list[tuple[dict, dict]]:
+    """SendMessageBatch, 10 at a time, retrying entries SQS reports as failed. Returns the records
+    that could not be enqueued, each with the error to record."""
+    client = aws.client("sqs")
+    lost = []
+    for start in range(0, len(records), SQS_BATCH):
+        pending = {str(i): r for i, r in enumerate(records[start:start + SQS_BATCH])}
+        failures = {}
+        for attempt in range(4):
+            entries = [{"Id": key, "MessageBody": json.dumps({"messageId": r["id"], "batchId": batch_id})}
+                       for key, r in pending.items()]
+            response = client.send_message_batch(QueueUrl=settings.batch_queue_url, Entries=entries)
+            failures = {f["Id"]: f for f in response.get("Failed", [])}
+            pending = {key: pending[key] for key in failures}
+            if not pending:
+                break
+            time.sleep(0.1 * 2 ** attempt)
+        for key, record in pending.items():
+            lost.append((record, {"code": "EnqueueFailed",
+                                  "message": f"The batch queue refused this message: {failures[key].get('Code')}."}))
+    return lost
+
+
+def progress(batch_id: str) -> dict:
+    """Counts per status for a batch."""
+    summary = store.get(batch_id) if batch_id.startswith(schema.BATCH_ID_PREFIX) else None
+    if summary is None or summary.get("kind") != "batch":
+        raise NotFound("BatchNotFound", f"No batch with id {batch_id}.")
+    counts = store.count_batch(batch_id)
+    result = {"id": batch_id, "createdAt": summary["createdAt"], "size": summary["size"],
+              "rejected": summary["rejected"]}
+    for status in (store.QUEUED, store.SENT, store.DELIVERED, store.FAILED):
+        result[status] = counts.get(status, 0)
+    result["done"] = result[store.QUEUED] == 0 and result[store.SENT] == 0
+    return result

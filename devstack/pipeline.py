@@ -1,0 +1,234 @@
+"""What Lambda and CloudWatch Logs do around the app on AWS, done locally with the app's own code.
+
+- ``QueueRunner`` plays the SQS event source mapping: it polls the batch queue, invokes the real
+  worker (``chalicelib.worker.handle``) with up to 10 records, deletes the records the worker did
+  not report in ``batchItemFailures``, and leaves everything when an invocation dies.
+- ``Receipts`` plays the carrier and CloudWatch Logs: a moment after each accepted send it writes
+  a delivery receipt in the documented format (SNS delivery-status log, or End User Messaging
+  event) to the matching log group, then hands it to the real status-ingest function the way a
+  subscription filter does (gzipped, base64).
+
+Destination numbers follow AWS's simulator conventions: the failure simulator numbers fail;
+every other number is delivered (locally only; on AWS a real number gets its real outcome).
+"""
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import queue
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+
+# AWS End User Messaging destination simulator numbers (test-phone-numbers in the user guide):
+# success and failure per country.
+SIMULATOR_SUCCESS = {"+14254147755", "+61455944038", "+33755512501"}
+SIMULATOR_FAILURE = {"+14254147167", "+61455944039", "+33755512502"}
+SMS_PRICE_USD = 0.00581  # per part, for realistic-looking receipts; not a quote
+MMS_PRICE_USD = 0.02
+
+
+class WorkerDied(BaseException):
+    """Raised inside an invocation to play a worker process that dies mid-batch (not an Exception,
+    so the worker's own error handling does not catch it)."""
+
+
+class _Context:
+    def __init__(self, timeout_seconds: float):
+        self.deadline = time.monotonic() + timeout_seconds
+        self.aws_request_id = str(uuid.uuid4())
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+class _DyingBucket:
+    """A worker's token bucket that lets ``allowed`` messages through, then kills the invocation."""
+
+    def __init__(self, bucket, allowed: int):
+        self.bucket, self.allowed = bucket, allowed
+        self.clock = bucket.clock
+
+    def acquire(self, parts, deadline=None):
+        if self.allowed <= 0:
+            raise WorkerDied()
+        self.allowed -= 1
+        return self.bucket.acquire(parts, deadline)
+
+
+class QueueRunner:
+    def __init__(self, *, sqs, queue_url: str, settings, concurrency: int, function_timeout: float = 30.0):
+        from chalicelib import worker
+
+        self.sqs, self.queue_url, self.settings = sqs, queue_url, settings
+        self.function_timeout = function_timeout
+        self.worker = worker
+        self.buckets = [worker.TokenBucket(settings.max_mps / concurrency) for _ in range(concurrency)]
+        self.invocations = self.deaths = 0
+        self._kill: list[int] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._poll, args=(i,), name=f"batch-worker-{i}", daemon=True)
+                         for i in range(concurrency)]
+
+    def kill_next_invocation(self, after: int) -> None:
+        """The next invocation dies after sending ``after`` of its messages."""
+        with self._lock:
+            self._kill.append(after)
+
+    def start(self) -> "QueueRunner":
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=self.function_timeout + 5)
+
+    def _poll(self, index: int) -> None:
+        while not self._stop.is_set():
+            try:
+                received = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
+                                                    WaitTimeSeconds=1, AttributeNames=["All"])
+            except Exception:
+                if self._stop.wait(0.5):
+                    return
+                continue
+            if received.get("Messages"):
+                self._invoke(index, received["Messages"])
+
+    def _invoke(self, index: int, messages: list[dict]) -> None:
+        event = {"Records": [{
+            "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+            "attributes": {"ApproximateReceiveCount": m.get("Attributes", {}).get("ApproximateReceiveCount", "1")},
+            "eventSource": "aws:sqs"} for m in messages]}
+        bucket = self.buckets[index]
+        with self._lock:
+            self.invocations += 1
+            if self._kill:
+                bucket = _DyingBucket(bucket, self._kill.pop(0))
+        try:
+            result = self.worker.handle(event, _Context(self.function_timeout), settings=self.settings, pacer=bucket)
+        except WorkerDied:
+            with self._lock:
+                self.deaths += 1
+            return  # nothing deleted: every record comes back after the visibility timeout
+        failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+        done = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                for i, m in enumerate(messages) if m["MessageId"] not in failed]
+        if done:
+            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=done)
+
+
+def subscription_event(log_group: str, lines: list[str]) -> dict:
+    """A CloudWatch Logs subscription delivery, as Lambda receives it."""
+    now = int(time.time() * 1000)
+    data = {"messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": log_group,
+            "logStream": "local", "subscriptionFilters": ["status-ingest"],
+            "logEvents": [{"id": str(uuid.uuid4().int)[:56], "timestamp": now, "message": line} for line in lines]}
+    return {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(data).encode())).decode()}}
+
+
+def sns_receipt(entry: dict, delivered: bool, parts: int) -> str:
+    """An SNS SMS delivery-status log line (the documented shape)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return json.dumps({
+        "notification": {"messageId": entry["providerMessageId"], "timestamp": stamp},
+        "delivery": {"phoneCarrier": "Local Carrier", "mnc": 0, "numberOfMessageParts": parts,
+                     "destination": entry["to"], "priceInUSD": round(SMS_PRICE_USD * parts, 5) if delivered else 0.0,
+                     "smsType": "Transactional", "mcc": 310, "dwellTimeMs": 120,
+                     "providerResponse": "Message has been accepted by phone carrier" if delivered
+                     else "Phone carrier is currently unreachable/unavailable"},
+        "status": "SUCCESS" if delivered else "FAILURE"})
+
+
+def eum_receipts(entry: dict, delivered: bool, parts: int, origination: str) -> list[str]:
+    """End User Messaging events for one send: a pending event, then the final one."""
+    kind = "TEXT" if entry["channel"] == "sms" else "MEDIA"
+    price = (SMS_PRICE_USD * parts if kind == "TEXT" else MMS_PRICE_USD) if delivered else 0.0
+    now = int(time.time() * 1000)
+
+    def event(status, final, description, at):
+        return json.dumps({
+            "eventType": f"{kind}_{status}", "eventVersion": "1.0", "eventTimestamp": at, "isFinal": final,
+            "originationPhoneNumber": origination, "destinationPhoneNumber": entry["to"],
+            "isoCountryCode": "US", "messageId": entry["providerMessageId"], "messageRequestTimestamp": now - 50,
+            "messageEncoding": "GSM", "messageType": "TRANSACTIONAL", "messageStatus": status,
+            "messageStatusDescription": description, "totalMessageParts": parts,
+            "totalMessagePrice": round(price, 5), "totalCarrierFee": 0.0})
+
+    final = (event("DELIVERED", True, "Message has been accepted by phone", now) if delivered else
+             event("CARRIER_UNREACHABLE", True, "Phone carrier is currently unreachable/unavailable", now))
+    return [event("PENDING", False, "Message is pending delivery", now - 10), final]
+
+
+class Receipts:
+    """Turn each accepted send into delivery receipts, ``delay`` seconds later, in batches."""
+
+    def __init__(self, *, emulator, logs, ingest, sns_groups: tuple[str, str], events_group: str,
+                 origination: str, delay: float = 0.3):
+        self.logs, self.ingest = logs, ingest
+        self.sns_groups, self.events_group, self.origination = sns_groups, events_group, origination
+        self.delay = delay
+        self._pending: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="delivery-receipts", daemon=True)
+        for group in (*sns_groups, events_group):
+            try:
+                logs.create_log_stream(logGroupName=group, logStreamName="local")
+            except logs.exceptions.ResourceAlreadyExistsException:
+                pass
+        emulator.listeners.append(self._on_send)
+
+    def start(self) -> "Receipts":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _on_send(self, entry: dict, provider: str) -> None:
+        self._pending.put((time.monotonic() + self.delay, entry, provider))
+
+    def _run(self) -> None:
+        waiting: list = []
+        while not self._stop.is_set():
+            try:
+                waiting.append(self._pending.get(timeout=0.05))
+                while True:
+                    waiting.append(self._pending.get_nowait())
+            except queue.Empty:
+                pass
+            now = time.monotonic()
+            due = [w for w in waiting if w[0] <= now]
+            waiting = [w for w in waiting if w[0] > now]
+            if due:
+                try:
+                    self._deliver([(entry, provider) for _, entry, provider in due])
+                except Exception:  # a receipt problem must not stop the next ones
+                    import logging
+
+                    logging.getLogger(__name__).exception("delivery receipts failed")
+
+    def _deliver(self, sends: list[tuple[dict, str]]) -> None:
+        from chalicelib.segments import segment
+
+        lines: dict[str, list[str]] = {}
+        for entry, provider in sends:
+            delivered = entry["to"] not in SIMULATOR_FAILURE
+            parts = segment(entry.get("body") or "")[1] if entry["channel"] == "sms" else 1
+            if provider == "sns":
+                group = self.sns_groups[0] if delivered else self.sns_groups[1]
+                lines.setdefault(group, []).append(sns_receipt(entry, delivered, parts))
+            else:
+                lines.setdefault(self.events_group, []).extend(
+                    eum_receipts(entry, delivered, parts, self.origination))
+        for group, group_lines in lines.items():
+            now = int(time.time() * 1000)
+            self.logs.put_log_events(logGroupName=group, logStreamName="local",
+                                     logEvents=[{"timestamp": now, "message": line} for line in group_lines])
+            self.ingest(subscription_event(group, group_lines))
