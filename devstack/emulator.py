@@ -5,7 +5,10 @@
 - presigned S3 POST uploads are checked against their policy and signature, as S3 does;
 - ``GET /_outbox`` lists every SMS and MMS accepted, oldest first;
 - ``POST /_faults`` makes the next N calls of an operation fail with a given AWS error
-  (the end-to-end tests use it to inject provider throttling).
+  (the end-to-end tests use it to inject provider throttling);
+- ``POST /_limits`` ``{"mps": N}`` makes sends enforce N message parts per second with a token
+  bucket, answering ``ThrottlingException`` (SNS: ``Throttling``) above it, as an origination
+  identity's throughput limit does; ``GET /_limits`` also counts the throttled calls.
 """
 from __future__ import annotations
 
@@ -28,10 +31,22 @@ from moto.s3.models import s3_backends
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request, Response
 
+from . import appload  # noqa: F401  (puts app/ on the path)
+from chalicelib.segments import segment  # noqa: E402
 from .sms_voice import TARGET_PREFIX, SmsVoiceStandIn, respond
 
 ACCOUNT = DEFAULT_ACCOUNT_ID
 FAKE_SECRET = "testing"  # moto's fake credentials; nothing here is a real key
+
+
+def _parts(operation: str, raw: bytes) -> int:
+    """Message parts of an sms-voice send: an SMS's segments; an MMS is one part."""
+    if operation == "SendMediaMessage":
+        return 1
+    try:
+        return segment(json.loads(raw).get("MessageBody") or "")[1]
+    except ValueError:
+        return 1
 
 
 def _iso() -> str:
@@ -47,6 +62,10 @@ class Emulator:
         self.faults: list[dict] = []
         self.sms_voice = SmsVoiceStandIn(region=region, account=ACCOUNT, record_send=self.record_send,
                                          read_media=self.head_media)
+        self.mps_limit: float | None = None
+        self._tokens = 0.0
+        self._tokens_at = 0.0
+        self.throttled = 0
         self.listeners = []  # called with (outbox entry, "sns" | "sms-voice"): delivery receipts hook in here
 
     # -- shared state -------------------------------------------------------------------------
@@ -67,6 +86,27 @@ class Emulator:
             return None
         return obj.metadata.get("Content-Type", ""), obj.size
 
+    def set_mps(self, mps: float | None) -> None:
+        with self._lock:
+            self.mps_limit = mps
+            self._tokens, self._tokens_at = (mps or 0.0), time.monotonic()
+            self.throttled = 0
+
+    def over_limit(self, parts: int) -> bool:
+        """Take ``parts`` from the throughput bucket (capacity: one second's worth); True when
+        they are not there, and the call must be throttled."""
+        with self._lock:
+            if not self.mps_limit:
+                return False
+            now = time.monotonic()
+            self._tokens = min(self.mps_limit, self._tokens + (now - self._tokens_at) * self.mps_limit)
+            self._tokens_at = now
+            if self._tokens >= parts or (parts > self.mps_limit and self._tokens >= self.mps_limit):
+                self._tokens -= parts
+                return False
+            self.throttled += 1
+            return True
+
     def take_fault(self, operation: str) -> dict | None:
         with self._lock:
             for fault in self.faults:
@@ -84,10 +124,16 @@ class Emulator:
                 return Response(json.dumps(self.outbox), mimetype="application/json")(environ, start_response)
         if path == "/_faults":
             return self._faults_endpoint(environ, start_response)
+        if path == "/_limits":
+            return self._limits_endpoint(environ, start_response)
         raw = self._body(environ)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if target.startswith(TARGET_PREFIX):
-            fault = self.take_fault(target[len(TARGET_PREFIX):])
+            operation = target[len(TARGET_PREFIX):]
+            fault = self.take_fault(operation)
+            if fault is None and operation in ("SendTextMessage", "SendMediaMessage") and \
+                    self.over_limit(_parts(operation, raw)):
+                fault = {"code": "ThrottlingException", "message": "Rate exceeded", "status": 400}
             if fault:
                 body = {"__type": fault["code"], "message": fault["message"], **fault.get("fields", {})}
                 return self._json(environ, start_response, fault["status"], body)
@@ -131,8 +177,20 @@ class Emulator:
             self.faults.append(fault)
         return Response(json.dumps(fault), status=201, mimetype="application/json")(environ, start_response)
 
+    def _limits_endpoint(self, environ, start_response):
+        request = Request(environ)
+        if request.method == "POST":
+            self.set_mps(float(json.loads(request.get_data() or b"{}").get("mps") or 0) or None)
+        elif request.method == "DELETE":
+            self.set_mps(None)
+        with self._lock:
+            body = {"mps": self.mps_limit, "throttled": self.throttled}
+        return Response(json.dumps(body), mimetype="application/json")(environ, start_response)
+
     def _sns_publish_sms(self, environ, start_response, form):
         fault = self.take_fault("Publish")
+        if fault is None and self.over_limit(segment(form.get("Message", [""])[0])[1]):
+            fault = {"code": "Throttling", "message": "Rate exceeded", "status": 400}
         if fault:
             xml = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{escape(fault['code'])}</Code>"
                    f"<Message>{escape(fault['message'])}</Message></Error>"

@@ -59,19 +59,20 @@ class _DyingBucket:
 
 
 class QueueRunner:
-    def __init__(self, *, sqs, queue_url: str, settings, concurrency: int, function_timeout: float = 30.0):
+    def __init__(self, *, sqs, queue_url: str, settings, function_timeout: float = 30.0):
         from chalicelib import worker
 
         self.sqs, self.queue_url, self.settings = sqs, queue_url, settings
         self.function_timeout = function_timeout
         self.worker = worker
-        self.buckets = [worker.TokenBucket(settings.max_mps / concurrency) for _ in range(concurrency)]
+        # One bucket per instance, as each Lambda instance has its own (worker.bucket()).
+        self.buckets = [worker.new_bucket(settings) for _ in range(settings.worker_concurrency)]
         self.invocations = self.deaths = 0
         self._kill: list[int] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._poll, args=(i,), name=f"batch-worker-{i}", daemon=True)
-                         for i in range(concurrency)]
+                         for i in range(settings.worker_concurrency)]
 
     def kill_next_invocation(self, after: int) -> None:
         """The next invocation dies after sending ``after`` of its messages."""

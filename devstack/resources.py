@@ -66,7 +66,7 @@ def create_core(client, region: str, account: str, *, visibility_timeout: int = 
             {"IndexName": schema.MESSAGES_LIST_INDEX, "Projection": {"ProjectionType": "ALL"},
              "KeySchema": [{"AttributeName": schema.MESSAGES_LIST_PARTITION, "KeyType": "HASH"},
                            {"AttributeName": schema.MESSAGES_LIST_SORT, "KeyType": "RANGE"}]},
-            {"IndexName": schema.MESSAGES_PROVIDER_INDEX, "Projection": {"ProjectionType": "ALL"},
+            {"IndexName": schema.MESSAGES_PROVIDER_INDEX, "Projection": {"ProjectionType": "KEYS_ONLY"},
              "KeySchema": [{"AttributeName": schema.MESSAGES_PROVIDER_KEY, "KeyType": "HASH"}]},
             {"IndexName": schema.MESSAGES_BATCH_INDEX,
              "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(schema.MESSAGES_BATCH_PROJECTION)},

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import urllib.request
 
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.serving import make_server
@@ -53,6 +54,8 @@ class LocalStack:
                                        request_handler=MotoRequestHandler)
         self.aws_url = f"http://{HOST}:{self._aws_server.server_port}"
         self._serve(self._aws_server, "embedded-aws")
+        # moto keeps its state per process: start from an empty account every time.
+        urllib.request.urlopen(urllib.request.Request(f"{self.aws_url}/moto-api/reset", method="POST"), timeout=30)
         # moto's fake credentials: the app signs requests as it would on AWS, nothing leaves the machine.
         self._setenv({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                       "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_ENDPOINT_URL": self.aws_url})
@@ -69,6 +72,9 @@ class LocalStack:
         from chalicelib.settings import get_settings
 
         aws.reset()
+        # Chalice's local server changes the app object's class; put it back on stop, so that
+        # another local stack can start in the same process.
+        self._app, self._app_class = module.app, module.app.__class__
         self._app_server = create_local_server(module.app, Config.create(lambda_timeout=60), HOST, self._ports[0])
         self.app_url = f"http://{HOST}:{self._app_server.server.server_port}"
         self._serve(self._app_server.server, "chalice-local")
@@ -80,7 +86,7 @@ class LocalStack:
             delay=self._receipt_delay).start()
         self.queue_runner = pipeline.QueueRunner(
             sqs=aws.client("sqs"), queue_url=settings.batch_queue_url, settings=settings,
-            concurrency=settings.worker_concurrency, function_timeout=self._function_timeout).start()
+            function_timeout=self._function_timeout).start()
         return self
 
     def stop(self) -> None:
@@ -94,6 +100,7 @@ class LocalStack:
             thread.join(timeout=10)
         self._app_server.server.server_close()
         self._aws_server.server_close()
+        self._app.__class__ = self._app_class
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)

@@ -67,6 +67,7 @@ class MessageStore(Construct):
         self.messages.add_global_secondary_index(
             index_name=schema.MESSAGES_PROVIDER_INDEX,
             partition_key=dynamodb.Attribute(name=schema.MESSAGES_PROVIDER_KEY, type=string),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,  # the ingest needs only our id
         )
         self.messages.add_global_secondary_index(
             index_name=schema.MESSAGES_BATCH_INDEX,
@@ -255,9 +256,12 @@ class SenderApi(Construct):
             actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
             resources=[store.idempotency.table_arn]))
         api.add_to_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[batch.queue.queue_arn]))
-        # The worker claims and updates records and keeps the per-recipient pacing gate (PutItem).
+        # The worker claims and updates records, and keeps the per-recipient pacing gate in the
+        # idempotency table (short-lived keys).
         worker.add_to_policy(iam.PolicyStatement(
-            actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources=[messages]))
+            actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[messages]))
+        worker.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[store.idempotency.table_arn]))
         worker.add_to_policy(iam.PolicyStatement(
             actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
                      "sqs:ChangeMessageVisibility"], resources=[batch.queue.queue_arn]))

@@ -10,29 +10,9 @@ from botocore.config import Config
 
 from devstack.server import LocalStack
 
+from .localhttp import Http
+
 TO = "+14255550123"
-
-
-class Http:
-    def __init__(self, base):
-        self.base = base
-
-    def call(self, method, path, body=None, headers=None, raw=None):
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        request = urllib.request.Request(self.base + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json", **(headers or {})})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, dict(response.headers), _json(response.read())
-        except urllib.error.HTTPError as err:
-            return err.code, dict(err.headers), _json(err.read())
-
-
-def _json(raw):
-    try:
-        return json.loads(raw) if raw else None
-    except ValueError:
-        return raw
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,8 @@ MEDIA_PREFIX = "media/"
 MESSAGES_BATCH_INDEX = "byBatchId"
 MESSAGES_BATCH_KEY = "batchId"
 MESSAGES_BATCH_PROJECTION = ("status",)
-# Items of the messages table that are not messages carry an id with one of these prefixes:
-# the batch summary, and the per-recipient pacing gate of the batch worker.
+# The batch summary sits in the messages table under an id with this prefix (it is not a message).
 BATCH_ID_PREFIX = "batch-"
+# The batch worker's per-recipient pacing gate sits in the idempotency table (short-lived keys,
+# cleaned by the same TTL) under ids with this prefix, which idempotency keys never have.
 RECIPIENT_GATE_PREFIX = "recipient#"

@@ -88,13 +88,13 @@ def parse(line: str) -> Receipt | None:
 
 def apply(receipt: Receipt) -> str:
     """Settle one receipt; returns what happened: applied, stale or unknown."""
-    record = store.find_by_provider_id(receipt.provider_id)
-    if record is None:
+    message_id = store.find_id_by_provider_id(receipt.provider_id)
+    if message_id is None:
         return "unknown"
     fields = {"priceUsd": receipt.price_usd, "providerResponse": receipt.response}
     if receipt.status == store.FAILED:
         fields["error"] = {"code": "DeliveryFailed", "message": receipt.response or "The carrier did not deliver it."}
-    updated = store.settle(record["id"], receipt.status, receipt.at_ms, **fields)
+    updated = store.settle(message_id, receipt.status, receipt.at_ms, **fields)
     return "applied" if updated else "stale"
 
 

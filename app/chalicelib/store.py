@@ -190,8 +190,9 @@ def settle(message_id: str, status: str, at_ms: int, **fields) -> dict | None:
     return from_item(response["Attributes"])
 
 
-def find_by_provider_id(provider_id: str) -> dict | None:
-    """The message record the provider knows by ``provider_id`` (via the provider-id index)."""
+def find_id_by_provider_id(provider_id: str) -> str | None:
+    """The id of the message the provider knows by ``provider_id`` (the provider-id index holds
+    keys only)."""
     response = aws.client("dynamodb").query(
         TableName=_table(),
         IndexName=schema.MESSAGES_PROVIDER_INDEX,
@@ -201,7 +202,7 @@ def find_by_provider_id(provider_id: str) -> dict | None:
         Limit=1,
     )
     items = response.get("Items") or []
-    return from_item(items[0]) if items else None
+    return items[0][schema.MESSAGES_KEY]["S"] if items else None
 
 
 def count_batch(batch_id: str) -> dict[str, int]:
@@ -227,21 +228,24 @@ def count_batch(batch_id: str) -> dict[str, int]:
 
 def reserve_recipient(to: str, gap_seconds: float = 1.0) -> float:
     """Take the recipient's next send slot (at most one message per ``gap_seconds``), shared by
-    every worker through one conditional write. Returns 0 when taken, else seconds to wait."""
+    every worker through one conditional write to the short-lived-keys (idempotency) table.
+    Returns 0 when taken, else the seconds to wait."""
     now = time.time()
     client = aws.client("dynamodb")
-    key = {schema.MESSAGES_KEY: {"S": f"{schema.RECIPIENT_GATE_PREFIX}{to}"}}
+    table = get_settings().idempotency_table
+    key = {schema.IDEMPOTENCY_KEY: {"S": f"{schema.RECIPIENT_GATE_PREFIX}{to}"}}
     try:
         client.put_item(
-            TableName=_table(),
-            Item={**key, "nextAt": _encode(round(now + gap_seconds, 3)), schema.MESSAGES_TTL: _encode(int(now) + 3600)},
+            TableName=table,
+            Item={**key, "nextAt": _encode(round(now + gap_seconds, 3)),
+                  schema.IDEMPOTENCY_TTL: _encode(int(now) + 3600)},
             ConditionExpression="attribute_not_exists(#id) OR nextAt <= :now",
-            ExpressionAttributeNames={"#id": schema.MESSAGES_KEY},
+            ExpressionAttributeNames={"#id": schema.IDEMPOTENCY_KEY},
             ExpressionAttributeValues={":now": _encode(round(now, 3))},
         )
         return 0.0
     except client.exceptions.ConditionalCheckFailedException:
-        item = client.get_item(TableName=_table(), Key=key, ConsistentRead=True).get("Item")
+        item = client.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
         wait = float(item["nextAt"]["N"]) - now if item else 0.0
         return max(wait, 0.01)
 

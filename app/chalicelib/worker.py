@@ -68,11 +68,17 @@ class TokenBucket:
 _bucket: TokenBucket | None = None
 
 
+def new_bucket(settings: Settings) -> TokenBucket:
+    """One instance's share of the stage's MPS, with no burst: evenly spaced sends leave the
+    provider's own bucket full, so jitter on the way there does not get a send throttled."""
+    return TokenBucket(settings.max_mps / settings.worker_concurrency, capacity=1)
+
+
 def bucket(settings: Settings) -> TokenBucket:
-    """This instance's share of the stage's MPS."""
+    """The bucket of this (Lambda) instance."""
     global _bucket
     if _bucket is None:
-        _bucket = TokenBucket(settings.max_mps / settings.worker_concurrency)
+        _bucket = new_bucket(settings)
     return _bucket
 
 

@@ -1,0 +1,153 @@
+"""Bulk sending and delivery status end to end: POST /batches on the local stack, drained by the
+real worker code, delivery receipts turned into statuses by the real ingest code. The emulated
+AWS's outbox is the witness: exactly one send per accepted message, none lost, none twice."""
+from collections import Counter
+from datetime import datetime
+import time
+
+import boto3
+import pytest
+
+from devstack.pipeline import SIMULATOR_FAILURE, SIMULATOR_SUCCESS
+from devstack.server import LocalStack
+
+from .localhttp import Http
+
+MPS = 60
+SUCCESS, FAILURE = sorted(SIMULATOR_SUCCESS)[0], sorted(SIMULATOR_FAILURE)[0]
+assert SUCCESS.startswith("+1") and FAILURE.startswith("+1")
+
+
+@pytest.fixture
+def stack():
+    # A fresh stack per test keeps moto's tables small (its queries scan them). A short visibility
+    # timeout, so that the messages of a worker that died come back within seconds.
+    with LocalStack(app_port=0, aws_port=0, visibility_timeout=3, receipt_delay=0.3,
+                    settings={"MAX_MPS": str(MPS), "WORKER_CONCURRENCY": "2"}) as running:
+        yield running
+
+
+@pytest.fixture
+def api(stack):
+    return Http(stack.app_url)
+
+
+@pytest.fixture
+def aws(stack):
+    emulated = Http(stack.aws_url)
+    emulated.call("DELETE", "/_faults")
+    emulated.call("POST", "/_limits", {"mps": MPS})  # the provider enforces the stage's MPS
+    yield emulated
+    emulated.call("DELETE", "/_limits")
+
+
+@pytest.fixture
+def media_url(stack):
+    bucket = stack.env["MEDIA_BUCKET"]
+    boto3.client("s3", endpoint_url=stack.aws_url, region_name="us-east-1").put_object(
+        Bucket=bucket, Key="media/batch.png", Body=b"\x89PNG" + b"0" * 500, ContentType="image/png")
+    return f"s3://{bucket}/media/batch.png"
+
+
+def mixed_batch(tag: str, media_url: str, size: int = 500) -> tuple[list[dict], set[int]]:
+    """SMS and MMS to distinct numbers, some to the failure simulator, a few to one recipient
+    (paced to one a second), and a few invalid items. Returns (items, indexes that are invalid)."""
+    items, invalid = [], set()
+    for i in range(size):
+        body = f"{tag} #{i}"
+        if i % 97 == 13:
+            items.append({"to": "not a number", "body": body})
+            invalid.add(i)
+        elif i % 50 == 7:
+            items.append({"to": FAILURE, "body": body})
+        elif i % 125 == 3:
+            items.append({"to": SUCCESS, "body": body})
+        elif i % 5 == 0:
+            items.append({"to": f"+1206555{1000 + i:04d}", "body": body, "mediaUrl": media_url})
+        elif i % 17 == 0:
+            items.append({"to": f"+1206555{1000 + i:04d}", "body": body + " " + "long " * 60})  # 2 parts
+        else:
+            items.append({"to": f"+1206555{1000 + i:04d}", "body": body})
+    return items, invalid
+
+
+def settle(api, batch_id: str, timeout: float = 240) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status, _, progress = api.call("GET", f"/batches/{batch_id}")
+        assert status == 200
+        if progress["done"]:
+            return progress
+        time.sleep(2)  # each look queries the batch index, which moto scans
+    raise AssertionError(f"batch not done in {timeout}s: {progress}")
+
+
+def submit_and_settle(api, aws, items, invalid):
+    status, headers, accepted = api.call("POST", "/batches", {"messages": items})
+    assert status == 202, accepted
+    assert headers["Location"] == f"/batches/{accepted['id']}"
+    assert [r["index"] for r in accepted["rejected"]] == sorted(invalid)
+    assert all(r["error"]["code"] == "InvalidPhoneNumber" for r in accepted["rejected"])
+    assert accepted["accepted"] == len(items) - len(invalid)
+    progress = settle(api, accepted["id"])
+    return accepted, progress
+
+
+def assert_exactly_once(aws, tag: str, items, invalid):
+    sent = Counter(entry["body"].split(" long")[0] for entry in aws.call("GET", "/_outbox")[2]
+                   if (entry["body"] or "").startswith(f"{tag} #"))
+    expected = {item["body"].split(" long")[0] for i, item in enumerate(items) if i not in invalid}
+    assert set(sent) == expected, f"lost: {sorted(expected - set(sent))[:5]}"
+    assert [body for body, count in sent.items() if count > 1] == []
+
+
+def test_a_batch_of_500_mixed_messages_reaches_final_statuses_sent_once_each(api, aws, media_url):
+    items, invalid = mixed_batch("plain", media_url)
+    accepted, progress = submit_and_settle(api, aws, items, invalid)
+    failures = sum(1 for item in items if item.get("to") == FAILURE)
+    assert (progress["delivered"], progress["failed"], progress["queued"], progress["sent"]) == (
+        accepted["accepted"] - failures, failures, 0, 0)
+    assert progress["size"] == 500 and progress["rejected"] == len(invalid)
+    assert_exactly_once(aws, "plain", items, invalid)
+    # Paced to the provider's MPS: not one send was throttled.
+    assert aws.call("GET", "/_limits")[2]["throttled"] == 0
+    # At most one message a second to any one recipient.
+    times = sorted(datetime.fromisoformat(e["at"].replace("Z", "+00:00")).timestamp()
+                   for e in aws.call("GET", "/_outbox")[2] if e["to"] == SUCCESS and e["body"].startswith("plain #"))
+    assert len(times) == 4 and all(b - a >= 0.9 for a, b in zip(times, times[1:])), times
+
+
+def test_a_message_reads_back_delivered_with_price_or_failed_with_the_carriers_reason(api, aws, media_url):
+    items = [{"to": SUCCESS, "body": "status #1"}, {"to": FAILURE, "body": "status #2"},
+             {"to": "+12065559999", "mediaUrl": media_url, "body": "status #3"}]
+    status, _, accepted = api.call("POST", "/batches", {"messages": items})
+    assert status == 202 and accepted["accepted"] == 3
+    settle(api, accepted["id"])
+    listed = api.call("GET", "/messages?limit=10")[2]["messages"]
+    by_body = {m["body"]: m for m in listed if (m["body"] or "").startswith("status #")}
+    delivered, failed, mms = by_body["status #1"], by_body["status #2"], by_body["status #3"]
+    assert delivered["status"] == "delivered" and delivered["priceUsd"] > 0 and delivered["error"] is None
+    assert failed["status"] == "failed" and failed["error"]["code"] == "DeliveryFailed"
+    assert "unreachable" in failed["error"]["message"]
+    assert mms["channel"] == "mms" and mms["status"] == "delivered"  # an End User Messaging event
+
+
+def test_the_same_holds_when_the_provider_throttles(api, aws, media_url, stack):
+    aws.call("POST", "/_faults", {"operation": "Publish", "code": "Throttling", "count": 40})
+    aws.call("POST", "/_faults", {"operation": "SendMediaMessage", "code": "ThrottlingException", "count": 12})
+    items, invalid = mixed_batch("throttled", media_url)
+    accepted, progress = submit_and_settle(api, aws, items, invalid)
+    assert progress["failed"] == sum(1 for item in items if item.get("to") == FAILURE)
+    assert_exactly_once(aws, "throttled", items, invalid)
+    assert [f["count"] for f in aws.call("GET", "/_faults")[2]] == [0, 0]  # the throttling did happen
+
+
+def test_the_same_holds_when_a_worker_dies_in_the_middle_of_a_batch(api, aws, media_url, stack):
+    runner = stack.queue_runner
+    deaths = runner.deaths
+    runner.kill_next_invocation(after=3)  # the batch's first invocation: 10 messages, dies after 3
+    items, invalid = mixed_batch("killed", media_url)
+    accepted, progress = submit_and_settle(api, aws, items, invalid)
+    assert runner.deaths == deaths + 1
+    assert progress["failed"] == sum(1 for item in items if item.get("to") == FAILURE)
+    assert_exactly_once(aws, "killed", items, invalid)
