@@ -1,0 +1,147 @@
+"""Delivery status ingest: log lines in the documented shapes, delivered the way CloudWatch Logs
+delivers them to a subscription (gzipped, base64), against records in moto's DynamoDB."""
+import base64
+import gzip
+import json
+
+import pytest
+
+from devstack.pipeline import subscription_event
+
+from .conftest import sender
+
+SNS_GROUP = "sns/us-east-1/123456789012/DirectPublishToPhoneNumber"
+
+
+def sns_line(provider_id, status="SUCCESS", response="Message has been accepted by phone carrier",
+             timestamp="2026-11-22 10:00:00.100", price=0.00645):
+    """The SNS SMS delivery-status log, as the SNS developer guide documents it."""
+    return json.dumps({
+        "notification": {"messageId": provider_id, "timestamp": timestamp},
+        "delivery": {"phoneCarrier": "My Phone Carrier", "mnc": 270, "numberOfMessageParts": 1,
+                     "destination": "+14155550100", "priceInUSD": price, "smsType": "Transactional",
+                     "mcc": 310, "providerResponse": response, "dwellTimeMs": 599,
+                     "dwellTimeMsUntilDeviceAck": 1344},
+        "status": status})
+
+
+def eum_line(provider_id, event_type="TEXT_DELIVERED", status="DELIVERED", final=True, at=1686975103470,
+             description="Message has been accepted by phone", price=0.00581):
+    """An End User Messaging event from a configuration set's CloudWatch Logs destination."""
+    return json.dumps({
+        "eventType": event_type, "eventVersion": "1.0", "eventTimestamp": at, "isFinal": final,
+        "originationPhoneNumber": "+12065550152", "destinationPhoneNumber": "+14255550156",
+        "isoCountryCode": "US", "mcc": "310", "mnc": "800", "messageId": provider_id,
+        "messageRequestTimestamp": at - 300, "messageEncoding": "GSM", "messageType": "TRANSACTIONAL",
+        "messageStatus": status, "messageStatusDescription": description, "context": {"account": "bar"},
+        "totalMessageParts": 1, "totalMessagePrice": price, "totalCarrierFee": 0.0})
+
+
+@pytest.fixture
+def sent(aws_env):
+    """A stored message in ``sent`` with a provider id; returns (our id, provider id)."""
+    from chalicelib import messages, store
+    from chalicelib.validation import Outbound
+
+    def make(provider_id="prov-1", channel="sms"):
+        record = messages.new_record(Outbound(channel, "+14155550100", "hi",
+                                              media_url="s3://b/k.png" if channel == "mms" else None))
+        store.create(record)
+        store.transition(record["id"], store.SENT, providerMessageId=provider_id)
+        return record["id"]
+
+    return make
+
+
+def ingest(*lines, group=SNS_GROUP):
+    return sender.status_ingest(subscription_event(group, list(lines)), None)
+
+
+def record(message_id):
+    from chalicelib import messages
+
+    return messages.get(message_id)
+
+
+def test_the_event_is_decoded_as_cloudwatch_logs_delivers_it():
+    from chalicelib import status
+
+    event = subscription_event("g", ["a", "b"])
+    payload = json.loads(gzip.decompress(base64.b64decode(event["awslogs"]["data"])))
+    assert payload["messageType"] == "DATA_MESSAGE"
+    assert status.decode(event) == ("g", ["a", "b"])
+
+
+@pytest.mark.parametrize("line, status, response, price", [
+    (sns_line("p"), "delivered", "Message has been accepted by phone carrier", 0.00645),
+    (sns_line("p", "FAILURE", "Phone is currently unreachable/unavailable", price=0.0), "failed",
+     "Phone is currently unreachable/unavailable", 0.0),
+    (sns_line("p", "FAILURE", "Phone number is opted out", price=0.0), "failed", "Phone number is opted out", 0.0),
+    (sns_line("p", "FAILURE", "Phone carrier is currently unreachable/unavailable", price=0.0), "failed",
+     "Phone carrier is currently unreachable/unavailable", 0.0),
+    (eum_line("p"), "delivered", "TEXT_DELIVERED: Message has been accepted by phone", 0.00581),
+    (eum_line("p", "TEXT_SUCCESSFUL", "SUCCESSFUL", description="Message has been accepted by phone carrier"),
+     "delivered", "TEXT_SUCCESSFUL: Message has been accepted by phone carrier", 0.00581),
+    (eum_line("p", "TEXT_OPTED_OUT", "OPTED_OUT", description="The recipient has opted out", price=0.0),
+     "failed", "TEXT_OPTED_OUT: The recipient has opted out", 0.0),
+    (eum_line("p", "TEXT_CARRIER_UNREACHABLE", "CARRIER_UNREACHABLE",
+              description="Phone carrier is currently unreachable/unavailable", price=0.0),
+     "failed", "TEXT_CARRIER_UNREACHABLE: Phone carrier is currently unreachable/unavailable", 0.0),
+    (eum_line("p", "MEDIA_FILE_INACCESSIBLE", "FILE_INACCESSIBLE",
+              description="The media file could not be retrieved", price=0.0),
+     "failed", "MEDIA_FILE_INACCESSIBLE: The media file could not be retrieved", 0.0),
+])
+def test_documented_outcomes_settle_the_message(sent, line, status, response, price):
+    message_id = sent("p")
+    assert ingest(line)["applied"] == 1
+    settled = record(message_id)
+    assert (settled["status"], settled["priceUsd"]) == (status, price)
+    if status == "failed":
+        assert settled["error"] == {"code": "DeliveryFailed", "message": response}
+    else:
+        assert settled["error"] is None
+
+
+def test_a_pending_event_changes_nothing(sent):
+    message_id = sent("p")
+    counts = ingest(eum_line("p", "TEXT_PENDING", "PENDING", final=False))
+    assert counts["pending"] == 1 and counts["applied"] == 0
+    assert record(message_id)["status"] == "sent"
+
+
+def test_a_repeated_or_late_event_never_moves_a_final_status_back(sent):
+    message_id = sent("p")
+    ingest(eum_line("p", "TEXT_DELIVERED", "DELIVERED", at=2000))
+    counts = ingest(eum_line("p", "TEXT_DELIVERED", "DELIVERED", at=2000),  # repeated
+                    eum_line("p", "TEXT_CARRIER_UNREACHABLE", "CARRIER_UNREACHABLE", at=1000))  # late, older
+    assert counts["stale"] == 2
+    assert record(message_id)["status"] == "delivered"
+
+
+def test_out_of_order_events_settle_on_the_latest(sent):
+    message_id = sent("p")
+    # The carrier's later failure report arrives before the earlier acceptance.
+    ingest(eum_line("p", "TEXT_CARRIER_UNREACHABLE", "CARRIER_UNREACHABLE", at=3000, price=0.0),
+           eum_line("p", "TEXT_SUCCESSFUL", "SUCCESSFUL", at=1000))
+    assert record(message_id)["status"] == "failed"
+
+
+def test_an_unknown_id_and_malformed_lines_are_counted_and_the_rest_applied(sent):
+    first, second = sent("p1"), sent("p2")
+    counts = ingest(sns_line("p1"), "not json at all", json.dumps({"some": "thing"}),
+                    json.dumps({"notification": {"messageId": "p2"}, "delivery": {}, "status": "MAYBE"}),
+                    sns_line("nobody-knows-this"), sns_line("p2", "FAILURE", "Unknown error"))
+    assert counts == {"applied": 2, "stale": 0, "pending": 0, "unknown": 1, "malformed": 3}
+    assert (record(first)["status"], record(second)["status"]) == ("delivered", "failed")
+
+
+def test_a_broken_subscription_payload_is_counted_not_raised(aws_env):
+    counts = sender.status_ingest({"awslogs": {"data": "bm90IGd6aXA="}}, None)
+    assert counts["malformed"] == 1
+
+
+def test_ingest_logs_no_full_phone_number(sent, capsys):
+    sent("p")
+    ingest("{broken +14155550100", sns_line("p"))
+    out = capsys.readouterr()
+    assert "+14155550100" not in out.out + out.err
