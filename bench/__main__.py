@@ -5,6 +5,8 @@
 - cold import: the Lambda handler module with its clients, against bare ``import boto3`` plus the
   same clients, each in a fresh process. Target <= 1.25.
 - Lambda package: the size of the deployment zip ``chalice package`` builds.
+- bulk drain (``bench/bulk_drain.py``): the batch worker's pacing against a provider that
+  enforces MPS 20 and 100, beside a naive sender that does not pace.
 """
 from __future__ import annotations
 
@@ -138,6 +140,10 @@ def main() -> None:
         verdict = "ok" if ratio <= target else "OVER"
         print(f"{name:<28}{ours:>10.2f}{base:>10.2f}{ratio:>8.2f}{'<= ' + str(target):>9} {verdict}")
     print(f"{'Lambda package (bytes)':<28}{size if size is not None else 'failed':>10}")
+    print()
+    from bench import bulk_drain
+
+    bulk_drain.report(bulk_drain.rows())
 
 
 if __name__ == "__main__":

@@ -203,7 +203,7 @@ class SenderApi(Construct):
 
     API, WORKER, INGEST = "api_handler", "batch_worker", "status_ingest"  # Chalice's function names
     LOGICAL_IDS = {API: "APIHandler", WORKER: "BatchWorker", INGEST: "StatusIngest"}
-    PER_WORKER_MPS = 10  # what one worker instance is asked to send, at most
+    PER_WORKER_MPS = 20  # what one worker instance is asked to send, at most (about 5 AWS calls a send)
 
     @classmethod
     def worker_concurrency(cls, max_mps: float) -> int:

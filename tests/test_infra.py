@@ -185,7 +185,7 @@ def test_the_worker_drains_the_queue_with_partial_failures_and_bounded_concurren
     assert worker["Environment"]["Variables"]["WORKER_CONCURRENCY"] == "2"
     assert worker["Environment"]["Variables"]["MAX_RECEIVES"] == str(BatchQueue.MAX_RECEIVES)
     # Concurrency follows maxMps: each instance paces to maxMps / concurrency.
-    assert [SenderApi.worker_concurrency(m) for m in (1, 3, 20, 100, 1000)] == [2, 2, 2, 10, 100]
+    assert [SenderApi.worker_concurrency(m) for m in (1, 3, 20, 100, 1000)] == [2, 2, 2, 5, 50]
 
 
 def test_status_ingest_is_subscribed_to_both_sns_delivery_log_groups(template):
