@@ -21,8 +21,13 @@ Try it:
   curl -s {app}/health
   curl -s -X POST {app}/sms -H 'Content-Type: application/json' \\
        -d '{{"to": "+14255550123", "body": "Hello from my own AWS account"}}'
-  curl -s {app}/messages
+  curl -s {app}/messages          (a moment later the status is delivered)
   curl -s {aws}/_outbox
+
+Send a batch: +14254147755 is delivered, +14254147167 fails (AWS's simulator numbers).
+  curl -s -X POST {app}/batches -H 'Content-Type: application/json' \
+       -d '{{"messages": [{{"to": "+14254147755", "body": "one"}}, {{"to": "+14254147167", "body": "two"}}]}}'
+  curl -s {app}/batches/<id>
 
 Send an MMS: get an upload, upload the file, send it.
   curl -s -X POST {app}/media -H 'Content-Type: application/json' -d '{{"contentType": "image/png", "size": 2048}}'
