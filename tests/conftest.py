@@ -99,3 +99,11 @@ def put_media():
         return f"s3://{bucket}/{key}"
 
     return put
+
+
+@pytest.fixture
+def api(stack):
+    """Real HTTP to the app of the module's local stack (its ``stack`` fixture)."""
+    from .localhttp import Http
+
+    return Http(stack.app_url)

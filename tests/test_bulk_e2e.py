@@ -28,11 +28,6 @@ def stack():
 
 
 @pytest.fixture
-def api(stack):
-    return Http(stack.app_url)
-
-
-@pytest.fixture
 def aws(stack):
     emulated = Http(stack.aws_url)
     emulated.call("DELETE", "/_faults")

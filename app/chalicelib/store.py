@@ -126,29 +126,22 @@ def create_many(records: list[dict], *, extra: dict | None = None) -> None:
             raise RuntimeError("DynamoDB left items unprocessed after 8 attempts")
 
 
-def transition(message_id: str, status: str, *, expect: tuple[str, ...] = (QUEUED,), **fields) -> dict | None:
-    """Move a record to ``status`` only from one of the ``expect`` states; return the new record.
-
-    Returns None when the record was not in an expected state (someone else moved it first).
-    """
-    names = {"#status": "status", "#updatedAt": "updatedAt"}
-    values = {":status": _encode(status), ":updatedAt": _encode(now_iso())}
+def _update(message_id: str, status: str, fields: dict, condition: str, names: dict, values: dict) -> dict | None:
+    """Set ``status`` and ``fields`` when ``condition`` holds; the new record, or None when not."""
+    names = {"#status": "status", "#updatedAt": "updatedAt", **names}
+    values = {":status": _encode(status), ":updatedAt": _encode(now_iso()), **values}
     sets = ["#status = :status", "#updatedAt = :updatedAt"]
     for i, (name, value) in enumerate(fields.items()):
         names[f"#f{i}"] = name
         values[f":f{i}"] = _encode(value)
         sets.append(f"#f{i} = :f{i}")
-    allowed = []
-    for i, state in enumerate(expect):
-        values[f":e{i}"] = _encode(state)
-        allowed.append(f":e{i}")
     client = aws.client("dynamodb")
     try:
         response = client.update_item(
             TableName=_table(),
             Key={schema.MESSAGES_KEY: {"S": message_id}},
             UpdateExpression="SET " + ", ".join(sets),
-            ConditionExpression=f"#status IN ({', '.join(allowed)})",
+            ConditionExpression=condition,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
@@ -156,6 +149,15 @@ def transition(message_id: str, status: str, *, expect: tuple[str, ...] = (QUEUE
     except client.exceptions.ConditionalCheckFailedException:
         return None
     return from_item(response["Attributes"])
+
+
+def transition(message_id: str, status: str, *, expect: tuple[str, ...] = (QUEUED,), **fields) -> dict | None:
+    """Move a record to ``status`` only from one of the ``expect`` states; return the new record.
+
+    Returns None when the record was not in an expected state (someone else moved it first).
+    """
+    allowed = {f":e{i}": _encode(state) for i, state in enumerate(expect)}
+    return _update(message_id, status, fields, f"#status IN ({', '.join(allowed)})", {}, allowed)
 
 
 def settle(message_id: str, status: str, at_ms: int, **fields) -> dict | None:
@@ -165,29 +167,12 @@ def settle(message_id: str, status: str, at_ms: int, **fields) -> dict | None:
     late events change nothing and out-of-order events settle on the latest. Returns the new
     record, or None when the event was stale.
     """
-    names = {"#id": schema.MESSAGES_KEY, "#status": "status", "#statusAt": "statusAt", "#updatedAt": "updatedAt"}
-    values = {":status": _encode(status), ":at": _encode(at_ms), ":updatedAt": _encode(now_iso()),
-              ":queued": _encode(QUEUED), ":sending": _encode(SENDING), ":sent": _encode(SENT)}
-    sets = ["#status = :status", "#statusAt = :at", "#updatedAt = :updatedAt"]
-    for i, (name, value) in enumerate(fields.items()):
-        names[f"#f{i}"] = name
-        values[f":f{i}"] = _encode(value)
-        sets.append(f"#f{i} = :f{i}")
-    client = aws.client("dynamodb")
-    try:
-        response = client.update_item(
-            TableName=_table(),
-            Key={schema.MESSAGES_KEY: {"S": message_id}},
-            UpdateExpression="SET " + ", ".join(sets),
-            ConditionExpression="attribute_exists(#id) AND (#status IN (:queued, :sending, :sent) "
-                                "OR attribute_not_exists(#statusAt) OR #statusAt < :at)",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_NEW",
-        )
-    except client.exceptions.ConditionalCheckFailedException:
-        return None
-    return from_item(response["Attributes"])
+    return _update(
+        message_id, status, {"statusAt": at_ms, **fields},
+        "attribute_exists(#id) AND (#status IN (:queued, :sending, :sent) "
+        "OR attribute_not_exists(#statusAt) OR #statusAt < :at)",
+        {"#id": schema.MESSAGES_KEY, "#statusAt": "statusAt"},
+        {":at": _encode(at_ms), ":queued": _encode(QUEUED), ":sending": _encode(SENDING), ":sent": _encode(SENT)})
 
 
 def find_id_by_provider_id(provider_id: str) -> str | None:
