@@ -472,15 +472,28 @@ class Monitoring(Construct):
                                      treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING)
             alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
             self.alarms[name] = alarm
+        # Counts the worker and the status ingest log once per invocation, turned into metrics.
+        counted = {}
+        for function, field, metric_name in ((api.WORKER, "sent", "BatchSends"),
+                                             (api.INGEST, "applied", "StatusesApplied"),
+                                             (api.INGEST, "unknown", "StatusUnknownMessage"),
+                                             (api.INGEST, "malformed", "StatusMalformedLine")):
+            logs.MetricFilter(self, metric_name, log_group=api.log_groups[function],
+                              metric_namespace=f"SmsSender/{config.stage}", metric_name=metric_name,
+                              filter_pattern=logs.FilterPattern.exists(f"$.{field}"), metric_value=f"$.{field}")
+            counted[metric_name] = cloudwatch.Metric(namespace=f"SmsSender/{config.stage}", metric_name=metric_name,
+                                                     statistic="Sum", period=five)
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{config.prefix}")
         self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(title="Sends (API requests)", left=[sends]),
+            cloudwatch.GraphWidget(title="Sends (API requests, batch sends)", left=[sends, counted["BatchSends"]]),
             cloudwatch.GraphWidget(title="SMS deliveries and failures", left=[delivered, failed]),
             cloudwatch.GraphWidget(title="Month-to-date SMS spend (USD)", left=[spend]),
             cloudwatch.GraphWidget(title="API latency p99 (ms)", left=[latency]),
             cloudwatch.GraphWidget(title="Batch queue depth", left=[
                 batch.queue.metric_approximate_number_of_messages_visible(period=five),
                 batch.dead_letters.metric_approximate_number_of_messages_visible(period=five)]),
+            cloudwatch.GraphWidget(title="Delivery statuses applied; unknown ids and malformed lines", left=[
+                counted["StatusesApplied"], counted["StatusUnknownMessage"], counted["StatusMalformedLine"]]),
         )
 
 

@@ -187,3 +187,22 @@ def test_the_token_bucket_never_lets_more_parts_through_than_its_rate():
         window = sum(p for t, p in sent_at if start <= t < start + 1)
         assert window <= 5 + 3  # the rate, plus the one message that may leave a debt
     assert bucket.acquire(1, deadline=now[0]) is False  # would have to wait past the deadline
+
+
+def test_a_message_the_worker_never_got_to_fails_on_its_last_receive(client):
+    from chalicelib import worker
+    from chalicelib.settings import get_settings
+
+    post(client, "/batches", {"messages": [{"to": "+14155550100", "body": "x"}]})
+    event = as_event(queued_messages())
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(get_settings().max_receives)
+    message_id = json.loads(event["Records"][0]["body"])["messageId"]
+
+    class AlmostOut:
+        def get_remaining_time_in_millis(self):
+            return worker.SAFETY_MS - 1
+
+    assert worker.handle(event, AlmostOut(), settings=get_settings(), pacer=worker.TokenBucket(1000))[
+        "batchItemFailures"]
+    message = body_of(client.http.get(f"/messages/{message_id}"))
+    assert (message["status"], message["error"]["code"]) == ("failed", "NotSent")

@@ -498,3 +498,15 @@ def test_a_second_stage_reads_the_first_stages_sns_log_groups_by_name(second_sta
                    for s in second_stage.find_resources("AWS::Logs::SubscriptionFilter").values())
     assert len(names) == 2
     assert "DirectPublishToPhoneNumber\"" in names[0] and "DirectPublishToPhoneNumber/Failure" in names[1]
+
+
+def test_unknown_ids_and_malformed_lines_become_metrics_on_the_dashboard(template):
+    resources = template.to_json()["Resources"]
+    ingest_logs = resources["StatusIngest"]["Properties"]["LoggingConfig"]["LogGroup"]
+    filters = {f["Properties"]["MetricTransformations"][0]["MetricName"]: f["Properties"]
+               for f in template.find_resources("AWS::Logs::MetricFilter").values()}
+    for name, field in (("StatusUnknownMessage", "unknown"), ("StatusMalformedLine", "malformed")):
+        assert filters[name]["LogGroupName"] == ingest_logs
+        assert filters[name]["MetricTransformations"][0]["MetricValue"] == f"$.{field}"
+    (dashboard,) = template.find_resources("AWS::CloudWatch::Dashboard").values()
+    assert "StatusUnknownMessage" in json.dumps(dashboard) and "BatchSends" in json.dumps(dashboard)

@@ -95,7 +95,7 @@ def test_documented_outcomes_settle_the_message(sent, line, status, response, pr
     message_id = sent("p")
     assert ingest(line)["applied"] == 1
     settled = record(message_id)
-    assert (settled["status"], settled["priceUsd"]) == (status, price)
+    assert (settled["status"], settled["priceUsd"], settled["providerResponse"]) == (status, price, response)
     if status == "failed":
         assert settled["error"] == {"code": "DeliveryFailed", "message": response}
     else:

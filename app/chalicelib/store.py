@@ -25,7 +25,7 @@ FINAL = frozenset({DELIVERED, FAILED})
 # Fields of the public message resource, in the order the API shows them.
 PUBLIC_FIELDS = (
     "id", "channel", "to", "body", "mediaUrl", "status", "providerMessageId", "segments",
-    "encoding", "priceUsd", "error", "createdAt", "updatedAt",
+    "encoding", "priceUsd", "error", "providerResponse", "createdAt", "updatedAt",
 )
 
 

@@ -102,9 +102,10 @@ def _retry_later(settings: Settings, sqs_record: dict, seconds: int) -> None:
         logger.warning("could not shorten visibility", extra={"reason": str(err)})
 
 
-def _give_up(message_id: str, error: dict) -> None:
-    """The last receive failed too: record the message as failed (the queue dead-letters it)."""
-    store.transition(message_id, store.FAILED, expect=(store.QUEUED, store.SENDING), error=error)
+def _give_up(message_id: str, error: dict, expect=(store.QUEUED,)) -> None:
+    """The last receive failed too: record the message as failed (the queue dead-letters it).
+    Only a record still waiting is failed: one another worker is sending is left to it."""
+    store.transition(message_id, store.FAILED, expect=expect, error=error)
 
 
 def process(sqs_record: dict, settings: Settings, pacer: TokenBucket, deadline: float) -> str:
@@ -120,7 +121,7 @@ def process(sqs_record: dict, settings: Settings, pacer: TokenBucket, deadline: 
             raise _OutOfTime()  # another worker may still be sending it: look again later
         _give_up(message_id, {"code": "SendInterrupted", "message": (
             "A worker stopped while sending this message; it may or may not have gone out, "
-            "so it was not sent again.")})
+            "so it was not sent again.")}, expect=(store.SENDING,))
         return "interrupted"
     if record["status"] != store.QUEUED:
         return "already"  # a redelivery of a message that was sent (or failed) before
@@ -158,7 +159,11 @@ def handle(event: dict, context=None, *, settings: Settings | None = None,
         except _OutOfTime:
             outcome = "later"
             failures.append(sqs_record["messageId"])
-            _retry_later(settings, sqs_record, 1)
+            if receives >= settings.max_receives:
+                _give_up(json.loads(sqs_record["body"])["messageId"], {"code": "NotSent", "message": (
+                    f"The batch worker ran out of time for this message on all {receives} attempts.")})
+            else:
+                _retry_later(settings, sqs_record, 1)
         except Throttled as err:
             outcome = "throttled"
             failures.append(sqs_record["messageId"])
@@ -174,7 +179,8 @@ def handle(event: dict, context=None, *, settings: Settings | None = None,
             if receives >= settings.max_receives:
                 try:
                     _give_up(json.loads(sqs_record["body"])["messageId"], {
-                        "code": "WorkerError", "message": f"The batch worker failed on all {receives} attempts."})
+                        "code": "WorkerError", "message": f"The batch worker failed on all {receives} attempts."},
+                        expect=(store.QUEUED, store.SENDING))
                 except Exception:
                     logger.exception("could not record the failure")
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
