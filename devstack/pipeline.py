@@ -117,6 +117,9 @@ class QueueRunner:
             with self._lock:
                 self.deaths += 1
             return  # nothing deleted: every record comes back after the visibility timeout
+        if isinstance(bucket, _DyingBucket):  # too few messages to die in: the next invocation will
+            with self._lock:
+                self._kill.insert(0, bucket.allowed)
         failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
         done = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
                 for i, m in enumerate(messages) if m["MessageId"] not in failed]
