@@ -14,6 +14,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_logs_destinations as logs_destinations
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_smsvoice as smsvoice
 from aws_cdk import aws_sns as sns
@@ -340,17 +341,16 @@ class SenderApi(Construct):
         mapping.node.add_dependency(self.roles[self.WORKER])  # the poller needs the SQS rights first
 
     def ingest_from(self, log_groups: list[logs.ILogGroup]) -> None:
-        """Subscription filters: every line of these log groups goes to the status ingest."""
-        ingest = self.function(self.INGEST)
-        stack = Stack.of(self)
+        """Subscription filters: every line of these log groups goes to the status ingest (the
+        Lambda destination also grants CloudWatch Logs the right to invoke it)."""
+        # Imported as same-environment, so that CDK may add the invoke permission to it.
+        ingest = lambda_.Function.from_function_attributes(
+            self, "IngestFunction", same_environment=True,
+            function_arn=self.chalice.get_resource(self.LOGICAL_IDS[self.INGEST]).get_att("Arn").to_string())
+        destination = logs_destinations.LambdaDestination(ingest)
         for i, group in enumerate(log_groups):
-            permission = lambda_.CfnPermission(
-                self, f"IngestPermission{i}", action="lambda:InvokeFunction", function_name=ingest.function_name,
-                principal="logs.amazonaws.com", source_account=stack.account, source_arn=group.log_group_arn)
-            subscription = logs.CfnSubscriptionFilter(
-                self, f"IngestSubscription{i}", log_group_name=group.log_group_name,
-                destination_arn=ingest.function_arn, filter_pattern="")
-            subscription.node.add_dependency(permission)
+            logs.SubscriptionFilter(self, f"IngestSubscription{i}", log_group=group, destination=destination,
+                                    filter_pattern=logs.FilterPattern.all_events())
 
     def _function_role(self, name: str, id: str, *, wildcard_reason: str) -> iam.Role:
         """A role for one function: write to its own log group, send X-Ray traces, nothing else yet."""
