@@ -152,7 +152,7 @@ def handle(event: dict, context=None, *, settings: Settings | None = None,
     failures: list[str] = []
     outcomes: dict[str, int] = {}
     records = event.get("Records", [])
-    for position, sqs_record in enumerate(records):
+    for sqs_record in records:
         receives = int(sqs_record.get("attributes", {}).get("ApproximateReceiveCount", 1))
         try:
             outcome = process(sqs_record, settings, pacer, deadline)
