@@ -2,7 +2,7 @@
 The logic lives in chalicelib/."""
 from chalice import Chalice, Response
 
-from chalicelib import batches, console, idempotency, media, messages, status, validation, worker
+from chalicelib import batches, console, idempotency, media, messages, validation
 from chalicelib.settings import get_settings
 from chalicelib.web import handled
 
@@ -95,6 +95,8 @@ def get_batch(batch_id):
 # Wired by the CDK stack: an SQS event source on the batch queue (partial batch failures on).
 @app.lambda_function(name="batch_worker")
 def batch_worker(event, context):
+    from chalicelib import worker  # loaded by this function only, not on the API's cold start
+
     return worker.handle(event, context)
 
 
@@ -102,4 +104,6 @@ def batch_worker(event, context):
 # End User Messaging event log group.
 @app.lambda_function(name="status_ingest")
 def status_ingest(event, context):
+    from chalicelib import status  # loaded by this function only, not on the API's cold start
+
     return status.ingest(event)

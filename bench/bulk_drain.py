@@ -4,7 +4,7 @@ what it costs to send without pacing.
 A fake provider enforces ``MPS`` message parts per second with a token bucket (one second's
 worth of burst) and answers ``ThrottlingException`` above it, after a 10 ms call latency. The
 batch is drained by as many instances as the stack gives the worker for that MPS
-(``SenderApi.worker_concurrency``), each taking 10 messages at a time from a shared queue:
+(``worker.instances_for``, which the stack also uses), each taking 10 messages at a time from a queue:
 
 - paced: each instance sends through the worker's own token bucket (``worker.new_bucket``: its
   share of the MPS, no burst), as ``chalicelib.worker`` does on Lambda;
@@ -28,24 +28,22 @@ SECONDS = 15  # how long a paced drain should take: the batch holds MPS * SECOND
 
 
 class FakeProvider:
-    def __init__(self, mps: float):
-        self.mps = mps
-        self.tokens, self.at = float(mps), time.monotonic()
+    """MPS enforced with a token bucket over parts (one second's burst), as the local emulator does."""
+
+    def __init__(self, mps: float, bucket_class):
+        self.bucket = bucket_class(mps, capacity=mps)
         self.lock = threading.Lock()
         self.throttled = 0
         self.sent: list[tuple[float, str, int]] = []  # (time, message id, parts)
 
     def send(self, message_id: str, parts: int) -> bool:
         time.sleep(LATENCY)
+        allowed = self.bucket.try_acquire(parts)
         with self.lock:
-            now = time.monotonic()
-            self.tokens = min(self.mps, self.tokens + (now - self.at) * self.mps)
-            self.at = now
-            if self.tokens < min(parts, self.mps):
+            if not allowed:
                 self.throttled += 1
                 return False
-            self.tokens -= parts
-            self.sent.append((now, message_id, parts))
+            self.sent.append((time.monotonic(), message_id, parts))
             return True
 
 
@@ -62,15 +60,13 @@ def batch(mps: float) -> list[tuple[str, int]]:
 
 def drain(mps: float, paced: bool) -> dict:
     sys.path.insert(0, str(ROOT / "app"))
-    sys.path.insert(0, str(ROOT))
     from chalicelib import worker
     from chalicelib.settings import Settings
-    from infra.stack import SenderApi
 
-    concurrency = SenderApi.worker_concurrency(mps)
+    concurrency = worker.instances_for(mps)  # as many instances as the stack allows for this MPS
     settings = Settings(media_bucket="b", messages_table="m", idempotency_table="i", max_mps=mps,
                         worker_concurrency=concurrency)
-    provider = FakeProvider(mps)
+    provider = FakeProvider(mps, worker.TokenBucket)
     messages = batch(mps)
     pending = collections.deque(messages)
     lock = threading.Lock()

@@ -33,6 +33,7 @@ from werkzeug.wrappers import Request, Response
 
 from . import appload  # noqa: F401  (puts app/ on the path)
 from chalicelib.segments import segment  # noqa: E402
+from chalicelib.worker import TokenBucket  # noqa: E402
 from .sms_voice import TARGET_PREFIX, SmsVoiceStandIn, respond
 
 ACCOUNT = DEFAULT_ACCOUNT_ID
@@ -63,8 +64,7 @@ class Emulator:
         self.sms_voice = SmsVoiceStandIn(region=region, account=ACCOUNT, record_send=self.record_send,
                                          read_media=self.head_media)
         self.mps_limit: float | None = None
-        self._tokens = 0.0
-        self._tokens_at = 0.0
+        self._throughput = None  # a TokenBucket over parts while an MPS is enforced
         self.throttled = 0
         self.listeners = []  # called with (outbox entry, "sns" | "sms-voice"): delivery receipts hook in here
 
@@ -89,23 +89,18 @@ class Emulator:
     def set_mps(self, mps: float | None) -> None:
         with self._lock:
             self.mps_limit = mps
-            self._tokens, self._tokens_at = (mps or 0.0), time.monotonic()
+            self._throughput = TokenBucket(mps, capacity=mps) if mps else None  # one second's burst
             self.throttled = 0
 
     def over_limit(self, parts: int) -> bool:
-        """Take ``parts`` from the throughput bucket (capacity: one second's worth); True when
-        they are not there, and the call must be throttled."""
+        """Take ``parts`` from the throughput bucket; True when they are not there, and the call
+        must be throttled."""
+        throughput = self._throughput
+        if throughput is None or throughput.try_acquire(parts):
+            return False
         with self._lock:
-            if not self.mps_limit:
-                return False
-            now = time.monotonic()
-            self._tokens = min(self.mps_limit, self._tokens + (now - self._tokens_at) * self.mps_limit)
-            self._tokens_at = now
-            if self._tokens >= parts or (parts > self.mps_limit and self._tokens >= self.mps_limit):
-                self._tokens -= parts
-                return False
             self.throttled += 1
-            return True
+        return True
 
     def take_fault(self, operation: str) -> dict | None:
         with self._lock:

@@ -3,7 +3,6 @@ least-privilege role for the API function."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 from aws_cdk import Acknowledgment, CfnOutput, Duration, RemovalPolicy, Stack, Validations
@@ -26,6 +25,7 @@ from constructs import Construct
 
 from devstack import appload  # noqa: F401  (the one place that puts app/ on the path)
 from chalicelib import schema  # noqa: E402  (table keys shared with the app and the local stack)
+from chalicelib import worker as pacing  # noqa: E402  (how many worker instances a maxMps takes)
 
 from . import nag
 from .config import StageConfig
@@ -204,14 +204,6 @@ class SenderApi(Construct):
 
     API, WORKER, INGEST = "api_handler", "batch_worker", "status_ingest"  # Chalice's function names
     LOGICAL_IDS = {API: "APIHandler", WORKER: "BatchWorker", INGEST: "StatusIngest"}
-    PER_WORKER_MPS = 20  # what one worker instance is asked to send, at most (about 5 AWS calls a send)
-
-    @classmethod
-    def worker_concurrency(cls, max_mps: float) -> int:
-        """Instances of the worker at most (the event source's maximum concurrency, at least 2);
-        each paces to maxMps / this, so together they never exceed maxMps."""
-        return max(2, min(math.ceil(max_mps / cls.PER_WORKER_MPS), 1000))
-
     def __init__(self, scope: Construct, id: str, *, config: StageConfig, media: MediaBucket,
                  store: MessageStore, batch: BatchQueue, configuration_set_name: str | None = None) -> None:
         super().__init__(scope, id)
@@ -270,7 +262,8 @@ class SenderApi(Construct):
         ingest.add_to_policy(iam.PolicyStatement(
             actions=["dynamodb:Query"], resources=[f"{messages}/index/{schema.MESSAGES_PROVIDER_INDEX}"]))
         ingest.add_to_policy(iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[messages]))
-        self.concurrency = self.worker_concurrency(config.max_mps)
+        self.concurrency = pacing.instances_for(config.max_mps)  # the worker paces by the same rule
+        self._functions: dict[str, lambda_.IFunction] = {}
 
         environment = {
             "STAGE": config.stage,
@@ -328,7 +321,13 @@ class SenderApi(Construct):
         self._drain(batch)
 
     def function(self, name: str) -> lambda_.IFunction:
-        return self.chalice.get_function(self.LOGICAL_IDS[name])
+        """A Chalice function as a CDK ``IFunction``, in this stack's environment, so that CDK may
+        add permissions to it (the subscription filters' invoke permission)."""
+        if name not in self._functions:
+            self._functions[name] = lambda_.Function.from_function_attributes(
+                self, f"{self.LOGICAL_IDS[name]}Function", same_environment=True,
+                function_arn=self.chalice.get_resource(self.LOGICAL_IDS[name]).get_att("Arn").to_string())
+        return self._functions[name]
 
     def _drain(self, batch: BatchQueue) -> None:
         """The worker drains the batch queue: 10 records an invocation, partial failures reported,
@@ -343,11 +342,7 @@ class SenderApi(Construct):
     def ingest_from(self, log_groups: list[logs.ILogGroup]) -> None:
         """Subscription filters: every line of these log groups goes to the status ingest (the
         Lambda destination also grants CloudWatch Logs the right to invoke it)."""
-        # Imported as same-environment, so that CDK may add the invoke permission to it.
-        ingest = lambda_.Function.from_function_attributes(
-            self, "IngestFunction", same_environment=True,
-            function_arn=self.chalice.get_resource(self.LOGICAL_IDS[self.INGEST]).get_att("Arn").to_string())
-        destination = logs_destinations.LambdaDestination(ingest)
+        destination = logs_destinations.LambdaDestination(self.function(self.INGEST))
         for i, group in enumerate(log_groups):
             logs.SubscriptionFilter(self, f"IngestSubscription{i}", log_group=group, destination=destination,
                                     filter_pattern=logs.FilterPattern.all_events())

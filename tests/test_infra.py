@@ -168,7 +168,8 @@ def test_each_role_has_only_the_actions_its_function_uses(template):
 
 
 def test_the_worker_drains_the_queue_with_partial_failures_and_bounded_concurrency(template, prod_template):
-    from infra.stack import BatchQueue, SenderApi
+    from chalicelib import worker as pacing
+    from infra.stack import BatchQueue
 
     (queue_id,) = template.find_resources("AWS::SQS::Queue", {"Properties": {"RedrivePolicy": Match.any_value()}})
     template.has_resource_properties("AWS::Lambda::EventSourceMapping", {
@@ -185,7 +186,7 @@ def test_the_worker_drains_the_queue_with_partial_failures_and_bounded_concurren
     assert worker["Environment"]["Variables"]["WORKER_CONCURRENCY"] == "2"
     assert worker["Environment"]["Variables"]["MAX_RECEIVES"] == str(BatchQueue.MAX_RECEIVES)
     # Concurrency follows maxMps: each instance paces to maxMps / concurrency.
-    assert [SenderApi.worker_concurrency(m) for m in (1, 3, 20, 100, 1000)] == [2, 2, 2, 5, 50]
+    assert [pacing.instances_for(m) for m in (1, 3, 20, 100, 1000)] == [2, 2, 2, 5, 50]
 
 
 def test_status_ingest_is_subscribed_to_both_sns_delivery_log_groups(template):

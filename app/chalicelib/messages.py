@@ -79,16 +79,11 @@ def deliver(record: dict, settings: Settings | None = None, *, claimed: bool = F
         else:
             provider_id = providers.send_mms(settings, to=record["to"], body=record.get("body"),
                                              media_url=record["mediaUrl"])
-    except Throttled as err:
-        err.message_id = record["id"]
-        if claimed:
-            store.transition(record["id"], store.QUEUED, expect=expect)
-            raise
-        store.transition(record["id"], store.FAILED, expect=expect, error=err.as_dict())
-        logger.warning("send throttled", extra={"messageId": record["id"], "to": mask(record["to"])})
-        raise
     except MessagingError as err:
         err.message_id = record["id"]
+        if claimed and isinstance(err, Throttled):
+            store.transition(record["id"], store.QUEUED, expect=expect)  # the worker tries again
+            raise
         store.transition(record["id"], store.FAILED, expect=expect, error=err.as_dict())
         logger.warning("send failed", extra={"messageId": record["id"], "to": mask(record["to"]),
                                              "channel": record["channel"], "code": err.code})

@@ -71,10 +71,14 @@ def from_item(item: dict) -> dict:
     return {k: _decode(v) for k, v in item.items()}
 
 
+def shown_status(status: str) -> str:
+    """The status the API shows: a record being sent is still ``queued`` to the caller."""
+    return QUEUED if status == SENDING else status
+
+
 def public(record: dict) -> dict:
     shown = {field: record.get(field) for field in PUBLIC_FIELDS}
-    if shown["status"] == SENDING:
-        shown["status"] = QUEUED
+    shown["status"] = shown_status(shown["status"])
     return shown
 
 
@@ -203,8 +207,7 @@ def count_batch(batch_id: str) -> dict[str, int]:
     while True:
         response = client.query(**params)
         for item in response.get("Items", []):
-            status = item["status"]["S"]
-            status = QUEUED if status == SENDING else status
+            status = shown_status(item["status"]["S"])
             counts[status] = counts.get(status, 0) + 1
         if not response.get("LastEvaluatedKey"):
             return counts

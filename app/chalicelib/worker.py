@@ -16,6 +16,7 @@ dead-letter queue.
 from __future__ import annotations
 
 import json
+import math
 import random
 import threading
 import time
@@ -30,6 +31,15 @@ from .settings import Settings, get_settings
 SAFETY_MS = 5000
 # A claim older than this (seconds) belongs to a worker that stopped mid-send.
 STALE_CLAIM_SECONDS = 300
+# What one worker instance is asked to send at most, in parts a second (a send is about five AWS
+# calls).
+PER_INSTANCE_MPS = 20
+
+
+def instances_for(max_mps: float) -> int:
+    """How many worker instances may run at once (the event source's maximum concurrency, at
+    least 2): each paces to max_mps / this, so together they never exceed max_mps."""
+    return max(2, min(math.ceil(max_mps / PER_INSTANCE_MPS), 1000))
 
 
 class TokenBucket:
@@ -64,6 +74,17 @@ class TokenBucket:
             self.sleep(wait)
         return True
 
+    def try_acquire(self, parts: int) -> bool:
+        """Take ``parts`` now if they are there (a message larger than the capacity needs a full
+        bucket and leaves a debt); False, taking nothing, if not. What a provider enforcing an MPS
+        does."""
+        with self._lock:
+            self._refill()
+            if self.tokens < min(float(parts), self.capacity):
+                return False
+            self.tokens -= parts
+            return True
+
 
 _bucket: TokenBucket | None = None
 
@@ -82,8 +103,12 @@ def bucket(settings: Settings) -> TokenBucket:
     return _bucket
 
 
-class _OutOfTime(Exception):
-    pass
+class _Later(Exception):
+    """Not now: hand the message back to the queue (another worker may still be sending it)."""
+
+
+class _OutOfTime(_Later):
+    """This invocation has no time left for the message, nor for the rest of its batch."""
 
 
 def _remaining_seconds(context) -> float:
@@ -118,7 +143,7 @@ def process(sqs_record: dict, settings: Settings, pacer: TokenBucket, deadline: 
     if record["status"] == store.SENDING:
         claimed_at = record.get("claimedAt", 0)
         if time.time() - claimed_at < STALE_CLAIM_SECONDS:
-            raise _OutOfTime()  # another worker may still be sending it: look again later
+            raise _Later()  # another worker may still be sending it: look again later
         _give_up(message_id, {"code": "SendInterrupted", "message": (
             "A worker stopped while sending this message; it may or may not have gone out, "
             "so it was not sent again.")}, expect=(store.SENDING,))
@@ -152,11 +177,15 @@ def handle(event: dict, context=None, *, settings: Settings | None = None,
     failures: list[str] = []
     outcomes: dict[str, int] = {}
     records = event.get("Records", [])
+    out_of_time = False
     for sqs_record in records:
         receives = int(sqs_record.get("attributes", {}).get("ApproximateReceiveCount", 1))
         try:
+            if out_of_time:  # the rest of the batch goes back without another look at its records
+                raise _OutOfTime()
             outcome = process(sqs_record, settings, pacer, deadline)
-        except _OutOfTime:
+        except _Later as later:
+            out_of_time = out_of_time or isinstance(later, _OutOfTime)
             outcome = "later"
             failures.append(sqs_record["messageId"])
             if receives >= settings.max_receives:
