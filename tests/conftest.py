@@ -56,6 +56,51 @@ def aws_env(settings_env):
         yield settings_env
 
 
+# Templates synthesized once per session (see tests/synth.py).
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("synth")
+
+
+@pytest.fixture(scope="session")
+def template(synth_dir):
+    """The dev stage as cdk.json has it."""
+    from .synth import synth_stage
+
+    return synth_stage(synth_dir, "dev")
+
+
+@pytest.fixture(scope="session")
+def prod_template(tmp_path_factory):
+    from .synth import synth_stage
+
+    return synth_stage(tmp_path_factory.mktemp("synth-prod"), "prod")
+
+
+@pytest.fixture(scope="session")
+def mms_template(tmp_path_factory):
+    """An SNS stage with an origination identity: MMS on, End User Messaging resources created."""
+    from .synth import MMS_STAGE, synth_stage
+
+    return synth_stage(tmp_path_factory.mktemp("synth-mms"), "dev", MMS_STAGE)
+
+
+@pytest.fixture(scope="session")
+def sms_voice_template(tmp_path_factory):
+    """An End User Messaging stage with a pool, a sender id and a spend limit."""
+    from .synth import SMS_VOICE_STAGE, synth_stage
+
+    return synth_stage(tmp_path_factory.mktemp("synth-sms-voice"), "eum", SMS_VOICE_STAGE)
+
+
+@pytest.fixture(scope="session")
+def second_stage(tmp_path_factory):
+    """Another stage for the same account and region, leaving the account-wide settings to dev."""
+    from .synth import synth_stage
+
+    return synth_stage(tmp_path_factory.mktemp("synth-staging"), "staging", {"accountSettings": False})
+
+
 @pytest.fixture
 def client(aws_env):
     from chalice.test import Client

@@ -11,33 +11,9 @@ from aws_cdk.assertions import Match, Template
 from infra import nag
 from infra.config import StageConfig, StageConfigError
 
+from .synth import synth
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def synth(workdir: Path, *context: str) -> Template:
-    """Run ``python app.py`` as the CDK CLI would (cdk.json context plus ``key=value`` overrides,
-    JSON values allowed), in ``workdir``; return the stack's template."""
-    overrides = {}
-    for item in context:
-        key, value = item.split("=", 1)
-        overrides[key] = json.loads(value) if value.startswith("{") else value
-    env = {**os.environ, "CDK_OUTDIR": str(workdir / "cdk.out"), "AWS_DEFAULT_REGION": "us-east-1",
-           "CDK_CONTEXT_JSON": json.dumps({**json.loads((ROOT / "cdk.json").read_text())["context"], **overrides})}
-    subprocess.run([sys.executable, str(ROOT / "app.py")], cwd=workdir, env=env, check=True,
-                   capture_output=True, timeout=600)
-    stage = overrides.get("stage", "dev")
-    template = json.loads((workdir / "cdk.out" / f"SmsSender-{stage}.template.json").read_text())
-    return Template.from_json(template)
-
-
-@pytest.fixture(scope="session")
-def synth_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("synth")
-
-
-@pytest.fixture(scope="session")
-def template(synth_dir):
-    return synth(synth_dir, "stage=dev")
 
 
 def without_cli_metadata(template: dict) -> dict:
@@ -289,10 +265,6 @@ def test_the_stage_has_access_logs_metrics_and_xray(expanded):
     assert props["MethodSettings"][0]["MetricsEnabled"] is True
 
 
-@pytest.fixture(scope="session")
-def prod_template(tmp_path_factory):
-    return synth(tmp_path_factory.mktemp("synth-prod"), "stage=prod")
-
 
 def test_sns_delivery_status_log_groups_exist_with_retention(template):
     groups = [g["Properties"] for g in template.find_resources("AWS::Logs::LogGroup").values()]
@@ -366,13 +338,6 @@ def test_cfn_lint_is_clean(template, prod_template, mms_template, tmp_path):
         assert result.returncode == 0, name + ": " + result.stdout + result.stderr
 
 
-@pytest.fixture(scope="session")
-def mms_template(tmp_path_factory):
-    """A stage with an origination identity: MMS on, End User Messaging resources created."""
-    return synth(tmp_path_factory.mktemp("synth-mms"), "stage=dev", "stages=" + json.dumps({"dev": {
-        "originationIdentity": "arn:aws:sms-voice:us-east-1:111122223333:phone-number/phone-abc",
-        "allowedCountries": ["US", "CA"]}}))
-
 
 def test_no_end_user_messaging_resources_without_an_identity(template):
     template.resource_count_is("AWS::SMSVOICE::ConfigurationSet", 0)
@@ -438,12 +403,6 @@ def test_the_check_after_the_sam_transform_sees_what_cdk_nag_misses(template, tm
     rules = {v["rule"] for v in nag.check_expanded(bare, str(tmp_path))}
     assert {"AwsSolutions-APIG2", "AwsSolutions-APIG3"} <= rules
 
-
-@pytest.fixture(scope="session")
-def second_stage(tmp_path_factory):
-    """Another stage for the same account and region, leaving the account-wide settings to dev."""
-    return synth(tmp_path_factory.mktemp("synth-staging"), "stage=staging",
-                 "stages=" + json.dumps({"staging": {"accountSettings": False}}))
 
 
 PHYSICAL_NAMES = {"BucketName", "TableName", "QueueName", "TopicName", "LogGroupName", "RoleName", "FunctionName",

@@ -1,0 +1,246 @@
+"""The Chalice app (API, batch worker, status ingest), its roles, and the API's key, plan and logs."""
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Acknowledgment, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_logs_destinations as logs_destinations
+from chalice.cdk import Chalice
+from constructs import Construct
+
+from apppath import APP_DIR  # also puts app/ on the path for chalicelib
+from chalicelib import schema  # table keys shared with the app and the local stack
+from chalicelib import worker as pacing  # how many worker instances a maxMps takes
+
+from . import nag
+from .config import StageConfig
+from .media import MediaBucket
+from .queue import BatchQueue
+from .store import MessageStore
+
+
+class SenderApi(Construct):
+    """The Chalice app: the API, the batch worker and the status ingest. Each function runs as a
+    role CDK owns, granted only what that function uses, and logs to a log group CDK owns (with
+    retention), the only group its role may write to."""
+
+    API, WORKER, INGEST = "api_handler", "batch_worker", "status_ingest"  # Chalice's function names
+    LOGICAL_IDS = {API: "APIHandler", WORKER: "BatchWorker", INGEST: "StatusIngest"}
+    def __init__(self, scope: Construct, id: str, *, config: StageConfig, media: MediaBucket,
+                 store: MessageStore, batch: BatchQueue, configuration_set_name: str | None = None) -> None:
+        super().__init__(scope, id)
+        stack = Stack.of(self)
+        self.log_groups: dict[str, logs.LogGroup] = {}
+        self.roles: dict[str, iam.Role] = {}
+        send_reason = ("SMS to phone numbers needs sns:Publish on *, and an explicit Deny keeps every topic out of "
+                       "reach; X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level permissions.")
+        api = self.role = self._function_role(self.API, "ApiRole", wildcard_reason=send_reason)
+        worker = self._function_role(self.WORKER, "WorkerRole", wildcard_reason=send_reason)
+        ingest = self._function_role(self.INGEST, "IngestRole", wildcard_reason=(
+            "X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level permissions."))
+        eum_resources = self.sms_voice_resources(config, stack, configuration_set_name)
+        bucket = media.bucket
+        bucket_id = stack.get_logical_id(bucket.node.default_child)
+        messages = store.messages.table_arn
+        for role in (api, worker):
+            # SMS to phone numbers needs sns:Publish on "*"; the Deny keeps every topic out of reach.
+            role.add_to_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=["*"]))
+            role.add_to_policy(iam.PolicyStatement(
+                effect=iam.Effect.DENY, actions=["sns:Publish"], resources=["arn:aws:sns:*:*:*"]))
+            if eum_resources:
+                role.add_to_policy(iam.PolicyStatement(
+                    actions=["sms-voice:SendTextMessage", "sms-voice:SendMediaMessage"], resources=eum_resources))
+            # HeadObject, and SendMediaMessage (which reads with the caller's rights), on any object of
+            # the bucket; ListBucket so a missing object is a 404 rather than a 403.
+            role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects("*")]))
+            role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn]))
+            nag.acknowledge(role.node.find_child("DefaultPolicy"), f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/*]",
+                            "MMS sends read the object named by mediaUrl, which may be any key in this one bucket.")
+        # The presigned POST signs with the API's role: PutObject under the upload prefix only.
+        api.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"],
+                                              resources=[bucket.arn_for_objects(f"{schema.MEDIA_PREFIX}*")]))
+        nag.acknowledge(api.node.find_child("DefaultPolicy"),
+                        f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{schema.MEDIA_PREFIX}*]",
+                        "Presigned POST uploads go to random keys under the upload prefix of this one bucket.")
+        api.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"],
+            resources=[messages]))
+        api.add_to_policy(iam.PolicyStatement(actions=["dynamodb:Query"], resources=[
+            f"{messages}/index/{schema.MESSAGES_LIST_INDEX}", f"{messages}/index/{schema.MESSAGES_BATCH_INDEX}"]))
+        api.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+            resources=[store.idempotency.table_arn]))
+        api.add_to_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[batch.queue.queue_arn]))
+        # The worker claims and updates records, and keeps the per-recipient pacing gate in the
+        # idempotency table (short-lived keys).
+        worker.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[messages]))
+        worker.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[store.idempotency.table_arn]))
+        worker.add_to_policy(iam.PolicyStatement(
+            actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                     "sqs:ChangeMessageVisibility"], resources=[batch.queue.queue_arn]))
+        # The ingest finds a record by the provider's id and settles it.
+        ingest.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:Query"], resources=[f"{messages}/index/{schema.MESSAGES_PROVIDER_INDEX}"]))
+        ingest.add_to_policy(iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[messages]))
+        self.concurrency = pacing.instances_for(config.max_mps)  # the worker paces by the same rule
+        self._functions: dict[str, lambda_.IFunction] = {}
+
+        environment = {
+            "STAGE": config.stage,
+            "SMS_PROVIDER": config.sms_provider,
+            "DEFAULT_SMS_TYPE": config.default_sms_type,
+            "MEDIA_BUCKET": media.bucket.bucket_name,
+            "MESSAGES_TABLE": store.messages.table_name,
+            "IDEMPOTENCY_TABLE": store.idempotency.table_name,
+            "BATCH_QUEUE_URL": batch.queue.queue_url,
+            "ALLOWED_COUNTRIES": ",".join(config.allowed_countries),
+            "MAX_MPS": str(config.max_mps),
+            "WORKER_CONCURRENCY": str(self.concurrency),
+            "MAX_RECEIVES": str(BatchQueue.MAX_RECEIVES),
+            "POWERTOOLS_SERVICE_NAME": "sms-sender",
+        }
+        for key, value in (("ORIGINATION_IDENTITY", config.origination_identity),
+                           ("CONFIGURATION_SET_NAME", configuration_set_name),
+                           ("SENDER_ID", config.sender_id)):
+            if value:
+                environment[key] = value
+        self.chalice = Chalice(self, "Chalice", source_dir=str(APP_DIR), stage_config={
+            "api_gateway_stage": "api",
+            "environment_variables": environment,
+            "manage_iam_role": False,
+            "iam_role_arn": self.role.role_arn,
+            "lambda_memory_size": 512,
+            "lambda_timeout": 30,
+            "xray": True,
+        })
+        # Chalice reads per-function settings from .chalice/config.json only, not from the
+        # construct's stage_config, so each function's own role and timeout are set here.
+        timeouts = {self.WORKER: BatchQueue.WORKER_TIMEOUT_SECONDS, self.INGEST: 60}
+        for name, role in self.roles.items():
+            function = self.chalice.get_resource(self.LOGICAL_IDS[name])
+            function.add_property_override("Role", role.role_arn)
+            if name in timeouts:
+                function.add_property_override("Timeout", timeouts[name])
+        for name, log_group in self.log_groups.items():
+            function = self.chalice.get_resource(self.LOGICAL_IDS[name])
+            function.add_property_override("LoggingConfig", {"LogGroup": log_group.log_group_name,
+                                                             "LogFormat": "Text"})
+            # cdk-nag sees these only after the SAM transform (checked in the tests); the
+            # acknowledgments travel in the AWS::Serverless resource's Metadata.
+            nag.acknowledge(function, "AwsSolutions-L1",
+                            "Chalice packages for the Python that runs the synth (pinned by the Makefile's "
+                            "venv); the runtime follows it, so the wheels always match.")
+        rest_api = self.chalice.get_resource("RestAPI")
+        nag.acknowledge(rest_api, "AwsSolutions-APIG2",
+                        "The app validates every field and answers with the contract's error codes; API Gateway "
+                        "validation would answer first, in another shape.")
+        nag.acknowledge(rest_api, "AwsSolutions-APIG3",
+                        "Sends need the API key, and the usage plan throttles them; add a WAF web ACL in front "
+                        "of a public production API if you need IP or rate rules beyond that.")
+        self._protect_api(config)
+        self._drain(batch)
+
+    def function(self, name: str) -> lambda_.IFunction:
+        """A Chalice function as a CDK ``IFunction``, in this stack's environment, so that CDK may
+        add permissions to it (the subscription filters' invoke permission)."""
+        if name not in self._functions:
+            self._functions[name] = lambda_.Function.from_function_attributes(
+                self, f"{self.LOGICAL_IDS[name]}Function", same_environment=True,
+                function_arn=self.chalice.get_resource(self.LOGICAL_IDS[name]).get_att("Arn").to_string())
+        return self._functions[name]
+
+    def _drain(self, batch: BatchQueue) -> None:
+        """The worker drains the batch queue: 10 records an invocation, partial failures reported,
+        at most ``concurrency`` instances."""
+        mapping = lambda_.CfnEventSourceMapping(
+            self, "WorkerQueue", function_name=self.function(self.WORKER).function_name,
+            event_source_arn=batch.queue.queue_arn, batch_size=10, maximum_batching_window_in_seconds=1,
+            function_response_types=["ReportBatchItemFailures"],
+            scaling_config=lambda_.CfnEventSourceMapping.ScalingConfigProperty(maximum_concurrency=self.concurrency))
+        mapping.node.add_dependency(self.roles[self.WORKER])  # the poller needs the SQS rights first
+
+    def ingest_from(self, log_groups: list[logs.ILogGroup]) -> None:
+        """Subscription filters: every line of these log groups goes to the status ingest (the
+        Lambda destination also grants CloudWatch Logs the right to invoke it)."""
+        destination = logs_destinations.LambdaDestination(self.function(self.INGEST))
+        for i, group in enumerate(log_groups):
+            logs.SubscriptionFilter(self, f"IngestSubscription{i}", log_group=group, destination=destination,
+                                    filter_pattern=logs.FilterPattern.all_events())
+
+    def _function_role(self, name: str, id: str, *, wildcard_reason: str) -> iam.Role:
+        """A role for one function: write to its own log group, send X-Ray traces, nothing else yet."""
+        log_group = self.log_groups[name] = logs.LogGroup(
+            self, f"{id}Logs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=RemovalPolicy.DESTROY)
+        role = self.roles[name] = iam.Role(self, id, assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        role.add_to_policy(iam.PolicyStatement(actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                                               resources=[log_group.log_group_arn]))
+        role.add_to_policy(iam.PolicyStatement(actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                                               resources=["*"]))
+        nag.acknowledge(role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5[Resource::*]", wildcard_reason)
+        return role
+
+    def _protect_api(self, config: StageConfig) -> None:
+        """API key plus a usage plan carrying the stage's throttle; access logs, metrics and X-Ray
+        on the stage. Chalice's routes already require the key (``api_key_required``)."""
+        rest_api = self.chalice.sam_template.get_resource("RestAPI")
+        stage_id = "RestAPIapiStage"  # the stage the SAM transform creates for StageName "api"
+        self.access_logs = logs.LogGroup(self, "AccessLogs", retention=logs.RetentionDays.THREE_MONTHS,
+                                         removal_policy=RemovalPolicy.DESTROY)
+        rest_api.add_property_override("Name", f"{config.prefix}-api")
+        rest_api.add_property_override("TracingEnabled", True)
+        rest_api.add_property_override("AccessLogSetting", {
+            "DestinationArn": self.access_logs.log_group_arn,
+            "Format": json.dumps({
+                "requestId": "$context.requestId", "ip": "$context.identity.sourceIp",
+                "method": "$context.httpMethod", "path": "$context.resourcePath", "status": "$context.status",
+                "latencyMs": "$context.responseLatency", "apiKeyId": "$context.identity.apiKeyId"}),
+        })
+        rest_api.add_property_override("MethodSettings", [{
+            "ResourcePath": "/*", "HttpMethod": "*", "MetricsEnabled": True, "LoggingLevel": "ERROR"}])
+        self.api_key = apigateway.CfnApiKey(self, "ApiKey", enabled=True,
+                                            description=f"sms-sender {config.stage} API key")
+        plan = apigateway.CfnUsagePlan(
+            self, "UsagePlan",
+            api_stages=[apigateway.CfnUsagePlan.ApiStageProperty(api_id=rest_api.ref, stage="api")],
+            throttle=apigateway.CfnUsagePlan.ThrottleSettingsProperty(
+                rate_limit=config.api_rate_limit, burst_limit=config.api_burst_limit),
+        )
+        plan.add_override("DependsOn", [stage_id])
+        cdk_validations = "CloudFormation-Validate::E3005"
+        Validations.of(plan).acknowledge(Acknowledgment(id=cdk_validations, reason=(
+            f"{stage_id} does exist once CloudFormation runs the SAM transform; the tests check it does.")))
+        if config.account_settings:
+            # Access and execution logs need API Gateway's account-wide CloudWatch Logs role (one per
+            # account and region, so only the stage with accountSettings sets it, and keeps it on delete).
+            role = iam.Role(self, "CloudWatchRole", assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
+                            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(
+                                "service-role/AmazonAPIGatewayPushToCloudWatchLogs")])
+            role.apply_removal_policy(RemovalPolicy.RETAIN)
+            nag.acknowledge(role, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                                  "AmazonAPIGatewayPushToCloudWatchLogs]",
+                            "The AWS-managed policy API Gateway documents for its account logging role; it only "
+                            "creates and writes API Gateway's own log groups.")
+            account = apigateway.CfnAccount(self, "Account", cloud_watch_role_arn=role.role_arn)
+            account.apply_removal_policy(RemovalPolicy.RETAIN)
+            rest_api.node.add_dependency(account)
+        apigateway.CfnUsagePlanKey(self, "UsagePlanKey", key_id=self.api_key.ref, key_type="API_KEY",
+                                   usage_plan_id=plan.ref)
+
+    @staticmethod
+    def sms_voice_resources(config: StageConfig, stack: Stack, configuration_set_name: str | None) -> list[str]:
+        """The identity and configuration-set ARNs sends may use: never ``*``."""
+        prefix = f"arn:{stack.partition}:sms-voice:{stack.region}:{stack.account}"
+        arns = []
+        identity = config.origination_identity
+        if identity:
+            arns.append(identity if identity.startswith("arn:") else
+                        f"{prefix}:{'pool' if identity.startswith('pool-') else 'phone-number'}/{identity}")
+        if configuration_set_name:
+            arns.append(f"{prefix}:configuration-set/{configuration_set_name}")
+        return arns

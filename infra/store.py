@@ -1,0 +1,50 @@
+"""The message store: the messages table (with its indexes) and the idempotency table."""
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from constructs import Construct
+
+import apppath  # noqa: F401  (puts app/ on the path for chalicelib)
+from chalicelib import schema  # table keys shared with the app and the local stack
+
+from .config import StageConfig
+
+
+class MessageStore(Construct):
+    """Message records (with the list and provider-id indexes) and the idempotency records."""
+
+    def __init__(self, scope: Construct, id: str, *, config: StageConfig) -> None:
+        super().__init__(scope, id)
+        string = dynamodb.AttributeType.STRING
+        self.messages = self._table("Messages", schema.MESSAGES_KEY, schema.MESSAGES_TTL, RemovalPolicy.RETAIN)
+        self.messages.add_global_secondary_index(
+            index_name=schema.MESSAGES_LIST_INDEX,
+            partition_key=dynamodb.Attribute(name=schema.MESSAGES_LIST_PARTITION, type=string),
+            sort_key=dynamodb.Attribute(name=schema.MESSAGES_LIST_SORT, type=string),
+        )
+        self.messages.add_global_secondary_index(
+            index_name=schema.MESSAGES_PROVIDER_INDEX,
+            partition_key=dynamodb.Attribute(name=schema.MESSAGES_PROVIDER_KEY, type=string),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,  # the ingest needs only our id
+        )
+        self.messages.add_global_secondary_index(
+            index_name=schema.MESSAGES_BATCH_INDEX,
+            partition_key=dynamodb.Attribute(name=schema.MESSAGES_BATCH_KEY, type=string),
+            projection_type=dynamodb.ProjectionType.INCLUDE,
+            non_key_attributes=list(schema.MESSAGES_BATCH_PROJECTION),
+        )
+        self.idempotency = self._table("Idempotency", schema.IDEMPOTENCY_KEY, schema.IDEMPOTENCY_TTL,
+                                       RemovalPolicy.DESTROY)
+
+    def _table(self, id: str, key: str, ttl: str, removal: RemovalPolicy) -> dynamodb.Table:
+        """On demand, point-in-time recovery, TTL."""
+        return dynamodb.Table(
+            self, id,
+            partition_key=dynamodb.Attribute(name=key, type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True),
+            time_to_live_attribute=ttl,
+            removal_policy=removal,
+        )
