@@ -3,22 +3,25 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Acknowledgment, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_logs_destinations as logs_destinations
+from aws_cdk import aws_sqs as sqs
 from chalice.cdk import Chalice
 from constructs import Construct
 
 from apppath import APP_DIR  # also puts app/ on the path for chalicelib
+from chalicelib import countries  # which countries take sender ids
 from chalicelib import schema  # table keys shared with the app and the local stack
 from chalicelib import worker as pacing  # how many worker instances a maxMps takes
 
 from . import nag
 from .config import StageConfig
 from .media import MediaBucket
+from .messaging import EndUserMessaging
 from .queue import BatchQueue
 from .store import MessageStore
 
@@ -31,7 +34,7 @@ class SenderApi(Construct):
     API, WORKER, INGEST = "api_handler", "batch_worker", "status_ingest"  # Chalice's function names
     LOGICAL_IDS = {API: "APIHandler", WORKER: "BatchWorker", INGEST: "StatusIngest"}
     def __init__(self, scope: Construct, id: str, *, config: StageConfig, media: MediaBucket,
-                 store: MessageStore, batch: BatchQueue, configuration_set_name: str | None = None) -> None:
+                 store: MessageStore, batch: BatchQueue, messaging: EndUserMessaging | None = None) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
         self.log_groups: dict[str, logs.LogGroup] = {}
@@ -42,7 +45,8 @@ class SenderApi(Construct):
         worker = self._function_role(self.WORKER, "WorkerRole", wildcard_reason=send_reason)
         ingest = self._function_role(self.INGEST, "IngestRole", wildcard_reason=(
             "X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level permissions."))
-        eum_resources = self.sms_voice_resources(config, stack, configuration_set_name)
+        configuration_set_name = messaging.configuration_set_name if messaging else None
+        text_arns, media_arns = self.sms_voice_resources(config, stack, messaging)
         bucket = media.bucket
         bucket_id = stack.get_logical_id(bucket.node.default_child)
         messages = store.messages.table_arn
@@ -51,9 +55,10 @@ class SenderApi(Construct):
             role.add_to_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=["*"]))
             role.add_to_policy(iam.PolicyStatement(
                 effect=iam.Effect.DENY, actions=["sns:Publish"], resources=["arn:aws:sns:*:*:*"]))
-            if eum_resources:
-                role.add_to_policy(iam.PolicyStatement(
-                    actions=["sms-voice:SendTextMessage", "sms-voice:SendMediaMessage"], resources=eum_resources))
+            if text_arns:
+                role.add_to_policy(iam.PolicyStatement(actions=["sms-voice:SendTextMessage"], resources=text_arns))
+            if media_arns:
+                role.add_to_policy(iam.PolicyStatement(actions=["sms-voice:SendMediaMessage"], resources=media_arns))
             # HeadObject, and SendMediaMessage (which reads with the caller's rights), on any object of
             # the bucket; ListBucket so a missing object is a 404 rather than a 403.
             role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects("*")]))
@@ -145,6 +150,7 @@ class SenderApi(Construct):
                         "of a public production API if you need IP or rate rules beyond that.")
         self._protect_api(config)
         self._drain(batch)
+        self._keep_failed_ingests()
 
     def function(self, name: str) -> lambda_.IFunction:
         """A Chalice function as a CDK ``IFunction``, in this stack's environment, so that CDK may
@@ -165,13 +171,37 @@ class SenderApi(Construct):
             scaling_config=lambda_.CfnEventSourceMapping.ScalingConfigProperty(maximum_concurrency=self.concurrency))
         mapping.node.add_dependency(self.roles[self.WORKER])  # the poller needs the SQS rights first
 
-    def ingest_from(self, log_groups: list[logs.ILogGroup]) -> None:
+    def ingest_from(self, log_groups: list[logs.ILogGroup], *, after: list[Construct] = ()) -> None:
         """Subscription filters: every line of these log groups goes to the status ingest (the
-        Lambda destination also grants CloudWatch Logs the right to invoke it)."""
+        Lambda destination also grants CloudWatch Logs the right to invoke it), once whatever
+        creates the groups (``after``) has run."""
         destination = logs_destinations.LambdaDestination(self.function(self.INGEST))
         for i, group in enumerate(log_groups):
-            logs.SubscriptionFilter(self, f"IngestSubscription{i}", log_group=group, destination=destination,
-                                    filter_pattern=logs.FilterPattern.all_events())
+            subscription = logs.SubscriptionFilter(self, f"IngestSubscription{i}", log_group=group,
+                                                   destination=destination,
+                                                   filter_pattern=logs.FilterPattern.all_events())
+            for dependency in after:
+                subscription.node.add_dependency(dependency)
+
+    def _keep_failed_ingests(self) -> None:
+        """CloudWatch Logs invokes the ingest asynchronously: Lambda retries a failed invocation
+        twice, then hands the event to this queue (14 days) instead of dropping it. The ingest
+        fails on purpose while a receipt's message is not found yet (see chalicelib/status.py)."""
+        self.ingest_failures = sqs.Queue(
+            self, "IngestFailures", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
+            retention_period=Duration.days(14))
+        nag.acknowledge(self.ingest_failures, "AwsSolutions-SQS3",
+                        "This queue is itself the ingest's on-failure destination; an alarm watches it.")
+        role = self.roles[self.INGEST]
+        role.add_to_policy(iam.PolicyStatement(actions=["sqs:SendMessage"],
+                                               resources=[self.ingest_failures.queue_arn]))
+        invoke_config = lambda_.CfnEventInvokeConfig(
+            self, "IngestInvokeConfig", function_name=self.chalice.get_resource(self.LOGICAL_IDS[self.INGEST]).ref,
+            qualifier="$LATEST", maximum_retry_attempts=2,
+            destination_config=lambda_.CfnEventInvokeConfig.DestinationConfigProperty(
+                on_failure=lambda_.CfnEventInvokeConfig.OnFailureProperty(
+                    destination=self.ingest_failures.queue_arn)))
+        invoke_config.node.add_dependency(role)  # Lambda checks it may send to the queue
 
     def _function_role(self, name: str, id: str, *, wildcard_reason: str) -> iam.Role:
         """A role for one function: write to its own log group, send X-Ray traces, nothing else yet."""
@@ -233,14 +263,24 @@ class SenderApi(Construct):
                                    usage_plan_id=plan.ref)
 
     @staticmethod
-    def sms_voice_resources(config: StageConfig, stack: Stack, configuration_set_name: str | None) -> list[str]:
-        """The identity and configuration-set ARNs sends may use: never ``*``."""
-        prefix = f"arn:{stack.partition}:sms-voice:{stack.region}:{stack.account}"
-        arns = []
+    def sms_voice_resources(config: StageConfig, stack: Stack,
+                            messaging: EndUserMessaging | None) -> tuple[list[str], list[str]]:
+        """The real ARNs that SendTextMessage and SendMediaMessage may name: the origination
+        identity, the stage's sender id in each allowed country that takes sender ids (text only),
+        the configuration set and its protect configuration. Never ``*``."""
+        if messaging is None:
+            return [], []
+        shared = messaging.arns()
         identity = config.origination_identity
         if identity:
-            arns.append(identity if identity.startswith("arn:") else
-                        f"{prefix}:{'pool' if identity.startswith('pool-') else 'phone-number'}/{identity}")
-        if configuration_set_name:
-            arns.append(f"{prefix}:configuration-set/{configuration_set_name}")
-        return arns
+            kind = "pool" if identity.startswith("pool-") else "phone-number"
+            shared.append(identity if identity.startswith("arn:") else stack.format_arn(
+                service="sms-voice", resource=kind, resource_name=identity))
+        text = list(shared)
+        if config.sender_id and config.sms_provider == "sms-voice":
+            reachable = sorted(set(config.allowed_countries) & countries.SENDER_ID) if config.allowed_countries \
+                else ["*"]
+            text += [stack.format_arn(service="sms-voice", resource="sender-id",
+                                      resource_name=f"{config.sender_id}/{country}") for country in reachable]
+        media = shared if config.origination_identity else []
+        return text, media

@@ -7,6 +7,15 @@ from dataclasses import dataclass
 SMS_PROVIDERS = ("sns", "sms-voice")
 SMS_TYPES = ("transactional", "promotional")
 
+# The forms of originationIdentity whose IAM resource ARN the stack can know at synth time: the
+# ARN itself, a PhoneNumberId or a PoolId (End User Messaging's own id formats).
+IDENTITY_ARN = re.compile(
+    r"arn:aws[a-z-]*:sms-voice:[a-z0-9-]+:\d{12}:(phone-number/phone-[A-Za-z0-9]+|pool/pool-[A-Za-z0-9]+"
+    r"|sender-id/[A-Za-z0-9_-]+/[A-Z]{2})")
+IDENTITY_ID = re.compile(r"(phone|pool)-[A-Za-z0-9]+")
+FIND_PHONE_NUMBER_ID = ("aws pinpoint-sms-voice-v2 describe-phone-numbers "
+                        "--query \"PhoneNumbers[].[PhoneNumber,PhoneNumberId,PhoneNumberArn]\" --output text")
+
 
 class StageConfigError(ValueError):
     pass
@@ -78,6 +87,18 @@ class StageConfig:
             fail(f"smsProvider must be one of {', '.join(SMS_PROVIDERS)}")
         if self.sms_provider == "sms-voice" and not self.origination_identity:
             fail("smsProvider sms-voice needs originationIdentity (the number, pool or sender id to send from)")
+        identity = self.origination_identity
+        if identity is not None:
+            if not isinstance(identity, str):
+                fail("originationIdentity must be a string")
+            if identity.startswith("+"):
+                fail(f"originationIdentity {identity[:3]}…: IAM authorizes sends on the number's id, not on its "
+                     f"E.164 form, so give its PhoneNumberId (phone-…) or PhoneNumberArn. Find it with "
+                     f"`{FIND_PHONE_NUMBER_ID}`, or run `make preflight STAGE={self.stage}`")
+            if not (IDENTITY_ID.fullmatch(identity) or IDENTITY_ARN.fullmatch(identity)):
+                fail("originationIdentity must be a PhoneNumberId (phone-…), a PoolId (pool-…) or the ARN of a "
+                     "phone number, pool or sender id (arn:aws:sms-voice:…); put an alphanumeric sender id in "
+                     "senderId")
         if self.default_sms_type not in SMS_TYPES:
             fail(f"defaultSmsType must be one of {', '.join(SMS_TYPES)}")
         if self.sender_id is not None and not re.fullmatch(r"[A-Za-z0-9]{1,11}", self.sender_id):

@@ -1,9 +1,10 @@
 """Alarms, their topic, and the dashboard."""
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -14,22 +15,48 @@ from .config import StageConfig
 from .queue import BatchQueue
 
 
+def spend_metrics(config: StageConfig, period: Duration) -> dict[str, tuple[cloudwatch.Metric, str]]:
+    """Month-to-date spend, per channel and provider, keyed by the name of its 80% alarm. SMS on
+    SNS is SNS's figure; SMS on End User Messaging and every MMS are End User Messaging's own
+    (``AWS/SMSVoice``), whose spend limits the stack sets to the same ``monthlySpendLimitUsd``."""
+    def metric(namespace, name):
+        return cloudwatch.Metric(namespace=namespace, metric_name=name, statistic="Maximum", period=period)
+
+    metrics = {"SpendAt80Percent": (metric("AWS/SNS", "SMSMonthToDateSpentUSD"), "SMS") if config.sms_provider == "sns"
+               else (metric("AWS/SMSVoice", "TextMessageMonthlySpend"), "SMS")}
+    if config.origination_identity:
+        metrics["MediaSpendAt80Percent"] = (metric("AWS/SMSVoice", "MediaMessageMonthlySpend"), "MMS")
+    return metrics
+
+
 class Monitoring(Construct):
     """Alarms, all to one topic (with an email subscription when alarmEmail is set), and a dashboard."""
 
     def __init__(self, scope: Construct, id: str, *, config: StageConfig, api: SenderApi,
                  batch: BatchQueue) -> None:
         super().__init__(scope, id)
+        stack = Stack.of(self)
         self.topic = sns.Topic(self, "Alarms", enforce_ssl=True)
+        # A topic policy replaces SNS's default one, and enforce_ssl gives the topic a policy that
+        # holds only a Deny: CloudWatch must be allowed in by name, for this account's alarms only.
+        self.topic.add_to_resource_policy(iam.PolicyStatement(
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")], actions=["sns:Publish"],
+            resources=[self.topic.topic_arn], conditions={
+                "ArnLike": {"aws:SourceArn": stack.format_arn(service="cloudwatch", resource="alarm",
+                                                              resource_name="*",
+                                                              arn_format=ArnFormat.COLON_RESOURCE_NAME)},
+                "StringEquals": {"aws:SourceAccount": stack.account}}))
         if config.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
         five = Duration.minutes(5)
+        # SNS counts SMS sent to phone numbers under PhoneNumber=PhoneNumberDirect; with no
+        # dimensions these metrics hold nothing (CloudWatch does not add dimensions up).
+        direct = {"PhoneNumber": "PhoneNumberDirect"}
         failed = cloudwatch.Metric(namespace="AWS/SNS", metric_name="NumberOfNotificationsFailed",
-                                   statistic="Sum", period=five)
+                                   dimensions_map=direct, statistic="Sum", period=five)
         delivered = cloudwatch.Metric(namespace="AWS/SNS", metric_name="NumberOfNotificationsDelivered",
-                                      statistic="Sum", period=five)
-        spend = cloudwatch.Metric(namespace="AWS/SNS", metric_name="SMSMonthToDateSpentUSD",
-                                  statistic="Maximum", period=five)
+                                      dimensions_map=direct, statistic="Sum", period=five)
+        spend = spend_metrics(config, five)
         api_dims = {"ApiName": f"{config.prefix}-api", "Stage": "api"}
         server_errors = cloudwatch.Metric(namespace="AWS/ApiGateway", metric_name="5XXError",
                                           dimensions_map=api_dims, statistic="Sum", period=five)
@@ -52,8 +79,11 @@ class Monitoring(Construct):
                               "the oldest batch message has waited 15 minutes or more"),
         })
         if config.monthly_spend_limit_usd:
-            alarms["SpendAt80Percent"] = (spend, round(config.monthly_spend_limit_usd * 0.8, 2),
-                                          "month-to-date SMS spend reached 80% of monthlySpendLimitUsd")
+            for name, (metric, channel) in spend.items():
+                alarms[name] = (metric, round(config.monthly_spend_limit_usd * 0.8, 2),
+                                f"month-to-date {channel} spend reached 80% of monthlySpendLimitUsd")
+        alarms["IngestFailures"] = (api.ingest_failures.metric_approximate_number_of_messages_visible(period=five), 1,
+                                    "status receipts the ingest could not apply after its retries are waiting")
         self.alarms = {}
         for name, (metric, threshold, description) in alarms.items():
             alarm = cloudwatch.Alarm(self, name, metric=metric, threshold=threshold, evaluation_periods=1,
@@ -76,7 +106,7 @@ class Monitoring(Construct):
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(title="Sends (API requests, batch sends)", left=[sends, counted["BatchSends"]]),
             cloudwatch.GraphWidget(title="SMS deliveries and failures", left=[delivered, failed]),
-            cloudwatch.GraphWidget(title="Month-to-date SMS spend (USD)", left=[spend]),
+            cloudwatch.GraphWidget(title="Month-to-date spend (USD)", left=[m for m, _ in spend.values()]),
             cloudwatch.GraphWidget(title="API latency p99 (ms)", left=[latency]),
             cloudwatch.GraphWidget(title="Batch queue depth", left=[
                 batch.queue.metric_approximate_number_of_messages_visible(period=five),

@@ -22,6 +22,23 @@ def acknowledge(scope, finding: str, reason: str) -> None:
     cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=f"{PACK}::{finding}", reason=reason))
 
 
+def resource(scope, value: str) -> str:
+    """A resource ARN as cdk-nag names it in a finding (``Resource::<that>``): references to
+    pseudo parameters and attributes written as ``<AWS::AccountId>`` and ``<LogicalId.Arn>``."""
+    resolved = cdk.Stack.of(scope).resolve(value)
+    if isinstance(resolved, str):
+        return resolved
+
+    def part(piece):
+        if isinstance(piece, str):
+            return piece
+        if "Ref" in piece:
+            return f"<{piece['Ref']}>"
+        return "<{}.{}>".format(*piece["Fn::GetAtt"])
+
+    return "".join(part(p) for p in resolved["Fn::Join"][1])
+
+
 def expand(template: dict, region: str = "us-east-1") -> dict:
     """The template after the SAM transform, expanded locally with aws-sam-translator (no AWS calls:
     the app's functions use no SAM managed-policy names, so the policy map can stay empty)."""

@@ -6,11 +6,12 @@ from constructs import Construct
 
 from .api import SenderApi
 from .config import StageConfig
-from .delivery_logging import DeliveryLogging
+from .delivery_logging import DeliveryLogging, acknowledge_provider
 from .media import MediaBucket
 from .messaging import EndUserMessaging
 from .monitoring import Monitoring
 from .queue import BatchQueue
+from .spend import SpendLimits
 from .store import MessageStore
 
 
@@ -24,15 +25,21 @@ class SenderStack(Stack):
         if config.origination_identity or config.sms_provider == "sms-voice":
             messaging = EndUserMessaging(self, "Messaging", config=config)
         api = SenderApi(self, "Api", config=config, media=media, store=store, batch=batch,
-                        configuration_set_name=messaging.configuration_set_name if messaging else None)
+                        messaging=messaging)
         delivery = DeliveryLogging(self, "DeliveryLogging", config=config)
-        api.ingest_from([delivery.success, delivery.failure] + ([messaging.events] if messaging else []))
+        if config.account_settings and config.monthly_spend_limit_usd and messaging:
+            SpendLimits(self, "SpendLimits", config=config)
+        api.ingest_from([delivery.success, delivery.failure] + ([messaging.events] if messaging else []),
+                        after=delivery.ready)
         monitoring = Monitoring(self, "Monitoring", config=config, api=api, batch=batch)
+        acknowledge_provider(self)
         CfnOutput(self, "MediaBucketName", value=media.bucket.bucket_name)
         CfnOutput(self, "MessagesTableName", value=store.messages.table_name)
         CfnOutput(self, "BatchQueueUrl", value=batch.queue.queue_url)
         CfnOutput(self, "ApiUrl", value=api.chalice.sam_template.get_output("EndpointURL").value)
         CfnOutput(self, "ApiKeyId", value=api.api_key.ref,
                   description="aws apigateway get-api-key --include-value --api-key <id> shows the value")
+        CfnOutput(self, "SmokeAlarmName", value=monitoring.alarms["DeadLetters"].alarm_name,
+                  description="make smoke sets this alarm to ALARM and checks its SNS action ran")
         CfnOutput(self, "DashboardUrl", value=f"https://console.aws.amazon.com/cloudwatch/home?region={self.region}"
                                               f"#dashboards:name={monitoring.dashboard.dashboard_name}")
