@@ -7,6 +7,7 @@ points the app at the embedded AWS.
 """
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 import boto3
@@ -21,6 +22,19 @@ def _session() -> boto3.session.Session:
     return boto3.session.Session()
 
 
+def s3_endpoint(region: str) -> str | None:
+    """S3's regional endpoint, unless the environment names one (the local stack does).
+
+    botocore presigns POSTs for the global endpoint (``<bucket>.s3.amazonaws.com``) in every
+    region; S3 redirects that for a new bucket outside us-east-1 (which a browser's CORS upload
+    does not follow) and refuses it in opt-in regions. The regional name works everywhere."""
+    if os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"):
+        return None
+    partition = _session().get_partition_for_region(region)
+    suffix = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
+    return f"https://s3.{region}.{suffix}"
+
+
 @lru_cache(maxsize=None)
 def client(service: str):
     config = Config(
@@ -29,7 +43,10 @@ def client(service: str):
         read_timeout=10,
         # Presigned POSTs must be SigV4: newer regions accept nothing else.
         signature_version="s3v4" if service == "s3" else None,
+        s3={"addressing_style": "virtual"} if service == "s3" else None,
     )
+    if service == "s3" and _session().region_name:
+        return _session().client(service, config=config, endpoint_url=s3_endpoint(_session().region_name))
     return _session().client(service, config=config)
 
 
