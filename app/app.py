@@ -32,13 +32,34 @@ def index():
     return Response(body=console.PAGE, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
 
 
+def _located(outcome, path):
+    """A created resource's ``Location``, added to the outcome after the idempotency layer, so a
+    replayed response points where the replaying caller reaches the API."""
+    status, body, headers = outcome
+    return status, body, {**headers, "Location": _here(path.format(id=body["id"]))}
+
+
+def _here(path):
+    """``path`` (a route's own path, e.g. ``/messages/{id}``) as the caller of this request reaches it.
+
+    Deployed, API Gateway's proxy event carries the path the caller used in ``requestContext.path``:
+    ``/api/sms`` on the execute-api domain (stage included), ``/sms`` or ``/<base path>/sms`` on a
+    custom domain. ``requestContext.resourcePath`` is the route (``/sms``). Whatever comes before
+    the route's segments is the caller's prefix. Under Chalice local and its test client the two are
+    the same, and the prefix is empty."""
+    context = app.current_request.context or {}
+    used = [part for part in (context.get("path") or "").split("/") if part]
+    route = [part for part in (context.get("resourcePath") or "").split("/") if part]
+    prefix = used[:len(used) - len(route)] if len(used) > len(route) else []
+    return "".join(f"/{part}" for part in prefix) + path
+
+
 def _send(route, parse):
     def handler():
         message = parse(validation.parse_json(app.current_request.raw_body), get_settings())
-        resource = messages.send(message)
-        return 202, resource, {"Location": f"/messages/{resource['id']}"}
+        return 202, messages.send(message), {}
 
-    return _post(route, handler)
+    return _located(_post(route, handler), "/messages/{id}")
 
 
 @app.route("/sms", methods=["POST"], content_types=ANY_BODY, **protected)
@@ -80,10 +101,9 @@ def list_messages():
 @handled(app)
 def create_batch():
     def handler():
-        accepted = batches.submit(validation.parse_json(app.current_request.raw_body), get_settings())
-        return 202, accepted, {"Location": f"/batches/{accepted['id']}"}
+        return 202, batches.submit(validation.parse_json(app.current_request.raw_body), get_settings()), {}
 
-    return _post("batches", handler)
+    return _located(_post("batches", handler), "/batches/{id}")
 
 
 @app.route("/batches/{batch_id}", methods=["GET"], **protected)
