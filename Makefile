@@ -10,7 +10,7 @@ STAGE  ?= dev
 NODE   := node_modules/.installed
 CDK    := CDK_DISABLE_VERSION_CHECK=1 npx --no-install cdk --app "$(PY) app.py"
 
-.PHONY: setup dev test bench synth bootstrap deploy destroy clean
+.PHONY: setup dev test bench synth bootstrap preflight deploy smoke destroy clean
 
 setup: $(STAMP)
 
@@ -28,7 +28,12 @@ $(STAMP): requirements.txt app/requirements.txt
 dev: setup
 	$(PY) -m devstack
 
+# The browser tests drive Debian's chromium (Playwright's own browser download cannot work here).
+# Installed when missing, as root as CI runs; without it the browser tests fail in CI and skip elsewhere.
 test: setup $(NODE)
+	@command -v chromium >/dev/null || if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else echo "make test: no chromium, and installing it needs root (apt-get install chromium)"; fi
 	$(PY) -m pytest
 
 bench: setup
@@ -42,10 +47,20 @@ synth: setup $(NODE)
 bootstrap: setup $(NODE)
 	$(CDK) bootstrap -c stage=$(STAGE)
 
+# Read-only checks of the account before the first deploy: region, origination identity, SMS sandbox,
+# spend quotas, CDK bootstrap. Prints the fix for each failure (see README, "Preflight").
+preflight: setup
+	$(PY) -m ops.preflight --stage $(STAGE)
+
 # Needs AWS credentials for the target account and a bootstrapped environment (see README).
 # The stack's outputs (API URL, API key id, ...) land in cdk-outputs-$(STAGE).json.
 deploy: setup $(NODE)
 	$(CDK) deploy -c stage=$(STAGE) --require-approval broadening --outputs-file cdk-outputs-$(STAGE).json
+
+# After `make deploy`: /health, SMS and MMS dry runs, the alarm's path to its topic. PAID=1 also sends one
+# real SMS (charged) to AWS's success simulator number and waits for its receipt (see README, "Smoke test").
+smoke: setup
+	$(PY) -m ops.smoke --stage $(STAGE) $(if $(PAID),--paid)
 
 destroy: setup $(NODE)
 	$(CDK) destroy -c stage=$(STAGE)

@@ -324,3 +324,16 @@ def test_a_failed_ingest_goes_to_a_queue_after_two_retries_and_alarms(template):
                if {"Ref": ingest_role} in p["Properties"]["Roles"]
                for s in p["Properties"]["PolicyDocument"]["Statement"] if s["Action"] == "sqs:SendMessage"]
     assert allowed and allowed[0]["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}
+
+
+@pytest.mark.parametrize("stage", ["dev", "sms-voice"])
+def test_nothing_kept_after_destroy_blocks_the_next_deploy(template, sms_voice_template, stage):
+    """deploy, destroy, deploy: a resource the stack retains on delete must not carry a fixed
+    physical name, or the next deploy's create of that name fails."""
+    from .test_infra import PHYSICAL_NAMES
+
+    synthesized = template if stage == "dev" else sms_voice_template
+    for name, resource in synthesized.to_json()["Resources"].items():
+        if resource.get("DeletionPolicy") == "Retain":
+            fixed = PHYSICAL_NAMES & set(resource.get("Properties", {}))
+            assert not fixed, f"{name} is retained on delete and named {fixed}"

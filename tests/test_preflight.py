@@ -1,0 +1,543 @@
+"""``make preflight``: the checklist a user sees, against stubbed AWS answers.
+
+Every AWS call goes through a botocore ``Stubber``, which checks each request's parameters (and each canned
+response) against botocore's own service model, so a call the real API would refuse fails here too. Nothing
+leaves the machine: a call without a queued answer fails the test.
+"""
+from __future__ import annotations
+
+import io
+from datetime import datetime, timezone
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from ops import mask, report, stage_settings
+from ops import preflight
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+class StubbedSession:
+    """Stands in for boto3.Session: one client per service, each with an active Stubber."""
+
+    region_name = REGION
+
+    def __init__(self):
+        self.stubs: dict[str, Stubber] = {}
+        self.clients = {}
+
+    def client(self, service, region_name=None):
+        if service not in self.clients:
+            # Fake keys: the Stubber answers before anything is signed or sent.
+            client = boto3.client(service, region_name=REGION, aws_access_key_id="testing",
+                                  aws_secret_access_key="testing")
+            self.stubs[service] = Stubber(client)
+            self.stubs[service].activate()
+            self.clients[service] = client
+        return self.clients[service]
+
+    def stub(self, service) -> Stubber:
+        self.client(service)
+        return self.stubs[service]
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for name in ("CDK_DEFAULT_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    session = StubbedSession()
+    yield session
+    for stub in session.stubs.values():
+        stub.assert_no_pending_responses()
+
+
+def checklist(aws, raw, stage="dev", context=None):
+    """Run preflight; return (exit status, printed lines)."""
+    out = io.StringIO()
+    status = report(preflight.run(stage, raw, context or {}, aws), out)
+    return status, out.getvalue().splitlines()
+
+
+def line(lines, name):
+    """The printed line of one check, with its fix line if it has one."""
+    for i, text in enumerate(lines):
+        if text[6:].startswith(name + ":"):
+            return text + ("\n" + lines[i + 1] if i + 1 < len(lines) and lines[i + 1].startswith("      fix:") else "")
+    raise AssertionError(f"no line for {name!r} in:\n" + "\n".join(lines))
+
+
+# Canned AWS answers, shaped as the service models say (the Stubber checks them).
+
+def caller(aws):
+    aws.stub("sts").add_response("get_caller_identity", {
+        "UserId": "AIDAEXAMPLE", "Account": ACCOUNT, "Arn": f"arn:aws:iam::{ACCOUNT}:user/deployer"}, {})
+
+
+def phone(number_id="phone-abc", number="+18885550123", capabilities=("SMS", "MMS"), status="ACTIVE"):
+    return {"PhoneNumberArn": f"arn:aws:sms-voice:{REGION}:{ACCOUNT}:phone-number/{number_id}",
+            "PhoneNumberId": number_id, "PhoneNumber": number, "Status": status, "IsoCountryCode": "US",
+            "MessageType": "TRANSACTIONAL", "NumberCapabilities": list(capabilities), "NumberType": "TOLL_FREE",
+            "MonthlyLeasingPrice": "2.00", "TwoWayEnabled": False, "SelfManagedOptOutsEnabled": False,
+            "OptOutListName": "Default", "DeletionProtectionEnabled": False, "CreatedTimestamp": NOW}
+
+
+def sns_sandbox(aws, in_sandbox=False):
+    aws.stub("sns").add_response("get_sms_sandbox_account_status", {"IsInSandbox": in_sandbox}, {})
+
+
+def sns_quota(aws, value):
+    aws.stub("service-quotas").add_response("list_service_quotas", {"Quotas": [
+        {"ServiceCode": "sns", "QuotaName": "Topics", "Value": 100000.0},
+        {"ServiceCode": "sns", "QuotaName": "Account spend threshold for SMS", "Value": float(value)},
+    ]}, {"ServiceCode": "sns"})
+
+
+def sms_voice_tier(aws, tier="PRODUCTION"):
+    aws.stub("pinpoint-sms-voice-v2").add_response(
+        "describe_account_attributes", {"AccountAttributes": [{"Name": "ACCOUNT_TIER", "Value": tier}]}, {})
+
+
+def spend_limits(aws, text=1000, media=1000):
+    aws.stub("pinpoint-sms-voice-v2").add_response("describe_spend_limits", {"SpendLimits": [
+        {"Name": "TEXT_MESSAGE_MONTHLY_SPEND_LIMIT", "EnforcedLimit": 0, "MaxLimit": text, "Overridden": False},
+        {"Name": "VOICE_MESSAGE_MONTHLY_SPEND_LIMIT", "EnforcedLimit": 0, "MaxLimit": 1, "Overridden": False},
+        {"Name": "MEDIA_MESSAGE_MONTHLY_SPEND_LIMIT", "EnforcedLimit": 0, "MaxLimit": media, "Overridden": False},
+    ]}, {})
+
+
+def bootstrap(aws, version="28", status="UPDATE_COMPLETE"):
+    aws.stub("cloudformation").add_response("describe_stacks", {"Stacks": [
+        {"StackName": "CDKToolkit", "CreationTime": NOW, "StackStatus": status}]}, {"StackName": "CDKToolkit"})
+    aws.stub("ssm").add_response("get_parameter", {"Parameter": {
+        "Name": "/cdk-bootstrap/hnb659fds/version", "Type": "String", "Value": version}},
+        {"Name": "/cdk-bootstrap/hnb659fds/version"})
+
+
+SNS_STAGE = {"smsProvider": "sns", "monthlySpendLimitUsd": 20}
+EUM_STAGE = {"smsProvider": "sms-voice", "originationIdentity": "phone-abc", "monthlySpendLimitUsd": 50}
+
+
+def test_passing_sns_account_prints_all_ok_and_exits_0(aws):
+    caller(aws)
+    sns_sandbox(aws)
+    sns_quota(aws, 100)
+    bootstrap(aws)
+    status, lines = checklist(aws, SNS_STAGE)
+    assert status == 0
+    assert lines[:6] == [
+        f"ok    credentials: account {ACCOUNT} as arn:aws:iam::{ACCOUNT}:user/deployer",
+        "ok    stage settings: dev: smsProvider sns, MMS off",
+        "ok    region: us-east-1 offers End User Messaging SMS and SNS SMS",
+        "ok    SNS SMS sandbox: out of the sandbox: SMS can go to any number",
+        "ok    SNS SMS spend quota: monthlySpendLimitUsd $20 is within $100 (Service Quotas)",
+        "ok    CDK bootstrap: CDKToolkit UPDATE_COMPLETE, bootstrap version 28 (needs 6+)",
+    ]
+    assert lines[-1] == "6 ok, 0 warning(s), 0 failed, 0 skipped"
+
+
+def test_passing_sms_voice_stage_with_mms(aws):
+    caller(aws)
+    aws.stub("pinpoint-sms-voice-v2").add_response(
+        "describe_phone_numbers", {"PhoneNumbers": [phone()]}, {"PhoneNumberIds": ["phone-abc"]})
+    sms_voice_tier(aws)
+    spend_limits(aws)
+    bootstrap(aws)
+    status, lines = checklist(aws, EUM_STAGE)
+    assert status == 0, "\n".join(lines)
+    assert line(lines, "origination identity") == (
+        "ok    origination identity: phone number phone-abc (TOLL_FREE, US) is ACTIVE with SMS and MMS")
+    assert line(lines, "End User Messaging sandbox") == "ok    End User Messaging sandbox: account tier PRODUCTION"
+    assert line(lines, "End User Messaging spend limits") == (
+        "ok    End User Messaging spend limits: monthlySpendLimitUsd $50 is within the account limits "
+        "(SMS $1000, MMS $1000)")
+    assert not any(text[6:].startswith("SNS SMS") for text in lines)  # an sms-voice stage sends no SMS through SNS
+
+
+def test_e164_identity_fails_and_names_the_phone_number_id(aws):
+    caller(aws)
+    sms = aws.stub("pinpoint-sms-voice-v2")
+    # The lookup pages through the account's numbers (DescribePhoneNumbers has no filter by number).
+    sms.add_response("describe_phone_numbers", {"PhoneNumbers": [phone("phone-other", "+12065550100")],
+                                                "NextToken": "page2"}, {})
+    sms.add_response("describe_phone_numbers", {"PhoneNumbers": [phone("phone-0123abc", "+18885550123")]},
+                     {"NextToken": "page2"})
+    # The checks after it go on with the number's id.
+    sms.add_response("describe_phone_numbers", {"PhoneNumbers": [phone("phone-0123abc")]},
+                     {"PhoneNumberIds": ["phone-0123abc"]})
+    sns_sandbox(aws)
+    sms_voice_tier(aws)
+    spend_limits(aws)
+    bootstrap(aws)
+    status, lines = checklist(aws, {"smsProvider": "sns", "originationIdentity": "+18885550123"})
+    assert status == 1
+    assert line(lines, "stage settings") == (
+        "FAIL  stage settings: originationIdentity is the number +188******23; IAM authorizes sends on its id, "
+        "phone-0123abc\n"
+        "      fix: set \"originationIdentity\": \"phone-0123abc\" in context.stages.dev of cdk.json "
+        "(the checks below use it)")
+    assert line(lines, "origination identity").startswith("ok    origination identity: phone number phone-0123abc")
+    assert not any("+18885550123" in text or "+12065550100" in text for text in lines)  # numbers are masked
+
+
+def test_e164_identity_not_in_the_account(aws):
+    caller(aws)
+    aws.stub("pinpoint-sms-voice-v2").add_response(
+        "describe_phone_numbers", {"PhoneNumbers": [phone("phone-other", "+12065550100")]}, {})
+    bootstrap(aws)
+    status, lines = checklist(aws, {"smsProvider": "sms-voice", "originationIdentity": "+18885550123"})
+    assert status == 1
+    text = line(lines, "stage settings")
+    assert text.startswith("FAIL  stage settings: originationIdentity is the number +188******23, and no phone "
+                           "number in this account and us-east-1 has it")
+    assert "aws pinpoint-sms-voice-v2 describe-phone-numbers --region us-east-1" in text
+    assert line(lines, "account checks") == "skip  account checks: the stage settings must parse first"
+
+
+def test_other_stage_setting_errors_are_shown_as_they_are(aws):
+    caller(aws)
+    bootstrap(aws)
+    status, lines = checklist(aws, {"smsProvider": "twilio"})
+    assert status == 1
+    assert line(lines, "stage settings") == (
+        "FAIL  stage settings: stage dev: smsProvider must be one of sns, sms-voice\n"
+        "      fix: edit context.stages.dev in cdk.json")
+
+
+def test_number_without_mms_fails_with_how_to_find_one(aws):
+    caller(aws)
+    aws.stub("pinpoint-sms-voice-v2").add_response(
+        "describe_phone_numbers", {"PhoneNumbers": [phone(capabilities=("SMS", "VOICE"))]},
+        {"PhoneNumberIds": ["phone-abc"]})
+    sms_voice_tier(aws)
+    spend_limits(aws)
+    bootstrap(aws)
+    status, lines = checklist(aws, EUM_STAGE)
+    assert status == 1
+    assert line(lines, "origination identity") == (
+        "FAIL  origination identity: phone number phone-abc (TOLL_FREE, US) lacks MMS\n"
+        "      fix: set originationIdentity to a number or pool with SMS and MMS (MMS is on whenever "
+        "originationIdentity is set); list numbers with `aws pinpoint-sms-voice-v2 describe-phone-numbers "
+        "--region us-east-1 --query 'PhoneNumbers[].[PhoneNumberId,NumberCapabilities,Status]' --output text`")
+
+
+def test_number_not_active_fails(aws):
+    caller(aws)
+    aws.stub("pinpoint-sms-voice-v2").add_response(
+        "describe_phone_numbers", {"PhoneNumbers": [phone(status="PENDING")]}, {"PhoneNumberIds": ["phone-abc"]})
+    sms_voice_tier(aws)
+    spend_limits(aws)
+    bootstrap(aws)
+    _, lines = checklist(aws, EUM_STAGE)
+    assert line(lines, "origination identity").startswith(
+        "FAIL  origination identity: phone number phone-abc (TOLL_FREE, US) is PENDING, not ACTIVE\n"
+        "      fix: wait until it is ACTIVE")
+
+
+@pytest.mark.parametrize("capabilities, expected", [
+    ([["SMS"], ["SMS", "MMS"]], "ok    origination identity: pool pool-abc (2 identities) is ACTIVE with SMS and MMS"),
+    ([["SMS"]], "FAIL  origination identity: pool pool-abc (1 identities) lacks MMS\n"
+                "      fix: add a number with MMS to the pool (`aws pinpoint-sms-voice-v2 "
+                "associate-origination-identity --pool-id pool-abc --origination-identity phone-… "
+                "--iso-country-code US`)"),
+])
+def test_pool_identity_needs_a_member_with_each_capability(aws, capabilities, expected):
+    caller(aws)
+    sms = aws.stub("pinpoint-sms-voice-v2")
+    sms.add_response("describe_pools", {"Pools": [{
+        "PoolArn": f"arn:aws:sms-voice:{REGION}:{ACCOUNT}:pool/pool-abc", "PoolId": "pool-abc", "Status": "ACTIVE",
+        "MessageType": "TRANSACTIONAL", "TwoWayEnabled": False, "SelfManagedOptOutsEnabled": False,
+        "OptOutListName": "Default", "SharedRoutesEnabled": False, "DeletionProtectionEnabled": False,
+        "CreatedTimestamp": NOW}]}, {"PoolIds": ["pool-abc"]})
+    sms.add_response("list_pool_origination_identities", {"PoolId": "pool-abc", "OriginationIdentities": [
+        {"OriginationIdentityArn": f"arn:aws:sms-voice:{REGION}:{ACCOUNT}:phone-number/phone-{i}",
+         "OriginationIdentity": f"phone-{i}", "IsoCountryCode": "US", "NumberCapabilities": caps}
+        for i, caps in enumerate(capabilities)]}, {"PoolId": "pool-abc"})
+    sms_voice_tier(aws)
+    spend_limits(aws)
+    bootstrap(aws)
+    _, lines = checklist(aws, {**EUM_STAGE, "originationIdentity": "pool-abc"})
+    assert line(lines, "origination identity") == expected
+
+
+def test_identity_arn_in_another_region_fails_before_any_lookup(aws):
+    caller(aws)
+    sms_voice_tier(aws)
+    spend_limits(aws)
+    bootstrap(aws)
+    arn = f"arn:aws:sms-voice:us-west-2:{ACCOUNT}:phone-number/phone-abc"
+    status, lines = checklist(aws, {**EUM_STAGE, "originationIdentity": arn})
+    assert status == 1
+    assert line(lines, "origination identity") == (
+        f"FAIL  origination identity: {arn} is in us-west-2, the stack deploys to us-east-1\n"
+        "      fix: deploy in us-west-2 (`export AWS_DEFAULT_REGION=us-west-2`: the media bucket must be in the "
+        "identity's region), or use an identity in us-east-1")
+
+
+def test_identity_arn_of_another_account_fails(aws):
+    caller(aws)
+    sms_voice_tier(aws)
+    spend_limits(aws)
+    bootstrap(aws)
+    arn = f"arn:aws:sms-voice:{REGION}:999999999999:pool/pool-abc"
+    _, lines = checklist(aws, {**EUM_STAGE, "originationIdentity": arn})
+    assert line(lines, "origination identity").startswith(
+        f"FAIL  origination identity: {arn} belongs to account 999999999999, these credentials to {ACCOUNT}\n"
+        "      fix: run with credentials for account 999999999999")
+
+
+def test_identity_that_does_not_exist(aws):
+    caller(aws)
+    aws.stub("pinpoint-sms-voice-v2").add_client_error(
+        "describe_phone_numbers", service_error_code="ResourceNotFoundException",
+        service_message="Resource not found", http_status_code=404, expected_params={"PhoneNumberIds": ["phone-abc"]})
+    sms_voice_tier(aws)
+    spend_limits(aws)
+    bootstrap(aws)
+    _, lines = checklist(aws, EUM_STAGE)
+    assert line(lines, "origination identity").startswith(
+        f"FAIL  origination identity: phone-abc does not exist in account {ACCOUNT}, us-east-1\n"
+        "      fix: set originationIdentity to one you own here; list them with "
+        "`aws pinpoint-sms-voice-v2 describe-phone-numbers --region us-east-1")
+
+
+def test_sender_id_arn_cannot_carry_mms(aws):
+    caller(aws)
+    arn = f"arn:aws:sms-voice:{REGION}:{ACCOUNT}:sender-id/MyBrand/GB"
+    aws.stub("pinpoint-sms-voice-v2").add_response("describe_sender_ids", {"SenderIds": [{
+        "SenderIdArn": arn, "SenderId": "MyBrand", "IsoCountryCode": "GB", "MessageTypes": ["TRANSACTIONAL"],
+        "MonthlyLeasingPrice": "0.00", "DeletionProtectionEnabled": False, "Registered": True}]},
+        {"SenderIds": [{"SenderId": "MyBrand", "IsoCountryCode": "GB"}]})
+    sms_voice_tier(aws)
+    spend_limits(aws)
+    bootstrap(aws)
+    _, lines = checklist(aws, {**EUM_STAGE, "originationIdentity": arn})
+    assert line(lines, "origination identity").startswith(
+        "FAIL  origination identity: sender id MyBrand (GB) lacks MMS")
+
+
+def test_sns_sandbox_is_a_warning_with_both_ways_out(aws):
+    caller(aws)
+    sns_sandbox(aws, in_sandbox=True)
+    bootstrap(aws)
+    status, lines = checklist(aws, {"smsProvider": "sns"})
+    assert status == 0  # deploys fine; only the destinations are limited
+    text = line(lines, "SNS SMS sandbox")
+    assert text.startswith("WARN  SNS SMS sandbox: this account is in the SNS SMS sandbox")
+    assert "Sandbox destination phone numbers > Add phone number" in text and "Exit SMS sandbox" in text
+    assert line(lines, "SNS SMS spend quota") == (
+        "ok    SNS SMS spend quota: monthlySpendLimitUsd is not set: the stack leaves the account's limit alone")
+
+
+def test_sms_voice_sandbox_is_a_warning(aws):
+    caller(aws)
+    aws.stub("pinpoint-sms-voice-v2").add_response(
+        "describe_phone_numbers", {"PhoneNumbers": [phone()]}, {"PhoneNumberIds": ["phone-abc"]})
+    sms_voice_tier(aws, "SANDBOXED")
+    spend_limits(aws, text=1, media=1)
+    bootstrap(aws)
+    status, lines = checklist(aws, {**EUM_STAGE, "monthlySpendLimitUsd": 1})
+    assert status == 0
+    text = line(lines, "End User Messaging sandbox")
+    assert text.startswith("WARN  End User Messaging sandbox: account tier SANDBOXED")
+    assert "create-verified-destination-number" in text
+
+
+def test_sns_spend_limit_above_the_service_quota_fails_with_the_support_route(aws):
+    caller(aws)
+    sns_sandbox(aws)
+    sns_quota(aws, 1)
+    bootstrap(aws)
+    status, lines = checklist(aws, {"smsProvider": "sns", "monthlySpendLimitUsd": 100})
+    assert status == 1
+    text = line(lines, "SNS SMS spend quota")
+    assert text.startswith("FAIL  SNS SMS spend quota: monthlySpendLimitUsd $100 is above the quota $1 "
+                           "(Service Quotas); SetSMSAttributes would refuse it and the deploy would roll back\n"
+                           "      fix: raise the quota to at least $100 in us-east-1: AWS Support Center > Create case "
+                           "> Service limit increase > Limit type \"SNS Text Messaging\"")
+    assert "or lower monthlySpendLimitUsd in cdk.json to 1 or less" in text
+
+
+def test_sns_spend_quota_falls_back_to_the_accounts_current_limit(aws):
+    caller(aws)
+    sns_sandbox(aws)
+    aws.stub("service-quotas").add_client_error(
+        "list_service_quotas", service_error_code="AccessDeniedException", service_message="not allowed",
+        http_status_code=400, expected_params={"ServiceCode": "sns"})
+    aws.stub("sns").add_response("get_sms_attributes", {"attributes": {"MonthlySpendLimit": "1"}},
+                                 {"attributes": ["MonthlySpendLimit"]})
+    bootstrap(aws)
+    _, lines = checklist(aws, {"smsProvider": "sns", "monthlySpendLimitUsd": 100})
+    text = line(lines, "SNS SMS spend quota")
+    assert text.startswith("FAIL  SNS SMS spend quota: monthlySpendLimitUsd $100 is above the quota $1 "
+                           "(SNS MonthlySpendLimit)")
+    assert "If AWS has already raised your quota to $100 or more, $1 is only the account's current limit" in text
+
+
+def test_second_stage_without_account_settings_does_not_set_the_sns_limit(aws):
+    caller(aws)
+    sns_sandbox(aws)
+    bootstrap(aws)
+    _, lines = checklist(aws, {"smsProvider": "sns", "monthlySpendLimitUsd": 100, "accountSettings": False})
+    assert line(lines, "SNS SMS spend quota").startswith("ok    SNS SMS spend quota: accountSettings is false")
+
+
+def test_sms_voice_spend_limit_above_the_account_limit_fails(aws):
+    caller(aws)
+    aws.stub("pinpoint-sms-voice-v2").add_response(
+        "describe_phone_numbers", {"PhoneNumbers": [phone()]}, {"PhoneNumberIds": ["phone-abc"]})
+    sms_voice_tier(aws)
+    spend_limits(aws, text=1, media=1)
+    bootstrap(aws)
+    status, lines = checklist(aws, EUM_STAGE)
+    assert status == 1
+    assert line(lines, "End User Messaging spend limits") == (
+        "FAIL  End User Messaging spend limits: monthlySpendLimitUsd $50 is above the account limit for SMS and MMS "
+        "(SMS $1, MMS $1)\n"
+        "      fix: request a spending quota of at least $50 for End User Messaging SMS in us-east-1 (AWS Support "
+        "Center > Create case > Service limit increase; "
+        "https://docs.aws.amazon.com/sms-voice/latest/userguide/awssupport-spend-threshold.html), or lower "
+        "monthlySpendLimitUsd in cdk.json to 1 or less")
+
+
+def test_sns_stage_with_mms_checks_only_the_media_spend_limit(aws):
+    caller(aws)
+    aws.stub("pinpoint-sms-voice-v2").add_response(
+        "describe_phone_numbers", {"PhoneNumbers": [phone()]}, {"PhoneNumberIds": ["phone-abc"]})
+    sns_sandbox(aws)
+    sns_quota(aws, 100)
+    sms_voice_tier(aws)
+    spend_limits(aws, text=1, media=100)
+    bootstrap(aws)
+    status, lines = checklist(aws, {"smsProvider": "sns", "originationIdentity": "phone-abc",
+                                    "monthlySpendLimitUsd": 50})
+    assert status == 0, "\n".join(lines)
+    assert line(lines, "End User Messaging spend limits") == (
+        "ok    End User Messaging spend limits: monthlySpendLimitUsd $50 is within the account limits (MMS $100)")
+
+
+def test_missing_bootstrap_stack(aws):
+    caller(aws)
+    sns_sandbox(aws)
+    aws.stub("cloudformation").add_client_error(
+        "describe_stacks", service_error_code="ValidationError", service_message="Stack with id CDKToolkit does "
+        "not exist", http_status_code=400, expected_params={"StackName": "CDKToolkit"})
+    status, lines = checklist(aws, {"smsProvider": "sns"})
+    assert status == 1
+    assert line(lines, "CDK bootstrap") == (
+        "FAIL  CDK bootstrap: no CDKToolkit stack in this account and region\n"
+        "      fix: run `make bootstrap` with these credentials and region (it also upgrades an old bootstrap stack)")
+
+
+@pytest.mark.parametrize("version, status, expected", [
+    ("5", "CREATE_COMPLETE", "FAIL  CDK bootstrap: bootstrap version 5; this app needs 6 or newer"),
+    ("28", "ROLLBACK_COMPLETE", "FAIL  CDK bootstrap: the CDKToolkit stack is ROLLBACK_COMPLETE"),
+    ("28", "UPDATE_IN_PROGRESS", "FAIL  CDK bootstrap: the CDKToolkit stack is UPDATE_IN_PROGRESS"),
+])
+def test_old_or_broken_bootstrap(aws, version, status, expected):
+    caller(aws)
+    sns_sandbox(aws)
+    aws.stub("cloudformation").add_response("describe_stacks", {"Stacks": [
+        {"StackName": "CDKToolkit", "CreationTime": NOW, "StackStatus": status}]}, {"StackName": "CDKToolkit"})
+    if status == "CREATE_COMPLETE":
+        aws.stub("ssm").add_response("get_parameter", {"Parameter": {"Value": version}},
+                                     {"Name": "/cdk-bootstrap/hnb659fds/version"})
+    _, lines = checklist(aws, {"smsProvider": "sns"})
+    assert line(lines, "CDK bootstrap").startswith(expected + "\n      fix: run `make bootstrap`")
+
+
+def test_custom_bootstrap_qualifier_is_honoured(aws):
+    caller(aws)
+    sns_sandbox(aws)
+    aws.stub("cloudformation").add_response("describe_stacks", {"Stacks": [
+        {"StackName": "CDKToolkit", "CreationTime": NOW, "StackStatus": "CREATE_COMPLETE"}]})
+    aws.stub("ssm").add_response("get_parameter", {"Parameter": {"Value": "21"}},
+                                 {"Name": "/cdk-bootstrap/myqual/version"})
+    status, _ = checklist(aws, {"smsProvider": "sns"}, context={"@aws-cdk/core:bootstrapQualifier": "myqual"})
+    assert status == 0
+
+
+def test_bad_credentials_stop_the_checklist(aws):
+    aws.stub("sts").add_client_error("get_caller_identity", service_error_code="ExpiredToken",
+                                     service_message="The security token included in the request is expired",
+                                     http_status_code=403)
+    status, lines = checklist(aws, {"smsProvider": "sns"})
+    assert status == 1
+    assert lines[:2] == [
+        "FAIL  credentials: ExpiredToken: The security token included in the request is expired",
+        "      fix: give this shell credentials for the target account: `aws configure`, or "
+        "`aws sso login --profile NAME` and `export AWS_PROFILE=NAME`"]
+    assert lines[-1] == "0 ok, 0 warning(s), 1 failed, 0 skipped"
+
+
+def test_no_region(aws, monkeypatch):
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    aws.region_name = None
+    status, lines = checklist(aws, {"smsProvider": "sns"})
+    assert status == 1
+    assert lines[:2] == ["FAIL  region: no region is set",
+                         "      fix: export AWS_DEFAULT_REGION=us-east-1 (or the region of your origination identity)"]
+
+
+@pytest.mark.parametrize("region_name, expected", [
+    ("ap-east-1", "FAIL  region: ap-east-1 does not offer End User Messaging SMS"),
+    ("ap-northeast-2", "WARN  region: ap-northeast-2 offers End User Messaging SMS; check that it is on the SNS "
+                       "SMS list before sending SMS through SNS"),
+    ("CDK", "ok    region: us-west-2 offers End User Messaging SMS and SNS SMS"),  # CDK_DEFAULT_REGION wins
+])
+def test_region(aws, monkeypatch, region_name, expected):
+    if region_name == "CDK":
+        monkeypatch.setenv("CDK_DEFAULT_REGION", "us-west-2")
+    else:
+        monkeypatch.setenv("AWS_DEFAULT_REGION", region_name)
+    caller(aws)
+    sns_sandbox(aws)
+    bootstrap(aws)
+    _, lines = checklist(aws, {"smsProvider": "sns"})
+    assert line(lines, "region").startswith(expected)
+
+
+def test_main_reads_the_stage_from_cdk_json(aws, tmp_path, monkeypatch):
+    cdk_json = tmp_path / "cdk.json"
+    cdk_json.write_text('{"context": {"stages": {"qa": {"smsProvider": "sns"}}}}')
+    monkeypatch.setattr(preflight, "stage_settings", lambda stage: stage_settings(stage, cdk_json))
+    caller(aws)
+    sns_sandbox(aws)
+    bootstrap(aws)
+    out = io.StringIO()
+    assert preflight.main(["--stage", "qa"], session=aws, out=out) == 0
+    assert "ok    stage settings: qa: smsProvider sns, MMS off" in out.getvalue()
+
+
+def test_mask_keeps_only_the_ends():
+    assert mask("+14254147755") == "+142******55"
+    assert mask("+33755512501") == "+337******01"
+
+
+def test_an_endpoint_override_stops_before_any_call(aws, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")  # what `make dev` uses
+    status, lines = checklist(aws, {"smsProvider": "sns"})
+    assert status == 1
+    assert lines[:2] == ["FAIL  AWS endpoint: AWS_ENDPOINT_URL is http://127.0.0.1:4566, so these checks would not "
+                         "reach AWS", "      fix: `unset AWS_ENDPOINT_URL` in this shell"]
+
+
+def test_unreachable_aws_is_not_blamed_on_credentials(aws):
+    from botocore.exceptions import EndpointConnectionError
+
+    class Unreachable:
+        def get_caller_identity(self):
+            raise EndpointConnectionError(endpoint_url="https://sts.us-east-1.amazonaws.com/")
+
+    result = preflight.check_credentials(Unreachable())
+    assert (result.status, result.fix) == ("FAIL", "check the network connection and any proxy settings")
+
+
+def test_sms_voice_stage_needs_only_end_user_messaging_in_its_region(monkeypatch):
+    config = preflight.StageConfig.from_dict("dev", EUM_STAGE)
+    result = preflight.check_region("ap-northeast-2", config)
+    assert (result.status, result.detail) == ("ok", "ap-northeast-2 offers End User Messaging SMS")

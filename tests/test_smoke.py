@@ -1,0 +1,409 @@
+"""``make smoke``: the steps a user sees after a deploy, against a stand-in API and stubbed AWS answers.
+
+The deployed API is played by a small HTTP server on 127.0.0.1 (a free port; it serves a bounded number of
+requests and stops by itself). Every AWS call goes through a botocore ``Stubber``, which checks the parameters
+against botocore's service model. Nothing connects to any address off this machine.
+"""
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from ops import smoke
+from ops.smoke import SIMULATOR_SUCCESS
+
+from .test_preflight import ACCOUNT, REGION, aws  # noqa: F401  (aws: the stubbed-session fixture)
+
+KEY_ID, KEY = "k1a2b3c4d5", "SECRET-API-KEY-VALUE-0123456789"
+ALARM = "sms-sender-dev-smoke"
+TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:sms-sender-dev-alarms"
+US = SIMULATOR_SUCCESS["US"]
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+class FakeApi:
+    """The deployed API on 127.0.0.1: answers from a route table and records every request it gets."""
+
+    def __init__(self, routes, max_requests=50, lifetime=30.0):
+        self.routes, self.requests = routes, []
+        self.done = False
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self):
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = json.loads(raw) if self.headers.get("Content-Type") == "application/json" and raw else raw
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                fake.requests.append({"method": self.command, "path": self.path, "headers": headers, "body": body})
+                route = fake.routes.get((self.command, self.path))
+                status, answer = route(body) if route else (404, {"message": "Not Found"})
+                payload = json.dumps(answer).encode() if answer is not None else b""
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args):  # keep the test output clean
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)  # port 0: a free port
+        self.server.timeout = 0.1
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        deadline = time.monotonic() + lifetime
+
+        def serve():  # bounded: stops after max_requests, after `lifetime` seconds, or when the test ends
+            while not self.done and len(self.requests) < max_requests and time.monotonic() < deadline:
+                self.server.handle_request()  # returns after one request, or after server.timeout idle
+            self.server.server_close()
+
+        self.thread = threading.Thread(target=serve, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.done = True
+        self.thread.join(timeout=5)
+
+    def api_requests(self):
+        return [r for r in self.requests if r["path"].startswith("/api/")]
+
+
+def message(body, **extra):
+    return {"id": "msg-1", "channel": "mms" if "mediaUrl" in body else "sms", "to": body["to"], "status": "sent",
+            "dryRun": bool(body.get("dryRun")), "error": None, **extra}
+
+
+def passing_routes(url):
+    return {
+        ("GET", "/api/health"): lambda body: (200, {"status": "ok"}),
+        ("POST", "/api/sms"): lambda body: (202, message(body)),
+        ("POST", "/api/media"): lambda body: (201, {
+            "mediaUrl": "s3://sms-sender-dev-media/media/smoke.png", "expiresIn": 300,
+            "upload": {"url": f"{url}/upload", "fields": {
+                "key": "media/smoke.png", "Content-Type": "image/png", "policy": "eyJleHBpcmF0aW9uIjoi",
+                "x-amz-signature": "0123abcd"}}}),
+        ("POST", "/upload"): lambda body: (204, None),
+        ("POST", "/api/mms"): lambda body: (202, message(body)),
+        ("GET", "/api/messages/msg-1"): lambda body: (200, {"id": "msg-1", "status": "delivered", "error": None}),
+    }
+
+
+@pytest.fixture
+def api():
+    server = FakeApi({})
+    server.routes.update(passing_routes(server.url))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def outputs(tmp_path, api):
+    path = tmp_path / "cdk-outputs-dev.json"
+    path.write_text(json.dumps({"SmsSender-dev": {
+        "ApiUrl": f"{api.url}/api/", "ApiKeyId": KEY_ID, "SmokeAlarmName": ALARM, "MediaBucketName": "b"}}))
+    return path
+
+
+def api_key(aws):
+    aws.stub("apigateway").add_response("get_api_key", {"id": KEY_ID, "value": KEY, "enabled": True},
+                                        {"apiKey": KEY_ID, "includeValue": True})
+
+
+def history(*summaries, at=T0):
+    return {"AlarmHistoryItems": [
+        {"AlarmName": ALARM, "Timestamp": at + timedelta(seconds=i), "HistoryItemType": "Action",
+         "HistorySummary": summary} for i, summary in reversed(list(enumerate(summaries)))]}
+
+
+def alarm(aws, *polls, before=None):
+    """The alarm steps: newest action so far, reset to OK, ALARM, the history polls, back to OK."""
+    cw = aws.stub("cloudwatch")
+    cw.add_response("describe_alarm_history", history(*(before or [])), {
+        "AlarmName": ALARM, "HistoryItemType": "Action", "ScanBy": "TimestampDescending", "MaxRecords": 1})
+    cw.add_response("set_alarm_state", {}, {"AlarmName": ALARM, "StateValue": "OK", "StateReason": "smoke test: reset"})
+    cw.add_response("set_alarm_state", {}, {"AlarmName": ALARM, "StateValue": "ALARM", "StateReason": "smoke test"})
+    for poll in polls:
+        cw.add_response("describe_alarm_history", poll,
+                        {"AlarmName": ALARM, "HistoryItemType": "Action", "ScanBy": "TimestampDescending"})
+    cw.add_response("set_alarm_state", {}, {"AlarmName": ALARM, "StateValue": "OK", "StateReason": "smoke test done"})
+
+
+def run_smoke(aws, outputs, raw, **options):
+    out = io.StringIO()
+    options = {"alarm_timeout": 60, "receipt_timeout": 60, "interval": 0, "sleep": lambda seconds: None, **options}
+    status = smoke.report(smoke.run("dev", raw, outputs, aws, **options), out)
+    text = out.getvalue()
+    assert KEY not in text  # the API key's value is never printed
+    assert US not in text  # nor a full phone number
+    return status, text.splitlines()
+
+
+def line(lines, name):
+    for i, text in enumerate(lines):
+        if text[6:].startswith(name + ":"):
+            return text + ("\n" + lines[i + 1] if i + 1 < len(lines) and lines[i + 1].startswith("      fix:") else "")
+    raise AssertionError(f"no line for {name!r} in:\n" + "\n".join(lines))
+
+
+MMS_STAGE = {"smsProvider": "sms-voice", "originationIdentity": "phone-abc", "allowedCountries": ["US", "CA"]}
+SUCCESS = f"Successfully executed action {TOPIC}"
+
+
+def test_passing_sms_voice_stage_with_mms(aws, api, outputs):
+    api_key(aws)
+    alarm(aws, history(SUCCESS))
+    status, lines = run_smoke(aws, outputs, MMS_STAGE)
+    assert status == 0, "\n".join(lines)
+    assert lines[1:] == [
+        f"ok    API key: read the value of {KEY_ID}",
+        "ok    health: GET /health answered 200 {\"status\": \"ok\"}",
+        "ok    SMS dry run: POST /sms to +142******55 answered 202 with dryRun true (message msg-1): AWS validated "
+        "it, nothing was sent",
+        "ok    MMS media upload: POST /media answered 201; uploaded a 68-byte PNG to "
+        "s3://sms-sender-dev-media/media/smoke.png",
+        "ok    MMS dry run: POST /mms to +142******55 answered 202 with dryRun true (message msg-1): AWS validated "
+        "it, nothing was sent",
+        f"ok    alarm notification: {ALARM} went to ALARM and CloudWatch published to its topic (\"{SUCCESS}\")",
+        "skip  paid receipt check: sends a real SMS, which AWS charges for: `make smoke STAGE=dev PAID=1`",
+        "",
+        "7 ok, 0 warning(s), 0 failed, 1 skipped",
+    ]
+    assert lines[0].startswith(f"ok    stack outputs: cdk-outputs-dev.json: API {api.url}/api/")
+    # What reached the API: every call under the stage path, with the key, and only dry runs to the simulator.
+    sent = api.api_requests()
+    assert [(r["method"], r["path"]) for r in sent] == [
+        ("GET", "/api/health"), ("POST", "/api/sms"), ("POST", "/api/media"), ("POST", "/api/mms")]
+    assert all(r["headers"]["x-api-key"] == KEY for r in sent)
+    assert sent[1]["body"] == {"to": US, "body": "smoke test", "dryRun": True}
+    assert sent[2]["body"] == {"contentType": "image/png", "size": 68}
+    assert sent[3]["body"] == {"to": US, "mediaUrl": "s3://sms-sender-dev-media/media/smoke.png", "dryRun": True}
+    # The presigned POST got the policy's fields and then the PNG, as S3 requires.
+    upload = next(r for r in api.requests if r["path"] == "/upload")
+    assert upload["headers"]["content-type"].startswith("multipart/form-data; boundary=")
+    assert b'name="x-amz-signature"\r\n\r\n0123abcd' in upload["body"]
+    assert upload["body"].index(b'name="key"') < upload["body"].index(b'name="file"')
+    assert b"\x89PNG\r\n\x1a\n" in upload["body"] and "x-api-key" not in upload["headers"]
+
+
+def test_sns_stage_skips_the_dry_runs_and_says_why(aws, api, outputs):
+    api_key(aws)
+    alarm(aws, history(SUCCESS))
+    status, lines = run_smoke(aws, outputs, {"smsProvider": "sns"})
+    assert status == 0
+    assert line(lines, "SMS dry run") == (
+        "skip  SMS dry run: smsProvider sns: SNS has no dry run, so the API answers a dryRun with 400")
+    assert line(lines, "MMS dry run") == "skip  MMS dry run: MMS is off: no originationIdentity"
+    assert [r["path"] for r in api.api_requests()] == ["/api/health"]  # nothing was sent
+
+
+def test_sns_stage_with_mms_still_checks_the_mms_dry_run(aws, api, outputs):
+    api_key(aws)
+    alarm(aws, history(SUCCESS))
+    status, lines = run_smoke(aws, outputs, {"smsProvider": "sns", "originationIdentity": "phone-abc"})
+    assert status == 0
+    assert line(lines, "MMS dry run").startswith("ok    MMS dry run: POST /mms to +142******55 answered 202")
+
+
+def test_simulator_follows_allowed_countries(aws, api, outputs):
+    api_key(aws)
+    alarm(aws, history(SUCCESS))
+    _, lines = run_smoke(aws, outputs, {**MMS_STAGE, "allowedCountries": ["FR"]})
+    assert line(lines, "SMS dry run").startswith("ok    SMS dry run: POST /sms to +337******01")
+    assert line(lines, "MMS dry run") == (
+        "skip  MMS dry run: allowedCountries leaves out US, the MMS simulator's country")
+
+
+def test_alarm_whose_topic_refuses_cloudwatch_fails_and_is_set_back_to_ok(aws, api, outputs):
+    api_key(aws)
+    refused = (f"Failed to execute action {TOPIC}. Received error: \"CloudWatch Alarms is not authorized to "
+               f"perform: SNS:Publish on resource:{TOPIC}\"")
+    alarm(aws, history(), history(refused))  # nothing yet on the first poll; the failure on the second
+    status, lines = run_smoke(aws, outputs, {"smsProvider": "sns"})
+    assert status == 1
+    assert line(lines, "alarm notification") == (
+        f"FAIL  alarm notification: {ALARM} went to ALARM but CloudWatch could not publish: \"{refused}\"\n"
+        "      fix: the alarm topic's policy must let cloudwatch.amazonaws.com call sns:Publish (a topic policy "
+        "replaces SNS's default one); fix the stack's alarm topic and run `make deploy` again")
+    # The fixture's teardown checks that every stubbed call, the final set back to OK included, was made.
+
+
+def test_alarm_history_from_an_earlier_run_does_not_count(aws, api, outputs):
+    api_key(aws)
+    old = f"Successfully executed action {TOPIC}"
+    alarm(aws, history(old, at=T0), before=[old])  # the only item predates this run
+    status, lines = run_smoke(aws, outputs, {"smsProvider": "sns"}, alarm_timeout=0)
+    assert status == 1
+    assert line(lines, "alarm notification") == (
+        f"FAIL  alarm notification: {ALARM} went to ALARM and its history shows no SNS action after 0 s\n"
+        f"      fix: check that the alarm has an SNS alarm action: `aws cloudwatch describe-alarms --alarm-names "
+        f"{ALARM} --query 'MetricAlarms[].AlarmActions'`")
+
+
+def test_missing_smoke_alarm_output(aws, api, tmp_path):
+    path = tmp_path / "cdk-outputs-dev.json"
+    path.write_text(json.dumps({"SmsSender-dev": {"ApiUrl": f"{api.url}/api/", "ApiKeyId": KEY_ID}}))
+    api_key(aws)
+    status, lines = run_smoke(aws, path, {"smsProvider": "sns"})
+    assert status == 1
+    assert line(lines, "alarm notification") == (
+        "FAIL  alarm notification: the stack outputs have no SmokeAlarmName\n"
+        "      fix: deploy the current stack: `make deploy`")
+
+
+def test_no_outputs_file(aws, tmp_path):
+    status, lines = run_smoke(aws, tmp_path / "cdk-outputs-dev.json", {"smsProvider": "sns"})
+    assert status == 1
+    assert lines[:2] == ["FAIL  stack outputs: cdk-outputs-dev.json not found",
+                         "      fix: run `make deploy STAGE=dev` (it writes cdk-outputs-dev.json)"]
+
+
+def test_refused_api_key(aws, api, outputs):
+    api.routes[("GET", "/api/health")] = lambda body: (403, {"message": "Forbidden"})
+    api_key(aws)
+    alarm(aws, history(SUCCESS))
+    status, lines = run_smoke(aws, outputs, {"smsProvider": "sns"})
+    assert status == 1
+    assert line(lines, "health") == ("FAIL  health: GET /health answered 403 Forbidden\n"
+                                     "      fix: the API key was refused: redeploy (`make deploy`) and run smoke again")
+
+
+def test_api_key_unreadable(aws, api, outputs):
+    aws.stub("apigateway").add_client_error("get_api_key", service_error_code="NotFoundException",
+                                            service_message="Invalid API Key identifier specified",
+                                            http_status_code=404)
+    status, lines = run_smoke(aws, outputs, MMS_STAGE)
+    assert status == 1
+    assert line(lines, "API key").startswith(
+        f"FAIL  API key: {KEY_ID}: NotFoundException: Invalid API Key identifier specified")
+    assert api.requests == []  # nothing else ran
+
+
+def test_dry_run_refused_by_aws_shows_the_apis_error(aws, api, outputs):
+    api.routes[("POST", "/api/sms")] = lambda body: (409, {"error": {
+        "code": "DestinationNotVerified", "message": "the account is in the SMS sandbox"}})
+    api_key(aws)
+    alarm(aws, history(SUCCESS))
+    status, lines = run_smoke(aws, outputs, MMS_STAGE)
+    assert status == 1
+    assert line(lines, "SMS dry run").startswith(
+        "FAIL  SMS dry run: POST /sms with dryRun answered 409 DestinationNotVerified: the account is in the SMS "
+        "sandbox\n      fix: `make preflight` checks the account side")
+
+
+def test_app_that_ignores_dry_run_is_a_failure(aws, api, outputs):
+    api.routes[("POST", "/api/sms")] = lambda body: (202, message({**body, "dryRun": False}))
+    api_key(aws)
+    alarm(aws, history(SUCCESS))
+    _, lines = run_smoke(aws, outputs, MMS_STAGE)
+    assert line(lines, "SMS dry run").startswith(
+        "FAIL  SMS dry run: POST /sms answered 202 without dryRun true: the deployed app ignores dryRun")
+
+
+def test_failed_presigned_upload_skips_the_mms_send(aws, api, outputs):
+    api.routes[("POST", "/upload")] = lambda body: (403, None)
+    api_key(aws)
+    alarm(aws, history(SUCCESS))
+    status, lines = run_smoke(aws, outputs, MMS_STAGE)
+    assert status == 1
+    assert line(lines, "MMS media upload").startswith(
+        "FAIL  MMS media upload: the presigned upload answered HTTP 403")
+    assert not any(text[6:].startswith("MMS dry run") for text in lines)
+    assert ("POST", "/api/mms") not in [(r["method"], r["path"]) for r in api.requests]
+
+
+def test_paid_check_says_it_costs_money_then_waits_for_the_receipt(aws, api, outputs):
+    statuses = iter(["sent", "sent", "delivered"])
+    api.routes[("GET", "/api/messages/msg-1")] = lambda body: (200, {"id": "msg-1", "status": next(statuses)})
+    api_key(aws)
+    alarm(aws, history(SUCCESS))
+    status, lines = run_smoke(aws, outputs, MMS_STAGE, paid=True)
+    assert status == 0
+    notice = lines.index("WARN  paid receipt check: sending one real SMS to the US success simulator +142******55; "
+                         "AWS charges for it")
+    assert lines[notice + 1] == "ok    paid receipt check: message msg-1 to +142******55 is delivered"
+    real = [r for r in api.api_requests() if r["path"] == "/api/sms" and "dryRun" not in r["body"]]
+    assert [r["body"] for r in real] == [{"to": US, "body": "smoke test"}]  # exactly one real send
+    assert [r["path"] for r in api.api_requests()].count("/api/messages/msg-1") == 3
+
+
+@pytest.mark.parametrize("final, expected", [
+    ({"status": "failed", "error": {"code": "DeliveryFailed", "message": "carrier rejected"}},
+     "FAIL  paid receipt check: message msg-1 to +142******55 is failed (DeliveryFailed: carrier rejected)"),
+    ({"status": "unknown"}, "WARN  paid receipt check: message msg-1 to +142******55 is unknown"),
+])
+def test_paid_check_reports_a_final_status_that_is_not_delivered(aws, api, outputs, final, expected):
+    api.routes[("GET", "/api/messages/msg-1")] = lambda body: (200, {"id": "msg-1", **final})
+    api_key(aws)
+    alarm(aws, history(SUCCESS))
+    _, lines = run_smoke(aws, outputs, MMS_STAGE, paid=True)
+    assert line(lines, "paid receipt check").startswith("WARN  paid receipt check: sending one real SMS")
+    assert [text for text in lines if text.startswith(expected)]
+
+
+def test_paid_check_gives_up_after_its_time_limit(aws, api, outputs):
+    api.routes[("GET", "/api/messages/msg-1")] = lambda body: (200, {"id": "msg-1", "status": "sent"})
+    api_key(aws)
+    alarm(aws, history(SUCCESS))
+    status, lines = run_smoke(aws, outputs, MMS_STAGE, paid=True, receipt_timeout=0)
+    assert status == 1
+    assert any(text.startswith("FAIL  paid receipt check: message msg-1 is still sent after 0 s: no delivery "
+                               "receipt reached it") for text in lines)
+
+
+def test_main_takes_the_stage_and_the_paid_flag(aws, api, outputs, monkeypatch):
+    monkeypatch.setattr(smoke, "stage_settings", lambda stage: ({"smsProvider": "sns"}, {}))
+    seen = {}
+    real_run = smoke.run
+
+    def run(*args, **kwargs):
+        seen.update(kwargs, outputs=args[2])
+        return real_run(*args, **{**kwargs, "sleep": lambda seconds: None})
+
+    monkeypatch.setattr(smoke, "run", run)
+    api_key(aws)
+    alarm(aws, history(SUCCESS))
+    api.routes[("GET", "/api/messages/msg-1")] = lambda body: (200, {"id": "msg-1", "status": "delivered"})
+    out = io.StringIO()
+    assert smoke.main(["--stage", "dev", "--paid", "--outputs", str(outputs)], session=aws, out=out) == 0
+    assert seen["paid"] is True and seen["outputs"] == outputs
+    assert "ok    paid receipt check: message msg-1 to +142******55 is delivered" in out.getvalue()
+
+
+def test_tiny_png_is_a_png():
+    png = smoke.tiny_png()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and png.endswith(b"IEND\xaeB`\x82") and len(png) == 68
+
+
+def test_an_endpoint_override_stops_before_any_call(aws, outputs, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    status, lines = run_smoke(aws, outputs, {"smsProvider": "sns"})
+    assert status == 1
+    assert lines[0] == ("FAIL  AWS endpoint: AWS_ENDPOINT_URL is http://127.0.0.1:4566, so these checks would not "
+                        "reach AWS")
+
+
+def test_no_region(aws, outputs, monkeypatch):
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    aws.region_name = None
+    status, lines = run_smoke(aws, outputs, {"smsProvider": "sns"})
+    assert status == 1
+    assert lines[1:3] == ["FAIL  region: no region is set",
+                          "      fix: export AWS_DEFAULT_REGION=<the stage's region>"]
+
+
+def test_a_number_in_an_api_error_is_masked_too(aws, api, outputs):
+    api.routes[("POST", "/api/sms")] = lambda body: (409, {"error": {
+        "code": "RecipientOptedOut", "message": f"{body['to']} opted out"}})
+    api_key(aws)
+    alarm(aws, history(SUCCESS))
+    _, lines = run_smoke(aws, outputs, MMS_STAGE)  # run_smoke asserts the full number appears nowhere
+    assert line(lines, "SMS dry run").startswith(
+        "FAIL  SMS dry run: POST /sms with dryRun answered 409 RecipientOptedOut: +142******55 opted out")
