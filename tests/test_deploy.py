@@ -3,7 +3,6 @@ service models (in the venv), the policies AWS documents (``tests/aws_docs/``, e
 source) and End User Messaging's supported-country lists (``app/chalicelib/countries.json``)."""
 import json
 import re
-from pathlib import Path
 
 import botocore.session
 import pytest
@@ -12,18 +11,15 @@ from botocore.validate import ParamValidator
 
 from infra.config import StageConfig, StageConfigError
 
+from . import aws_docs
 from .synth import ROOT, SMS_VOICE_STAGE
 
-DOCS = Path(__file__).parent / "aws_docs"
 SESSION = botocore.session.get_session()
 # AwsCustomResource names services and actions as the JavaScript SDK v3 does.
 SDK_SERVICES = {"SNS": "sns", "CloudWatchLogs": "logs", "PinpointSMSVoiceV2": "pinpoint-sms-voice-v2"}
 
 
-def documented(name: str) -> dict:
-    fixture = json.loads((DOCS / name).read_text())
-    assert fixture["source"].startswith("https://docs.aws.amazon.com/")
-    return fixture["document"]
+documented = aws_docs.document
 
 
 def resources_of(template, kind: str) -> dict:
@@ -176,7 +172,7 @@ def test_a_country_end_user_messaging_does_not_serve_fails_the_synth(tmp_path):
 # 4. The End User Messaging event destination.
 
 def test_the_event_destination_role_has_the_documented_policy_and_comes_first(mms_template):
-    (statement,) = documented("sms-voice-cloudwatch-destination-policy.json")["Statement"]
+    (statement,) = documented(aws_docs.SMS_VOICE_LOGS_DESTINATION_ROLE)["Statement"]
     ours = role_policies(mms_template, "sms-voice.amazonaws.com")
     assert {a for s in ours for a in as_list(s["Action"])} == set(statement["Action"])
     (destination_set,) = mms_template.find_resources("AWS::SMSVOICE::ConfigurationSet").items()
@@ -275,7 +271,7 @@ def test_smoke_test_alarm_is_an_output(template):
 # 9. SNS's delivery-status role.
 
 def test_the_sns_delivery_status_role_has_the_documented_actions_on_its_two_groups_only(template):
-    (statement,) = documented("sns-delivery-status-role-policy.json")["Statement"]
+    (statement,) = documented(aws_docs.SNS_DELIVERY_STATUS_ROLE)["Statement"]
     ours = role_policies(template, "sns.amazonaws.com")
     assert {a for s in ours for a in as_list(s["Action"])} == set(statement["Action"])
     for s in ours:

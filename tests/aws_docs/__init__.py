@@ -1,0 +1,17 @@
+"""Policies AWS documents, kept as fixtures: each file holds the document and names its source."""
+import json
+from pathlib import Path
+
+HERE = Path(__file__).parent
+SNS_DELIVERY_STATUS_ROLE = "sns-delivery-status-role-policy.json"
+SMS_VOICE_LOGS_DESTINATION_ROLE = "sms-voice-cloudwatch-destination-policy.json"
+
+
+def document(name: str) -> dict:
+    fixture = json.loads((HERE / name).read_text())
+    assert fixture["source"].startswith("https://docs.aws.amazon.com/")
+    return fixture["document"]
+
+
+def actions(name: str) -> tuple[str, ...]:
+    return tuple(a for statement in document(name)["Statement"] for a in statement["Action"])
