@@ -66,16 +66,19 @@ class Emulator:
         self.mps_limit: float | None = None
         self._throughput = None  # a TokenBucket over parts while an MPS is enforced
         self.throttled = 0
-        self.listeners = []  # called with (outbox entry, "sns" | "sms-voice"): delivery receipts hook in here
+        # Called with (outbox entry, "sns" | "sms-voice", the send's Context or None): delivery
+        # receipts hook in here.
+        self.listeners = []
 
     # -- shared state -------------------------------------------------------------------------
-    def record_send(self, channel, to, body, media_url, provider_id, provider: str = "sms-voice") -> None:
+    def record_send(self, channel, to, body, media_url, provider_id, provider: str = "sms-voice",
+                    context: dict | None = None) -> None:
         entry = {"channel": channel, "to": to, "body": body, "mediaUrl": media_url,
                  "providerMessageId": provider_id, "at": _iso()}
         with self._lock:
             self.outbox.append(entry)
         for listener in list(self.listeners):
-            listener(entry, provider)
+            listener(entry, provider, context)
 
     def head_media(self, bucket: str, key: str):
         try:

@@ -5,8 +5,10 @@
   not report in ``batchItemFailures``, and leaves everything when an invocation dies.
 - ``Receipts`` plays the carrier and CloudWatch Logs: a moment after each accepted send it writes
   a delivery receipt in the documented format (SNS delivery-status log, or End User Messaging
-  event) to the matching log group, then hands it to the real status-ingest function the way a
-  subscription filter does (gzipped, base64).
+  event, which echoes the send's ``Context`` in ``context``) to the matching log group, then hands
+  it to the real status-ingest function the way a subscription filter does (gzipped, base64). As
+  Lambda does for an asynchronous invocation, an ingest that raises is tried twice more, later,
+  and then kept aside (``failed``) as the function's on-failure destination would keep it.
 
 Destination numbers follow AWS's simulator conventions: the failure simulator numbers fail;
 every other number is delivered (locally only; on AWS a real number gets its real outcome).
@@ -16,11 +18,14 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import logging
 import queue
 import threading
 import time
 import uuid
 from datetime import datetime, timezone
+
+import phonenumbers
 
 # AWS End User Messaging destination simulator numbers (test-phone-numbers in the user guide):
 # success and failure per country.
@@ -149,20 +154,29 @@ def sns_receipt(entry: dict, delivered: bool, parts: int) -> str:
         "status": "SUCCESS" if delivered else "FAILURE"})
 
 
-def eum_receipts(entry: dict, delivered: bool, parts: int, origination: str) -> list[str]:
-    """End User Messaging events for one send: a pending event, then the final one."""
+def eum_receipts(entry: dict, delivered: bool, parts: int, origination: str,
+                 context: dict | None = None) -> list[str]:
+    """End User Messaging events for one send: a pending event, then the final one. Each carries
+    the send's ``Context`` as ``context``, unchanged, as the event format documents."""
     kind = "TEXT" if entry["channel"] == "sms" else "MEDIA"
     price = (SMS_PRICE_USD * parts if kind == "TEXT" else MMS_PRICE_USD) if delivered else 0.0
     now = int(time.time() * 1000)
+    try:
+        country = phonenumbers.region_code_for_number(phonenumbers.parse(entry["to"])) or "US"
+    except phonenumbers.NumberParseException:
+        country = "US"
 
     def event(status, final, description, at):
-        return json.dumps({
+        data = {
             "eventType": f"{kind}_{status}", "eventVersion": "1.0", "eventTimestamp": at, "isFinal": final,
             "originationPhoneNumber": origination, "destinationPhoneNumber": entry["to"],
-            "isoCountryCode": "US", "messageId": entry["providerMessageId"], "messageRequestTimestamp": now - 50,
+            "isoCountryCode": country, "messageId": entry["providerMessageId"], "messageRequestTimestamp": now - 50,
             "messageEncoding": "GSM", "messageType": "TRANSACTIONAL", "messageStatus": status,
-            "messageStatusDescription": description, "totalMessageParts": parts,
-            "totalMessagePrice": round(price, 5), "totalCarrierFee": 0.0})
+            "messageStatusDescription": description}
+        if context is not None:
+            data["context"] = dict(context)
+        data.update({"totalMessageParts": parts, "totalMessagePrice": round(price, 5), "totalCarrierFee": 0.0})
+        return json.dumps(data)
 
     final = (event("DELIVERED", True, "Message has been accepted by phone", now) if delivered else
              event("CARRIER_UNREACHABLE", True, "Phone carrier is currently unreachable/unavailable", now))
@@ -170,13 +184,19 @@ def eum_receipts(entry: dict, delivered: bool, parts: int, origination: str) -> 
 
 
 class Receipts:
-    """Turn each accepted send into delivery receipts, ``delay`` seconds later, in batches."""
+    """Turn each accepted send into delivery receipts, ``delay`` seconds later, in batches.
+
+    An ingest invocation that raises is invoked again after each of ``retry_delays`` (Lambda's
+    asynchronous retries: two, about one and two minutes apart on AWS; seconds here), then lands
+    in ``failed``, as in the function's on-failure destination."""
 
     def __init__(self, *, emulator, logs, ingest, sns_groups: tuple[str, str], events_group: str,
-                 origination: str, delay: float = 0.3):
+                 origination: str, delay: float = 0.3, retry_delays: tuple[float, ...] = (1.0, 2.0)):
         self.logs, self.ingest = logs, ingest
         self.sns_groups, self.events_group, self.origination = sns_groups, events_group, origination
-        self.delay = delay
+        self.delay, self.retry_delays = delay, tuple(retry_delays)
+        self.invocations = 0
+        self.failed: list[dict] = []  # subscription events every attempt failed on
         self._pending: queue.Queue = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="delivery-receipts", daemon=True)
@@ -195,8 +215,8 @@ class Receipts:
         self._stop.set()
         self._thread.join(timeout=10)
 
-    def _on_send(self, entry: dict, provider: str) -> None:
-        self._pending.put((time.monotonic() + self.delay, entry, provider))
+    def _on_send(self, entry: dict, provider: str, context: dict | None = None) -> None:
+        self._pending.put((time.monotonic() + self.delay, "send", (entry, provider, context)))
 
     def _run(self) -> None:
         waiting: list = []
@@ -210,19 +230,34 @@ class Receipts:
             now = time.monotonic()
             due = [w for w in waiting if w[0] <= now]
             waiting = [w for w in waiting if w[0] > now]
-            if due:
-                try:
-                    self._deliver([(entry, provider) for _, entry, provider in due])
-                except Exception:  # a receipt problem must not stop the next ones
-                    import logging
+            if not due:
+                continue
+            try:
+                self._deliver([w[2] for w in due if w[1] == "send"])
+            except Exception:  # a receipt problem must not stop the next ones
+                logging.getLogger(__name__).exception("delivery receipts failed")
+            for _, _, (event, attempt) in (w for w in due if w[1] == "retry"):
+                self._invoke(event, attempt)
 
-                    logging.getLogger(__name__).exception("delivery receipts failed")
+    def _invoke(self, event: dict, attempt: int = 0) -> None:
+        """One asynchronous invocation of the ingest function."""
+        self.invocations += 1
+        try:
+            self.ingest(event)
+        except Exception:
+            if attempt < len(self.retry_delays):
+                self._pending.put((time.monotonic() + self.retry_delays[attempt], "retry", (event, attempt + 1)))
+            else:
+                logging.getLogger(__name__).warning("status ingest failed on every attempt; event kept aside")
+                self.failed.append(event)
 
-    def _deliver(self, sends: list[tuple[dict, str]]) -> None:
+    def _deliver(self, sends: list[tuple[dict, str, dict | None]]) -> None:
         from chalicelib.segments import segment
 
+        if not sends:
+            return
         lines: dict[str, list[str]] = {}
-        for entry, provider in sends:
+        for entry, provider, context in sends:
             delivered = entry["to"] not in SIMULATOR_FAILURE
             parts = segment(entry.get("body") or "")[1] if entry["channel"] == "sms" else 1
             if provider == "sns":
@@ -230,9 +265,9 @@ class Receipts:
                 lines.setdefault(group, []).append(sns_receipt(entry, delivered, parts))
             else:
                 lines.setdefault(self.events_group, []).extend(
-                    eum_receipts(entry, delivered, parts, self.origination))
+                    eum_receipts(entry, delivered, parts, self.origination, context))
         for group, group_lines in lines.items():
             now = int(time.time() * 1000)
             self.logs.put_log_events(logGroupName=group, logStreamName="local",
                                      logEvents=[{"timestamp": now, "message": line} for line in group_lines])
-            self.ingest(subscription_event(group, group_lines))
+            self._invoke(subscription_event(group, group_lines))

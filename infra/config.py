@@ -101,8 +101,12 @@ class StageConfig:
                      "senderId")
         if self.default_sms_type not in SMS_TYPES:
             fail(f"defaultSmsType must be one of {', '.join(SMS_TYPES)}")
-        if self.sender_id is not None and not re.fullmatch(r"[A-Za-z0-9]{1,11}", self.sender_id):
-            fail("senderId must be 1 to 11 letters and digits")
+        if self.sender_id is not None:
+            # SNS takes 3 to 11 characters for AWS.SNS.SMS.SenderID; a sender id is never all digits.
+            shortest = 3 if self.sms_provider == "sns" else 1
+            if not isinstance(self.sender_id, str) or not re.fullmatch(rf"[A-Za-z0-9]{{{shortest},11}}", self.sender_id) \
+                    or self.sender_id.isdigit():
+                fail(f"senderId must be {shortest} to 11 letters and digits, at least one a letter")
         for name in ("media_retention_days", "api_rate_limit", "api_burst_limit"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

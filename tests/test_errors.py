@@ -18,7 +18,8 @@ SMS_VOICE_ERRORS = [
     ("ValidationException", {"Reason": "INVALID_IDENTITY_FOR_DESTINATION_COUNTRY"}, 502, "ProviderError"),
     ("ValidationException", {"Reason": "INVALID_PARAMETER"}, 502, "ProviderError"),
     ("ServiceQuotaExceededException", {"Reason": "MONTHLY_SPEND_LIMIT_REACHED_FOR_TEXT"}, 502, "ProviderError"),
-    ("AccessDeniedException", {"Reason": "ACCOUNT_DISABLED"}, 502, "ProviderAccessDenied"),
+    ("AccessDeniedException", {"Reason": "ACCOUNT_DISABLED"}, 502, "ProviderError"),
+    ("AccessDeniedException", {}, 502, "ProviderAccessDenied"),
     ("ResourceNotFoundException", {"ResourceType": "phone-number", "ResourceId": "phone-x"}, 502, "ProviderError"),
     ("InternalServerException", {}, 502, "ProviderError"),
 ]
@@ -88,3 +89,54 @@ def test_a_refused_send_is_replayed_not_resent(client, sns_stub):
     again = post(client, "/sms", {"to": TO, "body": "hi"}, headers)
     assert first.status_code == again.status_code == 409
     assert body_of(again) == body_of(first)
+
+
+# ConflictException reasons that are the caller's to answer (botocore's model lists them in
+# ConflictExceptionReason). DESTINATION_PHONE_NUMBER_NOT_VERIFIED: the account is in the SMS
+# sandbox, which sends only to verified destination numbers.
+CALLERS_CONFLICTS = [
+    ("DESTINATION_PHONE_NUMBER_NOT_VERIFIED", 403, "RecipientNotVerified", "to", "sandbox"),
+    ("MESSAGE_TYPE_MISMATCH", 400, "MessageTypeMismatch", "type", "type"),
+    ("NUMBER_CAPABILITIES_MISMATCH", 422, "ChannelNotSupported", None, "capabilities"),
+]
+
+
+@pytest.mark.parametrize("channel", ["sms", "mms"])
+@pytest.mark.parametrize("reason, status, mapped, field, says", CALLERS_CONFLICTS)
+def test_conflicts_the_caller_can_answer_are_4xx(client, aws_env, put_media, channel, reason, status, mapped,
+                                                 field, says):
+    aws_env(SMS_PROVIDER="sms-voice")
+    operation = "send_text_message" if channel == "sms" else "send_media_message"
+    body = {"to": TO, "body": "hi"} if channel == "sms" else {"to": TO, "mediaUrl": put_media()}
+    with Stubber(aws.client("pinpoint-sms-voice-v2")) as stub:
+        stub.add_client_error(operation, "ConflictException", "refused", http_status_code=400,
+                              modeled_fields={"Reason": reason, "ResourceType": "phone-number",
+                                              "ResourceId": "phone-abc"})
+        response = post(client, f"/{channel}", body)
+    assert response.status_code == status
+    error = body_of(response)["error"]
+    assert (error["code"], error.get("field")) == (mapped, field)
+    assert says in error["message"]
+    record = body_of(client.http.get(f"/messages/{error['messageId']}"))
+    assert record["status"] == "failed" and record["error"]["code"] == mapped
+
+
+def test_the_sandbox_error_says_how_to_verify(client, aws_env):
+    aws_env(SMS_PROVIDER="sms-voice")
+    with Stubber(aws.client("pinpoint-sms-voice-v2")) as stub:
+        stub.add_client_error("send_text_message", "ConflictException", "not verified",
+                              modeled_fields={"Reason": "DESTINATION_PHONE_NUMBER_NOT_VERIFIED"})
+        message = body_of(post(client, "/sms", {"to": TO, "body": "hi"}))["error"]["message"]
+    assert "CreateVerifiedDestinationNumber" in message and "VerifyDestinationNumber" in message
+    assert "production access" in message and TO not in message
+
+
+@pytest.mark.parametrize("reason", ["ACCOUNT_DISABLED", "INSUFFICIENT_ACCOUNT_REPUTATION"])
+def test_an_account_end_user_messaging_stopped_is_not_called_an_iam_denial(reason):
+    from botocore.exceptions import ClientError
+
+    from chalicelib.errors import from_aws
+
+    err = from_aws(ClientError({"Error": {"Code": "AccessDeniedException", "Message": "denied"}, "Reason": reason},
+                               "SendTextMessage"))
+    assert err.code == "ProviderError" and reason in err.message and "Support" in err.message

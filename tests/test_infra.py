@@ -195,6 +195,8 @@ def test_the_function_settings_reach_every_function(template):
     ({"smsProvider": "carrier"}, "smsProvider"),
     ({"allowedCountries": "US"}, "allowedCountries"),
     ({"senderId": "WAY-TOO-LONG-ID"}, "senderId"),
+    ({"senderId": "AB"}, "senderId must be 3 to 11"),  # SNS's shortest
+    ({"senderId": "12345"}, "at least one a letter"),
     ({"apiRateLimit": 0}, "api_rate_limit"),
     ({"maxMps": -1}, "maxMps"),
     ({"colour": "blue"}, "unknown setting"),

@@ -1,8 +1,10 @@
 """Delivery status ingest: log lines in the documented shapes, delivered the way CloudWatch Logs
 delivers them to a subscription (gzipped, base64), against records in moto's DynamoDB."""
 import base64
+import copy
 import gzip
 import json
+from pathlib import Path
 
 import pytest
 
@@ -11,30 +13,34 @@ from devstack.pipeline import subscription_event
 from .conftest import sender
 
 SNS_GROUP = "sns/us-east-1/123456789012/DirectPublishToPhoneNumber"
+EVENTS = Path(__file__).resolve().parent / "events"
+
+
+def documented(name):
+    """A documented example from tests/events/ (each file names its source): the whole record."""
+    return json.loads((EVENTS / f"{name}.json").read_text())
 
 
 def sns_line(provider_id, status="SUCCESS", response="Message has been accepted by phone carrier",
              timestamp="2026-11-22 10:00:00.100", price=0.00645):
-    """The SNS SMS delivery-status log, as the SNS developer guide documents it."""
-    return json.dumps({
-        "notification": {"messageId": provider_id, "timestamp": timestamp},
-        "delivery": {"phoneCarrier": "My Phone Carrier", "mnc": 270, "numberOfMessageParts": 1,
-                     "destination": "+14155550100", "priceInUSD": price, "smsType": "Transactional",
-                     "mcc": 310, "providerResponse": response, "dwellTimeMs": 599,
-                     "dwellTimeMsUntilDeviceAck": 1344},
-        "status": status})
+    """The SNS SMS delivery-status log, the SNS developer guide's example with these values."""
+    example = documented("sns-sms-delivery-success" if status == "SUCCESS" else "sns-sms-delivery-failure")
+    line = copy.deepcopy(example["event"])
+    line["notification"].update(messageId=provider_id, timestamp=timestamp)
+    line["delivery"].update(providerResponse=response, priceInUSD=price)
+    line["status"] = status
+    return json.dumps(line)
 
 
 def eum_line(provider_id, event_type="TEXT_DELIVERED", status="DELIVERED", final=True, at=1686975103470,
              description="Message has been accepted by phone", price=0.00581):
-    """An End User Messaging event from a configuration set's CloudWatch Logs destination."""
-    return json.dumps({
-        "eventType": event_type, "eventVersion": "1.0", "eventTimestamp": at, "isFinal": final,
-        "originationPhoneNumber": "+12065550152", "destinationPhoneNumber": "+14255550156",
-        "isoCountryCode": "US", "mcc": "310", "mnc": "800", "messageId": provider_id,
-        "messageRequestTimestamp": at - 300, "messageEncoding": "GSM", "messageType": "TRANSACTIONAL",
-        "messageStatus": status, "messageStatusDescription": description, "context": {"account": "bar"},
-        "totalMessageParts": 1, "totalMessagePrice": price, "totalCarrierFee": 0.0})
+    """An End User Messaging event as a configuration set's CloudWatch Logs destination writes it:
+    the user guide's example with these values."""
+    line = copy.deepcopy(documented("eum-text-successful")["event"])
+    line.update(eventType=event_type, messageStatus=status, isFinal=final, eventTimestamp=at,
+                messageRequestTimestamp=at - 300, messageId=provider_id, messageStatusDescription=description,
+                totalMessagePrice=price)
+    return json.dumps(line)
 
 
 @pytest.fixture
@@ -145,3 +151,67 @@ def test_ingest_logs_no_full_phone_number(sent, capsys):
     ingest("{broken +14155550100", sns_line("p"))
     out = capsys.readouterr()
     assert "+14155550100" not in out.out + out.err
+
+
+# -- the documented examples themselves (tests/events/) ----------------------------------------
+def test_every_event_fixture_names_its_source():
+    for path in sorted(EVENTS.glob("*.json")):
+        record = json.loads(path.read_text())
+        assert record["source"].startswith("https://docs.aws.amazon.com/"), path.name
+        assert record["retrieved"] and "event" in record, path.name
+
+
+@pytest.mark.parametrize("name, status, price, response", [
+    ("sns-sms-delivery-success", "delivered", 0.00645, "Message has been accepted by phone carrier"),
+    ("sns-sms-delivery-failure", "failed", 0.00645, "Unknown error attempting to reach phone"),
+])
+def test_the_documented_sns_logs_parse_as_they_are(name, status, price, response):
+    from chalicelib import status as ingest
+
+    event = documented(name)["event"]
+    receipt = ingest.parse(json.dumps(event))
+    assert (receipt.provider_id, receipt.status, receipt.price_usd, receipt.response) == (
+        event["notification"]["messageId"], status, price, response)
+    assert receipt.at_ms == 1467074434000 + int(event["notification"]["timestamp"][-3:])  # 2016-06-28 00:40:34 UTC
+
+
+@pytest.mark.parametrize("name, detail, response, price", [
+    ("eum-text-successful", False, "TEXT_SUCCESSFUL: Message has been accepted by phone carrier", 0.09582),
+    ("eum-eventbridge-text-delivered", True, "TEXT_DELIVERED: Message has been accepted by phone", 0.00581 + 0.003),
+    ("eum-eventbridge-text-successful-protect", True, "TEXT_SUCCESSFUL: Message has been accepted by phone carrier",
+     0.06087),
+])
+def test_the_documented_end_user_messaging_events_parse_as_they_are(name, detail, response, price):
+    from chalicelib import status as ingest
+
+    event = documented(name)["event"]
+    event = event["detail"] if detail else event  # the EventBridge form wraps the event-destination data
+    receipt = ingest.parse(json.dumps(event))
+    assert (receipt.provider_id, receipt.status, receipt.at_ms, receipt.response) == (
+        event["messageId"], "delivered", event["eventTimestamp"], response)
+    assert receipt.price_usd == pytest.approx(price)
+
+
+def test_the_documented_event_echoes_the_sends_context_in_context():
+    """End User Messaging logs the Context a send carried under the event's "context" key."""
+    from chalicelib import status as ingest
+    from chalicelib.providers import CONTEXT_KEY
+
+    event = documented("eum-text-successful")["event"]
+    assert event["context"] == {"account": "bar"}
+    assert ingest.parse(json.dumps(event)).message_id is None  # someone else's Context: no id of ours
+    ours = {**event, "context": {CONTEXT_KEY: "our-record-id"}}
+    assert ingest.parse(json.dumps(ours)).message_id == "our-record-id"
+
+
+def test_the_documented_subscription_payload_decodes_and_the_local_one_has_its_shape():
+    from chalicelib import status as ingest
+
+    payload = documented("cloudwatch-logs-subscription-event")["decoded"]
+    event = {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(payload).encode())).decode()}}
+    assert ingest.decode(event) == ("/aws/lambda/echo-nodejs", [payload["logEvents"][0]["message"]])
+    local = json.loads(gzip.decompress(base64.b64decode(subscription_event("g", ["x"])["awslogs"]["data"])))
+    assert set(local) == set(payload)
+    assert set(local["logEvents"][0]) == set(payload["logEvents"][0])
+    assert {k: type(v) for k, v in local["logEvents"][0].items()} == {
+        k: type(v) for k, v in payload["logEvents"][0].items()}

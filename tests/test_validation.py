@@ -62,9 +62,9 @@ def test_bad_sms_requests(data, code):
 
 
 def test_a_good_sms_request():
-    message = validation.sms({"to": "+14155552671", "body": "x" * 1600, "type": "Promotional",
+    message = validation.sms({"to": "+442079460958", "body": "x" * 1600, "type": "Promotional",
                               "senderId": "ACME1"}, SETTINGS)
-    assert (message.to, message.sms_type, message.sender_id) == ("+14155552671", "promotional", "ACME1")
+    assert (message.to, message.sms_type, message.sender_id) == ("+442079460958", "promotional", "ACME1")
 
 
 @pytest.mark.parametrize("url", [None, "", "https://example.com/cat.png", "s3://other-bucket/cat.png",

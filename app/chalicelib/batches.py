@@ -12,6 +12,8 @@ from .log import logger
 from .settings import Settings
 
 MAX_ITEMS = 1000
+# The statuses GET /batches/{id} counts (a batch item cannot be a dry run, so never ``validated``).
+COUNTED = (store.QUEUED, store.SENT, store.DELIVERED, store.FAILED, store.UNKNOWN)
 SQS_BATCH = 10  # SendMessageBatch takes at most 10 entries
 
 
@@ -21,6 +23,10 @@ def _parse(item, settings: Settings, checked_media: dict) -> validation.Outbound
     channel = item.get("channel", "mms" if "mediaUrl" in item else "sms")
     if channel not in ("sms", "mms"):
         raise InvalidRequest("InvalidChannel", "'channel' must be 'sms' or 'mms'.", field="channel")
+    if item.get("dryRun") is True:
+        raise InvalidRequest("DryRunNotSupported", (
+            "A batch item cannot be a dry run: the worker sends at the stage's pace. "
+            "Validate one message with POST /sms or POST /mms and \"dryRun\": true."), field="dryRun")
     message = (validation.sms if channel == "sms" else validation.mms)(item, settings)
     if channel == "mms":  # one media preflight per distinct mediaUrl in the batch
         if message.media_url not in checked_media:
@@ -96,7 +102,8 @@ def progress(batch_id: str) -> dict:
     counts = store.count_batch(batch_id)
     result = {"id": batch_id, "createdAt": summary["createdAt"], "size": summary["size"],
               "rejected": summary["rejected"]}
-    for status in (store.QUEUED, store.SENT, store.DELIVERED, store.FAILED):
+    for status in COUNTED:
         result[status] = counts.get(status, 0)
+    # Every other status is final: delivered, failed, or unknown (no carrier receipt in 72 hours).
     result["done"] = result[store.QUEUED] == 0 and result[store.SENT] == 0
     return result

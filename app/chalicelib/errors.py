@@ -43,7 +43,8 @@ class Conflict(MessagingError):
 
 
 class Unprocessable(MessagingError):
-    """The referenced media exists but cannot be sent."""
+    """The request is well formed but cannot be sent as asked: media the provider refuses, or a
+    channel the stage's origination identity lacks."""
 
 
 class Throttled(MessagingError):
@@ -87,6 +88,20 @@ def from_aws(exc: Exception) -> MessagingError:
         if reason in ("DESTINATION_COUNTRY_BLOCKED_BY_PROTECT_CONFIGURATION",
                       "DESTINATION_PHONE_NUMBER_BLOCKED_BY_PROTECT_NUMBER_OVERRIDE"):
             return NotAllowed("CountryNotAllowed", "The protect configuration blocks this destination.")
+        if reason == "DESTINATION_PHONE_NUMBER_NOT_VERIFIED":
+            return NotAllowed("RecipientNotVerified", (
+                "The account is in the End User Messaging SMS sandbox, which sends only to verified destination "
+                "numbers. Verify this number (console: Sandbox > Verified destination numbers; API: "
+                "CreateVerifiedDestinationNumber, then VerifyDestinationNumber with the code it receives), or "
+                "request production access to leave the sandbox."), field="to")
+        if reason == "MESSAGE_TYPE_MISMATCH":
+            return InvalidRequest("MessageTypeMismatch", (
+                "The origination identity does not send this message type; send with the other 'type' "
+                "(transactional or promotional) or from an identity registered for this one."), field="type")
+        if reason == "NUMBER_CAPABILITIES_MISMATCH":
+            return Unprocessable("ChannelNotSupported", (
+                "The stage's origination identity cannot send this channel (its number capabilities lack it, "
+                "for example MMS); send it as the other channel, or give the stage an identity that has it."))
         return ProviderFailure("ProviderError", f"The provider refused the message ({reason or code}): {text}")
     if code == "ValidationException":
         if reason == "DESTINATION_COUNTRY_BLOCKED":
@@ -107,18 +122,22 @@ def from_aws(exc: Exception) -> MessagingError:
         if reason.startswith("MONTHLY_SPEND_LIMIT_REACHED"):
             return ProviderFailure("ProviderError", "The account's monthly SMS/MMS spend limit is reached.")
         return ProviderFailure("ProviderError", f"A service quota is exhausted ({reason or code}).")
-    if code in ("AccessDeniedException", "AuthorizationError", "AccessDenied"):
+    if code == "AccessDeniedException" and reason in ("ACCOUNT_DISABLED", "INSUFFICIENT_ACCOUNT_REPUTATION"):
+        # Not IAM: End User Messaging has stopped sending for the whole account.
+        return ProviderFailure("ProviderError", (
+            f"End User Messaging is not sending for this account ({reason}); see the account's status in the "
+            "End User Messaging console, or contact AWS Support."))
+    if code in ("AccessDeniedException", "AuthorizationError"):
         return ProviderFailure("ProviderAccessDenied", f"AWS denied the send: {text}")
     if code == "ResourceNotFoundException":
         kind = exc.response.get("ResourceType") or "resource"
         return ProviderFailure("ProviderError", f"The configured {kind} does not exist.")
-    # Amazon SNS
-    if code in ("InvalidParameter", "ParameterValueInvalid", "InvalidParameterValue"):
+    # Amazon SNS (Publish declares InvalidParameter and ParameterValueInvalid, and no opted-out
+    # error of its own: an opted-out number comes back as InvalidParameter)
+    if code in ("InvalidParameter", "ParameterValueInvalid"):
         if "opted out" in lowered or "opted-out" in lowered:
             return Conflict("RecipientOptedOut", "The recipient has opted out of SMS from this account.")
         if "phonenumber" in lowered or "phone number" in lowered:
             return InvalidRequest("InvalidPhoneNumber", "The provider does not accept this phone number.", field="to")
         return ProviderFailure("ProviderError", f"The provider rejected the request: {text}")
-    if code in ("OptedOut", "OptedOutException"):
-        return Conflict("RecipientOptedOut", "The recipient has opted out of SMS from this account.")
     return ProviderFailure("ProviderError", f"The provider failed ({code}): {text}")

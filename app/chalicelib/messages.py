@@ -37,6 +37,7 @@ def new_record(message: Outbound, **extra) -> dict:
         "error": None,
         "createdAt": stamp,
         "updatedAt": stamp,
+        "dryRun": message.dry_run,
         "type": message.sms_type if message.channel == "sms" else None,
         "senderId": message.sender_id,
     }
@@ -71,14 +72,16 @@ def deliver(record: dict, settings: Settings | None = None, *, claimed: bool = F
     """
     settings = settings or get_settings()
     expect = (store.SENDING,) if claimed else (store.QUEUED,)
+    dry_run = bool(record.get("dryRun"))
     try:
         if record["channel"] == "sms":
             provider_id = providers.send_sms(settings, to=record["to"], body=record["body"],
                                              sms_type=record.get("type") or settings.default_sms_type,
-                                             sender_id=record.get("senderId"))
+                                             sender_id=record.get("senderId"), message_id=record["id"],
+                                             dry_run=dry_run)
         else:
             provider_id = providers.send_mms(settings, to=record["to"], body=record.get("body"),
-                                             media_url=record["mediaUrl"])
+                                             media_url=record["mediaUrl"], message_id=record["id"], dry_run=dry_run)
     except MessagingError as err:
         err.message_id = record["id"]
         if claimed and isinstance(err, Throttled):
@@ -88,10 +91,12 @@ def deliver(record: dict, settings: Settings | None = None, *, claimed: bool = F
         logger.warning("send failed", extra={"messageId": record["id"], "to": mask(record["to"]),
                                              "channel": record["channel"], "code": err.code})
         raise
-    updated = store.transition(record["id"], store.SENT, expect=expect, providerMessageId=provider_id) \
+    # A dry run is over once AWS has validated it: no receipt will ever come.
+    outcome = store.VALIDATED if dry_run else store.SENT
+    updated = store.transition(record["id"], outcome, expect=expect, providerMessageId=provider_id) \
         or store.get(record["id"])
-    logger.info("sent", extra={"messageId": record["id"], "to": mask(record["to"]), "channel": record["channel"],
-                               "segments": record["segments"], "providerMessageId": provider_id})
+    logger.info(outcome, extra={"messageId": record["id"], "to": mask(record["to"]), "channel": record["channel"],
+                                "segments": record["segments"], "providerMessageId": provider_id})
     return store.public(updated)
 
 

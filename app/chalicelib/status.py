@@ -6,40 +6,76 @@ Two documented log formats arrive here:
   "status": "SUCCESS" | "FAILURE"}``
 - End User Messaging configuration-set events (CloudWatch Logs event destination):
   ``{"eventType": "TEXT_DELIVERED", "eventTimestamp": ms, "isFinal": true, "messageId",
-  "messageStatus", "messageStatusDescription", "totalMessagePrice", "totalCarrierFee", ...}``
+  "messageStatus", "messageStatusDescription", "context": {...}, "totalMessagePrice",
+  "totalCarrierFee", ...}``
 
-Both are keyed by the provider's message id. Status only moves forward (``store.settle``). An
-event for an unknown id, or a line that is not one of these shapes, is counted and skipped; the
-rest of the batch is still applied.
+An End User Messaging event echoes the ``Context`` its send carried in ``context``; ours holds
+``{"messageId": <our record id>}`` (``providers.CONTEXT_KEY``), so such an event settles that record
+directly. Every other event is matched by the provider's message id through the table's index,
+which the send path writes only after the provider answered, and which is eventually consistent:
+an id not found yet is looked up again for a few seconds, backing off. An End User Messaging
+event still unknown whose event is young makes the invocation raise once everything else is
+applied, so that Lambda's asynchronous retries, and then the function's on-failure destination,
+keep the event: the stage's own configuration set wrote it, so it is ours. SNS's delivery-status
+groups are account-wide and hold every SNS SMS of the account and region (another stage's,
+Cognito's, ...), so an SNS receipt still unknown after the few seconds' look-ups is counted and
+logged, never retried: retrying strangers' receipts would fill the on-failure queue. Older
+unknown ids are counted and logged too.
+
+Status only moves forward and each event is applied at most once (``store.settle`` is a
+conditional write keyed on the event's time), so a retried invocation applies nothing twice.
+A line that is not one of these shapes is counted and skipped; the rest of the batch is applied.
+
+End User Messaging's ``messageStatus`` ``UNKNOWN`` (sent, for one, when no carrier receipt came
+within 72 hours) is its own final status, ``unknown``: not a delivery failure.
 """
 from __future__ import annotations
 
 import base64
 import gzip
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from . import store
 from .log import logger
 from .phone import scrub
+from .providers import CONTEXT_KEY
 
 # End User Messaging statuses that mean the message reached the carrier or the handset. With
-# isFinal true, every other status is a failure (blocked, unreachable, opted out, ...).
+# isFinal true, UNKNOWN means nobody knows; every other status is a failure (blocked,
+# unreachable, opted out, ...).
 EUM_SUCCESS = frozenset({"SUCCESSFUL", "DELIVERED"})
+EUM_UNKNOWN = "UNKNOWN"
+NO_RECEIPT = "No carrier receipt came within 72 hours; whether it arrived is not known."
+
+# Looking up a provider id the index does not hold yet: sleeps between the attempts (seconds).
+LOOKUP_RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
+# An event younger than this (by its own timestamp) whose provider id is still unknown makes the
+# invocation fail, so that Lambda retries it (twice over about three minutes) and then hands it
+# to the on-failure destination.
+RETRY_YOUNGER_THAN_MS = 15 * 60 * 1000
 
 
 @dataclass(frozen=True)
 class Receipt:
     provider_id: str
-    status: str  # store.DELIVERED | store.FAILED
+    status: str  # store.DELIVERED | store.FAILED | store.UNKNOWN
     at_ms: int
     price_usd: float | None
     response: str
+    message_id: str | None = None  # our record id, when the event echoes the send's Context
+    shared: bool = False  # from SNS's account-wide log groups, which hold other senders' receipts too
 
 
 class Malformed(ValueError):
     pass
+
+
+class UnknownReceipts(RuntimeError):
+    """Young receipts whose provider ids the table does not hold yet: fail the invocation so that
+    Lambda delivers the event again (and finally to the on-failure destination)."""
 
 
 def decode(event: dict) -> tuple[str, list[str]]:
@@ -54,6 +90,15 @@ def _sns_time(text: str) -> int:
     """SNS writes ``2016-06-28 00:40:34.558`` (UTC)."""
     stamp = datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=timezone.utc)
     return int(stamp.timestamp() * 1000)
+
+
+def _our_id(context) -> str | None:
+    """Our record id from an event's ``context``, if the send carried ours."""
+    if isinstance(context, dict):
+        value = context.get(CONTEXT_KEY)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def parse(line: str) -> Receipt | None:
@@ -71,35 +116,84 @@ def parse(line: str) -> Receipt | None:
             price = delivery.get("priceInUSD")
             return Receipt(str(data["notification"]["messageId"]), status,
                            _sns_time(data["notification"]["timestamp"]),
-                           float(price) if price is not None else None, str(delivery.get("providerResponse", "")))
+                           float(price) if price is not None else None, str(delivery.get("providerResponse", "")),
+                           shared=True)
         if "eventType" in data and "messageId" in data:  # End User Messaging
             if not data.get("isFinal"):
                 return None
-            status = store.DELIVERED if data["messageStatus"] in EUM_SUCCESS else store.FAILED
+            state = data["messageStatus"]
+            if state in EUM_SUCCESS:
+                status = store.DELIVERED
+            elif state == EUM_UNKNOWN:
+                status = store.UNKNOWN
+            else:
+                status = store.FAILED
             price = data.get("totalMessagePrice")
             if price is not None:
                 price = float(price) + float(data.get("totalCarrierFee") or 0)
-            response = f"{data['eventType']}: {data.get('messageStatusDescription', '')}".rstrip(": ")
-            return Receipt(str(data["messageId"]), status, int(data["eventTimestamp"]), price, response)
+            description = data.get("messageStatusDescription") or (NO_RECEIPT if status == store.UNKNOWN else "")
+            response = f"{data['eventType']}: {description}".rstrip(": ")
+            return Receipt(str(data["messageId"]), status, int(data["eventTimestamp"]), price, response,
+                           _our_id(data.get("context")))
     except (KeyError, TypeError, ValueError) as err:
         raise Malformed(f"missing or wrong field: {err}") from None
     raise Malformed("neither an SNS delivery log nor an End User Messaging event")
 
 
-def apply(receipt: Receipt) -> str:
-    """Settle one receipt; returns what happened: applied, stale or unknown."""
-    message_id = store.find_id_by_provider_id(receipt.provider_id)
-    if message_id is None:
-        return "unknown"
+def _fields(receipt: Receipt) -> dict:
     fields = {"priceUsd": receipt.price_usd, "providerResponse": receipt.response}
     if receipt.status == store.FAILED:
         fields["error"] = {"code": "DeliveryFailed", "message": receipt.response or "The carrier did not deliver it."}
-    updated = store.settle(message_id, receipt.status, receipt.at_ms, **fields)
+    return fields
+
+
+def apply(receipt: Receipt) -> str:
+    """Settle one receipt; returns what happened: applied, stale, unknown (no record has this
+    provider id yet) or orphan (the event names one of our ids that has no record)."""
+    if receipt.message_id is not None:
+        # Matched by our own id: no index, so no race with the write of the provider id.
+        updated, exists = store.settle_checked(receipt.message_id, receipt.status, receipt.at_ms,
+                                               provider_id=receipt.provider_id, **_fields(receipt))
+        if updated:
+            return "applied"
+        # Not applied: a repeated or older event, or a record that is gone (expired) or never was.
+        return "stale" if exists else "orphan"
+    message_id = store.find_id_by_provider_id(receipt.provider_id)
+    if message_id is None:
+        return "unknown"
+    updated = store.settle(message_id, receipt.status, receipt.at_ms, **_fields(receipt))
     return "applied" if updated else "stale"
 
 
-def ingest(event: dict) -> dict[str, int]:
-    """Handle one subscription event; returns the counts it logs."""
+def is_young(receipt: Receipt, now_ms: int) -> bool:
+    """Whether the event is recent enough that its provider id may still be on its way to the
+    table (either side of now: clocks differ)."""
+    return abs(now_ms - receipt.at_ms) < RETRY_YOUNGER_THAN_MS
+
+
+def _retry_unknown(pending: list[Receipt], counts: dict[str, int], sleep) -> tuple[list[Receipt], int]:
+    """Look the unknown provider ids up again, backing off. Returns (those still unknown, how many
+    were found on a retry)."""
+    found = 0
+    for delay in LOOKUP_RETRY_DELAYS:
+        if not pending:
+            break
+        sleep(delay)
+        still = []
+        for receipt in pending:
+            outcome = apply(receipt)
+            if outcome == "unknown":
+                still.append(receipt)
+            else:
+                counts[outcome] += 1
+                found += 1
+        pending = still
+    return pending, found
+
+
+def ingest(event: dict, *, now_ms: int | None = None, sleep=time.sleep) -> dict[str, int]:
+    """Handle one subscription event; returns the counts it logs. Raises ``UnknownReceipts``,
+    after applying everything else, when young receipts still name provider ids no record holds."""
     counts = {"applied": 0, "stale": 0, "pending": 0, "unknown": 0, "malformed": 0}
     try:
         group, lines = decode(event)
@@ -107,6 +201,8 @@ def ingest(event: dict) -> dict[str, int]:
         logger.warning("undecodable log event", extra={"reason": str(err)})
         counts["malformed"] += 1
         return counts
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    young: list[Receipt] = []
     for line in lines:
         try:
             receipt = parse(line)
@@ -118,8 +214,24 @@ def ingest(event: dict) -> dict[str, int]:
             counts["pending"] += 1
             continue
         outcome = apply(receipt)
+        if outcome == "unknown" and is_young(receipt, now_ms):
+            young.append(receipt)  # its provider id may not be in the index yet: look again below
+            continue
+        if outcome in ("unknown", "orphan"):
+            counts["unknown"] += 1
+            logger.warning("status for an unknown message",
+                           extra={"providerMessageId": receipt.provider_id, "messageId": receipt.message_id})
+            continue
         counts[outcome] += 1
-        if outcome == "unknown":
-            logger.warning("status for an unknown message", extra={"providerMessageId": receipt.provider_id})
-    logger.info("status ingest", extra={"logGroup": group, **counts})
+    young, found = _retry_unknown(young, counts, sleep)
+    for receipt in [r for r in young if r.shared]:
+        counts["unknown"] += 1
+        logger.warning("status for an unknown message", extra={"providerMessageId": receipt.provider_id})
+    young = [r for r in young if not r.shared]
+    logger.info("status ingest", extra={"logGroup": group, **counts, "foundOnRetry": found,
+                                        "notFoundYet": len(young)})
+    if young:
+        logger.warning("status for messages not found yet; failing the invocation so that Lambda retries it",
+                       extra={"providerMessageIds": [r.provider_id for r in young]})
+        raise UnknownReceipts(f"{len(young)} receipt(s) name provider ids that no message holds yet")
     return counts

@@ -17,15 +17,21 @@ from .errors import InvalidRequest
 from .settings import get_settings
 
 QUEUED, SENT, DELIVERED, FAILED = "queued", "sent", "delivered", "failed"
+# End User Messaging reported the final status UNKNOWN: no carrier receipt came within 72 hours,
+# so nobody knows whether the message arrived. Not a failure: ``error`` stays null.
+UNKNOWN = "unknown"
+# A dry run (``dryRun``): AWS validated the message all the way and sent nothing. No receipt
+# ever comes for it.
+VALIDATED = "validated"
 # Internal: a batch worker has claimed the record and is calling the provider. The API shows it
 # as ``queued``; a record found in this state on redelivery is never sent again.
 SENDING = "sending"
-FINAL = frozenset({DELIVERED, FAILED})
+FINAL = frozenset({DELIVERED, FAILED, UNKNOWN, VALIDATED})
 
 # Fields of the public message resource, in the order the API shows them.
 PUBLIC_FIELDS = (
     "id", "channel", "to", "body", "mediaUrl", "status", "providerMessageId", "segments",
-    "encoding", "priceUsd", "error", "providerResponse", "createdAt", "updatedAt",
+    "encoding", "priceUsd", "error", "providerResponse", "dryRun", "createdAt", "updatedAt",
 )
 
 
@@ -79,6 +85,7 @@ def shown_status(status: str) -> str:
 def public(record: dict) -> dict:
     shown = {field: record.get(field) for field in PUBLIC_FIELDS}
     shown["status"] = shown_status(shown["status"])
+    shown["dryRun"] = bool(shown["dryRun"])  # records from before dryRun existed were real sends
     return shown
 
 
@@ -132,6 +139,13 @@ def create_many(records: list[dict], *, extra: dict | None = None) -> None:
 
 def _update(message_id: str, status: str, fields: dict, condition: str, names: dict, values: dict) -> dict | None:
     """Set ``status`` and ``fields`` when ``condition`` holds; the new record, or None when not."""
+    return _update_checked(message_id, status, fields, condition, names, values)[0]
+
+
+def _update_checked(message_id: str, status: str, fields: dict, condition: str, names: dict,
+                    values: dict) -> tuple[dict | None, bool]:
+    """As ``_update``; also says whether the record exists (DynamoDB returns the item that failed
+    the condition, so this needs no GetItem)."""
     names = {"#status": "status", "#updatedAt": "updatedAt", **names}
     values = {":status": _encode(status), ":updatedAt": _encode(now_iso()), **values}
     sets = ["#status = :status", "#updatedAt = :updatedAt"]
@@ -149,10 +163,11 @@ def _update(message_id: str, status: str, fields: dict, condition: str, names: d
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
-    except client.exceptions.ConditionalCheckFailedException:
-        return None
-    return from_item(response["Attributes"])
+    except client.exceptions.ConditionalCheckFailedException as failed:
+        return None, bool(failed.response.get("Item"))
+    return from_item(response["Attributes"]), True
 
 
 def transition(message_id: str, status: str, *, expect: tuple[str, ...] = (QUEUED,), **fields) -> dict | None:
@@ -164,19 +179,35 @@ def transition(message_id: str, status: str, *, expect: tuple[str, ...] = (QUEUE
     return _update(message_id, status, fields, f"#status IN ({', '.join(allowed)})", {}, allowed)
 
 
-def settle(message_id: str, status: str, at_ms: int, **fields) -> dict | None:
+def settle(message_id: str, status: str, at_ms: int, *, provider_id: str | None = None, **fields) -> dict | None:
+    """``settle_checked`` without the second answer: the new record, or None."""
+    return settle_checked(message_id, status, at_ms, provider_id=provider_id, **fields)[0]
+
+
+def settle_checked(message_id: str, status: str, at_ms: int, *, provider_id: str | None = None,
+                   **fields) -> tuple[dict | None, bool]:
     """Apply a delivery event: to ``status`` (final) at event time ``at_ms``, only forward.
 
     A record not yet final takes it; a final record takes only a newer event, so repeated and
-    late events change nothing and out-of-order events settle on the latest. Returns the new
-    record, or None when the event was stale.
+    late events change nothing and out-of-order events settle on the latest. A dry run
+    (``validated``) takes none. Returns (the new record, or None when the event was not applied;
+    whether the record exists).
+
+    ``provider_id``: the event was matched by our own id (the ``Context`` the send carried), not
+    through the provider-id index. The record then takes it only if it holds that provider id or
+    none yet (the receipt can overtake the write that records it), and keeps it.
     """
-    return _update(
-        message_id, status, {"statusAt": at_ms, **fields},
-        "attribute_exists(#id) AND (#status IN (:queued, :sending, :sent) "
-        "OR attribute_not_exists(#statusAt) OR #statusAt < :at)",
-        {"#id": schema.MESSAGES_KEY, "#statusAt": "statusAt"},
-        {":at": _encode(at_ms), ":queued": _encode(QUEUED), ":sending": _encode(SENDING), ":sent": _encode(SENT)})
+    names = {"#id": schema.MESSAGES_KEY, "#statusAt": "statusAt"}
+    values = {":at": _encode(at_ms), ":queued": _encode(QUEUED), ":sending": _encode(SENDING),
+              ":sent": _encode(SENT), ":validated": _encode(VALIDATED)}
+    condition = ("attribute_exists(#id) AND #status <> :validated AND (#status IN (:queued, :sending, :sent) "
+                 "OR attribute_not_exists(#statusAt) OR #statusAt < :at)")
+    if provider_id is not None:
+        names["#pid"] = schema.MESSAGES_PROVIDER_KEY
+        values[":pid"] = _encode(provider_id)
+        condition += " AND (attribute_not_exists(#pid) OR #pid = :pid)"
+        fields = {**fields, schema.MESSAGES_PROVIDER_KEY: provider_id}
+    return _update_checked(message_id, status, {"statusAt": at_ms, **fields}, condition, names, values)
 
 
 def find_id_by_provider_id(provider_id: str) -> str | None:

@@ -5,13 +5,15 @@ import json
 import re
 from dataclasses import dataclass
 
-from . import media, phone
+from . import countries, media, phone
 from .errors import InvalidRequest
 from .settings import SMS_TYPES, Settings
 
 MAX_BODY = 1600
 SNS_MAX_BYTES = 1600
 _SENDER_ID = re.compile(r"[A-Za-z0-9]{1,11}")
+# SNS takes 3 to 11 (AWS.SNS.SMS.SenderID: https://docs.aws.amazon.com/sns/latest/dg/sms_publish-to-phone.html).
+SNS_SENDER_ID_MIN = 3
 
 
 @dataclass(frozen=True)
@@ -20,8 +22,11 @@ class Outbound:
     to: str  # E.164
     body: str | None
     sms_type: str = "transactional"
+    # The sender id the message goes out with: already checked against the stage and the
+    # destination country, so None wherever none applies.
     sender_id: str | None = None
     media_url: str | None = None
+    dry_run: bool = False
 
 
 def parse_json(raw) -> dict:
@@ -50,10 +55,50 @@ def _body(data: dict, *, required: bool) -> str | None:
     return body
 
 
-def _to(data: dict, settings: Settings) -> str:
-    number, _country = phone.normalize(data.get("to"), data.get("country"),
-                                       allowed_countries=settings.allowed_countries)
-    return number
+def _to(data: dict, settings: Settings) -> tuple[str, str]:
+    """(E.164 number, ISO country of the destination)."""
+    return phone.normalize(data.get("to"), data.get("country"), allowed_countries=settings.allowed_countries)
+
+
+def _dry_run(data: dict, settings: Settings, channel: str) -> bool:
+    """``dryRun``: AWS validates the message all the way and sends (and charges) nothing. Only
+    End User Messaging has that (``DryRun`` on SendTextMessage / SendMediaMessage); SNS has none."""
+    dry_run = data.get("dryRun")
+    if dry_run is None:  # absent or null, as the other optional fields
+        return False
+    if not isinstance(dry_run, bool):
+        raise InvalidRequest("InvalidDryRun", "'dryRun' must be true or false.", field="dryRun")
+    if dry_run and channel == "sms" and settings.sms_provider == "sns":
+        raise InvalidRequest("DryRunNotSupported", (
+            "This stage sends SMS through Amazon SNS, which has no dry run. Stages whose smsProvider is "
+            "'sms-voice' (End User Messaging SMS) support dryRun for SMS; MMS supports it on every stage."),
+            field="dryRun")
+    return dry_run
+
+
+def _sender_id(data: dict, settings: Settings, country: str) -> str | None:
+    """The sender id an SMS goes out with, or None. A request can name only the stage's own sender
+    id on an End User Messaging stage (IAM grants that one, per country, and no other), and only to a
+    country where sender ids exist. The stage's default simply does not apply to other countries."""
+    requested = data.get("senderId")
+    if requested is None:
+        stage = settings.sender_id
+        return stage if stage and countries.sender_id_supported(country) else None
+    shortest = SNS_SENDER_ID_MIN if settings.sms_provider == "sns" else 1
+    if not isinstance(requested, str) or not _SENDER_ID.fullmatch(requested) or requested.isdigit() \
+            or len(requested) < shortest:
+        raise InvalidRequest("InvalidSenderId", f"'senderId' must be {shortest} to 11 letters and digits, at least "
+                             "one a letter.", field="senderId")
+    if settings.sms_provider == "sms-voice" and requested != settings.sender_id:
+        can_use = (f"the only sender id this stage can use is '{settings.sender_id}' (or leave 'senderId' out)"
+                   if settings.sender_id else "this stage has no sender id (leave 'senderId' out)")
+        raise InvalidRequest("InvalidSenderId", f"'senderId' {requested!r} is not this stage's: {can_use}.",
+                             field="senderId")
+    if not countries.sender_id_supported(country):
+        raise InvalidRequest("SenderIdNotSupported", (
+            f"Sender ids are not supported for {country or 'this destination'}: the message would go from a "
+            "phone number. Leave 'senderId' out for this destination."), field="senderId")
+    return requested
 
 
 def sms(data: dict, settings: Settings) -> Outbound:
@@ -61,22 +106,21 @@ def sms(data: dict, settings: Settings) -> Outbound:
     sms_type = data.get("type", settings.default_sms_type)
     if not isinstance(sms_type, str) or sms_type.lower() not in SMS_TYPES:
         raise InvalidRequest("InvalidType", "'type' must be 'transactional' or 'promotional'.", field="type")
-    sender_id = data.get("senderId", settings.sender_id)
-    if sender_id is not None and (
-        not isinstance(sender_id, str) or not _SENDER_ID.fullmatch(sender_id) or sender_id.isdigit()
-    ):
-        raise InvalidRequest("InvalidSenderId", "'senderId' must be 1 to 11 letters and digits, at least one a letter.",
-                             field="senderId")
     if settings.sms_provider == "sns" and len(body.encode("utf-8")) > SNS_MAX_BYTES:
         raise InvalidRequest("BodyTooLong", f"SNS sends at most {SNS_MAX_BYTES} bytes per message; shorten 'body'.",
                              field="body")
-    return Outbound("sms", _to(data, settings), body, sms_type.lower(), sender_id or None)
+    dry_run = _dry_run(data, settings, "sms")
+    to, country = _to(data, settings)
+    return Outbound("sms", to, body, sms_type.lower(), _sender_id(data, settings, country), dry_run=dry_run)
 
 
 def mms(data: dict, settings: Settings) -> Outbound:
+    """An MMS always goes from the stage's origination identity: it never carries a sender id."""
     body = _body(data, required=False)
     media.parse_url(settings, data.get("mediaUrl"))
-    return Outbound("mms", _to(data, settings), body, media_url=data["mediaUrl"])
+    dry_run = _dry_run(data, settings, "mms")
+    to, _country = _to(data, settings)
+    return Outbound("mms", to, body, media_url=data["mediaUrl"], dry_run=dry_run)
 
 
 def media_request(data: dict) -> tuple[str, int]:
