@@ -291,6 +291,61 @@ def check_sms_voice_spend_limits(sms, config: StageConfig, region_name: str) -> 
     return Result(OK, name, f"monthlySpendLimitUsd ${limit} is within the account limits ({shown})")
 
 
+# CloudWatch Logs allows two subscription filters per log group (PutSubscriptionFilter,
+# https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutSubscriptionFilter.html),
+# and every stage subscribes its status ingest to SNS's two account-wide delivery-status groups.
+SUBSCRIPTION_FILTERS_PER_GROUP = 2
+
+
+def check_sns_log_subscriptions(logs, stage: str, config: StageConfig, region_name: str, account: str) -> Result:
+    """Room on SNS's delivery-status log groups for this stage's subscription filter."""
+    name = "SNS delivery-status log groups"
+    base = f"sns/{region_name}/{account}/DirectPublishToPhoneNumber"
+    ours = f"SmsSender-{stage}-"  # CloudFormation names the filters after the stack
+    crowded, missing = [], []
+    for group in (base, f"{base}/Failure"):
+        try:
+            filters = [f["filterName"] for page in logs.get_paginator("describe_subscription_filters").paginate(
+                logGroupName=group) for f in page["subscriptionFilters"]]
+        except ClientError as err:
+            if error_code(err) == "ResourceNotFoundException":
+                missing.append(group)
+                continue
+            return Result(FAIL, name, aws_error(err), "allow these credentials logs:DescribeSubscriptionFilters")
+        others = [f for f in filters if not f.startswith(ours)]
+        if len(others) >= SUBSCRIPTION_FILTERS_PER_GROUP:
+            crowded.append(f"{group} ({', '.join(others)})")
+    if crowded:
+        return Result(FAIL, name, f"no room for this stage's subscription filter: CloudWatch Logs allows "
+                      f"{SUBSCRIPTION_FILTERS_PER_GROUP} per log group, and {'; '.join(crowded)} has them",
+                      "remove a filter you no longer need (`aws logs delete-subscription-filter`), or deploy this "
+                      "stage to another account or region")
+    if missing and not config.account_settings:
+        return Result(FAIL, name, f"{', '.join(missing)} does not exist, and this stage (accountSettings false) "
+                      "does not create it", "deploy the stage with accountSettings true in this account and "
+                      "region first")
+    if missing:
+        return Result(OK, name, "the deploy creates them (SNS has not logged SMS here yet)")
+    return Result(OK, name, "they exist, with room for this stage's subscription filter")
+
+
+def check_sms_voice_metrics_role(iam) -> Result:
+    """End User Messaging publishes its CloudWatch metrics (the spend alarms watch them) only
+    through its service-linked role (https://docs.aws.amazon.com/sms-voice/latest/userguide/monitoring-cloudwatch.html)."""
+    name = "End User Messaging metrics"
+    try:
+        roles = [r["RoleName"] for page in iam.get_paginator("list_roles").paginate(
+            PathPrefix="/aws-service-role/sms-voice.amazonaws.com/") for r in page["Roles"]]
+    except (ClientError, BotoCoreError) as err:
+        return Result(WARN, name, f"could not list service-linked roles: {aws_error(err)}",
+                      "allow these credentials iam:ListRoles, or check the role in the IAM console")
+    if not roles:
+        return Result(WARN, name, "no service-linked role for sms-voice.amazonaws.com: End User Messaging "
+                      "publishes no CloudWatch metrics, so the spend alarms and dashboard stay empty",
+                      "aws iam create-service-linked-role --aws-service-name sms-voice.amazonaws.com")
+    return Result(OK, name, f"service-linked role {roles[0]} publishes its metrics")
+
+
 def check_bootstrap(cloudformation, ssm, qualifier: str = DEFAULT_QUALIFIER) -> Result:
     name = "CDK bootstrap"
     fix = "run `make bootstrap` with these credentials and region (it also upgrades an old bootstrap stack)"
@@ -341,6 +396,8 @@ def run(stage: str, raw: dict, context: dict, session) -> Iterator[Result]:
         if uses_sms_voice(config):
             yield check_sms_voice_sandbox(sms)
             yield check_sms_voice_spend_limits(sms, config, region_name)
+            yield check_sms_voice_metrics_role(client("iam"))
+        yield check_sns_log_subscriptions(client("logs"), stage, config, region_name, credentials.value)
     qualifier = context.get("@aws-cdk/core:bootstrapQualifier", DEFAULT_QUALIFIER)
     yield check_bootstrap(client("cloudformation"), client("ssm"), qualifier)
 

@@ -110,6 +110,29 @@ def spend_limits(aws, text=1000, media=1000):
     ]}, {})
 
 
+def log_groups(aws, others=(), missing=False, region_name=REGION):
+    """SNS's two delivery-status groups, with ``others``' subscription filters on each."""
+    base = f"sns/{region_name}/{ACCOUNT}/DirectPublishToPhoneNumber"
+    for group in (base, f"{base}/Failure"):
+        if missing:
+            aws.stub("logs").add_client_error("describe_subscription_filters", "ResourceNotFoundException",
+                                              "The specified log group does not exist.",
+                                              expected_params={"logGroupName": group})
+            continue
+        aws.stub("logs").add_response("describe_subscription_filters", {"subscriptionFilters": [
+            {"filterName": name, "logGroupName": group, "filterPattern": "",
+             "destinationArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:x"} for name in others]},
+            {"logGroupName": group})
+
+
+def metrics_role(aws, present=True):
+    roles = [{"Path": "/aws-service-role/sms-voice.amazonaws.com/", "RoleName": "AWSServiceRoleForSMSVoice",
+              "RoleId": "AROAEXAMPLEEXAMPLE123", "Arn": f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/"
+              "sms-voice.amazonaws.com/AWSServiceRoleForSMSVoice", "CreateDate": NOW}] if present else []
+    aws.stub("iam").add_response("list_roles", {"Roles": roles},
+                                 {"PathPrefix": "/aws-service-role/sms-voice.amazonaws.com/"})
+
+
 def bootstrap(aws, version="28", status="UPDATE_COMPLETE"):
     aws.stub("cloudformation").add_response("describe_stacks", {"Stacks": [
         {"StackName": "CDKToolkit", "CreationTime": NOW, "StackStatus": status}]}, {"StackName": "CDKToolkit"})
@@ -126,18 +149,20 @@ def test_passing_sns_account_prints_all_ok_and_exits_0(aws):
     caller(aws)
     sns_sandbox(aws)
     sns_quota(aws, 100)
+    log_groups(aws)
     bootstrap(aws)
     status, lines = checklist(aws, SNS_STAGE)
     assert status == 0
-    assert lines[:6] == [
+    assert lines[:7] == [
         f"ok    credentials: account {ACCOUNT} as arn:aws:iam::{ACCOUNT}:user/deployer",
         "ok    stage settings: dev: smsProvider sns, MMS off",
         "ok    region: us-east-1 offers End User Messaging SMS and SNS SMS",
         "ok    SNS SMS sandbox: out of the sandbox: SMS can go to any number",
         "ok    SNS SMS spend quota: monthlySpendLimitUsd $20 is within $100 (Service Quotas)",
+        "ok    SNS delivery-status log groups: they exist, with room for this stage's subscription filter",
         "ok    CDK bootstrap: CDKToolkit UPDATE_COMPLETE, bootstrap version 28 (needs 6+)",
     ]
-    assert lines[-1] == "6 ok, 0 warning(s), 0 failed, 0 skipped"
+    assert lines[-1] == "7 ok, 0 warning(s), 0 failed, 0 skipped"
 
 
 def test_passing_sms_voice_stage_with_mms(aws):
@@ -146,6 +171,8 @@ def test_passing_sms_voice_stage_with_mms(aws):
         "describe_phone_numbers", {"PhoneNumbers": [phone()]}, {"PhoneNumberIds": ["phone-abc"]})
     sms_voice_tier(aws)
     spend_limits(aws)
+    metrics_role(aws)
+    log_groups(aws)
     bootstrap(aws)
     status, lines = checklist(aws, EUM_STAGE)
     assert status == 0, "\n".join(lines)
@@ -172,6 +199,8 @@ def test_e164_identity_fails_and_names_the_phone_number_id(aws):
     sns_sandbox(aws)
     sms_voice_tier(aws)
     spend_limits(aws)
+    metrics_role(aws)
+    log_groups(aws)
     bootstrap(aws)
     status, lines = checklist(aws, {"smsProvider": "sns", "originationIdentity": "+18885550123"})
     assert status == 1
@@ -215,6 +244,8 @@ def test_number_without_mms_fails_with_how_to_find_one(aws):
         {"PhoneNumberIds": ["phone-abc"]})
     sms_voice_tier(aws)
     spend_limits(aws)
+    metrics_role(aws)
+    log_groups(aws)
     bootstrap(aws)
     status, lines = checklist(aws, EUM_STAGE)
     assert status == 1
@@ -231,6 +262,8 @@ def test_number_not_active_fails(aws):
         "describe_phone_numbers", {"PhoneNumbers": [phone(status="PENDING")]}, {"PhoneNumberIds": ["phone-abc"]})
     sms_voice_tier(aws)
     spend_limits(aws)
+    metrics_role(aws)
+    log_groups(aws)
     bootstrap(aws)
     _, lines = checklist(aws, EUM_STAGE)
     assert line(lines, "origination identity").startswith(
@@ -259,6 +292,8 @@ def test_pool_identity_needs_a_member_with_each_capability(aws, capabilities, ex
         for i, caps in enumerate(capabilities)]}, {"PoolId": "pool-abc"})
     sms_voice_tier(aws)
     spend_limits(aws)
+    metrics_role(aws)
+    log_groups(aws)
     bootstrap(aws)
     _, lines = checklist(aws, {**EUM_STAGE, "originationIdentity": "pool-abc"})
     assert line(lines, "origination identity") == expected
@@ -268,6 +303,8 @@ def test_identity_arn_in_another_region_fails_before_any_lookup(aws):
     caller(aws)
     sms_voice_tier(aws)
     spend_limits(aws)
+    metrics_role(aws)
+    log_groups(aws)
     bootstrap(aws)
     arn = f"arn:aws:sms-voice:us-west-2:{ACCOUNT}:phone-number/phone-abc"
     status, lines = checklist(aws, {**EUM_STAGE, "originationIdentity": arn})
@@ -282,6 +319,8 @@ def test_identity_arn_of_another_account_fails(aws):
     caller(aws)
     sms_voice_tier(aws)
     spend_limits(aws)
+    metrics_role(aws)
+    log_groups(aws)
     bootstrap(aws)
     arn = f"arn:aws:sms-voice:{REGION}:999999999999:pool/pool-abc"
     _, lines = checklist(aws, {**EUM_STAGE, "originationIdentity": arn})
@@ -297,6 +336,8 @@ def test_identity_that_does_not_exist(aws):
         service_message="Resource not found", http_status_code=404, expected_params={"PhoneNumberIds": ["phone-abc"]})
     sms_voice_tier(aws)
     spend_limits(aws)
+    metrics_role(aws)
+    log_groups(aws)
     bootstrap(aws)
     _, lines = checklist(aws, EUM_STAGE)
     assert line(lines, "origination identity").startswith(
@@ -314,6 +355,8 @@ def test_sender_id_arn_cannot_carry_mms(aws):
         {"SenderIds": [{"SenderId": "MyBrand", "IsoCountryCode": "GB"}]})
     sms_voice_tier(aws)
     spend_limits(aws)
+    metrics_role(aws)
+    log_groups(aws)
     bootstrap(aws)
     _, lines = checklist(aws, {**EUM_STAGE, "originationIdentity": arn})
     assert line(lines, "origination identity").startswith(
@@ -323,6 +366,7 @@ def test_sender_id_arn_cannot_carry_mms(aws):
 def test_sns_sandbox_is_a_warning_with_both_ways_out(aws):
     caller(aws)
     sns_sandbox(aws, in_sandbox=True)
+    log_groups(aws)
     bootstrap(aws)
     status, lines = checklist(aws, {"smsProvider": "sns"})
     assert status == 0  # deploys fine; only the destinations are limited
@@ -339,6 +383,8 @@ def test_sms_voice_sandbox_is_a_warning(aws):
         "describe_phone_numbers", {"PhoneNumbers": [phone()]}, {"PhoneNumberIds": ["phone-abc"]})
     sms_voice_tier(aws, "SANDBOXED")
     spend_limits(aws, text=1, media=1)
+    metrics_role(aws)
+    log_groups(aws)
     bootstrap(aws)
     status, lines = checklist(aws, {**EUM_STAGE, "monthlySpendLimitUsd": 1})
     assert status == 0
@@ -351,6 +397,7 @@ def test_sns_spend_limit_above_the_service_quota_fails_with_the_support_route(aw
     caller(aws)
     sns_sandbox(aws)
     sns_quota(aws, 1)
+    log_groups(aws)
     bootstrap(aws)
     status, lines = checklist(aws, {"smsProvider": "sns", "monthlySpendLimitUsd": 100})
     assert status == 1
@@ -370,6 +417,7 @@ def test_sns_spend_quota_falls_back_to_the_accounts_current_limit(aws):
         http_status_code=400, expected_params={"ServiceCode": "sns"})
     aws.stub("sns").add_response("get_sms_attributes", {"attributes": {"MonthlySpendLimit": "1"}},
                                  {"attributes": ["MonthlySpendLimit"]})
+    log_groups(aws)
     bootstrap(aws)
     _, lines = checklist(aws, {"smsProvider": "sns", "monthlySpendLimitUsd": 100})
     text = line(lines, "SNS SMS spend quota")
@@ -381,6 +429,7 @@ def test_sns_spend_quota_falls_back_to_the_accounts_current_limit(aws):
 def test_second_stage_without_account_settings_does_not_set_the_sns_limit(aws):
     caller(aws)
     sns_sandbox(aws)
+    log_groups(aws)
     bootstrap(aws)
     _, lines = checklist(aws, {"smsProvider": "sns", "monthlySpendLimitUsd": 100, "accountSettings": False})
     assert line(lines, "SNS SMS spend quota").startswith("ok    SNS SMS spend quota: accountSettings is false")
@@ -392,6 +441,8 @@ def test_sms_voice_spend_limit_above_the_account_limit_fails(aws):
         "describe_phone_numbers", {"PhoneNumbers": [phone()]}, {"PhoneNumberIds": ["phone-abc"]})
     sms_voice_tier(aws)
     spend_limits(aws, text=1, media=1)
+    metrics_role(aws)
+    log_groups(aws)
     bootstrap(aws)
     status, lines = checklist(aws, EUM_STAGE)
     assert status == 1
@@ -412,6 +463,8 @@ def test_sns_stage_with_mms_checks_only_the_media_spend_limit(aws):
     sns_quota(aws, 100)
     sms_voice_tier(aws)
     spend_limits(aws, text=1, media=100)
+    metrics_role(aws)
+    log_groups(aws)
     bootstrap(aws)
     status, lines = checklist(aws, {"smsProvider": "sns", "originationIdentity": "phone-abc",
                                     "monthlySpendLimitUsd": 50})
@@ -423,6 +476,7 @@ def test_sns_stage_with_mms_checks_only_the_media_spend_limit(aws):
 def test_missing_bootstrap_stack(aws):
     caller(aws)
     sns_sandbox(aws)
+    log_groups(aws)
     aws.stub("cloudformation").add_client_error(
         "describe_stacks", service_error_code="ValidationError", service_message="Stack with id CDKToolkit does "
         "not exist", http_status_code=400, expected_params={"StackName": "CDKToolkit"})
@@ -441,6 +495,7 @@ def test_missing_bootstrap_stack(aws):
 def test_old_or_broken_bootstrap(aws, version, status, expected):
     caller(aws)
     sns_sandbox(aws)
+    log_groups(aws)
     aws.stub("cloudformation").add_response("describe_stacks", {"Stacks": [
         {"StackName": "CDKToolkit", "CreationTime": NOW, "StackStatus": status}]}, {"StackName": "CDKToolkit"})
     if status == "CREATE_COMPLETE":
@@ -453,6 +508,7 @@ def test_old_or_broken_bootstrap(aws, version, status, expected):
 def test_custom_bootstrap_qualifier_is_honoured(aws):
     caller(aws)
     sns_sandbox(aws)
+    log_groups(aws)
     aws.stub("cloudformation").add_response("describe_stacks", {"Stacks": [
         {"StackName": "CDKToolkit", "CreationTime": NOW, "StackStatus": "CREATE_COMPLETE"}]})
     aws.stub("ssm").add_response("get_parameter", {"Parameter": {"Value": "21"}},
@@ -496,6 +552,7 @@ def test_region(aws, monkeypatch, region_name, expected):
         monkeypatch.setenv("AWS_DEFAULT_REGION", region_name)
     caller(aws)
     sns_sandbox(aws)
+    log_groups(aws, region_name="us-west-2" if region_name == "CDK" else region_name)
     bootstrap(aws)
     _, lines = checklist(aws, {"smsProvider": "sns"})
     assert line(lines, "region").startswith(expected)
@@ -507,6 +564,7 @@ def test_main_reads_the_stage_from_cdk_json(aws, tmp_path, monkeypatch):
     monkeypatch.setattr(preflight, "stage_settings", lambda stage: stage_settings(stage, cdk_json))
     caller(aws)
     sns_sandbox(aws)
+    log_groups(aws)
     bootstrap(aws)
     out = io.StringIO()
     assert preflight.main(["--stage", "qa"], session=aws, out=out) == 0
@@ -541,3 +599,57 @@ def test_sms_voice_stage_needs_only_end_user_messaging_in_its_region(monkeypatch
     config = preflight.StageConfig.from_dict("dev", EUM_STAGE)
     result = preflight.check_region("ap-northeast-2", config)
     assert (result.status, result.detail) == ("ok", "ap-northeast-2 offers End User Messaging SMS")
+
+
+# -- SNS's account-wide delivery-status groups, and End User Messaging's metrics role ---------------
+
+def test_a_third_subscription_filter_does_not_fit_on_the_sns_groups(aws):
+    """CloudWatch Logs allows two subscription filters per log group; each stage adds one."""
+    caller(aws)
+    sns_sandbox(aws)
+    log_groups(aws, others=("SmsSender-prod-ApiIngestSubscription0-X", "someone-elses-shipper"))
+    bootstrap(aws)
+    status, lines = checklist(aws, {"smsProvider": "sns"})
+    assert status == 1
+    text = line(lines, "SNS delivery-status log groups")
+    assert text.startswith("FAIL  SNS delivery-status log groups: no room for this stage's subscription filter")
+    assert "someone-elses-shipper" in text and "delete-subscription-filter" in text
+
+
+def test_this_stages_own_filter_does_not_count_against_it(aws):
+    caller(aws)
+    sns_sandbox(aws)
+    log_groups(aws, others=("SmsSender-dev-ApiIngestSubscription0-X", "SmsSender-prod-ApiIngestSubscription0-Y"))
+    bootstrap(aws)
+    status, lines = checklist(aws, {"smsProvider": "sns"})
+    assert status == 0, "\n".join(lines)
+
+
+@pytest.mark.parametrize("account_settings, expected", [
+    (True, "ok    SNS delivery-status log groups: the deploy creates them"),
+    (False, "FAIL  SNS delivery-status log groups: sns/us-east-1/123456789012/DirectPublishToPhoneNumber, "),
+])
+def test_missing_sns_groups(aws, account_settings, expected):
+    caller(aws)
+    sns_sandbox(aws)
+    log_groups(aws, missing=True)
+    bootstrap(aws)
+    _, lines = checklist(aws, {"smsProvider": "sns", "accountSettings": account_settings})
+    assert line(lines, "SNS delivery-status log groups").startswith(expected)
+
+
+def test_no_end_user_messaging_metrics_without_its_service_linked_role(aws):
+    caller(aws)
+    aws.stub("pinpoint-sms-voice-v2").add_response(
+        "describe_phone_numbers", {"PhoneNumbers": [phone()]}, {"PhoneNumberIds": ["phone-abc"]})
+    sms_voice_tier(aws)
+    spend_limits(aws)
+    metrics_role(aws, present=False)
+    log_groups(aws)
+    bootstrap(aws)
+    status, lines = checklist(aws, EUM_STAGE)
+    assert status == 0  # a warning: sends work, the spend alarms see nothing
+    assert line(lines, "End User Messaging metrics") == (
+        "WARN  End User Messaging metrics: no service-linked role for sms-voice.amazonaws.com: End User Messaging "
+        "publishes no CloudWatch metrics, so the spend alarms and dashboard stay empty\n"
+        "      fix: aws iam create-service-linked-role --aws-service-name sms-voice.amazonaws.com")
