@@ -28,12 +28,14 @@ $(STAMP): requirements.txt app/requirements.txt
 dev: setup
 	$(PY) -m devstack
 
-# The browser tests drive Debian's chromium (Playwright's own browser download cannot work here).
-# Installed when missing, as root as CI runs; without it the browser tests fail in CI and skip elsewhere.
+# The browser tests drive Debian's chromium (Playwright's own browser download cannot work here), and the
+# country-code test reads Debian's iso-codes. Installed when missing, as root as CI runs; without them those
+# tests fail in CI and skip elsewhere.
 test: setup $(NODE)
-	@command -v chromium >/dev/null || if [ "$$(id -u)" = 0 ]; then \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
-	else echo "make test: no chromium, and installing it needs root (apt-get install chromium)"; fi
+	@{ command -v chromium && test -f /usr/share/iso-codes/json/iso_3166-1.json; } >/dev/null || \
+	if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium iso-codes; \
+	else echo "make test: no chromium or iso-codes, and installing them needs root (apt-get install chromium iso-codes)"; fi
 	$(PY) -m pytest
 
 bench: setup
