@@ -25,8 +25,10 @@ $(STAMP): requirements.txt app/requirements.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# The local stack runs with the settings of cdk.json's stage STAGE (default dev), but for the local
+# overrides devstack/stage.py lists.
 dev: setup
-	$(PY) -m devstack
+	$(PY) -m devstack --stage $(STAGE)
 
 # The browser tests drive Debian's chromium (Playwright's own browser download cannot work here), and the
 # country-code test reads Debian's iso-codes. Installed when missing, as root as CI runs; without them those

@@ -1,17 +1,37 @@
-"""``python -m devstack``: what ``make dev`` runs."""
+"""``python -m devstack [--stage NAME]``: what ``make dev [STAGE=NAME]`` runs."""
 from __future__ import annotations
 
+import argparse
 import signal
+import sys
 import threading
 
+from . import stage as stages
 from .server import LocalStack
 
 
-def main() -> None:
-    stack = LocalStack().start()
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=(
+        "Serve the app on http://127.0.0.1:8000 against the embedded AWS on http://127.0.0.1:4566, with a "
+        "stage's settings from cdk.json (and the local overrides devstack/stage.py lists)."))
+    parser.add_argument("--stage", default=stages.DEFAULT_STAGE, help="a stage of cdk.json (default: %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        stack = LocalStack(stage=args.stage)
+    except stages.StageConfigError as err:
+        sys.exit(f"make dev: {err}")
+    stack.start()
     app, aws = stack.app_url, stack.aws_url
+    config = stack.stage_config
+    overrides = "\n".join(f"  {name}={stack.env[name]}" for name in stages.OVERRIDES)
     print(f"""
 Sender running against the embedded local stack (no AWS account; nothing leaves this machine).
+
+Stage {config.stage} from cdk.json: smsProvider {config.sms_provider}, allowedCountries \
+{','.join(config.allowed_countries) or 'all'}, defaultSmsType {config.default_sms_type}\
+{', senderId ' + config.sender_id if config.sender_id else ''}.
+Local overrides (the reason for each is in devstack/stage.py):
+{overrides}
 
   send console   {app}/
   API            {app}

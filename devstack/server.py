@@ -1,34 +1,131 @@
 """Start and stop the whole local stack: the embedded AWS and the Chalice app, on loopback only."""
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
+import socket
+import sys
 import threading
+import time
+import urllib.parse
 import urllib.request
 
+from chalice.local import ChaliceRequestHandler, CustomLocalChalice, LocalChalice, LocalDevServer, ThreadedHTTPServer
 from moto.moto_server.werkzeug_app import MotoRequestHandler
-from werkzeug.serving import make_server
+from werkzeug.serving import ThreadedWSGIServer
 
 from . import appload, pipeline, resources
+from . import stage as stages
 from .emulator import Emulator
 
 HOST = "127.0.0.1"
 APP_PORT = 8000
 AWS_PORT = 4566
 REGION = "us-east-1"
+# socketserver listens with a backlog of 5 (``request_queue_size``): a burst of clients overflows it, and the
+# kernel then drops or resets their connections. The kernel caps this at net.core.somaxconn.
+LISTEN_BACKLOG = 1024
+# API Gateway's payload quota for a REST API: it answers 413 to a larger request, before the app sees it.
+API_GATEWAY_MAX_PAYLOAD = 10 * 1024 * 1024
+# After refusing a request, how much of its body the server reads and drops (bytes, seconds) before it closes.
+DISCARD_LIMIT, DISCARD_SECONDS = 64 * 1024 * 1024, 5.0
+
+
+class AppServer(ThreadedHTTPServer):
+    """Chalice's local server (a thread per connection), with a listen backlog that a load test on
+    loopback does not overflow."""
+
+    request_queue_size = LISTEN_BACKLOG
+
+
+class EmulatorServer(ThreadedWSGIServer):
+    """The embedded AWS's server: werkzeug's threaded server, with the same backlog as the app's (every
+    app request makes AWS calls, so a burst at the app is a burst here)."""
+
+    request_queue_size = LISTEN_BACKLOG
+
+
+class AppRequestHandler(ChaliceRequestHandler):
+    """Chalice's request handler, answering what it would otherwise drop or read without bound: a
+    ``Content-Length`` that is not a number (400), a chunked body (411: Chalice reads only
+    ``Content-Length`` bodies), and a body over API Gateway's 10 MB payload quota (413, as API Gateway
+    answers; the body is read and dropped, never held). The access log masks phone numbers."""
+
+    # The handler writes a response in several small writes; with Nagle's algorithm on, the last one
+    # waits for the client's delayed ACK, about 40 ms a request on loopback.
+    disable_nagle_algorithm = True
+
+    def _refuse(self, status: int, message: str) -> None:
+        body = json.dumps({"message": message}).encode()
+        self.close_connection = True  # the unread body must not be taken for the next request
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+        self._discard_rest()
+
+    def _discard_rest(self) -> None:
+        """Read and drop what the client is still sending (bounded in bytes and time), so that closing
+        does not reset the connection before the client has read the answer."""
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(DISCARD_SECONDS)
+            left, deadline = DISCARD_LIMIT, time.monotonic() + DISCARD_SECONDS
+            while left > 0 and time.monotonic() < deadline:
+                chunk = self.rfile.read1(min(left, 65536))
+                if not chunk:
+                    break
+                left -= len(chunk)
+        except OSError:
+            pass
+
+    def _generic_handle(self) -> None:
+        if self.headers.get("transfer-encoding"):
+            return self._refuse(411, "Length Required")
+        length = self.headers.get_all("content-length") or ["0"]
+        if len(set(length)) != 1 or not re.fullmatch(r"\s*[0-9]{1,20}\s*", length[0]):
+            return self._refuse(400, "Bad Request: Content-Length")
+        if int(length[0]) > API_GATEWAY_MAX_PAYLOAD:
+            return self._refuse(413, "Request Too Long")
+        super()._generic_handle()
+
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
+
+    def log_message(self, format: str, *args) -> None:
+        from chalicelib.phone import scrub
+
+        # Decoded first, so that %2B-encoded numbers are masked too; control characters escaped after, so
+        # that a %0D%0A in a path cannot forge a log line.
+        line = scrub(urllib.parse.unquote(format % args, errors="replace")).translate(self._control_char_table)
+        sys.stderr.write(f"{self.address_string()} - - [{self.log_date_time_string()}] {line}\n")
+
+
+def create_app_server(app, config, host: str, port: int) -> LocalDevServer:
+    """``chalice.local.create_local_server`` with ``AppServer`` and ``AppRequestHandler``."""
+    CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
+    app.__class__ = CustomLocalChalice
+    return LocalDevServer(app, config, host, port, handler_cls=AppRequestHandler, server_cls=AppServer)
 
 
 class LocalStack:
     """``start()`` brings everything up; ``stop()`` shuts both servers down and restores the
-    environment. Ports 0 pick free ports (the tests do this so they never clash with make dev)."""
+    environment. Ports 0 pick free ports (the tests do this so they never clash with make dev).
 
-    # Local defaults a stage would set in cdk.json: a quick batch worker, two instances of it.
-    DEFAULTS = {"MAX_MPS": "20", "WORKER_CONCURRENCY": "2"}
+    The app runs with ``stage``'s settings from cdk.json (``devstack/stage.py``: the same mapping the CDK
+    stack uses, and the local overrides with their reasons); ``settings`` overrides variables on top
+    (the tests use it)."""
 
     def __init__(self, *, app_port: int = APP_PORT, aws_port: int = AWS_PORT, settings: dict | None = None,
-                 visibility_timeout: int = 30, function_timeout: float = 20.0, receipt_delay: float = 0.5):
+                 visibility_timeout: int = 30, function_timeout: float = 20.0, receipt_delay: float = 0.5,
+                 stage: str = stages.DEFAULT_STAGE):
         self._ports = (app_port, aws_port)
-        self._extra = {**self.DEFAULTS, **(settings or {})}
+        self.stage_config = stages.load(stage)
+        self._extra = dict(settings or {})
         self._visibility_timeout, self._function_timeout = visibility_timeout, function_timeout
         self._receipt_delay = receipt_delay
         self.queue_runner = self.receipts = None
@@ -50,8 +147,7 @@ class LocalStack:
 
     def start(self) -> "LocalStack":
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._aws_server = make_server(HOST, self._ports[1], self.emulator, threaded=True,
-                                       request_handler=MotoRequestHandler)
+        self._aws_server = EmulatorServer(HOST, self._ports[1], self.emulator, handler=MotoRequestHandler)
         self.aws_url = f"http://{HOST}:{self._aws_server.server_port}"
         self._serve(self._aws_server, "embedded-aws")
         # moto keeps its state per process: start from an empty account every time.
@@ -61,13 +157,14 @@ class LocalStack:
                       "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_ENDPOINT_URL": self.aws_url})
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
             self._saved_env.setdefault(name, os.environ.pop(name, None))
-        self.env = {**resources.create(self.aws_url, REGION, self.emulator,
-                                       visibility_timeout=self._visibility_timeout), **self._extra}
+        created = resources.create(self.aws_url, REGION, self.emulator, visibility_timeout=self._visibility_timeout)
+        for country in stages.sender_id_countries(self.stage_config):  # as the stage's account has it registered
+            self.emulator.sms_voice.add_sender_id(self.stage_config.sender_id, country)
+        self.env = {**stages.environment(self.stage_config, created), **self._extra}
         self._setenv(self.env)
 
         module = appload.load()
         from chalice.config import Config
-        from chalice.local import create_local_server
         from chalicelib import aws
         from chalicelib.settings import get_settings
 
@@ -75,7 +172,7 @@ class LocalStack:
         # Chalice's local server changes the app object's class; put it back on stop, so that
         # another local stack can start in the same process.
         self._app, self._app_class = module.app, module.app.__class__
-        self._app_server = create_local_server(module.app, Config.create(lambda_timeout=60), HOST, self._ports[0])
+        self._app_server = create_app_server(module.app, Config.create(lambda_timeout=60), HOST, self._ports[0])
         self.app_url = f"http://{HOST}:{self._app_server.server.server_port}"
         self._serve(self._app_server.server, "chalice-local")
         settings = get_settings()

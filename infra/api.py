@@ -96,25 +96,12 @@ class SenderApi(Construct):
         self.concurrency = pacing.instances_for(config.max_mps)  # the worker paces by the same rule
         self._functions: dict[str, lambda_.IFunction] = {}
 
-        environment = {
-            "STAGE": config.stage,
-            "SMS_PROVIDER": config.sms_provider,
-            "DEFAULT_SMS_TYPE": config.default_sms_type,
-            "MEDIA_BUCKET": media.bucket.bucket_name,
-            "MESSAGES_TABLE": store.messages.table_name,
-            "IDEMPOTENCY_TABLE": store.idempotency.table_name,
-            "BATCH_QUEUE_URL": batch.queue.queue_url,
-            "ALLOWED_COUNTRIES": ",".join(config.allowed_countries),
-            "MAX_MPS": str(config.max_mps),
-            "WORKER_CONCURRENCY": str(self.concurrency),
-            "MAX_RECEIVES": str(BatchQueue.MAX_RECEIVES),
-            "POWERTOOLS_SERVICE_NAME": "sms-sender",
-        }
-        for key, value in (("ORIGINATION_IDENTITY", config.origination_identity),
-                           ("CONFIGURATION_SET_NAME", configuration_set_name),
-                           ("SENDER_ID", config.sender_id)):
-            if value:
-                environment[key] = value
+        # The one mapping from stage settings to the app's variables; the local stack uses it too.
+        environment = config.app_environment(
+            media_bucket=media.bucket.bucket_name, messages_table=store.messages.table_name,
+            idempotency_table=store.idempotency.table_name, batch_queue_url=batch.queue.queue_url,
+            max_receives=BatchQueue.MAX_RECEIVES, worker_concurrency=self.concurrency,
+            configuration_set_name=configuration_set_name)
         self.chalice = Chalice(self, "Chalice", source_dir=str(APP_DIR), stage_config={
             "api_gateway_stage": "api",
             "environment_variables": environment,

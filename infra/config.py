@@ -1,8 +1,10 @@
 """Per-stage settings from cdk.json context (``stages``), read once into a typed, validated object."""
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 SMS_PROVIDERS = ("sns", "sms-voice")
 SMS_TYPES = ("transactional", "promotional")
@@ -59,6 +61,42 @@ class StageConfig:
         stage = node.try_get_context("stage") or "dev"
         stages = node.try_get_context("stages") or {}
         return cls.from_dict(stage, stages.get(stage, {}))
+
+    @classmethod
+    def from_cdk_json(cls, stage: str, path: str | Path) -> "StageConfig":
+        """A stage as ``cdk.json`` (at ``path``) has it, outside any CDK app (the local stack reads it so).
+        A stage that ``cdk.json`` does not name is refused, since a typo would otherwise run on defaults."""
+        stages = json.loads(Path(path).read_text()).get("context", {}).get("stages") or {}
+        if stage not in stages:
+            raise StageConfigError(f"stage {stage!r} is not in {Path(path).name} (stages: {', '.join(sorted(stages))})")
+        return cls.from_dict(stage, stages[stage])
+
+    def app_environment(self, *, media_bucket: str, messages_table: str, idempotency_table: str,
+                        batch_queue_url: str, max_receives: int, worker_concurrency: int,
+                        configuration_set_name: str | None = None) -> dict[str, str]:
+        """The app's environment variables (what ``chalicelib.settings.Settings.from_env`` reads) for this stage,
+        given the names of its resources. The CDK stack (``infra/api.py``) and the local stack (``devstack``)
+        both take the app's settings from here, so what runs locally is what is deployed."""
+        environment = {
+            "STAGE": self.stage,
+            "SMS_PROVIDER": self.sms_provider,
+            "DEFAULT_SMS_TYPE": self.default_sms_type,
+            "MEDIA_BUCKET": media_bucket,
+            "MESSAGES_TABLE": messages_table,
+            "IDEMPOTENCY_TABLE": idempotency_table,
+            "BATCH_QUEUE_URL": batch_queue_url,
+            "ALLOWED_COUNTRIES": ",".join(self.allowed_countries),
+            "MAX_MPS": str(self.max_mps),
+            "WORKER_CONCURRENCY": str(worker_concurrency),
+            "MAX_RECEIVES": str(max_receives),
+            "POWERTOOLS_SERVICE_NAME": "sms-sender",
+        }
+        for key, value in (("ORIGINATION_IDENTITY", self.origination_identity),
+                           ("CONFIGURATION_SET_NAME", configuration_set_name),
+                           ("SENDER_ID", self.sender_id)):
+            if value:
+                environment[key] = value
+        return environment
 
     @classmethod
     def from_dict(cls, stage: str, raw: dict) -> "StageConfig":

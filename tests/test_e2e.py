@@ -230,7 +230,8 @@ def test_the_stage_sender_id_goes_where_the_country_has_sender_ids(api, aws, sta
         client.request_sender_id(SenderId="LOCALCO", IsoCountryCode="GB", MessageTypes=["TRANSACTIONAL"])
     except client.exceptions.ConflictException:
         pass  # an earlier test of the module asked for it
-    eum_stage(SENDER_ID="LOCALCO")
+    # An sms-voice stage that also sends to GB (the dev stage's allowedCountries are US and CA).
+    eum_stage(SENDER_ID="LOCALCO", ALLOWED_COUNTRIES="US,CA,GB")
     gb = "+442079460958"
     status, _, message = api.call("POST", "/sms", {"to": gb, "body": "from a sender id"})
     assert status == 202 and outbox(aws)[-1]["providerMessageId"] == message["providerMessageId"]

@@ -3,14 +3,41 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from . import countries, media, phone
-from .errors import InvalidRequest
+from .errors import InvalidRequest, NotFound, Unprocessable
+from .idempotency import MAX_KEY_LENGTH
 from .settings import SMS_TYPES, Settings
 
 MAX_BODY = 1600
 SNS_MAX_BYTES = 1600
+# The largest request body the API reads. API Gateway takes up to 10 MB, but Lambda takes at most 6 MB per
+# invocation, event envelope included; a full batch of 1,000 messages of 1,600 ASCII characters is about 1.7 MB.
+MAX_REQUEST_BYTES = 5 * 1024 * 1024
+# How deeply a request body may nest. The deepest valid one is a batch: {"messages": [{...}]} (3 levels).
+MAX_JSON_DEPTH = 32
+# Characters a message body may not hold: C0 controls but tab, line feed and carriage return; DEL; C1 controls.
+# No handset shows them, and some carrier systems cut a message at a NUL.
+_BODY_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Any control character at all: never part of a phone number, a media URL or a header value.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Letters that render as blank space though Unicode files them as letters or symbols (Hangul fillers,
+# the blank Braille pattern): a body of only these is as empty as one of spaces.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# Unicode categories that never show: separators, controls, format characters (zero-width spaces and joiners,
+# byte order marks, direction marks), surrogates.
+_INVISIBLE = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cs"})
+# Idempotency-Key: printable ASCII (the IETF draft makes it a Structured Field string), at least one non-space.
+_IDEMPOTENCY_KEY = re.compile(rf"(?=.*[\x21-\x7e])[\x20-\x7e]{{1,{MAX_KEY_LENGTH}}}", re.DOTALL)
+# S3 object keys are at most 1024 bytes of UTF-8; SendMediaMessage takes media URLs of at most 2048 characters.
+S3_MAX_KEY_BYTES = 1024
+MEDIA_URL_MAX = 2048
+# Ids the API hands out: message ids are UUIDs, batch ids "batch-" and a UUID. Anything else cannot name one
+# of ours, and is answered 404 without a look-up.
+_RESOURCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _SENDER_ID = re.compile(r"[A-Za-z0-9]{1,11}")
 # SNS takes 3 to 11 (AWS.SNS.SMS.SenderID: https://docs.aws.amazon.com/sns/latest/dg/sms_publish-to-phone.html).
 SNS_SENDER_ID_MIN = 3
@@ -29,16 +56,87 @@ class Outbound:
     dry_run: bool = False
 
 
-def parse_json(raw) -> dict:
-    if raw in (None, b"", ""):
-        raise InvalidRequest("InvalidJson", "The request body must be a JSON object.")
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest("InvalidJson", "The request body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest("InvalidJson", "The request body must be a JSON object.")
+def _invalid_json(message: str) -> InvalidRequest:
+    return InvalidRequest("InvalidJson", message)
+
+
+def _members(pairs: list) -> dict:
+    """``object_pairs_hook``: I-JSON (RFC 7493) objects have unique member names made of valid Unicode.
+    A repeated name is refused rather than resolved, so that no two readers of the body disagree on it."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise _invalid_json("The request body repeats a member name in one object.")
+    for name in data:
+        if not name.isascii() and _SURROGATE.search(name):
+            raise _invalid_json("The request body holds an invalid Unicode escape (a lone surrogate).")
     return data
+
+
+def _no_constant(name: str):
+    raise _invalid_json(f"The request body is not valid JSON ({name} is not a JSON number).")
+
+
+def _check_tree(data) -> None:
+    """Depth and lone surrogates, without recursion (the tree may be as deep as the parser allowed)."""
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise _invalid_json(f"The request body nests deeper than {MAX_JSON_DEPTH} levels.")
+        for child in (node.values() if isinstance(node, dict) else node):
+            if isinstance(child, str):
+                if not child.isascii() and _SURROGATE.search(child):
+                    raise _invalid_json("The request body holds an invalid Unicode escape (a lone surrogate).")
+            elif isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+
+
+def parse_json(raw) -> dict:
+    """The request body as a JSON object, or a 400 that says what is wrong with it.
+
+    The body must be UTF-8 (a leading byte order mark is ignored), at most ``MAX_REQUEST_BYTES``, and I-JSON
+    (RFC 7493): no invalid Unicode (lone surrogates, raw or escaped), no repeated member names, no NaN or
+    Infinity. It may nest at most ``MAX_JSON_DEPTH`` levels."""
+    if raw in (None, b"", ""):
+        raise _invalid_json("The request body must be a JSON object.")
+    if len(raw) > MAX_REQUEST_BYTES:
+        raise InvalidRequest("RequestTooLarge", f"The request body may be at most {MAX_REQUEST_BYTES} bytes; "
+                             "send a large batch as several.")
+    if isinstance(raw, (bytes, bytearray)):
+        try:
+            text = bytes(raw).decode("utf-8-sig")  # strict: refuses invalid bytes and encoded surrogates
+        except UnicodeDecodeError:
+            raise _invalid_json("The request body is not valid UTF-8.") from None
+    else:
+        text = raw
+    try:
+        data = json.loads(text, object_pairs_hook=_members, parse_constant=_no_constant)
+    except RecursionError:
+        raise _invalid_json(f"The request body nests deeper than {MAX_JSON_DEPTH} levels.") from None
+    except ValueError:
+        raise _invalid_json("The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise _invalid_json("The request body must be a JSON object.")
+    _check_tree(data)
+    return data
+
+
+def idempotency_key(value) -> str | None:
+    """The ``Idempotency-Key`` header: absent, or 1 to 255 printable ASCII characters, not all spaces.
+    Control characters (a header can hold none) and non-ASCII are refused, whatever the transport let through."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _IDEMPOTENCY_KEY.fullmatch(value):
+        raise InvalidRequest("InvalidIdempotencyKey", f"'Idempotency-Key' must be 1 to {MAX_KEY_LENGTH} printable "
+                             "ASCII characters.", field="Idempotency-Key")
+    return value
+
+
+def resource_id(value, code: str, noun: str) -> str:
+    """A path's id: one the API could have handed out, else 404 ``code`` before any look-up."""
+    if not isinstance(value, str) or not _RESOURCE_ID.fullmatch(value):
+        raise NotFound(code, f"No {noun} with this id.")
+    return value
 
 
 def _body(data: dict, *, required: bool) -> str | None:
@@ -52,7 +150,22 @@ def _body(data: dict, *, required: bool) -> str | None:
     if len(body) > MAX_BODY:
         raise InvalidRequest("BodyTooLong", f"'body' may be at most {MAX_BODY} characters; it has {len(body)}.",
                              field="body")
+    if _BODY_CONTROL.search(body):
+        raise InvalidRequest("InvalidBody", "'body' holds control characters; only tab, line feed and carriage "
+                             "return are allowed.", field="body")
+    if not _visible(body):
+        # End User Messaging refuses such a body too (MessageBody's pattern is (?!\s*$)[\s\S]+).
+        hint = "" if required else " Leave 'body' out to send only the media."
+        raise InvalidRequest("InvalidBody", "'body' has no visible character (only spaces, line breaks or "
+                             f"invisible characters).{hint}", field="body")
     return body
+
+
+def _visible(text: str) -> bool:
+    """Whether any character would show: not a space or separator, not a control or format character
+    (zero-width spaces and joiners, byte order marks, ...), not a blank filler letter."""
+    return any(not (char.isspace() or char in _BLANK_LETTERS or unicodedata.category(char) in _INVISIBLE)
+               for char in text)
 
 
 def _to(data: dict, settings: Settings) -> tuple[str, str]:
@@ -114,10 +227,23 @@ def sms(data: dict, settings: Settings) -> Outbound:
     return Outbound("sms", to, body, sms_type.lower(), _sender_id(data, settings, country), dry_run=dry_run)
 
 
+def _media_url(data: dict, settings: Settings) -> str:
+    """``s3://<media bucket>/<key>``: an object key S3 can hold (at most 1024 bytes), in a URL
+    SendMediaMessage takes (at most 2048 characters), with no control characters."""
+    url = data.get("mediaUrl")
+    _bucket, key = media.parse_url(settings, url)
+    if _CONTROL.search(url) or (not url.isascii() and _SURROGATE.search(url)):
+        raise InvalidRequest("InvalidMediaUrl", "'mediaUrl' holds control characters.", field="mediaUrl")
+    if len(key.encode("utf-8")) > S3_MAX_KEY_BYTES or len(url) > MEDIA_URL_MAX:
+        raise InvalidRequest("InvalidMediaUrl", f"'mediaUrl' is too long: an S3 key holds at most {S3_MAX_KEY_BYTES} "
+                             "bytes.", field="mediaUrl")
+    return url
+
+
 def mms(data: dict, settings: Settings) -> Outbound:
     """An MMS always goes from the stage's origination identity: it never carries a sender id."""
     body = _body(data, required=False)
-    media.parse_url(settings, data.get("mediaUrl"))
+    _media_url(data, settings)
     dry_run = _dry_run(data, settings, "mms")
     to, _country = _to(data, settings)
     return Outbound("mms", to, body, media_url=data["mediaUrl"], dry_run=dry_run)
@@ -127,6 +253,10 @@ def media_request(data: dict) -> tuple[str, int]:
     content_type = data.get("contentType")
     if not isinstance(content_type, str) or not content_type.strip():
         raise InvalidRequest("MissingField", "'contentType' is required.", field="contentType")
+    if not re.fullmatch(r"[\x20-\x7e]{1,255}", content_type):
+        # It becomes the upload's Content-Type field and S3's Content-Type header: printable ASCII only.
+        raise Unprocessable("MediaTypeNotSupported", "'contentType' must be a media type such as image/png, in "
+                            "printable ASCII.", field="contentType")
     size = data.get("size")
     if size is None:
         raise InvalidRequest("MissingField", "'size' (bytes) is required.", field="size")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import uuid
 
 from chalice import Response
 
-from . import errors
+from . import errors, validation
 from .log import logger
 
 STATUS = (
@@ -30,11 +31,24 @@ def status_for(err: errors.MessagingError) -> int:
     return 500
 
 
+# A header value holds visible ASCII and spaces only; anything else is percent-encoded, so no value (a
+# Location built from a path, say) can ever end a header line or start another.
+_NOT_HEADER_SAFE = re.compile(r"[^\x20-\x7e]")
+
+
+def _header_value(value) -> str:
+    text = str(value)
+    if not _NOT_HEADER_SAFE.search(text):
+        return text
+    return _NOT_HEADER_SAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode("utf-8", "replace")), text)
+
+
 def json_response(status: int, body, headers: dict | None = None) -> Response:
     return Response(
         body=json.dumps(body, separators=(",", ":"), default=str),
         status_code=status,
-        headers={"Content-Type": "application/json", **(headers or {})},
+        headers={"Content-Type": "application/json",
+                 **{name: _header_value(value) for name, value in (headers or {}).items()}},
     )
 
 
@@ -50,6 +64,31 @@ def request_id(app) -> str:
     return getattr(app.lambda_context, "aws_request_id", None) or str(uuid.uuid4())
 
 
+# Path parameters that name one of our resources, and the 404 a malformed one gets (without a look-up).
+RESOURCE_IDS = {"message_id": ("MessageNotFound", "message"), "batch_id": ("BatchNotFound", "batch")}
+BODY_METHODS = ("POST", "PUT", "PATCH")
+
+
+def screen(request, path_parameters: dict) -> None:
+    """What every route gets checked for before it runs, so that no hostile request reaches the idempotency
+    layer or AWS: ids in the path that cannot be ours (404), the ``Idempotency-Key`` header (400
+    ``InvalidIdempotencyKey``), and a request body that is not a JSON object the API can read (400
+    ``InvalidJson`` / ``RequestTooLarge``: invalid UTF-8 or Unicode, too deep, too large). Every request body of
+    this API is JSON; an empty one is left to the route, which says what it needs."""
+    for name, value in path_parameters.items():
+        if name in RESOURCE_IDS:
+            validation.resource_id(value, *RESOURCE_IDS[name])
+    if request is None or request.method not in BODY_METHODS:
+        return
+    validation.idempotency_key(request.headers.get("idempotency-key"))
+    try:
+        raw = request.raw_body
+    except UnicodeError:  # a body API Gateway could only hand over as text with lone surrogates
+        raise errors.InvalidRequest("InvalidJson", "The request body is not valid UTF-8.") from None
+    if raw:
+        validation.parse_json(raw)
+
+
 def handled(app):
     """Decorator: a route returns (status, body, headers); errors become the contract's error body,
     and anything unexpected becomes a 500 with a request id, never a stack trace."""
@@ -58,6 +97,7 @@ def handled(app):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
             try:
+                screen(getattr(app, "current_request", None), kwargs)
                 status, body, headers = view(*args, **kwargs)
                 return json_response(status, body, headers)
             except errors.MessagingError as err:
@@ -72,3 +112,21 @@ def handled(app):
         return wrapper
 
     return decorate
+
+
+# Chalice answers some requests itself, before any route runs, with a body of its own ({"Code",
+# "Message"}): a method the route lacks (405, under Chalice local; deployed, API Gateway answers those)
+# and a Content-Type the route does not take (415). ``contract_errors`` gives them the contract's error
+# body, with these codes.
+CHALICE_ERRORS = {"MethodNotAllowedError": (405, "MethodNotAllowed"),
+                  "UnsupportedMediaType": (415, "UnsupportedMediaType")}
+
+
+def contract_errors(response: Response) -> Response:
+    """An HTTP middleware's work: Chalice's own error bodies become ``{"error": {"code", "message"}}``."""
+    body = response.body
+    if isinstance(body, dict) and set(body) == {"Code", "Message"} and body["Code"] in CHALICE_ERRORS:
+        _status, code = CHALICE_ERRORS[body["Code"]]
+        response.body = json.dumps({"error": {"code": code, "message": str(body["Message"])}}, separators=(",", ":"))
+        response.headers["Content-Type"] = "application/json"
+    return response

@@ -1,0 +1,58 @@
+"""The stage the local stack runs: its settings from ``cdk.json``, turned into the app's environment by the
+same function the CDK stack uses (``infra.config.StageConfig.app_environment``), plus the local overrides.
+
+So ``make dev`` answers as the deployed stage does (``allowedCountries`` and all), except where a local
+override below says otherwise, and why.
+"""
+from __future__ import annotations
+
+from apppath import ROOT
+from infra.config import StageConfig, StageConfigError  # plain Python: infra/config.py imports no CDK
+
+from chalicelib import countries
+
+CDK_JSON = ROOT / "cdk.json"
+DEFAULT_STAGE = "dev"
+
+# Every setting the local stack sets differently from the stage, with the reason. ``ORIGINATION_IDENTITY``
+# and ``CONFIGURATION_SET_NAME`` are filled in with the local origination number and configuration set
+# that ``resources.create`` makes.
+OVERRIDES = {
+    "ORIGINATION_IDENTITY": (None, "the local origination number +12065550100 in the emulated End User Messaging: "
+                                   "the stage's own identity lives in an AWS account, and this one makes MMS "
+                                   "(and sms-voice stages) work locally, even on a stage without MMS"),
+    "CONFIGURATION_SET_NAME": (None, "the local configuration set that goes with the local number"),
+    "MAX_MPS": ("20", "a quick batch worker: the emulated number has no throughput of its own "
+                      "(POST http://127.0.0.1:4566/_limits gives it one)"),
+    "WORKER_CONCURRENCY": ("2", "two batch-worker instances, as the stack runs them for 20 MPS"),
+}
+
+
+def load(stage: str = DEFAULT_STAGE) -> StageConfig:
+    """The stage as ``cdk.json`` has it; a stage it does not name is an error (a typo would run on defaults)."""
+    return StageConfig.from_cdk_json(stage, CDK_JSON)
+
+
+def environment(config: StageConfig, created: dict) -> dict[str, str]:
+    """The app's environment for ``config`` on the resources ``resources.create`` made (``created``)."""
+    env = config.app_environment(
+        media_bucket=created["MEDIA_BUCKET"], messages_table=created["MESSAGES_TABLE"],
+        idempotency_table=created["IDEMPOTENCY_TABLE"], batch_queue_url=created["BATCH_QUEUE_URL"],
+        max_receives=int(created["MAX_RECEIVES"]), worker_concurrency=int(OVERRIDES["WORKER_CONCURRENCY"][0]),
+        configuration_set_name=created["CONFIGURATION_SET_NAME"])
+    for name, (value, _reason) in OVERRIDES.items():
+        env[name] = created[name] if value is None else value
+    return env
+
+
+def sender_id_countries(config: StageConfig) -> list[str]:
+    """Where the stage's sender id is registered: as IAM grants it on an ``sms-voice`` stage, in each allowed
+    country that has sender ids (every such country without ``allowedCountries``)."""
+    if not (config.sender_id and config.sms_provider == "sms-voice"):
+        return []
+    wanted = set(config.allowed_countries) or set(countries.SENDER_ID)
+    return sorted(wanted & set(countries.SENDER_ID))
+
+
+__all__ = ["CDK_JSON", "DEFAULT_STAGE", "OVERRIDES", "StageConfigError", "environment", "load",
+           "sender_id_countries"]
