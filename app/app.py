@@ -2,14 +2,20 @@
 The logic lives in chalicelib/."""
 from chalice import Chalice, Response
 
-from chalicelib import batches, console, idempotency, media, messages, validation
+from chalicelib import batches, console, idempotency, media, messages, openapi, validation
 from chalicelib.settings import get_settings
-from chalicelib.web import handled
+from chalicelib.web import contract_errors, handled
 
 app = Chalice(app_name="sms-sender")
 # Send routes accept any body type: the body is parsed as JSON whatever curl labels it.
 ANY_BODY = ["application/json", "text/plain", "application/x-www-form-urlencoded", "application/octet-stream"]
 protected = {"api_key_required": True}
+
+
+@app.middleware("http")
+def _contract_errors(event, get_response):
+    """Errors Chalice answers itself (405, 415) get the contract's error body too."""
+    return contract_errors(get_response(event))
 
 
 def _header(name):
@@ -30,6 +36,12 @@ def health():
 @app.route("/", methods=["GET"])
 def index():
     return Response(body=console.PAGE, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+@app.route("/openapi.json", methods=["GET"])
+def openapi_document():
+    """The HTTP contract (OpenAPI 3.1), open like /health: chalicelib/openapi.json, read once at import."""
+    return Response(body=openapi.BODY, status_code=200, headers={"Content-Type": "application/json"})
 
 
 def _located(outcome, path):

@@ -1,0 +1,327 @@
+"""The OpenAPI document (app/chalicelib/openapi.json, served at GET /openapi.json) and the code, held to
+each other in both directions: routes and methods, the error codes each status can carry (found in the
+source), the message resource's fields, the request limits, the open routes, and the README's error
+table. tests/test_fuzz.py then checks the running API's answers against the document."""
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import re
+from pathlib import Path
+
+import pytest
+from openapi_spec_validator import OpenAPIV31SpecValidator, validate
+
+from tests.conftest import sender
+from chalicelib import batches, errors, idempotency, media, openapi, schema, settings, store, validation, web
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = sorted((ROOT / "app" / "chalicelib").glob("*.py")) + [ROOT / "app" / "app.py"]
+DOC = openapi.DOCUMENT
+METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+
+
+def deref(node):
+    """Follow a local ``$ref`` (repeatedly)."""
+    while isinstance(node, dict) and "$ref" in node:
+        ref = node["$ref"]
+        assert ref.startswith("#/"), ref
+        node = DOC
+        for part in ref[2:].split("/"):
+            node = node[part]
+    return node
+
+
+def operations():
+    """(path, method, operation) for every operation in the document."""
+    for path, item in DOC["paths"].items():
+        for method, operation in item.items():
+            if method in METHODS:
+                yield path, method, operation
+
+
+def codes_in(schema_node) -> set[str]:
+    """The error codes a response schema allows: the enum/const of ``error.code`` through $ref, allOf and
+    anyOf (API Gateway's own bodies, in anyOf, have none)."""
+    found: set[str] = set()
+    node = deref(schema_node)
+    for key in ("allOf", "anyOf", "oneOf"):
+        for part in node.get(key, []):
+            found |= codes_in(part)
+    code = deref(deref(node.get("properties", {}).get("error", {})).get("properties", {}).get("code", {}))
+    found |= set(code.get("enum", [])) | ({code["const"]} if "const" in code else set())
+    return found
+
+
+def document_codes() -> dict[int, set[str]]:
+    """Per status, every error code the document's operations allow."""
+    per_status: dict[int, set[str]] = {}
+    for _path, _method, operation in operations():
+        for status, response in operation["responses"].items():
+            if int(status) >= 400:
+                content = deref(response).get("content", {}).get("application/json")
+                assert content, f"{status} of {operation['operationId']} has no JSON body"
+                per_status.setdefault(int(status), set()).update(codes_in(content["schema"]))
+    # 405 answers a method the document does not have, so no operation lists it: the MethodNotAllowed
+    # response under components documents it.
+    not_allowed = DOC["components"]["responses"]["MethodNotAllowed"]["content"]["application/json"]
+    per_status[405] = codes_in(not_allowed["schema"])
+    return per_status
+
+
+def _error_classes() -> dict[str, type]:
+    found, pending = {}, [errors.MessagingError]
+    while pending:
+        cls = pending.pop()
+        found[cls.__name__] = cls
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def _status_of(cls) -> int:
+    return web.status_for(cls.__new__(cls))
+
+
+# Calls whose code is not a literal: where the codes come from instead.
+DYNAMIC_CODES = {
+    ("validation.py", "resource_id"): lambda: {code for code, _noun in web.RESOURCE_IDS.values()},
+}
+
+
+def source_codes() -> dict[int, set[str]]:
+    """Per status, every error code the code can answer, read from the source: each construction of a
+    MessagingError subclass (its ``code`` argument, or the code its constructor sets, as ``Throttled()``),
+    with the status web.STATUS maps the class to; the 500 ``InternalError`` body web.py writes; and the
+    codes Chalice's own errors are given (web.CHALICE_ERRORS)."""
+    classes = _error_classes()
+    per_status: dict[int, set[str]] = {}
+    unresolved = []
+    for path in SOURCES:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+                if name in classes:
+                    cls = classes[name]
+                    parameters = list(inspect.signature(cls.__init__).parameters)[1:]
+                    if "code" in parameters:
+                        index = parameters.index("code")
+                        arg = node.args[index] if len(node.args) > index else next(
+                            (k.value for k in node.keywords if k.arg == "code"), None)
+                        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                            codes = {arg.value}
+                        else:
+                            where = next(f.name for f in functions
+                                         if f.lineno <= node.lineno <= f.end_lineno and
+                                         any(n is node for n in ast.walk(f)))
+                            key = (path.name, where)
+                            if key not in DYNAMIC_CODES:
+                                unresolved.append(f"{path.name}:{node.lineno} ({where})")
+                                continue
+                            codes = DYNAMIC_CODES[key]()
+                    else:
+                        codes = {cls().code}  # a class that sets its own code, e.g. Throttled()
+                    per_status.setdefault(_status_of(cls), set()).update(codes)
+                if name == "json_response" and node.args and isinstance(node.args[0], ast.Constant):
+                    status = node.args[0].value
+                    for inner in ast.walk(node):
+                        if isinstance(inner, ast.Dict):
+                            for key, value in zip(inner.keys, inner.values):
+                                if isinstance(key, ast.Constant) and key.value == "code" and \
+                                        isinstance(value, ast.Constant):
+                                    per_status.setdefault(status, set()).add(value.value)
+    assert not unresolved, ("error codes that are not literals; say in DYNAMIC_CODES where they come from: "
+                            + ", ".join(unresolved))
+    for status, code in web.CHALICE_ERRORS.values():
+        per_status.setdefault(status, set()).add(code)
+    return per_status
+
+
+def test_the_document_is_valid_openapi_3_1():
+    assert DOC["openapi"].startswith("3.1.")
+    validate(DOC, cls=OpenAPIV31SpecValidator)
+
+
+def test_the_document_is_served_open_at_openapi_json(client):
+    response = client.http.get("/openapi.json")
+    assert response.status_code == 200 and response.headers["Content-Type"] == "application/json"
+    assert json.loads(response.body) == json.loads(openapi.PATH.read_text(encoding="utf-8"))
+
+
+def test_routes_and_operations_match_in_both_directions():
+    """Every route of the Chalice app (the /openapi.json route included) is in the document with the same
+    methods, and the document has nothing the app lacks."""
+    in_app = {(path, method.lower()) for path, methods in sender.app.routes.items() for method in methods}
+    in_document = {(path, method) for path, method, _ in operations()}
+    assert in_app == in_document, {"only in the app": in_app - in_document,
+                                   "only in the document": in_document - in_app}
+
+
+def test_the_open_routes_are_the_ones_without_security():
+    """``x-api-key`` on every route but the open ones, in the app (api_key_required) and in the document."""
+    assert DOC["components"]["securitySchemes"]["api_key"] == {
+        **DOC["components"]["securitySchemes"]["api_key"], "type": "apiKey", "in": "header", "name": "x-api-key"}
+    assert DOC["security"] == [{"api_key": []}]
+    for path, method, operation in operations():
+        route = sender.app.routes[path][method.upper()]
+        assert (operation.get("security", DOC["security"]) != []) == bool(route.api_key_required), (method, path)
+    assert not sender.app.routes["/openapi.json"]["GET"].api_key_required
+    assert not sender.app.routes["/health"]["GET"].api_key_required
+
+
+def test_error_codes_match_the_code_per_status_in_both_directions():
+    in_code, in_document = source_codes(), document_codes()
+    assert in_code == in_document, {
+        status: {"only in the code": sorted(in_code.get(status, set()) - in_document.get(status, set())),
+                 "only in the document": sorted(in_document.get(status, set()) - in_code.get(status, set()))}
+        for status in sorted(set(in_code) | set(in_document))
+        if in_code.get(status) != in_document.get(status)}
+    # The statuses web.STATUS maps the error classes to, plus 500, all have a response in the document.
+    assert {status for _kind, status in web.STATUS} | {500} <= set(in_document)
+
+
+def test_every_error_response_has_the_contract_error_body():
+    body = DOC["components"]["schemas"]["ErrorDetail"]
+    assert set(body["properties"]) == {"code", "message", "field", "messageId", "requestId"}
+    assert body["required"] == ["code", "message"]
+    for _path, _method, operation in operations():
+        for status, response in operation["responses"].items():
+            if int(status) >= 400:
+                schema_node = deref(response)["content"]["application/json"]["schema"]
+                refs = json.dumps(schema_node) + json.dumps(deref(schema_node))
+                assert "#/components/schemas/Error" in refs, (operation["operationId"], status)
+    assert DOC["components"]["schemas"]["Error500"]["allOf"][1]["properties"]["error"]["required"] == ["requestId"]
+
+
+def test_the_message_resource_matches_store_public_fields():
+    message = DOC["components"]["schemas"]["Message"]
+    assert list(message["properties"]) == list(store.PUBLIC_FIELDS)
+    assert message["required"] == list(store.PUBLIC_FIELDS)
+    assert message["additionalProperties"] is False
+    shown = {store.QUEUED, store.SENT, store.DELIVERED, store.FAILED, store.UNKNOWN, store.VALIDATED}
+    assert set(message["properties"]["status"]["enum"]) == shown  # ``sending`` shows as ``queued``
+    assert store.shown_status(store.SENDING) == store.QUEUED
+
+
+def test_batch_progress_matches_the_counted_statuses():
+    progress = DOC["components"]["schemas"]["BatchProgress"]
+    fields = ["id", "createdAt", "size", "rejected", *batches.COUNTED, "done"]
+    assert sorted(progress["properties"]) == sorted(fields) and sorted(progress["required"]) == sorted(fields)
+    assert DOC["components"]["schemas"]["BatchAccepted"]["properties"]["id"]["pattern"] == f"^{schema.BATCH_ID_PREFIX}"
+
+
+def test_request_constraints_are_the_codes():
+    schemas, parameters = DOC["components"]["schemas"], DOC["components"]["parameters"]
+    sms, mms = schemas["SmsRequest"]["properties"], schemas["MmsRequest"]["properties"]
+    item = schemas["BatchItem"]["properties"]
+    for body in (sms["body"], mms["body"], item["body"]):
+        assert body["maxLength"] == validation.MAX_BODY
+    assert sms["body"]["minLength"] == 1 and schemas["SmsRequest"]["required"] == ["to", "body"]
+    assert schemas["MmsRequest"]["required"] == ["to", "mediaUrl"]
+    assert sms["type"]["enum"] == item["type"]["enum"] == list(settings.SMS_TYPES)
+    assert item["channel"]["enum"] == ["sms", "mms"]
+    assert mms["mediaUrl"]["maxLength"] == validation.MEDIA_URL_MAX
+    messages = schemas["BatchRequest"]["properties"]["messages"]
+    assert (messages["minItems"], messages["maxItems"]) == (1, batches.MAX_ITEMS)
+    limit = inspect.signature(validation.limit).parameters
+    assert parameters["Limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": limit["maximum"].default,
+                                            "default": limit["default"].default}
+    key = parameters["IdempotencyKey"]
+    assert (key["name"], key["in"], key["schema"]["maxLength"]) == ("Idempotency-Key", "header",
+                                                                    idempotency.MAX_KEY_LENGTH)
+    media_request = schemas["MediaRequest"]
+    assert media_request["required"] == ["contentType", "size"]
+    assert media_request["properties"]["size"] == {**media_request["properties"]["size"], "type": "integer",
+                                                   "minimum": 1}
+    described = media_request["properties"]["contentType"]["description"]
+    assert set(re.findall(r"[a-z]+/[a-z0-9.+-]+", described)) == set(media.MAX_BYTES)
+    assert f"({media.IMAGE_LIMIT} bytes)" in described and f"({media.OTHER_LIMIT} bytes)" in described
+
+
+def test_every_post_takes_an_idempotency_key_and_created_resources_have_a_location():
+    for path, method, operation in operations():
+        names = [deref(p)["name"] for p in operation.get("parameters", [])]
+        assert ("Idempotency-Key" in names) == (method == "post"), (method, path)
+    for path, status in (("/sms", "202"), ("/mms", "202"), ("/batches", "202")):
+        response = deref(DOC["paths"][path]["post"]["responses"][status])
+        assert deref(response["headers"]["Location"])["required"] is True
+    for _path, _method, operation in operations():
+        for status in ("409", "429"):
+            if status in operation["responses"]:
+                assert "Retry-After" in deref(operation["responses"][status])["headers"]
+
+
+def test_links_send_then_read_back():
+    """The links a stateful run follows point at real operations and parameters."""
+    by_id = {operation["operationId"]: (path, operation) for path, _method, operation in operations()}
+    expected = {("sendSms", "GetMessage"), ("sendMms", "GetMessage"), ("createBatch", "GetBatch")}
+    found = set()
+    for _path, _method, operation in operations():
+        for response in operation["responses"].values():
+            for name, link in deref(response).get("links", {}).items():
+                found.add((operation["operationId"], name))
+                _target_path, target = by_id[link["operationId"]]
+                names = {deref(p)["name"] for p in target.get("parameters", [])}
+                assert set(link["parameters"]) <= names, (name, link)
+                assert all(v.startswith("$response.body#/") for v in link["parameters"].values())
+    assert expected <= found
+    assert DOC["paths"]["/sms"]["post"]["responses"]["202"]["links"]["GetMessage"]["parameters"] == {
+        "message_id": "$response.body#/id"}
+    assert DOC["paths"]["/batches"]["post"]["responses"]["202"]["links"]["GetBatch"]["parameters"] == {
+        "batch_id": "$response.body#/id"}
+
+
+def readme_error_table() -> dict[int, set[str]]:
+    """The README's error table (API section): status -> the codes in backticks (CamelCase names only:
+    not headers such as `Retry-After` or AWS reasons such as `MESSAGE_TYPE_MISMATCH`)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("Errors always look like")
+    table = {}
+    for line in text[start:].splitlines()[1:]:
+        match = re.match(r"\|\s*(\d{3})\s*\|(.*)\|\s*$", line)
+        if match:
+            table[int(match.group(1))] = set(re.findall(r"`([A-Z][a-z][A-Za-z0-9]*)`", match.group(2)))
+        elif table and not line.startswith("|"):
+            break
+    return table
+
+
+def test_the_readme_error_table_lists_the_same_codes():
+    in_readme, in_document = readme_error_table(), document_codes()
+    assert in_readme, "README.md has no error table after 'Errors always look like'"
+    assert in_readme == in_document, {
+        status: {"only in the README": sorted(in_readme.get(status, set()) - in_document.get(status, set())),
+                 "only in the document": sorted(in_document.get(status, set()) - in_readme.get(status, set()))}
+        for status in sorted(set(in_readme) | set(in_document))
+        if in_readme.get(status) != in_document.get(status)}
+
+
+@pytest.mark.parametrize("status", [400, 404, 405, 415])
+def test_errors_chalice_answers_itself_carry_the_contract_body(client, status):
+    request = {400: ("POST", "/sms", "application/json", b"{"),
+               404: ("GET", "/messages/no-such-message", None, b""),
+               405: ("PUT", "/sms", "application/json", b"{}"),
+               415: ("POST", "/sms", "multipart/form-data", b"{}")}[status]
+    method, path, content_type, body = request
+    response = client.http.request(method, path, headers={"Content-Type": content_type} if content_type else {},
+                                   body=body)
+    assert response.status_code == status
+    error = json.loads(response.body)["error"]
+    assert set(error) <= {"code", "message", "field"} and error["code"] and error["message"]
+    if status == 405:
+        assert error["code"] == "MethodNotAllowed" and response.headers["Allow"] == "POST"
+    if status == 415:
+        assert error["code"] == "UnsupportedMediaType"
+
+
+@pytest.mark.parametrize("token", [
+    "e30",  # {}: DynamoDB refuses an ExclusiveStartKey without the index's keys (a 500 before)
+    "eyJpZCI6IngiLCJsaXN0S2V5Ijoib3RoZXIiLCJzb3J0S2V5IjoieSJ9",  # another partition of the list index
+    "not base64 at all", "W10",  # []
+])
+def test_a_next_token_the_api_did_not_return_is_400_invalid_next(client, token):
+    response = client.http.get(f"/messages?next={token.replace(' ', '%20')}")
+    assert response.status_code == 400 and json.loads(response.body)["error"]["code"] == "InvalidNext"
