@@ -7,6 +7,9 @@
 - Lambda package: the size of the deployment zip ``chalice package`` builds.
 - bulk drain (``bench/bulk_drain.py``): the batch worker's pacing against a provider that
   enforces MPS 20 and 100, beside a naive sender that does not pace.
+- API latency (``bench/api_latency.py``): p50, p99 and throughput of ``POST /sms`` and
+  ``GET /messages/{id}`` under 16 concurrent clients on the local stack, beside bare Chalice routes
+  on the same server (one bare, and ones making the same AWS calls without the app).
 """
 from __future__ import annotations
 
@@ -144,6 +147,10 @@ def main() -> None:
     from bench import bulk_drain
 
     bulk_drain.report(bulk_drain.rows())
+    print()
+    from bench import api_latency
+
+    api_latency.report(api_latency.rows())
 
 
 if __name__ == "__main__":

@@ -4,8 +4,11 @@
 - the sms-voice stand-in answers ``PinpointSMSVoiceV2.*`` calls;
 - presigned S3 POST uploads are checked against their policy and signature, as S3 does;
 - ``GET /_outbox`` lists every SMS and MMS accepted, oldest first;
-- ``POST /_faults`` makes the next N calls of an operation fail with a given AWS error
-  (the end-to-end tests use it to inject provider throttling);
+- ``POST /_faults`` makes the next N calls of an operation fail: an AWS error (throttling, a
+  5xx), a timeout before the service sees the call, or a timeout after the service carried it
+  out (a send that reached the outbox, a write that was stored, whose answer never comes). Any
+  operation of any service here: sms-voice, SNS, DynamoDB, SQS, CloudWatch Logs and S3's object
+  calls (``HeadObject``, ``GetObject``, ``PutObject``, ``DeleteObject``);
 - ``POST /_limits`` ``{"mps": N}`` makes sends enforce N message parts per second with a token
   bucket, answering ``ThrottlingException`` (SNS: ``Throttling``) above it, as an origination
   identity's throughput limit does; ``GET /_limits`` also counts the throttled calls.
@@ -54,6 +57,91 @@ def _iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# -- fault injection --------------------------------------------------------------------------
+EFFECTS = ("error", "timeout", "timeout-after-accept")
+# Longer than the app's read timeout (10 s, chalicelib/aws.py), so a held answer is a timeout.
+DEFAULT_DELAY = 15.0
+MAX_DELAY = 60.0
+
+
+def _fault_spec(spec: dict) -> dict:
+    """A ``POST /_faults`` body, with its defaults. The original form still works:
+    ``{"operation", "code", "count", "message", "status", "fields"}`` answers an AWS error."""
+    effect = spec.get("effect", "error")
+    if effect not in EFFECTS:
+        raise ValueError(f"effect must be one of {', '.join(EFFECTS)}")
+    if not isinstance(spec["operation"], str) or not spec["operation"]:
+        raise ValueError("operation must name an AWS operation, e.g. Publish")
+    fault = {"operation": spec["operation"], "effect": effect,
+             "code": spec.get("code", "ThrottlingException"),
+             "message": spec.get("message", "Rate exceeded"), "status": int(spec.get("status", 400)),
+             "count": int(spec.get("count", 1)), "fields": spec.get("fields", {}), "taken": 0}
+    if spec.get("service"):
+        fault["service"] = str(spec["service"])
+    if spec.get("match"):
+        re.compile(spec["match"])
+        fault["match"] = spec["match"]
+    if effect != "error":
+        fault["delay"] = min(max(float(spec.get("delay", DEFAULT_DELAY)), 0.0), MAX_DELAY)
+    return fault
+
+
+class _Call:
+    """Which AWS call a request is: the service's signing name, the operation, the protocol."""
+
+    __slots__ = ("service", "operation", "protocol")
+
+    def __init__(self, service: str, operation: str, protocol: str):
+        self.service, self.operation, self.protocol = service, operation, protocol
+
+
+_SCOPE = re.compile(r"Credential=[^/,]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+_S3_OBJECT_CALLS = {"HEAD": "HeadObject", "GET": "GetObject", "PUT": "PutObject", "DELETE": "DeleteObject"}
+
+
+def _form(raw: bytes) -> dict:
+    return parse_qs(raw.decode("utf-8", "replace")) if raw and b"Action=" in raw[:200] else {}
+
+
+def _call_of(environ, raw: bytes) -> _Call | None:
+    """The AWS call a request makes (JSON protocols by X-Amz-Target, query protocols by Action,
+    S3 object calls by method and path), or None for anything else."""
+    scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    service = scope.group(1) if scope else ""
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        return _Call(service or target.split(".")[0], target.rsplit(".", 1)[-1], "json")
+    action = _form(raw).get("Action")
+    if action:
+        return _Call(service, action[0], "query")
+    if service == "s3":
+        host = environ.get("HTTP_HOST", "").rsplit(":", 1)[0]
+        parts = environ.get("PATH_INFO", "").lstrip("/").split("/", 1)
+        path_style = host in ("127.0.0.1", "localhost") or re.fullmatch(r"[\d.]+", host or "0")
+        has_key = len(parts) == 2 and parts[1] if path_style else bool(parts[0])
+        operation = _S3_OBJECT_CALLS.get(environ.get("REQUEST_METHOD", "")) if has_key else None
+        return _Call("s3", operation, "rest-xml") if operation else None
+    return None
+
+
+def _aws_error(environ, start_response, call: _Call, status: int, code: str, message: str, fields: dict):
+    """An AWS error answer in the call's protocol, as botocore parses it."""
+    if call.protocol == "json":
+        body = {"__type": code, "message": message, **fields}
+        return Response(json.dumps(body), status=status,
+                        mimetype="application/x-amz-json-1.0")(environ, start_response)
+    request_id = str(uuid.uuid4())
+    if call.protocol == "query":
+        xml = (f"<ErrorResponse><Error><Type>{'Receiver' if status >= 500 else 'Sender'}</Type>"
+               f"<Code>{escape(code)}</Code><Message>{escape(message)}</Message></Error>"
+               f"<RequestId>{request_id}</RequestId></ErrorResponse>")
+    else:  # S3's REST-XML (a HEAD answer has no body: botocore goes by the status alone)
+        xml = (f"<Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
+               f"<RequestId>{request_id}</RequestId></Error>")
+    return Response(xml, status=status, mimetype="text/xml" if call.protocol == "query" else "application/xml",
+                    headers={"x-amz-request-id": request_id})(environ, start_response)
+
+
 class Emulator:
     def __init__(self, region: str = "us-east-1"):
         self.region = region
@@ -66,6 +154,7 @@ class Emulator:
         self.mps_limit: float | None = None
         self._throughput = None  # a TokenBucket over parts while an MPS is enforced
         self.throttled = 0
+        self._closing = threading.Event()
         # Called with (outbox entry, "sns" | "sms-voice", the send's Context or None): delivery
         # receipts hook in here.
         self.listeners = []
@@ -105,13 +194,34 @@ class Emulator:
             self.throttled += 1
         return True
 
-    def take_fault(self, operation: str) -> dict | None:
+    def take_fault(self, operation: str, service: str = "", body: bytes = b"") -> dict | None:
+        """The first armed fault for this call, with one of its ``count`` taken; None if none.
+        A fault names the ``operation``; optionally the ``service`` (the signing name: ``sns``,
+        ``sms-voice``, ``dynamodb``, ``s3``, ...) and ``match``, a regular expression the request
+        body must contain."""
+        text = None
         with self._lock:
             for fault in self.faults:
-                if fault["operation"] == operation and fault["count"] > 0:
-                    fault["count"] -= 1
-                    return fault
+                if fault["operation"] != operation or fault["count"] <= 0:
+                    continue
+                if fault.get("service") and fault["service"] != service:
+                    continue
+                if fault.get("match"):
+                    text = body.decode("utf-8", "replace") if text is None else text
+                    if not re.search(fault["match"], text):
+                        continue
+                fault["count"] -= 1
+                fault["taken"] = fault.get("taken", 0) + 1
+                return fault
         return None
+
+    def _hold(self, seconds: float) -> None:
+        """Keep a call's answer back (bounded: the fault's delay is at most MAX_DELAY)."""
+        self._closing.wait(seconds)
+
+    def close(self) -> None:
+        """Let every held answer go now (nothing else needs stopping: the server owns the threads)."""
+        self._closing.set()
 
     # -- WSGI ---------------------------------------------------------------------------------
     def __call__(self, environ, start_response):
@@ -125,16 +235,38 @@ class Emulator:
         if path == "/_limits":
             return self._limits_endpoint(environ, start_response)
         raw = self._body(environ)
+        call = _call_of(environ, raw)
+        fault = self.take_fault(call.operation, call.service, raw) if call else None
+        if fault is None:
+            return self._dispatch(environ, start_response, raw)
+        if fault["effect"] == "error":
+            return _aws_error(environ, start_response, call, fault["status"], fault["code"], fault["message"],
+                              fault.get("fields", {}))
+        if fault["effect"] == "timeout":  # the service never sees the call; the answer comes too late
+            self._hold(fault["delay"])
+            return _aws_error(environ, start_response, call, 504, "RequestTimeout",
+                              "The local fault injection held this call back.", {})
+        # timeout-after-accept: the service carries the call out; its answer is held back.
+        captured: dict = {}
+
+        def capture(status, headers, exc_info=None):
+            captured.update(status=status, headers=headers)
+            return lambda data: None
+
+        chunks = b"".join(self._dispatch(environ, capture, raw))
+        self._hold(fault["delay"])
+        start_response(captured["status"], captured["headers"])
+        return [chunks]
+
+    def _dispatch(self, environ, start_response, raw: bytes):
+        """The call as the emulated AWS answers it when no fault applies."""
+        method = environ.get("REQUEST_METHOD", "GET")
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if target.startswith(TARGET_PREFIX):
             operation = target[len(TARGET_PREFIX):]
-            fault = self.take_fault(operation)
-            if fault is None and operation in ("SendTextMessage", "SendMediaMessage") and \
-                    self.over_limit(_parts(operation, raw)):
-                fault = {"code": "ThrottlingException", "message": "Rate exceeded", "status": 400}
-            if fault:
-                body = {"__type": fault["code"], "message": fault["message"], **fault.get("fields", {})}
-                return self._json(environ, start_response, fault["status"], body)
+            if operation in ("SendTextMessage", "SendMediaMessage") and self.over_limit(_parts(operation, raw)):
+                return self._json(environ, start_response, 400,
+                                  {"__type": "ThrottlingException", "message": "Rate exceeded"})
             status, body = respond(self.sms_voice, target, raw)
             return self._json(environ, start_response, status, body)
         if method == "POST" and "HTTP_AUTHORIZATION" not in environ and \
@@ -142,7 +274,7 @@ class Emulator:
             return self._s3_post_upload(environ, start_response)
         if method == "OPTIONS" and "HTTP_ORIGIN" in environ:
             return self._cors_preflight(environ, start_response)
-        form = parse_qs(raw.decode("utf-8", "replace")) if raw and b"Action=" in raw[:200] else {}
+        form = _form(raw)
         if form.get("Action") == ["Publish"] and "PhoneNumber" in form:
             return self._sns_publish_sms(environ, start_response, form)
         return self.moto(environ, start_response)
@@ -167,10 +299,11 @@ class Emulator:
             return Response("", status=204)(environ, start_response)
         if request.method != "POST":
             return Response(json.dumps(self.faults), mimetype="application/json")(environ, start_response)
-        spec = json.loads(request.get_data() or b"{}")
-        fault = {"operation": spec["operation"], "code": spec.get("code", "ThrottlingException"),
-                 "message": spec.get("message", "Rate exceeded"), "status": int(spec.get("status", 400)),
-                 "count": int(spec.get("count", 1)), "fields": spec.get("fields", {})}
+        try:
+            fault = _fault_spec(json.loads(request.get_data() or b"{}"))
+        except (ValueError, TypeError, KeyError, re.error) as err:
+            return Response(json.dumps({"error": f"bad fault: {err}"}), status=400,
+                            mimetype="application/json")(environ, start_response)
         with self._lock:
             self.faults.append(fault)
         return Response(json.dumps(fault), status=201, mimetype="application/json")(environ, start_response)
@@ -186,14 +319,9 @@ class Emulator:
         return Response(json.dumps(body), mimetype="application/json")(environ, start_response)
 
     def _sns_publish_sms(self, environ, start_response, form):
-        fault = self.take_fault("Publish")
-        if fault is None and self.over_limit(segment(form.get("Message", [""])[0])[1]):
-            fault = {"code": "Throttling", "message": "Rate exceeded", "status": 400}
-        if fault:
-            xml = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{escape(fault['code'])}</Code>"
-                   f"<Message>{escape(fault['message'])}</Message></Error>"
-                   f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>")
-            return Response(xml, status=fault["status"], mimetype="text/xml")(environ, start_response)
+        if self.over_limit(segment(form.get("Message", [""])[0])[1]):
+            return _aws_error(environ, start_response, _Call("sns", "Publish", "query"), 400, "Throttling",
+                              "Rate exceeded", {})
         captured = {}
 
         def capture(status, headers, exc_info=None):

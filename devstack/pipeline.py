@@ -2,13 +2,15 @@
 
 - ``QueueRunner`` plays the SQS event source mapping: it polls the batch queue, invokes the real
   worker (``chalicelib.worker.handle``) with up to 10 records, deletes the records the worker did
-  not report in ``batchItemFailures``, and leaves everything when an invocation dies.
+  not report in ``batchItemFailures``, and leaves everything when an invocation dies (tests kill
+  one on purpose: before it claims a message, or just after the provider accepted one).
 - ``Receipts`` plays the carrier and CloudWatch Logs: a moment after each accepted send it writes
   a delivery receipt in the documented format (SNS delivery-status log, or End User Messaging
   event, which echoes the send's ``Context`` in ``context``) to the matching log group, then hands
   it to the real status-ingest function the way a subscription filter does (gzipped, base64). As
   Lambda does for an asynchronous invocation, an ingest that raises is tried twice more, later,
-  and then kept aside (``failed``) as the function's on-failure destination would keep it.
+  and then kept aside (``failed``) as the function's on-failure destination would keep it;
+  ``redrive()`` hands those to the ingest again, as an operator would from that queue.
 
 Destination numbers follow AWS's simulator conventions: the failure simulator numbers fail;
 every other number is delivered (locally only; on AWS a real number gets its real outcome).
@@ -63,6 +65,53 @@ class _DyingBucket:
         return self.bucket.acquire(parts, deadline)
 
 
+class _DiesAfterSend:
+    """Kills the invocation running on this thread right after the provider accepts a send,
+    once ``allowed`` sends have gone through: the worst moment, the message is out and its record
+    still says ``sending`` (a Lambda that timed out or crashed mid-send)."""
+
+    def __init__(self, allowed: int):
+        self.allowed = allowed
+
+
+_local = threading.local()
+_patched: dict = {}
+_patch_lock = threading.Lock()
+
+
+def _install_send_hook() -> None:
+    """Wrap the provider calls once per process; a wrapper acts only on a thread whose invocation
+    is marked to die (``_local.dies``), every other caller goes straight through."""
+    from chalicelib import providers
+
+    with _patch_lock:
+        if _patched:
+            return
+        for name in ("send_sms", "send_mms"):
+            original = getattr(providers, name)
+
+            def hooked(*args, _original=original, **kwargs):
+                result = _original(*args, **kwargs)
+                plan = getattr(_local, "dies", None)
+                if plan is not None:
+                    if plan.allowed <= 0:
+                        raise WorkerDied()
+                    plan.allowed -= 1
+                return result
+
+            _patched[name] = original
+            setattr(providers, name, hooked)
+
+
+def _remove_send_hook() -> None:
+    from chalicelib import providers
+
+    with _patch_lock:
+        for name, original in _patched.items():
+            setattr(providers, name, original)
+        _patched.clear()
+
+
 class QueueRunner:
     def __init__(self, *, sqs, queue_url: str, settings, function_timeout: float = 30.0):
         from chalicelib import worker
@@ -79,10 +128,16 @@ class QueueRunner:
         self._threads = [threading.Thread(target=self._poll, args=(i,), name=f"batch-worker-{i}", daemon=True)
                          for i in range(settings.worker_concurrency)]
 
-    def kill_next_invocation(self, after: int) -> None:
-        """The next invocation dies after sending ``after`` of its messages."""
+    def kill_next_invocation(self, after: int, *, at: str = "claim") -> None:
+        """The next invocation dies after sending ``after`` of its messages: at ``"claim"``, before
+        it claims the next one; at ``"send"``, right after the provider accepted the next one,
+        before its record says so."""
+        if at not in ("claim", "send"):
+            raise ValueError("at must be 'claim' or 'send'")
+        if at == "send":
+            _install_send_hook()
         with self._lock:
-            self._kill.append(after)
+            self._kill.append((after, at))
 
     def start(self) -> "QueueRunner":
         for thread in self._threads:
@@ -93,6 +148,7 @@ class QueueRunner:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=self.function_timeout + 5)
+        _remove_send_hook()
 
     def _poll(self, index: int) -> None:
         while not self._stop.is_set():
@@ -111,20 +167,31 @@ class QueueRunner:
             "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
             "attributes": {"ApproximateReceiveCount": m.get("Attributes", {}).get("ApproximateReceiveCount", "1")},
             "eventSource": "aws:sqs"} for m in messages]}
-        bucket = self.buckets[index]
+        bucket, dies = self.buckets[index], None
         with self._lock:
             self.invocations += 1
             if self._kill:
-                bucket = _DyingBucket(bucket, self._kill.pop(0))
+                after, at = self._kill.pop(0)
+                if at == "claim":
+                    bucket = _DyingBucket(bucket, after)
+                else:
+                    dies = _DiesAfterSend(after)
+        _local.dies = dies
         try:
             result = self.worker.handle(event, _Context(self.function_timeout), settings=self.settings, pacer=bucket)
         except WorkerDied:
             with self._lock:
                 self.deaths += 1
             return  # nothing deleted: every record comes back after the visibility timeout
-        if isinstance(bucket, _DyingBucket):  # too few messages to die in: the next invocation will
+        finally:
+            _local.dies = None
+        # Too few messages to die in: the next invocation will.
+        if isinstance(bucket, _DyingBucket):
             with self._lock:
-                self._kill.insert(0, bucket.allowed)
+                self._kill.insert(0, (bucket.allowed, "claim"))
+        elif dies is not None:
+            with self._lock:
+                self._kill.insert(0, (dies.allowed, "send"))
         failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
         done = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
                 for i, m in enumerate(messages) if m["MessageId"] not in failed]
@@ -197,6 +264,7 @@ class Receipts:
         self.delay, self.retry_delays = delay, tuple(retry_delays)
         self.invocations = 0
         self.failed: list[dict] = []  # subscription events every attempt failed on
+        self._failed_lock = threading.Lock()
         self._pending: queue.Queue = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="delivery-receipts", daemon=True)
@@ -214,6 +282,21 @@ class Receipts:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+    def deliver_now(self, entries: list[dict], provider: str = "sns") -> None:
+        """Write the receipts of these outbox entries now, in this order, as one delivery to the
+        ingest per log group (tests use it to put receipts in one invocation)."""
+        self._deliver([(entry, provider, None) for entry in entries])
+
+    def redrive(self) -> int:
+        """Invoke the ingest again with every event kept aside (what an operator does with the
+        on-failure queue once the cause is fixed); one attempt each, kept aside again if it fails.
+        Returns how many were handed over."""
+        with self._failed_lock:
+            events, self.failed = self.failed, []
+        for event in events:
+            self._invoke(event, attempt=len(self.retry_delays))
+        return len(events)
 
     def _on_send(self, entry: dict, provider: str, context: dict | None = None) -> None:
         self._pending.put((time.monotonic() + self.delay, "send", (entry, provider, context)))
@@ -249,7 +332,8 @@ class Receipts:
                 self._pending.put((time.monotonic() + self.retry_delays[attempt], "retry", (event, attempt + 1)))
             else:
                 logging.getLogger(__name__).warning("status ingest failed on every attempt; event kept aside")
-                self.failed.append(event)
+                with self._failed_lock:
+                    self.failed.append(event)
 
     def _deliver(self, sends: list[tuple[dict, str, dict | None]]) -> None:
         from chalicelib.segments import segment

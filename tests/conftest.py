@@ -1,8 +1,15 @@
-"""Shared fixtures. The Chalice app is loaded in one place, ``devstack.appload``."""
+"""Shared fixtures. The Chalice app is loaded in one place, ``devstack.appload``.
+
+Also the log-hygiene plugin (the end of this file): every log line the suite produces is kept,
+and the session fails if one holds a full phone number, a message body or a credential.
+"""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
+from pathlib import Path
 
 import boto3
 import pytest
@@ -126,6 +133,7 @@ def sns_stub(aws_env):
 
 
 def post(client, path, body, headers=None):
+    hygiene.note_request(body, headers)
     payload = body if isinstance(body, str) else json.dumps(body)
     return client.http.post(path, body=payload, headers={"Content-Type": "application/json", **(headers or {})})
 
@@ -152,3 +160,213 @@ def api(stack):
     from .localhttp import Http
 
     return Http(stack.app_url)
+
+
+# -- log hygiene ---------------------------------------------------------------------------------
+# A small plugin: every logging record of the session (every logger, at the levels the suite runs;
+# the root logger at INFO) is kept as the line it prints, with the test that was running. The app's
+# Powertools lines are rendered by the app's own formatter, so they are exactly what it prints to
+# stdout. At the end none may hold a full phone number the tests used (E.164 or national form), a
+# message body the tests sent, or a credential; the session fails if one does.
+
+TESTS = Path(__file__).parent
+# Credentials that must never reach a log line. moto's fake key "testing" counts too: a line that
+# holds the fake key would hold the real one on AWS.
+API_KEY_VALUES = {"SECRET-API-KEY-VALUE-0123456789"}  # the smoke tests' API key; plus every x-api-key sent
+CREDENTIALS = [
+    ("AWS access key id", re.compile(r"\b(?:AKIA|ASIA|AROA|AIDA|ANPA)[A-Z0-9]{16}\b")),
+    ("SigV4 signature", re.compile(r"(?i)\b(?:x-amz-)?signature=[0-9a-f]{64}\b")),
+    ("SigV4 credential", re.compile(r"(?i)\bcredential=[A-Za-z0-9]{4,}/\d{8}/")),
+    ("session token", re.compile(r"(?i)x-amz-security-token[\"'=:\s]+[A-Za-z0-9/+=]{16,}")),
+    ("fake AWS key", re.compile(r"(?i)(?:access[_-]?key(?:[_-]?id)?|secret(?:[_-]?access)?[_-]?key|session[_-]?token)"
+                                r"[\"'\s:=]{1,6}testing\b")),
+    ("AWS secret key", re.compile(r"(?<![A-Za-z0-9/+])(?=[A-Za-z0-9/+]*[a-z])(?=[A-Za-z0-9/+]*[A-Z])"
+                                  r"(?=[A-Za-z0-9/+]*[0-9])(?=[A-Za-z0-9/+]*[/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")),
+]
+_E164_LITERAL = re.compile(r"\+\d{8,15}\b")
+_BODY_LITERAL = re.compile(r"""["']body["']\s*:\s*["']([^"'\\]{8,})["']""")
+_DIGIT_RUN = re.compile(r"\+?\(?\d[\d ().-]{5,}\d")
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?")
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+class LogHygiene(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.NOTSET)
+        self.lines: dict[str, tuple[str, str]] = {}  # line -> (test, logger), first seen
+        self.test = "(collection)"
+        self.numbers: set[str] = set()  # national significant numbers (digits)
+        self.bodies: set[str] = set()
+        self.keys: set[str] = set(API_KEY_VALUES)
+        self.formatters: dict[str, logging.Formatter | None] = {}
+        self.leaks: list[tuple[str, str, str, str]] = []
+
+    # -- what the tests send ----------------------------------------------------------------------
+    def note_number(self, to, country=None) -> None:
+        import phonenumbers
+
+        if not isinstance(to, str) or len(to) > 64:
+            return
+        try:
+            parsed = phonenumbers.parse(to.strip(), None if to.strip().startswith("+") else country)
+            digits = str(parsed.national_number)
+        except Exception:  # not a number phonenumbers reads (a hostile case): its digits, as written
+            digits = re.sub(r"\D", "", to)
+        if 7 <= len(digits) <= 17:  # shorter digit strings are everywhere (counts, times, ids)
+            self.numbers.add(digits)
+
+    def note_body(self, body) -> None:
+        # Only text distinctive enough that finding it in a line means the body leaked: 8 or more
+        # characters, more than one word or some punctuation, not one character repeated.
+        if isinstance(body, str) and 8 <= len(body.strip()) <= 2000 and len(set(body)) > 3 \
+                and re.search(r"[\s\W\d]", body.strip()):
+            self.bodies.add(body)
+
+    def note_request(self, body, headers=None) -> None:
+        """What a test sends through ``post`` or the local-stack HTTP helper. Never fails the
+        test: hostile bodies (nesting bombs, invalid UTF-8) are simply not read."""
+        try:
+            for name, value in (headers or {}).items():
+                if str(name).lower() == "x-api-key" and isinstance(value, str) and len(value) >= 8:
+                    self.keys.add(value)
+            if isinstance(body, (bytes, str)):
+                if len(body) > 1_000_000:
+                    return
+                body = json.loads(body)
+            pending, seen = [body], 0
+            while pending and seen < 10_000:  # iterative: a nesting bomb does not recurse
+                data, seen = pending.pop(), seen + 1
+                if isinstance(data, dict):
+                    if "to" in data:
+                        self.note_number(data["to"], data.get("country"))
+                    self.note_body(data.get("body"))
+                    pending.extend(v for v in data.values() if isinstance(v, (dict, list)))
+                elif isinstance(data, list):
+                    pending.extend(v for v in data if isinstance(v, (dict, list)))
+        except Exception:
+            pass
+
+    def note_sources(self, folder: Path) -> None:
+        """The numbers and bodies written in the tests themselves (cases that bypass the helpers)."""
+        for source in folder.glob("*.py"):
+            text = source.read_text(errors="replace")
+            for number in _E164_LITERAL.findall(text):
+                self.note_number(number)
+            for body in _BODY_LITERAL.findall(text):
+                self.note_body(body)
+
+    # -- capture ----------------------------------------------------------------------------------
+    def _formatter(self, name: str) -> logging.Formatter | None:
+        """The Powertools formatter that prints this logger's lines, if one does."""
+        if name not in self.formatters:
+            found, logger = None, logging.getLogger(name)
+            while logger is not None and found is None:
+                for handler in logger.handlers:
+                    if type(handler.formatter).__module__.startswith("aws_lambda_powertools"):
+                        found = handler.formatter
+                        break
+                logger = logger.parent if logger.propagate else None
+            self.formatters[name] = found
+        return self.formatters[name]
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            formatter = self._formatter(record.name)
+            if formatter is not None:
+                line = formatter.format(record)
+            else:
+                line = record.getMessage()
+                if record.exc_info:
+                    line += "\n" + logging.Formatter().formatException(record.exc_info)
+                if record.stack_info:
+                    line += "\n" + record.stack_info
+                extras = {k: v for k, v in vars(record).items() if k not in _STANDARD}
+                if extras:
+                    line += " " + json.dumps(extras, default=str)
+        except Exception as err:  # a record that cannot be rendered is kept as its parts
+            line = f"{record.msg!r} {record.args!r} ({err})"
+        self.lines.setdefault(line, (self.test, record.name))
+
+    def install(self) -> None:
+        root = logging.getLogger()
+        if self not in root.handlers:
+            root.addHandler(self)
+        if root.level > logging.INFO or root.level == logging.NOTSET:
+            root.setLevel(logging.INFO)
+
+    # -- the check --------------------------------------------------------------------------------
+    def _numbers_in(self, line: str) -> list[str]:
+        lengths = {len(n) for n in self.numbers}
+        found = []
+        for run in _DIGIT_RUN.findall(_TIMESTAMP.sub(" ", line)):
+            digits = re.sub(r"\D", "", run)
+            for size in lengths:
+                for i in range(len(digits) - size + 1):
+                    if digits[i:i + size] in self.numbers:
+                        found.append(digits[i:i + size])
+        return found
+
+    def check(self) -> list[tuple[str, str, str, str]]:
+        """(test, logger, what, line) for every line that holds something it must not."""
+        leaks = []
+        by_start: dict[str, list[str]] = {}  # bodies and keys (8 characters or more) by their first 8
+        for text in self.bodies | self.keys:
+            by_start.setdefault(text[:8], []).append(text)
+        for line, (test, logger) in self.lines.items():
+            what = [f"phone number ...{n[-4:]}" for n in self._numbers_in(line)]
+            for i in range(len(line) - 7):
+                for text in by_start.get(line[i:i + 8], ()):
+                    if line.startswith(text, i):
+                        what.append("API key value" if text in self.keys else f"message body {text[:12]!r}...")
+            what += [name for name, pattern in CREDENTIALS if pattern.search(line)]
+            if what:
+                leaks.append((test, logger, ", ".join(sorted(set(what))), line))
+        return leaks
+
+
+hygiene = LogHygiene()
+hygiene.note_sources(TESTS)
+
+# The local-stack HTTP helper records what it sends too.
+from .localhttp import Http as _Http  # noqa: E402
+
+_http_call = _Http.call
+
+
+def _recorded_call(self, method, path, body=None, headers=None, raw=None):
+    hygiene.note_request(body if body is not None else raw, headers)
+    return _http_call(self, method, path, body, headers, raw)
+
+
+_Http.call = _recorded_call
+
+
+def pytest_sessionstart(session):
+    hygiene.install()
+
+
+def pytest_runtest_logstart(nodeid, location):
+    hygiene.test = nodeid
+    hygiene.install()  # again, in case a test reset the root logger's handlers or level
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session, exitstatus):
+    hygiene.leaks = hygiene.check()
+    if os.environ.get("LOG_HYGIENE_DUMP"):  # every line kept, one JSON object a line, to read them all
+        with open(os.environ["LOG_HYGIENE_DUMP"], "w") as dump:
+            for line, (test, logger) in hygiene.lines.items():
+                dump.write(json.dumps({"test": test, "logger": logger, "line": line}) + "\n")
+    if hygiene.leaks and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    leaks = hygiene.leaks
+    terminalreporter.write_sep("-", f"log hygiene: {len(hygiene.lines)} distinct log lines checked, "
+                                    f"{len(leaks)} leaking", red=bool(leaks), green=not leaks)
+    for test, logger, what, line in leaks[:30]:
+        terminalreporter.write_line(f"LEAK {what} in a line of logger {logger!r} during {test}:")
+        terminalreporter.write_line(f"    {line[:400]}")
+    if len(leaks) > 30:
+        terminalreporter.write_line(f"... and {len(leaks) - 30} more")

@@ -3,13 +3,30 @@
 A record is written as ``queued`` before the provider is called, then moved to ``sent`` (with
 the provider's id) or ``failed`` (with the mapped error). A crash between the two writes leaves
 a ``queued`` record behind: never a send with no trace.
+
+Faults on the way, and what each leaves (``tests/test_faults.py`` injects every one):
+- AWS fails before anything is sent (the media's ``HeadObject``, the first DynamoDB write): a 429
+  or 502 the caller can retry, nothing sent (and no record, or none left ``queued``).
+- The provider throttles or answers 5xx: botocore retries; what is left is a ``failed`` record
+  and a 429 or 502. Nothing went out.
+- The provider's answer never comes after the request went out (a read timeout): it may have been
+  sent. It is never sent again (``providers`` turns those retries off); the record ends
+  ``unknown`` (final, like End User Messaging's own UNKNOWN: nobody knows whether it arrived), and
+  a delivery receipt, if one comes, still settles it.
+- DynamoDB fails after the provider answered: the outcome write is tried again, and if DynamoDB
+  still refuses, the outcome goes on the batch queue for the worker to write (``worker.py``). The
+  caller gets the outcome as it happened (202 ``sent``). Never a second send.
 """
 from __future__ import annotations
 
+import json
+import time
 import uuid
 
-from . import media, providers, store
-from .errors import MessagingError, NotConfigured, NotFound, Throttled
+from botocore.exceptions import BotoCoreError, ClientError
+
+from . import aws, media, providers, store
+from .errors import THROTTLING_CODES, MessagingError, NotConfigured, NotFound, ProviderFailure, Throttled
 from .log import logger
 from .phone import mask
 from .segments import segment
@@ -45,12 +62,32 @@ def new_record(message: Outbound, **extra) -> dict:
     return record
 
 
+# Writing the provider's answer to the record: tries after botocore's own (seconds between them).
+OUTCOME_RETRY_DELAYS = (0.2, 0.5, 1.0)
+# AWS throttling codes beyond the messaging providers' (DynamoDB's, S3's).
+_AWS_THROTTLING = THROTTLING_CODES | {"ProvisionedThroughputExceededException", "SlowDown"}
+UNCERTAIN = ("The provider did not answer after the message went out, so whether it was sent is not known; "
+             "it is not sent again.")
+
+
+def _aws_failure(exc: Exception, doing: str) -> MessagingError:
+    """An AWS call of ours failed before anything was sent: a 429 or 502 the caller can retry."""
+    code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else type(exc).__name__
+    logger.warning("aws call failed before the send", extra={"doing": doing, "code": code})
+    if code in _AWS_THROTTLING:
+        return Throttled(f"AWS is throttling the service (could not {doing}); nothing was sent. Retry later.")
+    return ProviderFailure("ProviderError", f"AWS failed (could not {doing}: {code}); nothing was sent. Retry later.")
+
+
 def check_channel(message: Outbound, settings: Settings) -> None:
     if message.channel == "mms":
         if not settings.mms_enabled:
             raise NotConfigured("MmsNotConfigured",
                                 "This stage has no MMS origination identity (set originationIdentity).")
-        media.preflight(settings, message.media_url)
+        try:
+            media.preflight(settings, message.media_url)
+        except (ClientError, BotoCoreError) as exc:  # S3 did not answer, or refused for a reason of ours
+            raise _aws_failure(exc, "check the media in S3") from exc
 
 
 def send(message: Outbound, settings: Settings | None = None) -> dict:
@@ -59,7 +96,10 @@ def send(message: Outbound, settings: Settings | None = None) -> dict:
     settings = settings or get_settings()
     check_channel(message, settings)
     record = new_record(message)
-    store.create(record)
+    try:
+        store.create(record)
+    except (ClientError, BotoCoreError) as exc:
+        raise _aws_failure(exc, "record the message") from exc
     return deliver(record, settings)
 
 
@@ -74,30 +114,85 @@ def deliver(record: dict, settings: Settings | None = None, *, claimed: bool = F
     expect = (store.SENDING,) if claimed else (store.QUEUED,)
     dry_run = bool(record.get("dryRun"))
     try:
-        if record["channel"] == "sms":
-            provider_id = providers.send_sms(settings, to=record["to"], body=record["body"],
-                                             sms_type=record.get("type") or settings.default_sms_type,
-                                             sender_id=record.get("senderId"), message_id=record["id"],
-                                             dry_run=dry_run)
-        else:
-            provider_id = providers.send_mms(settings, to=record["to"], body=record.get("body"),
-                                             media_url=record["mediaUrl"], message_id=record["id"], dry_run=dry_run)
+        try:
+            provider_id = _call_provider(record, settings, dry_run)
+        except providers.OutcomeUnknown as unknown:
+            if not dry_run:
+                return _uncertain(record, settings, expect, unknown)
+            # A dry run sends nothing, so nothing can go twice: an ordinary failure, retry it.
+            raise ProviderFailure("ProviderError", f"{unknown} Nothing was sent (a dry run).") from unknown
     except MessagingError as err:
         err.message_id = record["id"]
         if claimed and isinstance(err, Throttled):
-            store.transition(record["id"], store.QUEUED, expect=expect)  # the worker tries again
+            _record_outcome(record, settings, store.QUEUED, expect)  # the worker tries again
             raise
-        store.transition(record["id"], store.FAILED, expect=expect, error=err.as_dict())
+        _record_outcome(record, settings, store.FAILED, expect, error=err.as_dict())
         logger.warning("send failed", extra={"messageId": record["id"], "to": mask(record["to"]),
                                              "channel": record["channel"], "code": err.code})
         raise
     # A dry run is over once AWS has validated it: no receipt will ever come.
     outcome = store.VALIDATED if dry_run else store.SENT
-    updated = store.transition(record["id"], outcome, expect=expect, providerMessageId=provider_id) \
-        or store.get(record["id"])
+    updated = _record_outcome(record, settings, outcome, expect, providerMessageId=provider_id)
     logger.info(outcome, extra={"messageId": record["id"], "to": mask(record["to"]), "channel": record["channel"],
                                 "segments": record["segments"], "providerMessageId": provider_id})
     return store.public(updated)
+
+
+def _call_provider(record: dict, settings: Settings, dry_run: bool) -> str:
+    if record["channel"] == "sms":
+        return providers.send_sms(settings, to=record["to"], body=record["body"],
+                                  sms_type=record.get("type") or settings.default_sms_type,
+                                  sender_id=record.get("senderId"), message_id=record["id"], dry_run=dry_run)
+    return providers.send_mms(settings, to=record["to"], body=record.get("body"),
+                              media_url=record["mediaUrl"], message_id=record["id"], dry_run=dry_run)
+
+
+def _uncertain(record: dict, settings: Settings, expect: tuple[str, ...], unknown: Exception) -> dict:
+    """The provider may have accepted the message: record ``unknown`` (final; a receipt, if one
+    comes, still settles it) and answer with the record. Never sent again."""
+    updated = _record_outcome(record, settings, store.UNKNOWN, expect, providerResponse=UNCERTAIN)
+    logger.warning("send outcome unknown", extra={"messageId": record["id"], "to": mask(record["to"]),
+                                                  "channel": record["channel"], "reason": str(unknown)})
+    return store.public(updated)
+
+
+def _record_outcome(record: dict, settings: Settings, status: str, expect: tuple[str, ...], **fields) -> dict:
+    """Move the record from one of ``expect`` to ``status`` with ``fields``; the record as it now is.
+
+    The provider has already acted, so this write must not be lost: after botocore's own retries it
+    is tried again (``OUTCOME_RETRY_DELAYS``), and if DynamoDB still refuses, the outcome goes on
+    the batch queue for the worker to write once DynamoDB takes writes again. What is returned then
+    is the outcome as it happened."""
+    failure: Exception | None = None
+    for delay in (*OUTCOME_RETRY_DELAYS, None):
+        try:
+            updated = store.transition(record["id"], status, expect=expect, **fields)
+            # None: someone moved it first (a receipt that overtook this write); show it as it is.
+            return updated or store.get(record["id"]) or {**record, **fields, "status": status}
+        except (ClientError, BotoCoreError) as exc:
+            failure = exc
+            if delay is not None:
+                time.sleep(delay)
+    _record_later(record, settings, status, fields, failure)
+    return {**record, **fields, "status": status, "updatedAt": store.now_iso()}
+
+
+def _record_later(record: dict, settings: Settings, status: str, fields: dict, failure: Exception) -> None:
+    """Hand an outcome DynamoDB would not take to the batch worker (``worker.record_outcome``)."""
+    reason = failure.response.get("Error", {}).get("Code", "") if isinstance(failure, ClientError) \
+        else type(failure).__name__
+    about = {"messageId": record["id"], "status": status, "reason": reason,
+             "providerMessageId": fields.get("providerMessageId")}
+    if settings.batch_queue_url:
+        try:
+            aws.client("sqs").send_message(QueueUrl=settings.batch_queue_url, MessageBody=json.dumps(
+                {"messageId": record["id"], "outcome": {"status": status, **fields}}))
+            logger.warning("outcome not recorded; queued for the batch worker to record", extra=about)
+            return
+        except (ClientError, BotoCoreError) as exc:
+            about["queueReason"] = type(exc).__name__
+    # Nothing left to write it with: the record stays as it was, and is never sent again.
+    logger.error("outcome not recorded", extra=about)
 
 
 def get(message_id: str) -> dict:

@@ -6,10 +6,19 @@ Every End User Messaging send carries ``Context: {"messageId": <our record id>}`
 Messaging echoes it in the ``context`` field of each event it logs for the message, so the status
 ingest finds the record by our own id, with no provider-id lookup. ``dry_run`` sets ``DryRun``:
 AWS validates the message all the way and neither sends nor charges it.
+
+A send is never repeated blindly. botocore's standard retry mode also retries a call whose
+request went out but whose answer never came (a read timeout, or the connection closed before
+the answer): for ``Publish``, ``SendTextMessage`` and ``SendMediaMessage``, which take no
+idempotency token, that can send the message twice. Those retries are turned off here, and the
+send raises ``OutcomeUnknown`` instead: the provider may or may not have accepted the message.
+Throttling, 5xx answers (an AWS error answer means the call was not carried out: the models mark
+End User Messaging's ``InternalServerException`` retryable) and failures to connect (nothing went
+out) are still retried.
 """
 from __future__ import annotations
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError, ReadTimeoutError
 
 from . import aws
 from .errors import InvalidRequest, from_aws
@@ -18,6 +27,34 @@ from .settings import Settings
 # The key our record id travels under in Context (the model allows at most 5 entries; keys 1 to
 # 100 non-space characters, values 1 to 800 characters without leading or trailing space).
 CONTEXT_KEY = "messageId"
+
+
+# The request went out and no answer came back: the provider may have accepted it.
+AMBIGUOUS = (ReadTimeoutError, ConnectionClosedError)
+SEND_OPERATIONS = {"sns": ("Publish",), "pinpoint-sms-voice-v2": ("SendTextMessage", "SendMediaMessage")}
+
+
+class OutcomeUnknown(Exception):
+    """The send's request went out but its answer never came: it may or may not have been sent."""
+
+
+def _no_blind_resend(caught_exception=None, **_):
+    # The first answer that is not None decides whether botocore retries: False means no retry.
+    return False if isinstance(caught_exception, AMBIGUOUS) else None
+
+
+def _sender(service: str):
+    """The app's client for ``service``, with botocore's retries of ambiguous send failures off."""
+    client = aws.client(service)
+    hyphenized = client.meta.service_model.service_id.hyphenize()
+    for operation in SEND_OPERATIONS[service]:
+        client.meta.events.register_first(f"needs-retry.{hyphenized}.{operation}", _no_blind_resend,
+                                          unique_id=f"sms-sender-no-blind-resend-{operation}")
+    return client
+
+
+def _unknown(exc: Exception) -> OutcomeUnknown:
+    return OutcomeUnknown(f"The messaging provider did not answer ({type(exc).__name__}) after the request went out.")
 
 
 def _context(message_id: str | None) -> dict:
@@ -42,7 +79,7 @@ def send_sms(settings: Settings, *, to: str, body: str, sms_type: str, sender_id
             attributes = {"AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": sms_type.capitalize()}}
             if sender_id:
                 attributes["AWS.SNS.SMS.SenderID"] = {"DataType": "String", "StringValue": sender_id}
-            response = aws.client("sns").publish(PhoneNumber=to, Message=body, MessageAttributes=attributes)
+            response = _sender("sns").publish(PhoneNumber=to, Message=body, MessageAttributes=attributes)
         else:
             params = {"DestinationPhoneNumber": to, "MessageBody": body, "MessageType": sms_type.upper(),
                       **_context(message_id)}
@@ -53,7 +90,9 @@ def send_sms(settings: Settings, *, to: str, body: str, sms_type: str, sender_id
                 params["ConfigurationSetName"] = settings.configuration_set_name
             if dry_run:
                 params["DryRun"] = True
-            response = aws.client("pinpoint-sms-voice-v2").send_text_message(**params)
+            response = _sender("pinpoint-sms-voice-v2").send_text_message(**params)
+    except AMBIGUOUS as exc:
+        raise _unknown(exc) from exc
     except (ClientError, BotoCoreError) as exc:
         raise from_aws(exc) from exc
     return response["MessageId"]
@@ -74,7 +113,9 @@ def send_mms(settings: Settings, *, to: str, body: str | None, media_url: str,
     if dry_run:
         params["DryRun"] = True
     try:
-        response = aws.client("pinpoint-sms-voice-v2").send_media_message(**params)
+        response = _sender("pinpoint-sms-voice-v2").send_media_message(**params)
+    except AMBIGUOUS as exc:
+        raise _unknown(exc) from exc
     except (ClientError, BotoCoreError) as exc:
         raise from_aws(exc) from exc
     return response["MessageId"]

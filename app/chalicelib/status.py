@@ -24,6 +24,9 @@ unknown ids are counted and logged too.
 
 Status only moves forward and each event is applied at most once (``store.settle`` is a
 conditional write keyed on the event's time), so a retried invocation applies nothing twice.
+A receipt DynamoDB refuses to write fails the invocation too, once every other line is applied,
+so that Lambda retries it (and then keeps it in the on-failure destination): one write that keeps
+failing holds back no other message's status.
 A line that is not one of these shapes is counted and skipped; the rest of the batch is applied.
 
 End User Messaging's ``messageStatus`` ``UNKNOWN`` (sent, for one, when no carrier receipt came
@@ -75,6 +78,11 @@ class Malformed(ValueError):
 
 class UnknownReceipts(RuntimeError):
     """Young receipts whose provider ids the table does not hold yet: fail the invocation so that
+    Lambda delivers the event again (and finally to the on-failure destination)."""
+
+
+class NotApplied(RuntimeError):
+    """Receipts DynamoDB would not take (every other line was applied): fail the invocation so that
     Lambda delivers the event again (and finally to the on-failure destination)."""
 
 
@@ -192,8 +200,9 @@ def _retry_unknown(pending: list[Receipt], counts: dict[str, int], sleep) -> tup
 
 
 def ingest(event: dict, *, now_ms: int | None = None, sleep=time.sleep) -> dict[str, int]:
-    """Handle one subscription event; returns the counts it logs. Raises ``UnknownReceipts``,
-    after applying everything else, when young receipts still name provider ids no record holds."""
+    """Handle one subscription event; returns the counts it logs. Raises, after applying everything
+    else, ``NotApplied`` when DynamoDB refused to write a receipt, and ``UnknownReceipts`` when young
+    receipts still name provider ids no record holds."""
     counts = {"applied": 0, "stale": 0, "pending": 0, "unknown": 0, "malformed": 0}
     try:
         group, lines = decode(event)
@@ -203,6 +212,7 @@ def ingest(event: dict, *, now_ms: int | None = None, sleep=time.sleep) -> dict[
         return counts
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     young: list[Receipt] = []
+    failed: list[Receipt] = []
     for line in lines:
         try:
             receipt = parse(line)
@@ -213,7 +223,13 @@ def ingest(event: dict, *, now_ms: int | None = None, sleep=time.sleep) -> dict[
         if receipt is None:
             counts["pending"] += 1
             continue
-        outcome = apply(receipt)
+        try:
+            outcome = apply(receipt)
+        except Exception as err:  # DynamoDB refused this one: apply the others first, then fail
+            failed.append(receipt)
+            logger.warning("status not applied", extra={"providerMessageId": receipt.provider_id,
+                                                        "messageId": receipt.message_id, "reason": type(err).__name__})
+            continue
         if outcome == "unknown" and is_young(receipt, now_ms):
             young.append(receipt)  # its provider id may not be in the index yet: look again below
             continue
@@ -229,7 +245,9 @@ def ingest(event: dict, *, now_ms: int | None = None, sleep=time.sleep) -> dict[
         logger.warning("status for an unknown message", extra={"providerMessageId": receipt.provider_id})
     young = [r for r in young if not r.shared]
     logger.info("status ingest", extra={"logGroup": group, **counts, "foundOnRetry": found,
-                                        "notFoundYet": len(young)})
+                                        "notFoundYet": len(young), "notApplied": len(failed)})
+    if failed:  # a retried invocation applies nothing twice: settling is conditional on the event's time
+        raise NotApplied(f"{len(failed)} receipt(s) could not be written; the rest of the event was applied")
     if young:
         logger.warning("status for messages not found yet; failing the invocation so that Lambda retries it",
                        extra={"providerMessageIds": [r.provider_id for r in young]})

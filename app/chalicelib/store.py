@@ -110,13 +110,22 @@ def _message_item(record: dict) -> dict:
 
 
 def create(record: dict) -> None:
-    """Store a new message record."""
-    aws.client("dynamodb").put_item(
-        TableName=_table(),
-        Item=_message_item(record),
-        ConditionExpression="attribute_not_exists(#id)",
-        ExpressionAttributeNames={"#id": schema.MESSAGES_KEY},
-    )
+    """Store a new message record.
+
+    The id is a fresh uuid4, so an item that already holds it is this record, stored by an earlier
+    attempt of this same call whose answer was lost (botocore retries a timed-out PutItem): that is
+    success, not a conflict."""
+    client = aws.client("dynamodb")
+    try:
+        client.put_item(
+            TableName=_table(),
+            Item=_message_item(record),
+            ConditionExpression="attribute_not_exists(#id)",
+            ExpressionAttributeNames={"#id": schema.MESSAGES_KEY},
+        )
+    except client.exceptions.ConditionalCheckFailedException:
+        if get(record["id"]) is None:
+            raise
 
 
 def create_many(records: list[dict], *, extra: dict | None = None) -> None:
@@ -277,10 +286,18 @@ def get(message_id: str) -> dict | None:
     return from_item(item) if item else None
 
 
+_TOKEN_KEYS = frozenset({schema.MESSAGES_KEY, schema.MESSAGES_LIST_PARTITION, schema.MESSAGES_LIST_SORT})
+
+
 def _decode_token(token: str) -> dict:
     try:
         key = json.loads(base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4)))
         if not isinstance(key, dict) or not all(isinstance(v, str) for v in key.values()):
+            raise ValueError
+        # Exactly the key a page of the list index ends on, within DynamoDB's key sizes: DynamoDB refuses
+        # any other ExclusiveStartKey (a ValidationException, which would be a 500).
+        if set(key) != _TOKEN_KEYS or key[schema.MESSAGES_LIST_PARTITION] != "messages" \
+                or any(len(v.encode("utf-8")) > 1024 for v in key.values()):
             raise ValueError
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidRequest("InvalidNext", "'next' is not a token this API returned.", field="next") from None

@@ -11,7 +11,12 @@ conditional write) before the provider is called, and a message whose record is 
 ``queued`` is never sent again. A throttled send puts the record back to ``queued`` and the
 message back on the queue (reported in ``batchItemFailures``). On its last receive
 (``MAX_RECEIVES``) a message that still fails is marked ``failed`` and the queue moves it to the
-dead-letter queue.
+dead-letter queue: ``NotSent`` if it was never claimed, ``SendInterrupted`` if a worker claimed it
+and stopped before recording what the provider said (it may have gone out: never sent again).
+
+The queue also carries outcomes the send path could not write to DynamoDB after the provider had
+answered (``{"messageId", "outcome": {"status", ...}}``, see ``messages._record_outcome``): the
+worker writes them (``record_outcome``), sending nothing.
 """
 from __future__ import annotations
 
@@ -106,6 +111,10 @@ def bucket(settings: Settings) -> TokenBucket:
 class _Later(Exception):
     """Not now: hand the message back to the queue (another worker may still be sending it)."""
 
+    def __init__(self, claimed: bool = False):
+        super().__init__()
+        self.claimed = claimed  # the record is claimed (``sending``) by a worker that may have stopped
+
 
 class _OutOfTime(_Later):
     """This invocation has no time left for the message, nor for the rest of its batch."""
@@ -133,6 +142,21 @@ def _give_up(message_id: str, error: dict, expect=(store.QUEUED,)) -> None:
     store.transition(message_id, store.FAILED, expect=expect, error=error)
 
 
+INTERRUPTED = {"code": "SendInterrupted", "message": (
+    "A worker stopped while sending this message; it may or may not have gone out, so it was not sent again.")}
+
+
+def record_outcome(body: dict) -> str:
+    """Write an outcome the send path could not (DynamoDB refused it after the provider had
+    answered). Only forward: a record a receipt has settled meanwhile keeps its status."""
+    fields = dict(body["outcome"])
+    status = fields.pop("status")
+    updated = store.transition(body["messageId"], status, expect=(store.QUEUED, store.SENDING), **fields)
+    logger.info("outcome recorded" if updated else "outcome already overtaken",
+                extra={"messageId": body["messageId"], "status": status})
+    return "recorded" if updated else "already"
+
+
 def process(sqs_record: dict, settings: Settings, pacer: TokenBucket, deadline: float) -> str:
     """Send the message one SQS record names, at most once. Returns what happened."""
     message_id = json.loads(sqs_record["body"])["messageId"]
@@ -143,10 +167,8 @@ def process(sqs_record: dict, settings: Settings, pacer: TokenBucket, deadline: 
     if record["status"] == store.SENDING:
         claimed_at = record.get("claimedAt", 0)
         if time.time() - claimed_at < STALE_CLAIM_SECONDS:
-            raise _Later()  # another worker may still be sending it: look again later
-        _give_up(message_id, {"code": "SendInterrupted", "message": (
-            "A worker stopped while sending this message; it may or may not have gone out, "
-            "so it was not sent again.")}, expect=(store.SENDING,))
+            raise _Later(claimed=True)  # another worker may still be sending it: look again later
+        _give_up(message_id, INTERRUPTED, expect=(store.SENDING,))
         return "interrupted"
     if record["status"] != store.QUEUED:
         return "already"  # a redelivery of a message that was sent (or failed) before
@@ -180,6 +202,10 @@ def handle(event: dict, context=None, *, settings: Settings | None = None,
     out_of_time = False
     for sqs_record in records:
         receives = int(sqs_record.get("attributes", {}).get("ApproximateReceiveCount", 1))
+        if _is_outcome(sqs_record):
+            outcome = _write_outcome(sqs_record, receives, settings, failures)
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            continue
         try:
             if out_of_time:  # the rest of the batch goes back without another look at its records
                 raise _OutOfTime()
@@ -189,8 +215,12 @@ def handle(event: dict, context=None, *, settings: Settings | None = None,
             outcome = "later"
             failures.append(sqs_record["messageId"])
             if receives >= settings.max_receives:
-                _give_up(json.loads(sqs_record["body"])["messageId"], {"code": "NotSent", "message": (
-                    f"The batch worker ran out of time for this message on all {receives} attempts.")})
+                message_id = json.loads(sqs_record["body"])["messageId"]
+                if later.claimed:  # nobody will look at it again: it must not stay "sending"
+                    _give_up(message_id, INTERRUPTED, expect=(store.SENDING,))
+                else:
+                    _give_up(message_id, {"code": "NotSent", "message": (
+                        f"The batch worker ran out of time for this message on all {receives} attempts.")})
             else:
                 _retry_later(settings, sqs_record, 1)
         except Throttled as err:
@@ -216,3 +246,26 @@ def handle(event: dict, context=None, *, settings: Settings | None = None,
     logger.info("batch worker", extra={"records": len(records), **outcomes})
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failures]}
 
+
+def _is_outcome(sqs_record: dict) -> bool:
+    try:
+        return "outcome" in json.loads(sqs_record["body"])
+    except (ValueError, TypeError):
+        return False
+
+
+def _write_outcome(sqs_record: dict, receives: int, settings: Settings, failures: list[str]) -> str:
+    """An outcome message: write it, or hand it back to the queue. Never marks anything failed: the
+    provider has already answered for this message."""
+    try:
+        return record_outcome(json.loads(sqs_record["body"]))
+    except Exception:
+        failures.append(sqs_record["messageId"])
+        if receives >= settings.max_receives:
+            logger.exception("outcome could not be recorded on any receive; it goes to the dead-letter queue",
+                             extra={"sqsMessageId": sqs_record["messageId"]})
+        else:
+            logger.warning("outcome not recorded yet; back to the queue",
+                           extra={"sqsMessageId": sqs_record["messageId"]})
+            _retry_later(settings, sqs_record, 2 + random.randint(0, 2))
+        return "error"
