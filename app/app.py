@@ -38,6 +38,12 @@ def index():
     return Response(body=console.PAGE, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
 
 
+@app.route("/favicon.ico", methods=["GET"])
+def favicon():
+    """Open like the console: a browser or a tool asking for the icon gets 204, not a 403."""
+    return Response(body="", status_code=204, headers={"Cache-Control": "max-age=86400"})
+
+
 @app.route("/openapi.json", methods=["GET"])
 def openapi_document():
     """The HTTP contract (OpenAPI 3.1), open like /health: chalicelib/openapi.json, read once at import."""

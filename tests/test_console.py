@@ -4,8 +4,14 @@ Debian's chromium, driven by Playwright for Python (Playwright's own browser dow
 here; ``make test`` installs chromium). The app runs on the local stack; ``tests/apigateway.py``
 serves it under ``/api/`` on loopback as API Gateway does, with a 403 for any path outside the
 stage, so a call that leaves out the stage fails here as it fails deployed.
+
+Every test saves a screenshot of its last state in ``.build/screenshots/`` (ignored by git); the
+layout test saves the desktop and phone pictures there too, and writes them over the README's
+``docs/screenshots/console-desktop.png`` and ``console-phone.png`` when ``UPDATE_SCREENSHOTS=1``
+(so a test run leaves the checkout as it found it).
 """
 import base64
+import json
 import os
 import uuid
 from pathlib import Path
@@ -14,6 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from chalicelib import segments
 from devstack import appload
 from devstack.server import LocalStack
 
@@ -21,9 +28,16 @@ from .apigateway import StageServer
 from .localhttp import Http
 
 CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / ".build" / "screenshots"
+README_SHOTS = ROOT / "docs" / "screenshots"
 TO = "+14255550123"
+SUCCESS = "+14254147755"  # AWS's success simulator: ends delivered
+FAILURE = "+14254147167"  # AWS's failure simulator: ends failed
 # A 1x1 PNG.
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
@@ -57,67 +71,346 @@ class Tab:
     def __init__(self, page):
         self.page, self.requests, self.errors = page, [], []
         page.set_default_timeout(20_000)
-        page.on("request", lambda r: self.requests.append((r.method, r.url)))
+        page.on("request", lambda r: self.requests.append(r))
         page.on("response", lambda r: r.status >= 400 and self.errors.append(f"{r.status} {r.request.method} {r.url}"))
         page.on("pageerror", lambda err: self.errors.append(str(err)))
         page.on("console", lambda msg: msg.type == "error" and self.errors.append(msg.text))
 
     def paths(self, origin):
-        return [(method, urlsplit(url).path) for method, url in self.requests if url.startswith(origin)]
+        return [(r.method, urlsplit(r.url).path) for r in self.requests if r.url.startswith(origin)]
+
+    def posts(self, origin):
+        return [p for m, p in self.paths(origin) if m == "POST"]
 
 
 @pytest.fixture
-def tab(browser):
-    context = browser.new_context()
-    yield Tab(context.new_page())
-    context.close()
+def tab(browser, request):
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    yield Tab(page)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in request.node.name)
+    try:
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    finally:
+        context.close()
 
 
 def outbox(stack):
     return Http(stack.aws_url).call("GET", "/_outbox")[2]
 
 
+def sent_bodies(stack, text):
+    return [s for s in outbox(stack) if s["body"] == text]
+
+
 def row_of(page, text):
     return page.locator("#messages tr", has_text=text)
 
 
+def masked(number):
+    return number[:-7] + "•••" + number[-4:]
+
+
+def send(page, to, body):
+    page.fill("#to", to)
+    page.fill("#body", body)
+    page.click("#sendButton")
+
+
 @pytest.mark.parametrize("served, path", [("stage", "/api/"), ("stage", "/api"), ("local", "/")],
                          ids=["stage-slash", "stage-no-slash", "make-dev"])
-def test_the_console_sends_an_sms_where_it_is_served(tab, stack, stage, served, path):
+def test_an_sms_to_the_success_simulator_reaches_delivered_where_it_is_served(tab, stack, stage, served, path):
     origin = stage.origin if served == "stage" else stack.app_url
     prefix = path.rstrip("/")
     text = f"console {uuid.uuid4().hex[:8]}"
     tab.page.goto(origin + path)
-    tab.page.fill("#to", TO)
-    tab.page.fill("#body", text)
-    tab.page.click("#sendButton")
-    expect(tab.page.locator("#result")).to_contain_text("Accepted: ")
+    expect(tab.page.locator("#channel")).to_have_text("Will go as SMS")
+    send(tab.page, SUCCESS, text)
+    result = tab.page.locator("#result")
+    expect(result).to_have_attribute("data-status", "delivered")
+    expect(result).to_contain_text("delivered")
+    expect(result).to_contain_text("1 segment (GSM-7)")
     row = row_of(tab.page, text)
     expect(row).to_have_count(1)
-    expect(row.locator("td").nth(1)).to_have_text("sms")
-    expect(row.locator("td").nth(2)).to_have_text(TO)
+    expect(row.locator("td").nth(1)).to_have_text(masked(SUCCESS))
+    expect(row.locator("td").nth(2)).to_have_text("sms")
+    expect(row.locator("td").nth(5)).to_have_text("delivered")
 
     requests = tab.paths(origin)
     assert ("POST", f"{prefix}/sms") in requests and ("GET", f"{prefix}/messages") in requests
     # Every request the page made stayed under the stage (API Gateway has nothing outside it).
     assert all(p == path or p.startswith(f"{prefix}/") for _, p in requests), requests
     assert tab.errors == []
-    assert [s["body"] for s in outbox(stack)].count(text) == 1
+    assert len(sent_bodies(stack, text)) == 1
 
 
-def test_the_console_sends_an_mms_under_the_stage(tab, stack, stage):
-    text = f"picture {uuid.uuid4().hex[:8]}"
+def test_an_sms_to_the_failure_simulator_shows_failed_with_its_reason(tab, stack, stage):
+    text = f"doomed {uuid.uuid4().hex[:8]}"
     tab.page.goto(f"{stage.url}/")
-    tab.page.fill("#to", TO)
-    tab.page.fill("#body", text)
-    tab.page.set_input_files("#file", files=[{"name": "cat.png", "mimeType": "image/png", "buffer": PNG}])
-    tab.page.click("#sendButton")
-    expect(tab.page.locator("#result")).to_contain_text("Accepted: ")
-    expect(row_of(tab.page, text).locator("td").nth(1)).to_have_text("mms")
-
-    assert [r for r in tab.paths(stage.origin) if r[0] == "POST"] == [("POST", "/api/media"), ("POST", "/api/mms")]
-    # The media itself goes straight to the (emulated) S3 with the presigned form, not through the API.
-    assert any(method == "POST" and url.startswith(stack.aws_url) for method, url in tab.requests)
+    send(tab.page, FAILURE, text)
+    result = tab.page.locator("#result")
+    expect(result).to_have_attribute("data-status", "failed")
+    expect(result).to_contain_text("failed — ")
+    row = row_of(tab.page, text)
+    expect(row.locator("td").nth(5)).to_have_text("failed")
+    expect(row.locator("td").nth(6)).not_to_be_empty()
+    # The detail view holds the whole record, the full number included.
+    row.get_by_role("button", name="Details").click()
+    dialog = tab.page.locator("#detail")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text(FAILURE)
+    expect(dialog).to_contain_text(text)
+    tab.page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
     assert tab.errors == []
-    sent = [s for s in outbox(stack) if s["body"] == text]
-    assert [(s["channel"], s["mediaUrl"].startswith("s3://")) for s in sent] == [("mms", True)]
+
+
+def test_an_mms_then_a_plain_message_that_goes_as_sms(tab, stack, stage):
+    picture, plain = f"picture {uuid.uuid4().hex[:8]}", f"plain {uuid.uuid4().hex[:8]}"
+    page = tab.page
+    page.goto(f"{stage.url}/")
+    page.fill("#to", TO)
+    page.fill("#body", picture)
+    page.set_input_files("#file", files=[{"name": "cat.png", "mimeType": "image/png", "buffer": PNG}])
+    expect(page.locator("#channel")).to_have_text("Will go as MMS, with cat.png")
+    expect(page.locator("#mediaInfo")).to_have_text(f"cat.png · image/png · {len(PNG)} bytes")
+    expect(page.locator("#preview")).to_be_visible()
+    expect(page.locator("#removeMedia")).to_be_visible()
+    page.click("#sendButton")
+    expect(page.locator("#result")).to_contain_text("MMS to ")
+    # The media is gone once the MMS is accepted: the next message is a plain SMS.
+    expect(page.locator("#media")).to_be_hidden()
+    expect(page.locator("#channel")).to_have_text("Will go as SMS")
+    assert page.eval_on_selector("#file", "f => f.files.length") == 0
+    page.fill("#body", plain)
+    page.click("#sendButton")
+    expect(page.locator("#result")).to_contain_text("SMS to ")
+    expect(row_of(page, plain).locator("td").nth(2)).to_have_text("sms")
+    expect(row_of(page, picture).locator("td").nth(2)).to_have_text("mms")
+
+    assert tab.posts(stage.origin) == ["/api/media", "/api/mms", "/api/sms"]
+    # The media itself goes straight to the (emulated) S3 with the presigned form, not through the API.
+    assert any(r.method == "POST" and r.url.startswith(stack.aws_url) for r in tab.requests)
+    assert tab.errors == []
+    assert [(s["channel"], bool(s.get("mediaUrl"))) for s in sent_bodies(stack, picture)] == [("mms", True)]
+    assert [(s["channel"], bool(s.get("mediaUrl"))) for s in sent_bodies(stack, plain)] == [("sms", False)]
+
+
+def test_media_the_mms_cannot_carry_is_refused_before_upload_and_can_be_removed(tab, stage):
+    page = tab.page
+    page.goto(f"{stage.url}/")
+    page.set_input_files("#file", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}])
+    expect(page.locator("#file-error")).to_contain_text("MMS cannot carry text/plain")
+    page.set_input_files("#file", files=[{"name": "big.png", "mimeType": "image/png", "buffer": b"\0" * (2 * 1024 * 1024 + 1)}])
+    expect(page.locator("#file-error")).to_contain_text("MMS allows 2.0 MB")
+    page.fill("#to", TO)
+    page.click("#sendButton")
+    expect(page.locator("#file")).to_have_attribute("aria-invalid", "true")
+    page.click("#removeMedia")
+    expect(page.locator("#media")).to_be_hidden()
+    expect(page.locator("#file-error")).to_be_hidden()
+    expect(page.locator("#channel")).to_have_text("Will go as SMS")
+    assert tab.posts(stage.origin) == []
+    assert tab.errors == []
+
+
+def test_a_double_click_sends_once_with_an_idempotency_key(tab, stack, stage):
+    first, second = f"once {uuid.uuid4().hex[:8]}", f"twice-clicked {uuid.uuid4().hex[:8]}"
+    page = tab.page
+    page.goto(f"{stage.url}/")
+    page.fill("#to", TO)
+    page.fill("#body", first)
+    page.dblclick("#sendButton")
+    expect(row_of(page, first)).to_have_count(1)
+    # Two clicks in the same task, before any answer could arrive.
+    page.fill("#body", second)
+    page.evaluate("() => { const b = document.getElementById('sendButton'); b.click(); b.click(); }")
+    expect(row_of(page, second)).to_have_count(1)
+    sends = [r for r in tab.requests if r.method == "POST" and r.url.endswith("/sms")]
+    assert len(sends) == 2
+    keys = [r.headers.get("idempotency-key", "") for r in sends]
+    assert all(len(k) >= 16 for k in keys) and keys[0] != keys[1]
+    assert len(sent_bodies(stack, first)) == 1 and len(sent_bodies(stack, second)) == 1
+    assert tab.errors == []
+
+
+def test_a_retry_after_a_lost_answer_does_not_send_twice(tab, stack, stage):
+    text = f"retry {uuid.uuid4().hex[:8]}"
+    page = tab.page
+    page.goto(f"{stage.url}/")
+    lost = []
+
+    def lose_the_answer(route):
+        route.fetch()  # the API gets the request and sends the SMS...
+        lost.append(route.request.headers.get("idempotency-key"))
+        route.abort()  # ...but the answer never reaches the page
+
+    page.route("**/api/sms", lose_the_answer)
+    send(page, TO, text)
+    expect(page.locator("#result")).to_contain_text("Sending again is safe")
+    page.unroute("**/api/sms")
+    page.click("#sendButton")
+    expect(page.locator("#result")).to_contain_text("SMS to ")
+    sends = [r for r in tab.requests if r.method == "POST" and r.url.endswith("/sms")]
+    assert len(sends) == 2 and sends[1].headers.get("idempotency-key") == lost[0]
+    assert len(sent_bodies(stack, text)) == 1
+    assert [e for e in tab.errors if "ERR_FAILED" not in e] == []
+
+
+@pytest.mark.parametrize("body", [
+    "hello", "x" * 160, "x" * 161, "€" * 80, "€" * 81, "{[]}" * 10 + "a" * 120,
+    "Привет", "ж" * 70, "ж" * 71, "😀" * 35, "😀" * 36 + "a",
+], ids=lambda b: f"{len(b)}:{b[:3]}")
+def test_the_counter_follows_the_api_rules(tab, stage, body):
+    tab.page.goto(f"{stage.url}/")
+    tab.page.fill("#body", body)
+    expected = segments.segment(body)
+    plural = "" if expected.segments == 1 else "s"
+    expect(tab.page.locator("#counter")).to_contain_text(
+        f"{len(body)} / 1600 characters · {expected.segments} segment{plural} · {expected.encoding}")
+    assert tab.errors == []
+
+
+def test_the_counter_warns_at_the_limit_and_nothing_is_cut(tab, stage):
+    page = tab.page
+    page.goto(f"{stage.url}/")
+    page.fill("#to", TO)
+    page.fill("#body", "a" * 1601)
+    expect(page.locator("#counter")).to_contain_text("1 over the limit")
+    assert len(page.input_value("#body")) == 1601  # no silent truncation
+    page.click("#sendButton")
+    expect(page.locator("#body-error")).to_contain_text("the limit is 1600")
+    expect(page.locator("#body")).to_be_focused()
+    assert tab.posts(stage.origin) == []
+    assert tab.errors == []
+
+
+def test_an_api_error_is_shown_next_to_its_field_for_a_person(tab, stage):
+    page = tab.page
+    page.goto(f"{stage.url}/")
+    send(page, "+1555", "hello")
+    error = page.locator("#to-error")
+    expect(error).to_be_visible()
+    to = page.locator("#to")
+    expect(to).to_have_attribute("aria-invalid", "true")
+    assert "to-error" in to.get_attribute("aria-describedby").split()
+    expect(to).to_be_focused()
+    message = error.inner_text()
+    assert ":" not in message.split(" ")[0] and "Invalid" not in message.split(" ")[0], message
+    expect(page.locator("#result")).to_contain_text("Not sent")
+    # Typing a correction clears the error.
+    page.fill("#to", TO)
+    expect(to).not_to_have_attribute("aria-invalid", "true")
+    # The only errors are the 400 itself (the response, and the browser's note of it).
+    assert [e for e in tab.errors if not e.startswith("400 POST") and "status of 400" not in e] == []
+
+
+def test_a_csv_batch_shows_rejected_rows_then_runs_to_done(tab, stack, stage):
+    tag = uuid.uuid4().hex[:8]
+    page = tab.page
+    page.goto(f"{stage.url}/")
+    csv = f'to,body\n{SUCCESS},"batch {tag}, one"\n{FAILURE},batch {tag} two\n12345,bad row\n{TO},\n'
+    page.set_input_files("#batchFile", files=[{"name": "batch.csv", "mimeType": "text/csv", "buffer": csv.encode()}])
+    expect(page.locator("#batchCheck")).to_contain_text("2 messages will be sent; 2 rows will be left out")
+    expect(page.locator("#batchRejected")).to_contain_text("Line 4: “12345” is not a number in E.164 form")
+    expect(page.locator("#batchRejected")).to_contain_text("Line 5: no message")
+    page.click("#batchSend")
+    progress = page.locator("#batchProgress")
+    expect(progress).to_have_attribute("data-state", "done")
+    expect(progress).to_contain_text("Batch done: 2 of 2 final (delivered 1, failed 1)")
+    assert tab.errors == []
+    assert len(sent_bodies(stack, f"batch {tag}, one")) == 1
+
+
+def test_keyboard_only(tab, stack, stage):
+    text = f"keys {uuid.uuid4().hex[:8]}"
+    page = tab.page
+    page.goto(f"{stage.url}/")
+
+    def tab_to(element_id):
+        for _ in range(30):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement && document.activeElement.id") == element_id:
+                return
+        raise AssertionError(f"Tab never reached #{element_id}")
+
+    tab_to("to")
+    page.keyboard.type(SUCCESS)
+    tab_to("body")
+    page.keyboard.type(text)
+    tab_to("sendButton")
+    page.keyboard.press("Enter")
+    expect(page.locator("#result")).to_have_attribute("data-status", "delivered")
+    expect(row_of(page, text)).to_have_count(1)
+    row_of(page, text).get_by_role("button", name="Details").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#detail")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator("#detail")).to_be_hidden()
+    assert tab.errors == []
+
+
+def test_history_pages_and_never_overflows_with_a_1600_character_body(browser, stack, stage):
+    api = Http(stack.app_url)
+    long_url = "https://example.com/" + "a" * 400
+    body = (long_url + " " + "word " * 400)[:1600]
+    for i in range(21):
+        status, _, _ = api.call("POST", "/sms", {"to": TO, "body": body if i == 20 else f"filler {i}"})
+        assert status == 202
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    shots = README_SHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else SHOTS
+    shots.mkdir(parents=True, exist_ok=True)
+    for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        context = browser.new_context(viewport=viewport)
+        tab = Tab(context.new_page())
+        page = tab.page
+        page.goto(f"{stage.url}/")
+        expect(row_of(page, long_url[:60]).first).to_be_visible()
+        page.fill("#to", TO)
+        page.fill("#body", "Your order has shipped")
+        page.evaluate("window.scrollTo(0, 0)")
+        widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert widths[0] <= widths[1], (name, widths)
+        assert page.evaluate("document.body.scrollWidth <= innerWidth"), name
+        page.screenshot(path=str(shots / f"console-{name}.png"), full_page=False)
+        # Paging with the API's `next`: older messages come after the first 20.
+        expect(page.locator("#more")).to_be_visible()
+        before = page.locator("#messages tr").count()
+        assert before == 20
+        page.click("#more")
+        expect(page.locator("#messages tr")).not_to_have_count(before)
+        widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert widths[0] <= widths[1], (name, widths)
+        page.screenshot(path=str(SHOTS / f"history-{name}.png"), full_page=True)
+        assert tab.errors == []
+        context.close()
+
+
+def test_the_key_stays_in_session_storage_and_a_lost_service_is_announced(tab, stage):
+    page = tab.page
+    page.goto(f"{stage.url}/")
+    expect(page.locator("#updated")).to_contain_text("Updated")
+    page.fill("#apiKey", "secret-key-123")
+    assert page.evaluate("sessionStorage.getItem('sms-console-api-key')") == "secret-key-123"
+    assert page.evaluate("localStorage.length") == 0
+    assert "secret-key-123" not in page.request.get(f"{stage.url}/").text()
+    page.reload()
+    expect(page.locator("#apiKey")).to_have_value("secret-key-123")
+    # The page sends the key with its calls.
+    with page.expect_request("**/api/messages?*") as sent:
+        page.evaluate("refresh()")
+    assert sent.value.headers.get("x-api-key") == "secret-key-123"
+    # The service goes away: the page says so, and that the list is stale.
+    page.route("**/api/messages?*", lambda route: route.abort())
+    expect(page.locator("#notice")).to_contain_text("cannot be reached")
+    expect(page.locator("#notice")).to_contain_text("stale")
+    page.unroute("**/api/messages?*")
+    expect(page.locator("#notice")).to_be_hidden()
+    # The only errors are the aborted requests themselves.
+    assert [e for e in tab.errors if "ERR_FAILED" not in e] == []
+
+
+def test_the_favicon_is_answered_under_the_stage(stage):
+    status, _, _ = Http(stage.origin).call("GET", "/api/favicon.ico")
+    assert status == 204

@@ -11,57 +11,453 @@ function apiUrl(path) {
 }
 
 const $ = (id) => document.getElementById(id);
-function headers() {
-  const h = {"Content-Type": "application/json"};
-  if ($("apiKey").value) h["x-api-key"] = $("apiKey").value;
-  return h;
+const FINAL = new Set(["delivered", "failed", "unknown", "validated"]);
+const MAX_BODY = 1600;
+// The same limits as app/chalicelib/media.py MAX_BYTES.
+const KB = 1024, MB = 1024 * 1024;
+const MEDIA_LIMITS = {"image/gif": 2 * MB, "image/jpeg": 2 * MB, "image/png": 2 * MB};
+const OTHER_LIMIT = 600 * KB;
+const OTHER_TYPES = ["image/tiff", "video/mp4", "video/3gpp", "video/quicktime", "audio/mpeg", "audio/mp4",
+  "audio/amr", "audio/3gpp", "text/vcard", "text/x-vcard", "application/pdf"];
+for (const t of OTHER_TYPES) MEDIA_LIMITS[t] = MEDIA_LIMITS[t] || OTHER_LIMIT;
+
+// ---- the API key: in this tab's sessionStorage only -------------------------------------------
+const KEY_STORE = "sms-console-api-key";
+$("apiKey").value = sessionStorage.getItem(KEY_STORE) || "";
+$("apiKey").addEventListener("input", () => {
+  if ($("apiKey").value) sessionStorage.setItem(KEY_STORE, $("apiKey").value);
+  else sessionStorage.removeItem(KEY_STORE);
+  clearError("apiKey");
+  refresh();
+});
+
+function newKey() {
+  if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+  return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
 }
-async function call(method, path, body) {
-  const response = await fetch(apiUrl(path), {method, headers: headers(), body: body ? JSON.stringify(body) : undefined});
-  const data = await response.json();
-  if (!response.ok) throw new Error(data.error ? data.error.code + ": " + data.error.message : response.status);
+
+class ApiError extends Error {
+  constructor(status, error) {
+    super(error.message || ("The service answered " + status + "."));
+    this.status = status; this.code = error.code; this.field = error.field;
+  }
+}
+class Unreachable extends Error {}
+
+async function call(method, path, body, idempotencyKey) {
+  const h = {};
+  if (body) h["Content-Type"] = "application/json";
+  if ($("apiKey").value) h["x-api-key"] = $("apiKey").value;
+  if (idempotencyKey) h["Idempotency-Key"] = idempotencyKey;
+  let response;
+  try {
+    response = await fetch(apiUrl(path), {method, headers: h, body: body ? JSON.stringify(body) : undefined});
+  } catch (err) {
+    throw new Unreachable("The service cannot be reached. Check your connection and try again.");
+  }
+  let data = {};
+  try { data = await response.json(); } catch (err) { data = {}; }
+  if (!response.ok) {
+    if (data.error) throw new ApiError(response.status, data.error);
+    if (response.status === 401 || response.status === 403) {
+      throw new ApiError(response.status, {message: "The API key is missing or was refused. Enter the key for this stage.", field: "apiKey"});
+    }
+    if (response.status >= 500) throw new Unreachable("The service is not answering properly (" + response.status + "). Try again shortly.");
+    throw new ApiError(response.status, {message: data.message || ("The service answered " + response.status + ".")});
+  }
   return data;
 }
-async function upload(file) {
-  const media = await call("POST", "media", {contentType: file.type || "application/octet-stream", size: file.size});
+
+// ---- field errors --------------------------------------------------------------------------
+const FIELD_OF = {to: "to", country: "to", body: "body", type: "type", mediaUrl: "file", contentType: "file",
+  size: "file", file: "file", apiKey: "apiKey", "x-api-key": "apiKey"};
+function showError(id, message, focus) {
+  const input = $(id), box = $(id + "-error");
+  box.textContent = message; box.hidden = false;
+  input.setAttribute("aria-invalid", "true");
+  const described = (input.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+  if (!described.includes(id + "-error")) input.setAttribute("aria-describedby", [...described, id + "-error"].join(" "));
+  if (focus) input.focus();
+}
+function clearError(id) {
+  $(id + "-error").hidden = true; $(id + "-error").textContent = "";
+  $(id).removeAttribute("aria-invalid");
+}
+function clearErrors() { for (const id of ["to", "body", "type", "file", "apiKey"]) clearError(id); }
+for (const id of ["to", "body", "type"]) $(id).addEventListener("input", () => clearError(id));
+
+// ---- the counter: the same rules as app/chalicelib/segments.py ------------------------------
+const GSM7_BASIC = new Set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?" +
+  "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà");
+const GSM7_EXTENSION = new Set("^{}\\[~]|€\f");
+function pack(units, single, multi) {
+  if (units.reduce((a, b) => a + b, 0) <= single) return 1;
+  let parts = 1, used = 0;
+  for (const size of units) {
+    if (used + size > multi) { parts += 1; used = 0; }
+    used += size;
+  }
+  return parts;
+}
+function segment(body) {
+  const chars = Array.from(body);  // code points, as Python iterates a str
+  if (!chars.length) return {encoding: "GSM-7", segments: 1, units: 0};
+  if (chars.every((c) => GSM7_BASIC.has(c) || GSM7_EXTENSION.has(c))) {
+    const units = chars.map((c) => (GSM7_EXTENSION.has(c) ? 2 : 1));
+    return {encoding: "GSM-7", segments: pack(units, 160, 153), units: units.reduce((a, b) => a + b, 0)};
+  }
+  const units = chars.map((c) => (c.codePointAt(0) > 0xFFFF ? 2 : 1));
+  return {encoding: "UCS-2", segments: pack(units, 70, 67), units: units.reduce((a, b) => a + b, 0)};
+}
+function bodyLength(body) { return Array.from(body).length; }
+function updateCounter() {
+  const body = $("body").value, length = bodyLength(body), counter = $("counter");
+  if (file()) {
+    counter.textContent = length + " / " + MAX_BODY + " characters · MMS: one message with the media";
+  } else {
+    const s = segment(body);
+    counter.textContent = length + " / " + MAX_BODY + " characters · " + s.segments + " segment" +
+      (s.segments === 1 ? "" : "s") + " · " + s.encoding +
+      (s.encoding === "UCS-2" ? " (a character outside GSM-7 makes every part hold 67)" : "") +
+      (s.encoding === "GSM-7" && s.units > length ? " (" + (s.units - length) + " extension character" + (s.units - length === 1 ? "" : "s") + " count twice)" : "");
+  }
+  const over = length > MAX_BODY;
+  counter.classList.toggle("over", over);
+  if (over) counter.textContent += " — " + (length - MAX_BODY) + " over the limit: shorten the message to send it.";
+}
+$("body").addEventListener("input", updateCounter);
+
+// ---- media -----------------------------------------------------------------------------------
+let previewUrl = null;
+function file() { return $("file").files[0] || null; }
+function humanSize(bytes) {
+  if (bytes < KB) return bytes + " bytes";
+  if (bytes < MB) return (bytes / KB).toFixed(bytes < 10 * KB ? 1 : 0) + " KB";
+  return (bytes / MB).toFixed(1) + " MB";
+}
+function mediaProblem(f) {
+  const type = (f.type || "").toLowerCase();
+  const limit = MEDIA_LIMITS[type];
+  if (!limit) return "MMS cannot carry " + (type || "this kind of file") + ". Choose a PNG, JPEG or GIF picture (or another type MMS supports).";
+  if (f.size === 0) return "The file is empty.";
+  if (f.size > limit) return "This file is " + humanSize(f.size) + "; MMS allows " + humanSize(limit) + " for " + type + ".";
+  return null;
+}
+function updateMedia() {
+  const f = file();
+  clearError("file");
+  if (previewUrl) { URL.revokeObjectURL(previewUrl); previewUrl = null; }
+  if (!f) {
+    $("media").hidden = true;
+    $("preview").removeAttribute("src");
+    $("channel").textContent = "Will go as SMS";
+  } else {
+    $("media").hidden = false;
+    $("mediaInfo").textContent = f.name + " · " + (f.type || "unknown type") + " · " + humanSize(f.size);
+    if ((f.type || "").startsWith("image/")) { previewUrl = URL.createObjectURL(f); $("preview").src = previewUrl; $("preview").hidden = false; }
+    else { $("preview").hidden = true; }
+    $("channel").textContent = "Will go as MMS, with " + f.name;
+    const problem = mediaProblem(f);
+    if (problem) showError("file", problem, false);
+  }
+  updateCounter();
+}
+$("file").addEventListener("change", updateMedia);
+function removeMedia() { $("file").value = ""; updateMedia(); }
+$("removeMedia").addEventListener("click", () => { removeMedia(); $("file").focus(); });
+
+async function upload(f, key) {
+  const media = await call("POST", "media", {contentType: f.type, size: f.size}, key + "-media");
   const form = new FormData();
   for (const [k, v] of Object.entries(media.upload.fields)) form.append(k, v);
-  form.append("file", file);
+  form.append("file", f);
   // The presigned upload goes to S3 itself (an absolute URL), not to the API.
-  const response = await fetch(media.upload.url, {method: "POST", body: form});
-  if (!response.ok) throw new Error("upload failed: " + response.status);
+  let response;
+  try { response = await fetch(media.upload.url, {method: "POST", body: form}); }
+  catch (err) { throw new Unreachable("The media upload could not reach storage. Try again."); }
+  if (!response.ok) throw new ApiError(response.status, {message: "The media upload was refused (" + response.status + ").", field: "file"});
   return media.mediaUrl;
 }
+
+// ---- send exactly once -------------------------------------------------------------------------
+let inFlight = false;
+let pending = null;  // {fingerprint, key}: a retry of the same message reuses its Idempotency-Key
 $("send").addEventListener("submit", async (event) => {
   event.preventDefault();
-  $("result").textContent = "Sending…";
+  if (inFlight) return;
+  clearErrors();
+  const to = $("to").value.trim(), body = $("body").value, type = $("type").value, f = file();
+  if (!to) return showError("to", "Enter the number to send to, in E.164 form like +14255550123.", true);
+  if (!f && !body) return showError("body", "Write a message, or attach media to send an MMS.", true);
+  if (bodyLength(body) > MAX_BODY) return showError("body", "The message is " + bodyLength(body) + " characters; the limit is " + MAX_BODY + ". Shorten it to send.", true);
+  if (f && mediaProblem(f)) return showError("file", mediaProblem(f), true);
+
+  const fingerprint = JSON.stringify([to, body, type, f && [f.name, f.size, f.lastModified]]);
+  if (!pending || pending.fingerprint !== fingerprint) pending = {fingerprint, key: newKey()};
+  inFlight = true;
+  $("sendButton").disabled = true;
+  $("result").textContent = f ? "Uploading the media and sending…" : "Sending…";
   try {
-    const file = $("file").files[0];
-    const body = $("body").value;
     let message;
-    if (file) {
-      message = await call("POST", "mms", {to: $("to").value, body: body || undefined, mediaUrl: await upload(file)});
+    if (f) {
+      const mediaUrl = await upload(f, pending.key);
+      message = await call("POST", "mms", {to, body: body || undefined, mediaUrl}, pending.key);
     } else {
-      message = await call("POST", "sms", {to: $("to").value, body});
+      message = await call("POST", "sms", {to, body, type}, pending.key);
     }
-    $("result").textContent = "Accepted: " + message.id + " (" + message.status + ")";
+    pending = null;
+    $("body").value = "";
+    removeMedia();
+    follow(message);
   } catch (err) {
-    $("result").textContent = "Error: " + err.message;
+    if (err instanceof ApiError) {
+      pending = null;  // the API answered: a corrected message is a new send
+      const field = FIELD_OF[err.field];
+      if (field) { showError(field, err.message, true); $("result").textContent = "Not sent: see the highlighted field."; }
+      else $("result").textContent = "Not sent: " + err.message;
+    } else {
+      $("result").textContent = "Not sent: " + err.message + " Sending again is safe: it will not send twice.";
+    }
+  } finally {
+    inFlight = false;
+    $("sendButton").disabled = false;
   }
   refresh();
 });
-function cell(text, cls) { const td = document.createElement("td"); td.textContent = text ?? ""; if (cls) td.className = cls; return td; }
+
+// ---- live status of the message just sent ------------------------------------------------------
+let following = 0;
+function describe(m) {
+  const parts = [(m.channel || "").toUpperCase() + " to " + m.to + ": " + m.status];
+  if (m.status === "failed" || m.status === "unknown") {
+    const reason = reasonOf(m);
+    if (reason) parts[0] += " — " + reason;
+  }
+  if (m.segments) parts.push(m.segments + " segment" + (m.segments === 1 ? "" : "s") + (m.encoding ? " (" + m.encoding + ")" : ""));
+  if (m.priceUsd != null) parts.push("price $" + Number(m.priceUsd).toFixed(5));
+  if (!FINAL.has(m.status)) parts.push("waiting for the delivery receipt…");
+  return parts.join(" · ");
+}
+function reasonOf(m) {
+  if (m.error && m.error.message) return m.error.message;
+  if (m.providerResponse) return m.providerResponse;
+  if (m.status === "unknown") return "no delivery receipt came from the carrier";
+  return "";
+}
+async function follow(message) {
+  const mine = ++following;
+  let m = message, delay = 1000;
+  const started = Date.now();
+  $("result").dataset.id = m.id;
+  $("result").dataset.status = m.status;
+  $("result").textContent = "Accepted. " + describe(m);
+  while (!FINAL.has(m.status) && mine === following && Date.now() - started < 30 * 60 * 1000) {
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 1.5, 15000);
+    try { m = await call("GET", "messages/" + encodeURIComponent(m.id)); }
+    catch (err) { if (err instanceof Unreachable) { setNotice(err.message); continue; } break; }
+    if (mine !== following) return;
+    $("result").dataset.status = m.status;
+    $("result").textContent = (FINAL.has(m.status) ? "Final. " : "Accepted. ") + describe(m);
+  }
+}
+
+// ---- history -----------------------------------------------------------------------------------
+let firstPage = [], older = [], olderNext = null, firstNext = null, lastOk = null;
+const byId = new Map();
+function mask(number) {
+  if (!number || number.length < 8) return number || "";
+  return number.slice(0, number.length - 7) + "•••" + number.slice(-4);
+}
+function localTime(iso) {
+  const d = new Date(iso);
+  return isNaN(d) ? (iso || "") : d.toLocaleString();
+}
+function cell(text, label, cls) {
+  const td = document.createElement("td");
+  td.textContent = text ?? "";
+  if (label) td.dataset.label = label;
+  if (cls) td.className = cls;
+  return td;
+}
+function render() {
+  const seen = new Set(), rows = [];
+  for (const m of [...firstPage, ...older]) {
+    if (seen.has(m.id)) continue;
+    seen.add(m.id); byId.set(m.id, m);
+    const tr = document.createElement("tr");
+    tr.dataset.id = m.id;
+    const button = document.createElement("button");
+    button.type = "button"; button.textContent = "Details";
+    button.setAttribute("aria-label", "Details of the message to " + mask(m.to) + " at " + localTime(m.createdAt));
+    button.addEventListener("click", () => showDetail(m.id));
+    const action = document.createElement("td"); action.append(button);
+    tr.append(cell(localTime(m.createdAt), "Time"), cell(mask(m.to), "To"), cell(m.channel, "Channel"),
+              cell(m.body, "Message", "body"), cell(m.segments, "Parts"), cell(m.status, "Status", m.status),
+              cell(m.status === "failed" || m.status === "unknown" ? reasonOf(m) : "", "Reason"), action);
+    rows.push(tr);
+  }
+  $("messages").replaceChildren(...rows);
+  $("more").hidden = !(older.length ? olderNext : firstNext);
+}
+function setNotice(text) { $("notice").textContent = text; $("notice").hidden = !text; }
 async function refresh() {
   try {
     const data = await call("GET", "messages?limit=20");
-    const rows = data.messages.map((m) => {
-      const tr = document.createElement("tr");
-      tr.append(cell(m.createdAt), cell(m.channel), cell(m.to), cell(m.body), cell(m.status, m.status),
-                cell(m.error ? m.error.code : ""));
-      return tr;
-    });
-    $("messages").replaceChildren(...rows);
-  } catch (err) { /* not authorised yet, or the service is down: keep the last list */ }
+    firstPage = data.messages; firstNext = data.next || null;
+    lastOk = new Date();
+    setNotice("");
+    clearError("apiKey");
+    $("updated").textContent = "Updated " + lastOk.toLocaleTimeString() + ".";
+    render();
+  } catch (err) {
+    if (err instanceof ApiError && err.field === "apiKey") {
+      setNotice("The messages cannot be shown: " + err.message);
+    } else {
+      setNotice("The service cannot be reached" + (lastOk ? ". The list below is stale: last updated " + lastOk.toLocaleTimeString() + "." : ". No messages could be loaded yet."));
+    }
+  }
 }
+$("more").addEventListener("click", async () => {
+  const next = older.length ? olderNext : firstNext;
+  if (!next) return;
+  $("more").disabled = true;
+  try {
+    const data = await call("GET", "messages?limit=20&next=" + encodeURIComponent(next));
+    older = older.concat(data.messages); olderNext = data.next || null;
+    render();
+  } catch (err) { setNotice("Older messages could not be loaded: " + err.message); }
+  finally { $("more").disabled = false; }
+});
+function showDetail(id) {
+  const m = byId.get(id);
+  if (!m) return;
+  const list = $("detailList");
+  list.replaceChildren();
+  const fields = [["Id", m.id], ["To", m.to], ["Channel", m.channel], ["Status", m.status],
+    ["Reason", reasonOf(m)], ["Message", m.body], ["Media", m.mediaUrl], ["Segments", m.segments],
+    ["Encoding", m.encoding], ["Price (USD)", m.priceUsd], ["Provider id", m.providerMessageId],
+    ["Created", localTime(m.createdAt)], ["Updated", localTime(m.updatedAt)], ["Dry run", m.dryRun ? "yes" : "no"]];
+  for (const [name, value] of fields) {
+    if (value == null || value === "") continue;
+    const dt = document.createElement("dt"), dd = document.createElement("dd");
+    dt.textContent = name; dd.textContent = String(value);
+    list.append(dt, dd);
+  }
+  $("detail").showModal();
+}
+
+// ---- batches -------------------------------------------------------------------------------------
+function parseCsv(text) {
+  const rows = []; let row = [], field = "", quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') { field += '"'; i++; }
+      else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ",") { row.push(field); field = ""; }
+    else if (c === "\n" || c === "\r") {
+      if (c === "\r" && text[i + 1] === "\n") i++;
+      row.push(field); rows.push(row); row = []; field = "";
+    } else field += c;
+  }
+  if (field || row.length) { row.push(field); rows.push(row); }
+  return rows.map((r, i) => ({line: i + 1, cells: r.map((x) => x.trim())})).filter((r) => r.cells.some(Boolean));
+}
+function checkBatch() {
+  let rows = parseCsv($("batchInput").value);
+  if (rows.length && rows[0].cells[0].toLowerCase() === "to") rows = rows.slice(1);
+  const good = [], bad = [];
+  for (const {line, cells} of rows) {
+    const [to, body = "", mediaUrl = ""] = cells;
+    const text = body || (cells.length === 1 ? $("batchBody").value : "");
+    let why = null;
+    if (!/^\+[1-9][0-9]{1,14}$/.test(to)) why = "“" + to + "” is not a number in E.164 form (like +14255550123)";
+    else if (!text && !mediaUrl) why = "no message (give one in the row or in “Message for rows that give only a number”)";
+    else if (bodyLength(text) > MAX_BODY) why = "the message is " + bodyLength(text) + " characters; the limit is " + MAX_BODY;
+    else if (mediaUrl && !mediaUrl.startsWith("s3://")) why = "the media must be an s3:// address in the media bucket";
+    if (why) bad.push({line, why});
+    else good.push(mediaUrl ? {to, body: text || undefined, mediaUrl} : {to, body: text});
+  }
+  const box = $("batchCheck");
+  box.replaceChildren();
+  if (rows.length) {
+    const p = document.createElement("p");
+    p.textContent = good.length + " message" + (good.length === 1 ? "" : "s") + " will be sent" +
+      (bad.length ? "; " + bad.length + " row" + (bad.length === 1 ? "" : "s") + " will be left out:" : ".");
+    box.append(p);
+    if (bad.length) {
+      const ul = document.createElement("ul"); ul.className = "rejected"; ul.id = "batchRejected";
+      for (const b of bad) { const li = document.createElement("li"); li.textContent = "Line " + b.line + ": " + b.why; ul.append(li); }
+      box.append(ul);
+    }
+  }
+  $("batchSend").disabled = batchInFlight || !good.length;
+  $("batchSend").textContent = good.length ? "Send " + good.length + " message" + (good.length === 1 ? "" : "s") : "Send batch";
+  return good;
+}
+let batchInFlight = false;
+$("batchInput").addEventListener("input", checkBatch);
+$("batchBody").addEventListener("input", checkBatch);
+$("batchFile").addEventListener("change", async () => {
+  const f = $("batchFile").files[0];
+  if (!f) return;
+  $("batchInput").value = await f.text();
+  checkBatch();
+});
+$("batch").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (batchInFlight) return;
+  const messages = checkBatch();
+  if (!messages.length) return;
+  batchInFlight = true; $("batchSend").disabled = true;
+  const progress = $("batchProgress");
+  progress.textContent = "Submitting " + messages.length + " messages…";
+  try {
+    const batch = await call("POST", "batches", {messages}, newKey());
+    let text = "Batch accepted: " + batch.accepted + " queued";
+    if (batch.rejected && batch.rejected.length) {
+      text += "; refused by the service: " + batch.rejected.map((r) => "row " + (r.index + 1) + " (" + r.error.message + ")").join(", ");
+    }
+    progress.textContent = text;
+    $("batchInput").value = ""; $("batchFile").value = ""; checkBatch();
+    await followBatch(batch.id, text);
+  } catch (err) {
+    progress.textContent = "Batch not sent: " + err.message;
+  } finally {
+    batchInFlight = false; checkBatch();
+  }
+});
+async function followBatch(id, intro) {
+  const progress = $("batchProgress");
+  const started = Date.now();
+  while (Date.now() - started < 30 * 60 * 1000) {
+    let b;
+    try { b = await call("GET", "batches/" + encodeURIComponent(id)); }
+    catch (err) { progress.dataset.state = "error"; await new Promise((r) => setTimeout(r, 2000)); continue; }
+    const total = b.size - (b.rejected || 0);
+    const final = total - (b.queued || 0) - (b.sent || 0);
+    const counts = ["queued", "sent", "delivered", "failed", "unknown", "validated"]
+      .filter((s) => b[s]).map((s) => s + " " + b[s]).join(", ");
+    const bar = document.createElement("progress");
+    bar.max = Math.max(total, 1); bar.value = final;
+    bar.setAttribute("aria-label", "Batch progress");
+    const p = document.createElement("p");
+    p.textContent = (b.done ? "Batch done: " : "Batch in progress: ") + final + " of " + total + " final" + (counts ? " (" + counts + ")" : "") + ".";
+    progress.dataset.state = b.done ? "done" : "running";
+    const head = document.createElement("p"); head.textContent = intro;
+    progress.replaceChildren(head, bar, p);
+    if (b.done) { refresh(); return; }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+updateMedia();
+checkBatch();
 refresh();
-setInterval(refresh, 3000);
+setInterval(() => {
+  refresh();
+  if (lastOk && Date.now() - lastOk > 15000 && $("notice").hidden) setNotice("The list may be stale: last updated " + lastOk.toLocaleTimeString() + ".");
+}, 3000);
