@@ -9,13 +9,13 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 import aws_cdk as cdk  # noqa: E402
 
 from infra import nag  # noqa: E402
-from infra.config import StageConfig  # noqa: E402
+from infra.config import StageConfig, stack_name  # noqa: E402
 from infra.stack import SenderStack  # noqa: E402
 
 
 def build(app: cdk.App) -> SenderStack:
     config = StageConfig.from_context(app.node)
-    return SenderStack(app, f"SmsSender-{config.stage}", config=config, env=cdk.Environment(
+    return SenderStack(app, stack_name(config.stage), config=config, env=cdk.Environment(
         account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
         # A concrete region: the media bucket must sit in the origination identity's region.
         region=os.environ.get("CDK_DEFAULT_REGION") or os.environ["AWS_DEFAULT_REGION"]))

@@ -4,7 +4,7 @@ from chalice import Chalice, Response
 
 from chalicelib import batches, console, idempotency, media, messages, openapi, validation
 from chalicelib.settings import get_settings
-from chalicelib.web import contract_errors, handled
+from chalicelib.web import contract_errors, handled, json_body
 
 app = Chalice(app_name="sms-sender")
 # Send routes accept any body type: the body is parsed as JSON whatever curl labels it.
@@ -74,7 +74,7 @@ def _here(path):
 
 def _send(route, parse):
     def handler():
-        message = parse(validation.parse_json(app.current_request.raw_body), get_settings())
+        message = parse(json_body(app.current_request), get_settings())
         return 202, messages.send(message), {}
 
     return _located(_post(route, handler), "/messages/{id}")
@@ -96,7 +96,7 @@ def send_mms():
 @handled(app)
 def create_media_upload():
     def handler():
-        content_type, size = validation.media_request(validation.parse_json(app.current_request.raw_body))
+        content_type, size = validation.media_request(json_body(app.current_request))
         return 201, media.create_upload(get_settings(), content_type=content_type, size=size), {}
 
     return _post("media", handler)
@@ -119,7 +119,7 @@ def list_messages():
 @handled(app)
 def create_batch():
     def handler():
-        return 202, batches.submit(validation.parse_json(app.current_request.raw_body), get_settings()), {}
+        return 202, batches.submit(json_body(app.current_request), get_settings()), {}
 
     return _located(_post("batches", handler), "/batches/{id}")
 

@@ -187,6 +187,7 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
+        self.emulator.close()  # answers a fault holds back go now, not after their delay
         for part in (self.queue_runner, self.receipts):
             if part is not None:
                 part.stop()

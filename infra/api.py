@@ -41,7 +41,7 @@ class SenderApi(Construct):
         self.roles: dict[str, iam.Role] = {}
         send_reason = ("SMS to phone numbers needs sns:Publish on *, and an explicit Deny keeps every topic out of "
                        "reach; X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level permissions.")
-        api = self.role = self._function_role(self.API, "ApiRole", wildcard_reason=send_reason)
+        api = self._function_role(self.API, "ApiRole", wildcard_reason=send_reason)
         worker = self._function_role(self.WORKER, "WorkerRole", wildcard_reason=send_reason)
         ingest = self._function_role(self.INGEST, "IngestRole", wildcard_reason=(
             "X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level permissions."))
@@ -106,7 +106,7 @@ class SenderApi(Construct):
             "api_gateway_stage": "api",
             "environment_variables": environment,
             "manage_iam_role": False,
-            "iam_role_arn": self.role.role_arn,
+            "iam_role_arn": api.role_arn,
             "lambda_memory_size": 512,
             "lambda_timeout": 30,
             "xray": True,
@@ -257,17 +257,14 @@ class SenderApi(Construct):
         the configuration set and its protect configuration. Never ``*``."""
         if messaging is None:
             return [], []
-        shared = messaging.arns()
-        identity = config.origination_identity
-        if identity:
-            kind = "pool" if identity.startswith("pool-") else "phone-number"
-            shared.append(identity if identity.startswith("arn:") else stack.format_arn(
-                service="sms-voice", resource=kind, resource_name=identity))
+        identity = config.origination_identity  # a stage with End User Messaging always has one
+        kind = "pool" if identity.startswith("pool-") else "phone-number"
+        shared = messaging.arns() + [identity if identity.startswith("arn:") else stack.format_arn(
+            service="sms-voice", resource=kind, resource_name=identity)]
         text = list(shared)
         if config.sender_id and config.sms_provider == "sms-voice":
             reachable = sorted(set(config.allowed_countries) & countries.SENDER_ID) if config.allowed_countries \
                 else ["*"]
             text += [stack.format_arn(service="sms-voice", resource="sender-id",
                                       resource_name=f"{config.sender_id}/{country}") for country in reachable]
-        media = shared if config.origination_identity else []
-        return text, media
+        return text, shared

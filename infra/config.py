@@ -19,6 +19,11 @@ FIND_PHONE_NUMBER_ID = ("aws pinpoint-sms-voice-v2 describe-phone-numbers "
                         "--query \"PhoneNumbers[].[PhoneNumber,PhoneNumberId,PhoneNumberArn]\" --output text")
 
 
+def stack_name(stage: str) -> str:
+    """The CloudFormation stack of a stage (the CDK app names it; preflight and smoke read it)."""
+    return f"SmsSender-{stage}"
+
+
 class StageConfigError(ValueError):
     pass
 
@@ -51,6 +56,12 @@ class StageConfig:
         "mediaRetentionDays": "media_retention_days", "apiRateLimit": "api_rate_limit",
         "apiBurstLimit": "api_burst_limit", "maxMps": "max_mps", "accountSettings": "account_settings",
     }
+
+    @property
+    def uses_end_user_messaging(self) -> bool:
+        """End User Messaging carries this stage's SMS or MMS. An sms-voice stage always has an
+        origination identity (checked below), so the identity alone decides."""
+        return bool(self.origination_identity)
 
     @property
     def prefix(self) -> str:

@@ -18,18 +18,17 @@ class SpendLimits(Construct):
 
     def __init__(self, scope: Construct, id: str, *, config: StageConfig) -> None:
         super().__init__(scope, id)
-        self.overrides: dict[str, cr.AwsCustomResource] = {}
         calls = []
         if config.sms_provider == "sms-voice":
             calls.append(("Text", "setTextMessageSpendLimitOverride"))
-        if config.origination_identity:
+        if config.uses_end_user_messaging:  # MMS always goes through End User Messaging
             calls.append(("Media", "setMediaMessageSpendLimitOverride"))
         for label, action in calls:
             call = cr.AwsSdkCall(service="PinpointSMSVoiceV2", action=action,
                                  parameters={"MonthlyLimit": config.monthly_spend_limit_usd},
                                  physical_resource_id=cr.PhysicalResourceId.of(f"{config.prefix}-{label.lower()}-spend"))
             iam_action = "sms-voice:" + action[0].upper() + action[1:]
-            override = self.overrides[label] = cr.AwsCustomResource(
+            override = cr.AwsCustomResource(
                 self, f"{label}SpendLimit", on_create=call, on_update=call,  # no on_delete: leave the account alone
                 policy=cr.AwsCustomResourcePolicy.from_statements([
                     iam.PolicyStatement(actions=[iam_action], resources=["*"])]),

@@ -22,7 +22,7 @@ class SenderStack(Stack):
         store = MessageStore(self, "Store", config=config)
         batch = BatchQueue(self, "Batch", config=config)
         messaging = None
-        if config.origination_identity or config.sms_provider == "sms-voice":
+        if config.uses_end_user_messaging:
             messaging = EndUserMessaging(self, "Messaging", config=config)
         api = SenderApi(self, "Api", config=config, media=media, store=store, batch=batch,
                         messaging=messaging)

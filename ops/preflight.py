@@ -15,7 +15,7 @@ from typing import Iterator
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from infra.config import StageConfig, StageConfigError
+from infra.config import StageConfig, StageConfigError, stack_name
 from ops import (FAIL, OK, SKIP, WARN, Result, aws_error, check_endpoint, error_code, mask, region, report,
                  stage_settings)
 
@@ -69,11 +69,6 @@ LIST_NUMBERS = ("aws pinpoint-sms-voice-v2 describe-phone-numbers --region {regi
                 "--query 'PhoneNumbers[].[PhoneNumberId,NumberCapabilities,Status]' --output text")
 LIST_POOLS = ("aws pinpoint-sms-voice-v2 describe-pools --region {region} "
               "--query 'Pools[].[PoolId,Status]' --output text")
-
-
-def uses_sms_voice(config: StageConfig) -> bool:
-    """End User Messaging carries this stage's SMS (smsProvider sms-voice) or its MMS (an origination identity)."""
-    return config.sms_provider == "sms-voice" or bool(config.origination_identity)
 
 
 def check_credentials(sts) -> Result:
@@ -301,7 +296,7 @@ def check_sns_log_subscriptions(logs, stage: str, config: StageConfig, region_na
     """Room on SNS's delivery-status log groups for this stage's subscription filter."""
     name = "SNS delivery-status log groups"
     base = f"sns/{region_name}/{account}/DirectPublishToPhoneNumber"
-    ours = f"SmsSender-{stage}-"  # CloudFormation names the filters after the stack
+    ours = stack_name(stage) + "-"  # CloudFormation names the filters after the stack
     crowded, missing = [], []
     for group in (base, f"{base}/Failure"):
         try:
@@ -393,7 +388,7 @@ def run(stage: str, raw: dict, context: dict, session) -> Iterator[Result]:
         if config.sms_provider == "sns":
             yield check_sns_sandbox(sns)
             yield check_sns_spend_quota(sns, client("service-quotas"), config, region_name)
-        if uses_sms_voice(config):
+        if config.uses_end_user_messaging:
             yield check_sms_voice_sandbox(sms)
             yield check_sms_voice_spend_limits(sms, config, region_name)
             yield check_sms_voice_metrics_role(client("iam"))

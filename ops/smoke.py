@@ -24,7 +24,7 @@ from typing import Iterator
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from infra.config import StageConfig, StageConfigError
+from infra.config import StageConfig, StageConfigError, stack_name
 from ops import FAIL, OK, ROOT, SKIP, WARN, Result, aws_error, check_endpoint, mask, region, report, stage_settings
 
 # Destination simulator numbers that report success: messages to them stay inside End User Messaging and never
@@ -112,11 +112,11 @@ def load_outputs(stage: str, path: Path) -> Result:
     name = "stack outputs"
     fix = f"run `make deploy STAGE={stage}` (it writes {path.name})"
     try:
-        outputs = json.loads(path.read_text())[f"SmsSender-{stage}"]
+        outputs = json.loads(path.read_text())[stack_name(stage)]
     except FileNotFoundError:
         return Result(FAIL, name, f"{path.name} not found", fix)
     except (ValueError, KeyError, TypeError):
-        return Result(FAIL, name, f"{path.name} has no SmsSender-{stage} outputs", fix)
+        return Result(FAIL, name, f"{path.name} has no {stack_name(stage)} outputs", fix)
     missing = [key for key in ("ApiUrl", "ApiKeyId") if key not in outputs]
     if missing:
         return Result(FAIL, name, f"{path.name} lacks {', '.join(missing)}", fix)

@@ -17,10 +17,11 @@ import phonenumbers
 import pytest
 from phonenumbers import PhoneNumberType as T
 
-from devstack.server import LocalStack
+
 
 from .conftest import body_of, post
 from .localhttp import Http
+from .test_e2e import stack  # noqa: F401  (the module-scoped local stack, one per test module)
 
 US = "+14255550123"
 SERVICES = ("sns", "pinpoint-sms-voice-v2", "dynamodb", "s3", "sqs", "logs")
@@ -498,12 +499,7 @@ def test_a_batch_id_is_not_a_message_and_a_gate_is_neither(client):
 
 
 # --- the same over real HTTP, on the local stack with the dev stage's settings ----------------------------
-
-@pytest.fixture(scope="module")
-def stack():
-    with LocalStack(app_port=0, aws_port=0, settings={"PROVIDER_MAX_ATTEMPTS": "2"}) as running:
-        yield running
-
+# (``stack``: the same module-scoped local stack the end-to-end tests start, imported from them)
 
 @pytest.fixture
 def wire(stack):

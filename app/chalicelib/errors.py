@@ -65,6 +65,19 @@ THROTTLING_CODES = frozenset(
 )
 
 
+# AWS throttling codes beyond the messaging providers' (DynamoDB's, S3's).
+AWS_THROTTLING_CODES = THROTTLING_CODES | {"ProvisionedThroughputExceededException", "SlowDown"}
+
+
+def before_send(exc: Exception, doing: str) -> MessagingError:
+    """Map an error of one of our own AWS calls (DynamoDB, S3) made before anything was sent: a
+    429 or 502 the caller can retry."""
+    code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else type(exc).__name__
+    if code in AWS_THROTTLING_CODES:
+        return Throttled(f"AWS is throttling the service (could not {doing}); nothing was sent. Retry later.")
+    return ProviderFailure("ProviderError", f"AWS failed (could not {doing}: {code}); nothing was sent. Retry later.")
+
+
 def from_aws(exc: Exception) -> MessagingError:
     """Map an error from SNS or End User Messaging SMS (sms-voice) to a domain error."""
     if isinstance(exc, MessagingError):

@@ -26,7 +26,7 @@ import uuid
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import aws, media, providers, store
-from .errors import THROTTLING_CODES, MessagingError, NotConfigured, NotFound, ProviderFailure, Throttled
+from .errors import MessagingError, NotConfigured, NotFound, ProviderFailure, Throttled, before_send
 from .log import logger
 from .phone import mask
 from .segments import segment
@@ -64,19 +64,15 @@ def new_record(message: Outbound, **extra) -> dict:
 
 # Writing the provider's answer to the record: tries after botocore's own (seconds between them).
 OUTCOME_RETRY_DELAYS = (0.2, 0.5, 1.0)
-# AWS throttling codes beyond the messaging providers' (DynamoDB's, S3's).
-_AWS_THROTTLING = THROTTLING_CODES | {"ProvisionedThroughputExceededException", "SlowDown"}
 UNCERTAIN = ("The provider did not answer after the message went out, so whether it was sent is not known; "
              "it is not sent again.")
 
 
 def _aws_failure(exc: Exception, doing: str) -> MessagingError:
     """An AWS call of ours failed before anything was sent: a 429 or 502 the caller can retry."""
-    code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else type(exc).__name__
-    logger.warning("aws call failed before the send", extra={"doing": doing, "code": code})
-    if code in _AWS_THROTTLING:
-        return Throttled(f"AWS is throttling the service (could not {doing}); nothing was sent. Retry later.")
-    return ProviderFailure("ProviderError", f"AWS failed (could not {doing}: {code}); nothing was sent. Retry later.")
+    err = before_send(exc, doing)
+    logger.warning("aws call failed before the send", extra={"doing": doing, "code": err.code, "reason": err.message})
+    return err
 
 
 def check_channel(message: Outbound, settings: Settings) -> None:

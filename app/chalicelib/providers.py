@@ -46,10 +46,12 @@ def _no_blind_resend(caught_exception=None, **_):
 def _sender(service: str):
     """The app's client for ``service``, with botocore's retries of ambiguous send failures off."""
     client = aws.client(service)
-    hyphenized = client.meta.service_model.service_id.hyphenize()
-    for operation in SEND_OPERATIONS[service]:
-        client.meta.events.register_first(f"needs-retry.{hyphenized}.{operation}", _no_blind_resend,
-                                          unique_id=f"sms-sender-no-blind-resend-{operation}")
+    if not getattr(client, "_no_blind_resend", False):  # once per client, not on every send
+        hyphenized = client.meta.service_model.service_id.hyphenize()
+        for operation in SEND_OPERATIONS[service]:
+            client.meta.events.register_first(f"needs-retry.{hyphenized}.{operation}", _no_blind_resend,
+                                              unique_id=f"sms-sender-no-blind-resend-{operation}")
+        client._no_blind_resend = True
     return client
 
 

@@ -86,7 +86,13 @@ def screen(request, path_parameters: dict) -> None:
     except UnicodeError:  # a body API Gateway could only hand over as text with lone surrogates
         raise errors.InvalidRequest("InvalidJson", "The request body is not valid UTF-8.") from None
     if raw:
-        validation.parse_json(raw)
+        request.screened_body = validation.parse_json(raw)  # the route reads it through json_body()
+
+
+def json_body(request) -> dict:
+    """The request's JSON object, as ``screen`` parsed it: parsed once per request."""
+    parsed = getattr(request, "screened_body", None)
+    return parsed if parsed is not None else validation.parse_json(request.raw_body)
 
 
 def handled(app):
