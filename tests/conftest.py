@@ -64,6 +64,9 @@ def aws_env(settings_env):
 
 
 # Templates synthesized once per session (see tests/synth.py).
+SYNTH_FIXTURES = {"synth_dir", "template", "prod_template", "mms_template", "sms_voice_template", "second_stage"}
+
+
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("synth")
@@ -350,20 +353,49 @@ def pytest_runtest_logstart(nodeid, location):
     hygiene.install()  # again, in case a test reset the root logger's handlers or level
 
 
+# Under pytest-xdist (``-n``) each worker checks the lines its tests logged and hands the count and
+# the leaks to the controller, which reports them all and fails the run on any leak.
+_from_workers = {"lines": 0, "leaks": []}
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session, exitstatus):
-    hygiene.leaks = hygiene.check()
+    hygiene.leaks = hygiene.check() + [tuple(leak) for leak in _from_workers["leaks"]]
     if os.environ.get("LOG_HYGIENE_DUMP"):  # every line kept, one JSON object a line, to read them all
-        with open(os.environ["LOG_HYGIENE_DUMP"], "w") as dump:
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        with open(os.environ["LOG_HYGIENE_DUMP"] + (f".{worker}" if worker else ""), "w") as dump:
             for line, (test, logger) in hygiene.lines.items():
                 dump.write(json.dumps({"test": test, "logger": logger, "line": line}) + "\n")
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller reports
+        workeroutput["hygiene"] = json.dumps({"lines": len(hygiene.lines), "leaks": hygiene.leaks})
     if hygiene.leaks and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """xdist's controller: a worker finished; keep what its log-hygiene check found."""
+    found = json.loads(getattr(node, "workeroutput", {}).get("hygiene") or '{"lines": 0, "leaks": []}')
+    _from_workers["lines"] += found["lines"]
+    _from_workers["leaks"].extend(found["leaks"])
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under ``-n``, every test of a module that synthesizes (one of its tests reads a template)
+    runs on one worker (``--dist loadgroup``): each stage is still synthesized once per run, and no
+    two synths package the app at once."""
+    synthesizing = {item.module.__name__ for item in items
+                    if SYNTH_FIXTURES & set(getattr(item, "fixturenames", ()))}
+    for item in items:
+        if item.module.__name__ in synthesizing:
+            item.add_marker(pytest.mark.xdist_group("synth"))
+
+
 def pytest_terminal_summary(terminalreporter):
     leaks = hygiene.leaks
-    terminalreporter.write_sep("-", f"log hygiene: {len(hygiene.lines)} distinct log lines checked, "
+    checked = len(hygiene.lines) + _from_workers["lines"]
+    terminalreporter.write_sep("-", f"log hygiene: {checked} distinct log lines checked, "
                                     f"{len(leaks)} leaking", red=bool(leaks), green=not leaks)
     for test, logger, what, line in leaks[:30]:
         terminalreporter.write_line(f"LEAK {what} in a line of logger {logger!r} during {test}:")

@@ -26,6 +26,9 @@ from devstack.server import HOST, LocalStack
 
 from chalicelib import openapi  # importable once tests/conftest.py has loaded the app
 
+# test_cases_tried counts the cases every other test of this module ran: under -n they all run on one worker.
+pytestmark = pytest.mark.xdist_group("fuzz")
+
 SEED = 20261124
 # Examples per operation in the fuzzing phase; the examples and coverage phases add their own.
 MAX_EXAMPLES = 170
