@@ -17,11 +17,15 @@ class MessageStore(Construct):
     def __init__(self, scope: Construct, id: str, *, config: StageConfig) -> None:
         super().__init__(scope, id)
         string = dynamodb.AttributeType.STRING
-        self.messages = self._table("Messages", schema.MESSAGES_KEY, schema.MESSAGES_TTL, RemovalPolicy.RETAIN)
+        # Every write lands in the stream, both images, for the webhook fanout (infra/webhooks.py).
+        self.messages = self._table("Messages", schema.MESSAGES_KEY, schema.MESSAGES_TTL, RemovalPolicy.RETAIN,
+                                    stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES)
         self.messages.add_global_secondary_index(
             index_name=schema.MESSAGES_LIST_INDEX,
             partition_key=dynamodb.Attribute(name=schema.MESSAGES_LIST_PARTITION, type=string),
             sort_key=dynamodb.Attribute(name=schema.MESSAGES_LIST_SORT, type=string),
+            # Keys only, none of which changes after the record is created: one index write per message.
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
         self.messages.add_global_secondary_index(
             index_name=schema.MESSAGES_PROVIDER_INDEX,
@@ -30,14 +34,15 @@ class MessageStore(Construct):
         )
         self.messages.add_global_secondary_index(
             index_name=schema.MESSAGES_BATCH_INDEX,
-            partition_key=dynamodb.Attribute(name=schema.MESSAGES_BATCH_KEY, type=string),
+            partition_key=dynamodb.Attribute(name=schema.MESSAGES_BATCH_PARTITION, type=string),
             projection_type=dynamodb.ProjectionType.INCLUDE,
             non_key_attributes=list(schema.MESSAGES_BATCH_PROJECTION),
         )
         self.idempotency = self._table("Idempotency", schema.IDEMPOTENCY_KEY, schema.IDEMPOTENCY_TTL,
                                        RemovalPolicy.DESTROY)
 
-    def _table(self, id: str, key: str, ttl: str, removal: RemovalPolicy) -> dynamodb.Table:
+    def _table(self, id: str, key: str, ttl: str, removal: RemovalPolicy,
+               stream: dynamodb.StreamViewType | None = None) -> dynamodb.Table:
         """On demand, point-in-time recovery, TTL."""
         return dynamodb.Table(
             self, id,
@@ -47,4 +52,5 @@ class MessageStore(Construct):
                 point_in_time_recovery_enabled=True),
             time_to_live_attribute=ttl,
             removal_policy=removal,
+            stream=stream,
         )

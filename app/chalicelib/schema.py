@@ -1,9 +1,19 @@
 """Table layouts, shared by the app, the CDK stack and the local stack so they cannot drift."""
 
 MESSAGES_KEY = "id"
-# GET /messages lists newest first from this index: one partition, sorted by createdAt#id.
+# The list and batch indexes spread each of their keys over INDEX_SHARDS partition keys, one per
+# shard: a message's shard is a stable hash of its id (``store.shard_of``), so DynamoDB's limit of
+# 1,000 write units a second per partition applies to each shard, not to the whole stage. Raising
+# it is safe (every shard below the new count is still read); lowering it hides the messages in the
+# shards dropped until they expire.
+INDEX_SHARDS = 8
+# GET /messages lists newest first from this index: keys only, partition "messages#<shard>", sorted
+# by createdAt#id; a page merges the shards and reads the records from the table by key.
 MESSAGES_LIST_INDEX = "byCreatedAt"
 MESSAGES_LIST_PARTITION = "listKey"
+MESSAGES_LIST_PREFIX = "messages#"
+# Replies (issue 14) list under their own partitions, "inbound#<shard>", in the same index.
+MESSAGES_INBOUND_PREFIX = "inbound#"
 MESSAGES_LIST_SORT = "sortKey"
 # Delivery receipts carry the provider's message id; this index finds our record from it.
 MESSAGES_PROVIDER_INDEX = "byProviderMessageId"
@@ -16,12 +26,33 @@ IDEMPOTENCY_TTL = "expiration"
 # S3 key prefix under which POST /media puts uploads.
 MEDIA_PREFIX = "media/"
 
-# POST /batches: each message record carries its batch id; GET /batches/{id} counts from this index.
+# POST /batches: each message record carries its batch id; GET /batches/{id} counts from this index,
+# partitioned by "<batch id>#<shard>" and holding the status the API shows (``store.shown_status``),
+# which the worker's claim (queued -> sending) leaves as it is, so the claim never writes the index.
 MESSAGES_BATCH_INDEX = "byBatchId"
 MESSAGES_BATCH_KEY = "batchId"
-MESSAGES_BATCH_PROJECTION = ("status",)
+MESSAGES_BATCH_PARTITION = "batchShard"
+MESSAGES_SHOWN = "shown"
+MESSAGES_BATCH_PROJECTION = (MESSAGES_SHOWN,)
 # The batch summary sits in the messages table under an id with this prefix (it is not a message).
 BATCH_ID_PREFIX = "batch-"
 # The batch worker's per-recipient pacing gate sits in the idempotency table (short-lived keys,
 # cleaned by the same TTL) under ids with this prefix, which idempotency keys never have.
 RECIPIENT_GATE_PREFIX = "recipient#"
+# The stage's send schedule (``chalicelib.pacing``): items "pacer#0" .. "pacer#<K-1>" in the same table.
+PACER_PREFIX = "pacer#"
+
+# Webhooks (issue 13): endpoints (pk "endpoint", sk the endpoint id) and delivery attempts
+# (pk "deliveries#<endpoint id>", sk "<attempt time>#<event id>", expiring after 7 days) in one table.
+WEBHOOKS_KEY = "pk"
+WEBHOOKS_SORT = "sk"
+WEBHOOKS_TTL = "expiresAt"
+# The partition values of the two kinds of item (the app's; the stack needs only the keys above).
+WEBHOOKS_ENDPOINTS = "endpoint"
+WEBHOOKS_DELIVERIES = "deliveries#"
+WEBHOOK_ATTEMPT_DAYS = 7
+# Opt-outs (issue 14), in the same table: the stage's list (pk "optout", sk the number in E.164;
+# attributes number, optedOutAt, source), and per number the last opt-in through the API and the
+# time of the last reply keyword (pk "optin", sk the number; expiring 31 days after its last write).
+OPT_OUTS = "optout"
+OPT_INS = "optin"

@@ -1,16 +1,30 @@
 """The message store: one DynamoDB item per message, written before the provider is called.
 
-Uses the low-level client with a small hand-written conversion; the record holds only
-strings, integers, decimals and nulls.
+Uses the low-level client with boto3's ``TypeSerializer``/``TypeDeserializer``; a record holds
+strings, integers, floats, booleans, nulls and maps of those, and reads back as it was written
+(numbers come back as ints when whole, else floats, never as ``Decimal``).
+
+Index writes (DynamoDB writes an index only when a write changes its key or a projected
+attribute): the list index holds keys only, set once when the record is created; the batch index
+holds ``shown``, which an update sets only when the status the API shows can change. Both spread
+their keys over ``schema.INDEX_SHARDS`` partition keys.
 """
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import heapq
+import itertools
 import json
+import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from decimal import Decimal
+from functools import lru_cache
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from . import aws, schema
 from .errors import InvalidRequest
@@ -26,12 +40,19 @@ VALIDATED = "validated"
 # Internal: a batch worker has claimed the record and is calling the provider. The API shows it
 # as ``queued``; a record found in this state on redelivery is never sent again.
 SENDING = "sending"
-FINAL = frozenset({DELIVERED, FAILED, UNKNOWN, VALIDATED})
+# A reply a recipient sent to the stage's number (``inbound.py``): final from the start.
+RECEIVED = "received"
+FINAL = frozenset({DELIVERED, FAILED, UNKNOWN, VALIDATED, RECEIVED})
+
+OUTBOUND, INBOUND = "outbound", "inbound"
+# Each direction lists under its own partitions of the list index.
+LIST_PREFIXES = {OUTBOUND: schema.MESSAGES_LIST_PREFIX, INBOUND: schema.MESSAGES_INBOUND_PREFIX}
 
 # Fields of the public message resource, in the order the API shows them.
 PUBLIC_FIELDS = (
-    "id", "channel", "to", "body", "mediaUrl", "status", "providerMessageId", "segments",
-    "encoding", "priceUsd", "error", "providerResponse", "dryRun", "createdAt", "updatedAt",
+    "id", "direction", "channel", "from", "to", "body", "mediaUrl", "status", "providerMessageId", "segments",
+    "encoding", "priceUsd", "error", "providerResponse", "dryRun", "createdAt", "updatedAt", "receivedAt",
+    "inReplyTo",
 )
 
 
@@ -39,34 +60,35 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _encode(value):
-    if value is None:
-        return {"NULL": True}
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, (int, float, Decimal)):
-        return {"N": str(value)}
-    if isinstance(value, str):
-        return {"S": value}
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
+
+
+def _storable(value):
+    """What ``TypeSerializer`` takes: it refuses floats, so a float goes as the Decimal of its
+    shortest repr (the number DynamoDB would have parsed from it)."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
     if isinstance(value, dict):
-        return {"M": {k: _encode(v) for k, v in value.items()}}
-    raise TypeError(f"cannot store {type(value).__name__}")
+        return {k: _storable(v) for k, v in value.items()}
+    return value
 
 
-def _decode(attr):
-    (kind, value), = attr.items()
-    if kind == "S":
-        return value
-    if kind == "N":
-        number = Decimal(value)
-        return int(number) if number == number.to_integral_value() else float(number)
-    if kind == "NULL":
-        return None
-    if kind == "BOOL":
-        return value
-    if kind == "M":
-        return {k: _decode(v) for k, v in value.items()}
-    raise TypeError(f"unexpected attribute type {kind}")
+def _plain(value):
+    """A deserialized value as the record held it: a whole number as an int, any other as a float."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _encode(value) -> dict:
+    return _SERIALIZER.serialize(_storable(value))
+
+
+def _decode(attr: dict):
+    return _plain(_DESERIALIZER.deserialize(attr))
 
 
 def to_item(record: dict) -> dict:
@@ -75,6 +97,11 @@ def to_item(record: dict) -> dict:
 
 def from_item(item: dict) -> dict:
     return {k: _decode(v) for k, v in item.items()}
+
+
+def shard_of(message_id: str) -> int:
+    """The index shard of a message: stable across processes and Python versions (not ``hash()``)."""
+    return int(hashlib.sha256(message_id.encode()).hexdigest()[:8], 16) % schema.INDEX_SHARDS
 
 
 def shown_status(status: str) -> str:
@@ -86,6 +113,7 @@ def public(record: dict) -> dict:
     shown = {field: record.get(field) for field in PUBLIC_FIELDS}
     shown["status"] = shown_status(shown["status"])
     shown["dryRun"] = bool(shown["dryRun"])  # records from before dryRun existed were real sends
+    shown["direction"] = shown["direction"] or OUTBOUND  # records from before replies were all sent ones
     return shown
 
 
@@ -98,14 +126,18 @@ def _expiry() -> int:
 
 
 def _message_item(record: dict) -> dict:
-    """A message record as stored: with the keys the list index needs and an expiry for TTL."""
+    """A message record as stored: with the index keys (its shard's, never changed afterwards),
+    the status the batch index shows, and an expiry for TTL."""
     item = dict(record)
-    item[schema.MESSAGES_LIST_PARTITION] = "messages"
+    shard = shard_of(record["id"])
+    item[schema.MESSAGES_LIST_PARTITION] = f"{LIST_PREFIXES[record.get('direction') or OUTBOUND]}{shard}"
     item[schema.MESSAGES_LIST_SORT] = f"{record['createdAt']}#{record['id']}"
+    item[schema.MESSAGES_SHOWN] = shown_status(record["status"])
+    if record.get(schema.MESSAGES_BATCH_KEY) is not None:
+        item[schema.MESSAGES_BATCH_PARTITION] = f"{record[schema.MESSAGES_BATCH_KEY]}#{shard}"
     item[schema.MESSAGES_TTL] = _expiry()
-    for key in (schema.MESSAGES_PROVIDER_KEY, schema.MESSAGES_BATCH_KEY):
-        if item.get(key) is None:
-            item.pop(key, None)  # index keys cannot be null
+    if item.get(schema.MESSAGES_PROVIDER_KEY) is None:
+        item.pop(schema.MESSAGES_PROVIDER_KEY, None)  # an index key cannot be null
     return to_item(item)
 
 
@@ -115,6 +147,12 @@ def create(record: dict) -> None:
     The id is a fresh uuid4, so an item that already holds it is this record, stored by an earlier
     attempt of this same call whose answer was lost (botocore retries a timed-out PutItem): that is
     success, not a conflict."""
+    create_once(record)
+
+
+def create_once(record: dict) -> bool:
+    """Store a record whose id is derived from something that must be stored once (a reply's
+    ``inboundMessageId``). Returns False when a record with this id already exists."""
     client = aws.client("dynamodb")
     try:
         client.put_item(
@@ -124,8 +162,8 @@ def create(record: dict) -> None:
             ExpressionAttributeNames={"#id": schema.MESSAGES_KEY},
         )
     except client.exceptions.ConditionalCheckFailedException:
-        if get(record["id"]) is None:
-            raise
+        return False
+    return True
 
 
 def create_many(records: list[dict], *, extra: dict | None = None) -> None:
@@ -146,18 +184,21 @@ def create_many(records: list[dict], *, extra: dict | None = None) -> None:
             raise RuntimeError("DynamoDB left items unprocessed after 8 attempts")
 
 
-def _update(message_id: str, status: str, fields: dict, condition: str, names: dict, values: dict) -> dict | None:
-    """Set ``status`` and ``fields`` when ``condition`` holds; the new record, or None when not."""
-    return _update_checked(message_id, status, fields, condition, names, values)[0]
-
-
 def _update_checked(message_id: str, status: str, fields: dict, condition: str, names: dict,
-                    values: dict) -> tuple[dict | None, bool]:
-    """As ``_update``; also says whether the record exists (DynamoDB returns the item that failed
-    the condition, so this needs no GetItem)."""
+                    values: dict, *, shown: bool) -> tuple[dict | None, bool]:
+    """Set ``status`` and ``fields`` when ``condition`` holds. Returns (the new record, or None
+    when the condition failed; whether the record exists: DynamoDB returns the item that failed the
+    condition, so this needs no GetItem).
+
+    ``shown``: also set the status the API shows (projected into the batch index). Leave it out
+    when no state the condition admits can show differently, so the write leaves the index alone."""
     names = {"#status": "status", "#updatedAt": "updatedAt", **names}
     values = {":status": _encode(status), ":updatedAt": _encode(now_iso()), **values}
     sets = ["#status = :status", "#updatedAt = :updatedAt"]
+    if shown:
+        names["#shown"] = schema.MESSAGES_SHOWN
+        values[":shown"] = _encode(shown_status(status))
+        sets.append("#shown = :shown")
     for i, (name, value) in enumerate(fields.items()):
         names[f"#f{i}"] = name
         values[f":f{i}"] = _encode(value)
@@ -183,9 +224,13 @@ def transition(message_id: str, status: str, *, expect: tuple[str, ...] = (QUEUE
     """Move a record to ``status`` only from one of the ``expect`` states; return the new record.
 
     Returns None when the record was not in an expected state (someone else moved it first).
+    The status the API shows is written only when it can change (not by the worker's claim,
+    ``queued -> sending``: both show as ``queued``), so such a write does not touch the batch index.
     """
     allowed = {f":e{i}": _encode(state) for i, state in enumerate(expect)}
-    return _update(message_id, status, fields, f"#status IN ({', '.join(allowed)})", {}, allowed)
+    shown = any(shown_status(state) != shown_status(status) for state in expect)
+    return _update_checked(message_id, status, fields, f"#status IN ({', '.join(allowed)})", {}, allowed,
+                           shown=shown)[0]
 
 
 def settle(message_id: str, status: str, at_ms: int, *, provider_id: str | None = None, **fields) -> dict | None:
@@ -199,7 +244,7 @@ def settle_checked(message_id: str, status: str, at_ms: int, *, provider_id: str
 
     A record not yet final takes it; a final record takes only a newer event, so repeated and
     late events change nothing and out-of-order events settle on the latest. A dry run
-    (``validated``) takes none. Returns (the new record, or None when the event was not applied;
+    (``validated``) and a reply (``received``) take none. Returns (the new record, or None when the event was not applied;
     whether the record exists).
 
     ``provider_id``: the event was matched by our own id (the ``Context`` the send carried), not
@@ -208,15 +253,16 @@ def settle_checked(message_id: str, status: str, at_ms: int, *, provider_id: str
     """
     names = {"#id": schema.MESSAGES_KEY, "#statusAt": "statusAt"}
     values = {":at": _encode(at_ms), ":queued": _encode(QUEUED), ":sending": _encode(SENDING),
-              ":sent": _encode(SENT), ":validated": _encode(VALIDATED)}
-    condition = ("attribute_exists(#id) AND #status <> :validated AND (#status IN (:queued, :sending, :sent) "
+              ":sent": _encode(SENT), ":validated": _encode(VALIDATED), ":received": _encode(RECEIVED)}
+    condition = ("attribute_exists(#id) AND NOT (#status IN (:validated, :received)) "
+                 "AND (#status IN (:queued, :sending, :sent) "
                  "OR attribute_not_exists(#statusAt) OR #statusAt < :at)")
     if provider_id is not None:
         names["#pid"] = schema.MESSAGES_PROVIDER_KEY
         values[":pid"] = _encode(provider_id)
         condition += " AND (attribute_not_exists(#pid) OR #pid = :pid)"
         fields = {**fields, schema.MESSAGES_PROVIDER_KEY: provider_id}
-    return _update_checked(message_id, status, {"statusAt": at_ms, **fields}, condition, names, values)
+    return _update_checked(message_id, status, {"statusAt": at_ms, **fields}, condition, names, values, shown=True)
 
 
 def find_id_by_provider_id(provider_id: str) -> str | None:
@@ -234,24 +280,45 @@ def find_id_by_provider_id(provider_id: str) -> str | None:
     return items[0][schema.MESSAGES_KEY]["S"] if items else None
 
 
-def count_batch(batch_id: str) -> dict[str, int]:
-    """How many of a batch's message records are in each status (as the API shows them)."""
-    counts: dict[str, int] = {}
-    params = {
-        "TableName": _table(), "IndexName": schema.MESSAGES_BATCH_INDEX,
-        "KeyConditionExpression": "#b = :b", "ProjectionExpression": "#status",
-        "ExpressionAttributeNames": {"#b": schema.MESSAGES_BATCH_KEY, "#status": "status"},
-        "ExpressionAttributeValues": {":b": {"S": batch_id}},
-    }
-    client = aws.client("dynamodb")
+@lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    """Threads for querying the shards of an index at once (botocore clients are thread-safe): every
+    shard of both directions' list partitions."""
+    return ThreadPoolExecutor(max_workers=schema.INDEX_SHARDS * len(LIST_PREFIXES), thread_name_prefix="shard")
+
+
+def _query_shards(client, queries: list[dict]) -> list[dict]:
+    """The first page of each query, all at once."""
+    return list(_pool().map(lambda params: client.query(**params), queries))
+
+
+def _pages(client, params: dict, response: dict):
+    """Every item of a query, from its first ``response`` on, fetching a page only when asked for it."""
     while True:
-        response = client.query(**params)
-        for item in response.get("Items", []):
-            status = shown_status(item["status"]["S"])
+        yield from response.get("Items", [])
+        last = response.get("LastEvaluatedKey")
+        if not last:
+            return
+        response = client.query(**params, ExclusiveStartKey=last)
+
+
+def count_batch(batch_id: str) -> dict[str, int]:
+    """How many of a batch's message records are in each status (as the API shows them).
+
+    Records written before the batch index held ``shown`` are not counted (none were deployed)."""
+    client = aws.client("dynamodb")
+    queries = [{
+        "TableName": _table(), "IndexName": schema.MESSAGES_BATCH_INDEX,
+        "KeyConditionExpression": "#b = :b", "ProjectionExpression": "#shown",
+        "ExpressionAttributeNames": {"#b": schema.MESSAGES_BATCH_PARTITION, "#shown": schema.MESSAGES_SHOWN},
+        "ExpressionAttributeValues": {":b": {"S": f"{batch_id}#{shard}"}},
+    } for shard in range(schema.INDEX_SHARDS)]
+    counts: dict[str, int] = {}
+    for params, first in zip(queries, _query_shards(client, queries)):
+        for item in _pages(client, params, first):
+            status = item[schema.MESSAGES_SHOWN]["S"]
             counts[status] = counts.get(status, 0) + 1
-        if not response.get("LastEvaluatedKey"):
-            return counts
-        params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    return counts
 
 
 def reserve_recipient(to: str, gap_seconds: float = 1.0) -> float:
@@ -286,43 +353,91 @@ def get(message_id: str) -> dict | None:
     return from_item(item) if item else None
 
 
-_TOKEN_KEYS = frozenset({schema.MESSAGES_KEY, schema.MESSAGES_LIST_PARTITION, schema.MESSAGES_LIST_SORT})
+# A list page's token names the sort key (createdAt#id) of the last message it returned.
+_TOKEN_FIELD = "before"
+_SORT_KEY = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z#.+", re.DOTALL)
 
 
-def _decode_token(token: str) -> dict:
+def _decode_token(token: str) -> str:
+    """The sort key a ``next`` token names. Anything this API did not return is 400 ``InvalidNext``
+    (and never reaches DynamoDB, which would refuse an empty or oversized key: a 500)."""
     try:
-        key = json.loads(base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4)))
-        if not isinstance(key, dict) or not all(isinstance(v, str) for v in key.values()):
+        plain = json.loads(base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4)))
+        if not isinstance(plain, dict) or set(plain) != {_TOKEN_FIELD}:
             raise ValueError
-        # Exactly the key a page of the list index ends on, within DynamoDB's key sizes: DynamoDB refuses
-        # any other ExclusiveStartKey (a ValidationException, which would be a 500).
-        if set(key) != _TOKEN_KEYS or key[schema.MESSAGES_LIST_PARTITION] != "messages" \
-                or any(len(v.encode("utf-8")) > 1024 for v in key.values()):
+        before = plain[_TOKEN_FIELD]
+        # createdAt#id, within DynamoDB's 1,024 bytes for a sort key.
+        if not isinstance(before, str) or not _SORT_KEY.fullmatch(before) or len(before.encode("utf-8")) > 1024:
             raise ValueError
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, binascii.Error, UnicodeError):
         raise InvalidRequest("InvalidNext", "'next' is not a token this API returned.", field="next") from None
-    return {name: {"S": value} for name, value in key.items()}
+    return before
 
 
-def _encode_token(key: dict) -> str:
-    plain = {name: attr["S"] for name, attr in key.items()}
-    return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")
+def _encode_token(sort_key: str) -> str:
+    plain = json.dumps({_TOKEN_FIELD: sort_key}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(plain.encode()).decode().rstrip("=")
 
 
-def page(limit: int, token: str | None = None) -> tuple[list[dict], str | None]:
-    """Newest first. Returns (records, token for the next page or None)."""
-    params = {
-        "TableName": _table(),
-        "IndexName": schema.MESSAGES_LIST_INDEX,
-        "KeyConditionExpression": "#pk = :pk",
-        "ExpressionAttributeNames": {"#pk": schema.MESSAGES_LIST_PARTITION},
-        "ExpressionAttributeValues": {":pk": {"S": "messages"}},
-        "ScanIndexForward": False,
-        "Limit": limit,
-    }
+def batch_get(table: str, keys: list[dict], **read) -> list[dict]:
+    """The items of ``keys`` that exist, in no particular order: BatchGetItem, 100 keys a call, the
+    keys DynamoDB leaves unprocessed asked for again with backoff. ``read``: the request's other
+    fields (``ConsistentRead``, ``ProjectionExpression``...)."""
+    client = aws.client("dynamodb")
+    items: list[dict] = []
+    for start in range(0, len(keys), 100):  # BatchGetItem takes at most 100 keys
+        requests = {table: {"Keys": keys[start:start + 100], **read}}
+        for attempt in range(8):
+            response = client.batch_get_item(RequestItems=requests)
+            items.extend(response.get("Responses", {}).get(table, []))
+            requests = response.get("UnprocessedKeys") or {}
+            if not requests:
+                break
+            time.sleep(min(0.05 * 2 ** attempt, 1.0))
+        else:
+            raise RuntimeError("DynamoDB left keys unprocessed after 8 attempts")
+    return items
+
+
+def _get_many(ids: list[str]) -> dict[str, dict]:
+    """The records with these ids that exist (strongly consistent), by id."""
+    keys = [{schema.MESSAGES_KEY: {"S": i}} for i in ids]
+    records = (from_item(item) for item in batch_get(_table(), keys, ConsistentRead=True))
+    return {record[schema.MESSAGES_KEY]: record for record in records}
+
+
+def page(limit: int, token: str | None = None, directions: tuple[str, ...] = (OUTBOUND,)
+         ) -> tuple[list[dict], str | None]:
+    """Newest first, of the ``directions`` asked for. Returns (records, token for the next page or
+    None when no shard has more).
+
+    Each shard of each direction's list partitions is queried (all at once) for keys older than the
+    token's; the shards are merged newest first, fetching a shard's next page only when the merge
+    reaches it; the first ``limit`` keys are read from the table. Sort keys (createdAt#id) are unique, so a
+    page ends exactly where the next begins. A record gone since the index listed it is skipped."""
+    if not directions:  # nothing to list (a stage without replies asked for them); the token is still checked
+        if token:
+            _decode_token(token)
+        return [], None
+    condition, values = "#pk = :pk", {}
+    names = {"#pk": schema.MESSAGES_LIST_PARTITION}
     if token:
-        params["ExclusiveStartKey"] = _decode_token(token)
-    response = aws.client("dynamodb").query(**params)
-    records = [from_item(item) for item in response.get("Items", [])]
-    last = response.get("LastEvaluatedKey")
-    return records, (_encode_token(last) if last and len(records) == limit else None)
+        condition += " AND #sk < :before"
+        names["#sk"] = schema.MESSAGES_LIST_SORT
+        values[":before"] = {"S": _decode_token(token)}
+    queries = [{
+        "TableName": _table(), "IndexName": schema.MESSAGES_LIST_INDEX,
+        "KeyConditionExpression": condition, "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": {**values, ":pk": {"S": f"{LIST_PREFIXES[direction]}{shard}"}},
+        "ScanIndexForward": False,
+        "Limit": limit + 1,  # with one more, one round of queries tells whether another page exists
+    } for direction in directions for shard in range(schema.INDEX_SHARDS)]
+    client = aws.client("dynamodb")
+    shards = [((item[schema.MESSAGES_LIST_SORT]["S"], item[schema.MESSAGES_KEY]["S"])
+               for item in _pages(client, params, first))
+              for params, first in zip(queries, _query_shards(client, queries))]
+    keys = list(itertools.islice(heapq.merge(*shards, reverse=True), limit + 1))
+    more, keys = len(keys) > limit, keys[:limit]
+    found = _get_many([message_id for _, message_id in keys])
+    records = [found[message_id] for _, message_id in keys if message_id in found]
+    return records, (_encode_token(keys[-1][0]) if more else None)

@@ -1,10 +1,11 @@
 """The batch worker: SQS messages in, sends out through the same send path as the API, paced.
 
-Pacing: a token bucket over message parts (an SMS counts its segments, an MMS counts 1) at
-``MAX_MPS / WORKER_CONCURRENCY`` per instance. The event source mapping runs at most
-``WORKER_CONCURRENCY`` instances, so together they never exceed ``MAX_MPS``. On top of that, a
-conditional write per recipient (``store.reserve_recipient``) lets at most one message a second
-go to any one number, across all instances.
+Pacing: every instance claims its send windows, in message parts (an SMS counts its segments, an
+MMS counts 1), from one schedule the whole stage shares (``chalicelib.pacing``), so the stage never
+exceeds ``MAX_MPS`` however many instances run, and one instance alone reaches it: it sends up to
+``senders_for(MAX_MPS)`` messages of its batch at once (a thread each). On top of that, a
+conditional write per recipient (``store.reserve_recipient``) lets at most one message a second go
+to any one number, across all instances.
 
 At most once: SQS delivers at least once, so a record is claimed (``queued`` -> ``sending``, a
 conditional write) before the provider is called, and a message whose record is no longer
@@ -20,15 +21,18 @@ worker writes them (``record_outcome``), sending nothing.
 """
 from __future__ import annotations
 
+import contextvars
 import json
 import math
 import random
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
-from . import aws, messages, store
+from . import aws, messages, optouts, store
 from .errors import MessagingError, Throttled
 from .log import logger
+from .pacing import ITEM_RATE, DynamoItems, Schedule, TokenBucket
 from .settings import Settings, get_settings
 
 # Stop taking new messages when less than this much of the invocation is left: a send plus its
@@ -36,76 +40,37 @@ from .settings import Settings, get_settings
 SAFETY_MS = 5000
 # A claim older than this (seconds) belongs to a worker that stopped mid-send.
 STALE_CLAIM_SECONDS = 300
-# What one worker instance is asked to send at most, in parts a second (a send is about five AWS
-# calls).
-PER_INSTANCE_MPS = 20
+# About what one sender sends, in parts a second: it sends one message at a time, and a send is
+# about six AWS calls (bench/scale.py models them).
+PER_SENDER_MPS = 20
+# Messages in one SQS event at most (the event source mapping's batch size).
+BATCH_SIZE = 10
 
 
 def instances_for(max_mps: float) -> int:
     """How many worker instances may run at once (the event source's maximum concurrency, at
-    least 2): each paces to max_mps / this, so together they never exceed max_mps."""
-    return max(2, min(math.ceil(max_mps / PER_INSTANCE_MPS), 1000))
+    least 2): one sender each (``senders_for``) keeps up with max_mps once they all run. The
+    shared schedule keeps the stage within max_mps whatever number of them runs."""
+    return max(2, min(math.ceil(max_mps / PER_SENDER_MPS), 1000))
 
 
-class TokenBucket:
-    """Tokens are message parts, refilled at ``rate`` per second up to ``capacity``. A message
-    with more parts than the capacity waits for a full bucket and leaves a debt, so over any
-    window the parts sent stay within ``rate * seconds + capacity``."""
-
-    def __init__(self, rate: float, capacity: float | None = None, clock=time.monotonic, sleep=time.sleep):
-        self.rate = float(rate)
-        self.capacity = max(float(capacity if capacity is not None else rate), 1.0)
-        self.tokens = self.capacity
-        self.clock, self.sleep = clock, sleep
-        self.updated = clock()
-        self._lock = threading.Lock()
-
-    def _refill(self) -> None:
-        now = self.clock()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-
-    def acquire(self, parts: int, deadline: float | None = None) -> bool:
-        """Wait until ``parts`` may go; False (nothing taken) if that would pass ``deadline``
-        (a ``clock()`` value)."""
-        need = min(float(parts), self.capacity)
-        with self._lock:
-            self._refill()
-            wait = max(0.0, (need - self.tokens) / self.rate)
-            if deadline is not None and self.clock() + wait > deadline:
-                return False
-            self.tokens -= parts  # reserve now; concurrent callers queue up behind the debt
-        if wait:
-            self.sleep(wait)
-        return True
-
-    def try_acquire(self, parts: int) -> bool:
-        """Take ``parts`` now if they are there (a message larger than the capacity needs a full
-        bucket and leaves a debt); False, taking nothing, if not. What a provider enforcing an MPS
-        does."""
-        with self._lock:
-            self._refill()
-            if self.tokens < min(float(parts), self.capacity):
-                return False
-            self.tokens -= parts
-            return True
+# What paces a worker: the stage's schedule, or (tests) a local bucket. Both have ``clock()`` and
+# ``acquire(parts, deadline) -> bool``.
+Pacer = Schedule | TokenBucket
+_schedule: Schedule | None = None
 
 
-_bucket: TokenBucket | None = None
+def new_schedule(settings: Settings) -> Schedule:
+    """One instance's handle on the stage's send schedule (in the idempotency table)."""
+    return Schedule(settings.max_mps, DynamoItems(settings.idempotency_table))
 
 
-def new_bucket(settings: Settings) -> TokenBucket:
-    """One instance's share of the stage's MPS, with no burst: evenly spaced sends leave the
-    provider's own bucket full, so jitter on the way there does not get a send throttled."""
-    return TokenBucket(settings.max_mps / settings.worker_concurrency, capacity=1)
-
-
-def bucket(settings: Settings) -> TokenBucket:
-    """The bucket of this (Lambda) instance."""
-    global _bucket
-    if _bucket is None:
-        _bucket = new_bucket(settings)
-    return _bucket
+def schedule(settings: Settings) -> Schedule:
+    """The schedule handle of this (Lambda) instance."""
+    global _schedule
+    if _schedule is None:
+        _schedule = new_schedule(settings)
+    return _schedule
 
 
 class _Later(Exception):
@@ -157,7 +122,7 @@ def record_outcome(body: dict) -> str:
     return "recorded" if updated else "already"
 
 
-def process(sqs_record: dict, settings: Settings, pacer: TokenBucket, deadline: float) -> str:
+def process(sqs_record: dict, settings: Settings, pacer: Pacer, deadline: float) -> str:
     """Send the message one SQS record names, at most once. Returns what happened."""
     message_id = json.loads(sqs_record["body"])["messageId"]
     record = store.get(message_id)
@@ -172,6 +137,10 @@ def process(sqs_record: dict, settings: Settings, pacer: TokenBucket, deadline: 
         return "interrupted"
     if record["status"] != store.QUEUED:
         return "already"  # a redelivery of a message that was sent (or failed) before
+    if optouts.is_opted_out(record["to"], settings):  # a STOP that came after POST /batches
+        store.transition(message_id, store.FAILED, error=optouts.opted_out_error().as_dict())
+        logger.info("batch message to an opted-out recipient not sent", extra={"messageId": message_id})
+        return "opted-out"
     if not pacer.acquire(int(record.get("segments") or 1), deadline=deadline):
         raise _OutOfTime()
     while (wait := store.reserve_recipient(record["to"])) > 0:
@@ -190,61 +159,93 @@ def process(sqs_record: dict, settings: Settings, pacer: TokenBucket, deadline: 
     return "sent"
 
 
+def senders_for(max_mps: float) -> int:
+    """How many of its batch's messages one instance sends at once: enough for one instance alone
+    to reach max_mps (each sender about PER_SENDER_MPS parts a second), up to one schedule item's
+    rate (``ITEM_RATE``). Above that the stage runs more instances (``instances_for``), and
+    more senders would only crowd the schedule: a claim it refuses is a write too."""
+    return max(1, min(BATCH_SIZE, math.ceil(min(max_mps, ITEM_RATE) / PER_SENDER_MPS)))
+
+
 def handle(event: dict, context=None, *, settings: Settings | None = None,
-           pacer: TokenBucket | None = None) -> dict:
-    """SQS event -> ``{"batchItemFailures": [...]}`` (the event source reports partial failures)."""
+           pacer: Pacer | None = None, senders: int | None = None) -> dict:
+    """SQS event -> ``{"batchItemFailures": [...]}`` (the event source reports partial failures).
+    The records go through ``senders`` at a time (``senders_for(maxMps)`` unless given), each in
+    the order it came."""
     settings = settings or get_settings()
-    pacer = pacer or bucket(settings)
+    pacer = pacer or schedule(settings)
     deadline = pacer.clock() + _remaining_seconds(context) - SAFETY_MS / 1000.0
     failures: list[str] = []
-    outcomes: dict[str, int] = {}
     records = event.get("Records", [])
-    out_of_time = False
-    for sqs_record in records:
-        receives = int(sqs_record.get("attributes", {}).get("ApproximateReceiveCount", 1))
-        if _is_outcome(sqs_record):
-            outcome = _write_outcome(sqs_record, receives, settings, failures)
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
-            continue
-        try:
-            if out_of_time:  # the rest of the batch goes back without another look at its records
-                raise _OutOfTime()
-            outcome = process(sqs_record, settings, pacer, deadline)
-        except _Later as later:
-            out_of_time = out_of_time or isinstance(later, _OutOfTime)
-            outcome = "later"
-            failures.append(sqs_record["messageId"])
-            if receives >= settings.max_receives:
-                message_id = json.loads(sqs_record["body"])["messageId"]
-                if later.claimed:  # nobody will look at it again: it must not stay "sending"
-                    _give_up(message_id, INTERRUPTED, expect=(store.SENDING,))
-                else:
-                    _give_up(message_id, {"code": "NotSent", "message": (
-                        f"The batch worker ran out of time for this message on all {receives} attempts.")})
-            else:
-                _retry_later(settings, sqs_record, 1)
-        except Throttled as err:
-            outcome = "throttled"
-            failures.append(sqs_record["messageId"])
-            if receives >= settings.max_receives:
-                _give_up(err.message_id, {"code": "Throttled", "message": (
-                    f"The provider throttled this message on all {receives} attempts.")})
-            else:
-                _retry_later(settings, sqs_record, err.retry_after + random.randint(0, 2))
-        except Exception:  # anything else: this message only; the rest of the batch goes on
-            logger.exception("batch message failed", extra={"sqsMessageId": sqs_record["messageId"]})
-            outcome = "error"
-            failures.append(sqs_record["messageId"])
-            if receives >= settings.max_receives:
-                try:
-                    _give_up(json.loads(sqs_record["body"])["messageId"], {
-                        "code": "WorkerError", "message": f"The batch worker failed on all {receives} attempts."},
-                        expect=(store.QUEUED, store.SENDING))
-                except Exception:
-                    logger.exception("could not record the failure")
+    out_of_time = threading.Event()  # set: the rest of the batch goes back without another look
+
+    def one(sqs_record: dict) -> str:
+        return _handle_record(sqs_record, settings, pacer, deadline, failures, out_of_time)
+
+    senders = min(len(records), senders or senders_for(settings.max_mps))
+    results = _concurrently(one, records, senders) if senders > 1 else [one(r) for r in records]
+    outcomes: dict[str, int] = {}
+    for outcome in results:
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     logger.info("batch worker", extra={"records": len(records), **outcomes})
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failures]}
+
+
+def _concurrently(fn, items: list, workers: int) -> list:
+    """``fn`` over ``items`` on ``workers`` threads, results in order. Each call runs in a copy of
+    the caller's context (the logger's keys go along). Should one raise past ``fn``'s own handling
+    (the process is going down), the calls not started yet never start."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sender")
+    try:
+        futures = [pool.submit(contextvars.copy_context().run, fn, item) for item in items]
+        return [future.result() for future in futures]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _handle_record(sqs_record: dict, settings: Settings, pacer: Pacer, deadline: float, failures: list[str],
+                   out_of_time: threading.Event) -> str:
+    """One record of the batch: send it, or hand it back to the queue (``failures``). Returns what happened."""
+    receives = int(sqs_record.get("attributes", {}).get("ApproximateReceiveCount", 1))
+    if _is_outcome(sqs_record):
+        return _write_outcome(sqs_record, receives, settings, failures)
+    try:
+        if out_of_time.is_set():  # the rest of the batch goes back without another look at its records
+            raise _OutOfTime()
+        return process(sqs_record, settings, pacer, deadline)
+    except _Later as later:
+        if isinstance(later, _OutOfTime):
+            out_of_time.set()
+        failures.append(sqs_record["messageId"])
+        if receives >= settings.max_receives:
+            message_id = json.loads(sqs_record["body"])["messageId"]
+            if later.claimed:  # nobody will look at it again: it must not stay "sending"
+                _give_up(message_id, INTERRUPTED, expect=(store.SENDING,))
+            else:
+                _give_up(message_id, {"code": "NotSent", "message": (
+                    f"The batch worker ran out of time for this message on all {receives} attempts.")})
+        else:
+            _retry_later(settings, sqs_record, 1)
+        return "later"
+    except Throttled as err:
+        failures.append(sqs_record["messageId"])
+        if receives >= settings.max_receives:
+            _give_up(err.message_id, {"code": "Throttled", "message": (
+                f"The provider throttled this message on all {receives} attempts.")})
+        else:
+            _retry_later(settings, sqs_record, err.retry_after + random.randint(0, 2))
+        return "throttled"
+    except Exception:  # anything else: this message only; the rest of the batch goes on
+        logger.exception("batch message failed", extra={"sqsMessageId": sqs_record["messageId"]})
+        failures.append(sqs_record["messageId"])
+        if receives >= settings.max_receives:
+            try:
+                _give_up(json.loads(sqs_record["body"])["messageId"], {
+                    "code": "WorkerError", "message": f"The batch worker failed on all {receives} attempts."},
+                    expect=(store.QUEUED, store.SENDING))
+            except Exception:
+                logger.exception("could not record the failure")
+        return "error"
 
 
 def _is_outcome(sqs_record: dict) -> bool:

@@ -1,0 +1,403 @@
+"""How far the batch worker scales: a stage at 1,000 MPS draining 100,000 messages, steady drains at
+MPS 20 and 100, and small backlogs, for today's design and the new one side by side.
+
+A discrete-event simulation on a virtual clock (no sleeping, no threads) that runs the real pacing
+code. Today's design: each instance paces itself with ``pacing.TokenBucket`` at maxMps / its
+maximum concurrency, with no burst (what ``worker.new_bucket`` did), one message at a time. The new
+one: every instance claims windows from one ``pacing.Schedule`` over ``pacing.MemoryItems`` (the
+conditions of the table's UpdateItem; tests/test_pacing.py checks the two agree), sending
+``worker.senders_for(maxMps)`` messages at a time. Around that code, a model:
+
+- The SQS event source, standard queue (tests/aws_docs/lambda-sqs-scaling.json, read here): 5
+  concurrent batches at first, one more instance every 60/300 s while messages wait, at most
+  ``worker.instances_for(maxMps)`` (the stack's maximum concurrency); batches of 10; a batch short of
+  10 waits out the mapping's 1-s batching window (infra/api.py). 20 ms per batch to receive, invoke
+  and delete.
+- The worker, per message: 5 AWS calls of 8 ms each (read the record, the recipient gate, claim,
+  send, record ``sent``), plus each UpdateItem call the schedule makes. Every recipient is distinct,
+  so the gate never waits.
+- The provider: ``pacing.TokenBucket`` at maxMps with one second of burst, as the local emulator
+  enforces it. A send reaches it 0 to 20 ms after the call starts. A send above it is throttled: the
+  claim is undone and the message comes back 1 to 3 s later, as the worker does.
+- DynamoDB: each partition key takes its documented write units a second
+  (tests/aws_docs/dynamodb_gsi_writes.json) with one second of burst. A write that finds a key spent
+  is throttled and retried with botocore's standard backoff (rand(0, 2^n) s), which delays the
+  instance (botocore's limit of 3 attempts and what the app does after it are left out: they would
+  only slow today's design more). The final status is written 2 s after the send (the receipt), on
+  the same keys, by the status ingest. Only keys that many messages share are modelled (a message's
+  own record and its recipient's gate are written a few times each in its life). Shared-key writes
+  per message during the drain:
+
+  | write | today | new |
+  |---|---|---|
+  | claim (and its undo after a throttle) | list index key, batch index key | none (the index still shows ``queued``) |
+  | ``sent``, final | list index key, batch index key | batch index shard ``<batchId>#<hash % 8>`` |
+  | pacing | none (local) | one ``pacer#<k>`` per UpdateItem, refused ones included (counted, not limited) |
+
+  The creates (POST /batches: 1,000 messages each, which also write the list index) come before the
+  drain: the drain starts with all 100,000 queued, oldest batch first.
+
+Figures: parts/s / MPS and time to drain / ideal (parts / MPS) run from the first send to the end of
+the last send's share of the MPS (its parts / MPS after it); the ~60 ms from queueing to the first
+send (the event source and the worker's first calls) are alike in both designs and left out. The
+hottest key is the most write units any one key was asked for in one second, throttled ones
+included. The queue wait runs from the start of the drain (every message queued at 0) to the send.
+
+Run: ``python -m bench.scale`` (also part of ``make bench``).
+"""
+from __future__ import annotations
+
+import heapq
+import json
+import random
+import re
+import sys
+from collections import Counter, deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "app"))
+from chalicelib import pacing, schema, store, worker  # noqa: E402
+
+DOCS = ROOT / "tests" / "aws_docs"
+
+CALL = 0.008  # one AWS call of the worker (DynamoDB or the provider), seconds
+INVOKE = 0.020  # the event source's receive, invoke and delete around one batch
+IDLE_POLL = 0.05  # an instance with nothing to receive looks again after this
+BATCHING_WINDOW = 1.0  # infra/api.py: maximum_batching_window_in_seconds of the worker's mapping
+NETWORK = 0.020  # a send reaches the provider up to this long after its call starts
+RECEIPT = 2.0  # the final status write comes this long after the send
+PATTERN = [1, 1, 1, 2, 1, 1, 3, 1, 1, 1]  # message parts: mostly 1-part SMS, some 2- and 3-part
+BATCH = 1000  # messages per POST /batches
+
+
+def event_source_scaling() -> dict[str, int]:
+    """The SQS event source's numbers, from the documented quote kept in tests/aws_docs."""
+    fixture = json.loads((DOCS / "lambda-sqs-scaling.json").read_text())
+    return {name: entry["value"] for name, entry in fixture["numbers"].items()}
+
+
+def partition_write_units() -> int:
+    """DynamoDB's write units a second per partition, from the documented quote kept in tests/aws_docs."""
+    fixture = json.loads((DOCS / "dynamodb_gsi_writes.json").read_text())
+    for source in fixture["sources"]:
+        for quote in source["quotes"]:
+            found = re.search(r"([\d,]+) write units per second", quote)
+            if found:
+                return int(found.group(1).replace(",", ""))
+    raise LookupError("no write units per second in dynamodb_gsi_writes.json")
+
+
+@dataclass(frozen=True)
+class Message:
+    id: str
+    parts: int
+    batch: int
+
+
+def messages(count: int) -> list[Message]:
+    """``count`` messages in batches of ``BATCH``, parts as ``PATTERN``."""
+    return [Message(f"m{i:06d}", PATTERN[i % len(PATTERN)], i // BATCH) for i in range(count)]
+
+
+@dataclass(frozen=True)
+class Design:
+    name: str
+    pacer: Callable  # (mps, concurrency, shared items, clock, rng) -> one instance's pacer
+    senders: Callable[[float], int]  # messages one instance sends at once, for an MPS
+    claim_keys: Callable[[Message], tuple[str, ...]]  # the claim, and its undo after a throttle
+    status_keys: Callable[[Message], tuple[str, ...]]  # "sent" and the final status
+
+
+def _bucket_per_instance(mps, concurrency, items, clock, rng):
+    """Today's pacing: what ``worker.new_bucket`` made, an instance's share of the MPS, no burst."""
+    return pacing.TokenBucket(mps / concurrency, capacity=1, clock=clock)
+
+
+def _shared_schedule(mps, concurrency, items, clock, rng):
+    return pacing.Schedule(mps, items, clock=clock, rng=rng)
+
+
+TODAY = Design("today", _bucket_per_instance, lambda mps: 1,
+               lambda m: ("list index", f"batch {m.batch}"), lambda m: ("list index", f"batch {m.batch}"))
+NEW = Design("new", _shared_schedule, worker.senders_for,
+             lambda m: (), lambda m: (f"batch {m.batch}#{store.shard_of(m.id)}",))
+
+
+class Sim:
+    """Processes are generators that yield how long they wait (seconds), or None to park until
+    something starts them again."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.current = None
+        self._events: list = []
+        self._n = 0
+
+    def start(self, process, delay: float = 0.0) -> None:
+        heapq.heappush(self._events, (self.now + delay, self._n, process))
+        self._n += 1
+
+    def run(self) -> None:
+        while self._events:
+            self.now, _, self.current = heapq.heappop(self._events)
+            try:
+                delay = next(self.current)
+            except StopIteration:
+                continue
+            if delay is not None:
+                self.start(self.current, delay)
+
+
+class Join:
+    """Parks the process that makes it until ``n`` others have called ``done``."""
+
+    def __init__(self, sim: Sim, n: int):
+        self.sim, self.n, self.waiter = sim, n, sim.current
+
+    def done(self) -> None:
+        self.n -= 1
+        if self.n == 0:
+            self.sim.start(self.waiter)
+
+
+class Queue:
+    def __init__(self, queued: list[Message]):
+        self.visible = deque(queued)
+        self.hidden: list = []  # (visible again at, n, message)
+        self.unsent = len(queued)
+
+    def _due(self, now: float) -> None:
+        while self.hidden and self.hidden[0][0] <= now:
+            self.visible.append(heapq.heappop(self.hidden)[2])
+
+    def waiting(self, now: float) -> int:
+        self._due(now)
+        return len(self.visible)
+
+    def receive(self, now: float, n: int) -> list[Message]:
+        self._due(now)
+        return [self.visible.popleft() for _ in range(min(n, len(self.visible)))]
+
+    def back(self, message: Message, at: float) -> None:
+        heapq.heappush(self.hidden, (at, id(message), message))
+
+
+class Keys:
+    """DynamoDB's limit per partition key: ``limit`` write units a second, one second of burst. A
+    write to several keys (a table write and its index writes) goes through only if each has room."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
+        self.asked: Counter = Counter()  # (key, second) -> write units asked, throttled ones included
+        self.throttled = 0
+
+    def ask(self, key: str, now: float, units: int = 1) -> None:
+        self.asked[key, int(now)] += units
+
+    def write(self, keys: tuple[str, ...], now: float) -> bool:
+        room = True
+        for key in keys:
+            self.ask(key, now)
+            tokens, at = self.buckets.get(key, (self.limit, now))
+            tokens = min(self.limit, tokens + (now - at) * self.limit)
+            self.buckets[key] = (tokens, now)
+            room = room and tokens >= 1
+        if not room:
+            self.throttled += 1
+            return False
+        for key in keys:
+            tokens, at = self.buckets[key]
+            self.buckets[key] = (tokens - 1, at)
+        return True
+
+    def hottest(self) -> tuple[str, int]:
+        if not self.asked:
+            return "none", 0
+        (key, _), units = max(self.asked.items(), key=lambda entry: entry[1])
+        return key, units
+
+
+def drain(design: Design, mps: float, queued: list[Message], seed: int = 1) -> dict:
+    """Drain ``queued`` (all visible at 0) at ``mps``; the figures of the report."""
+    scaling = event_source_scaling()
+    sim, rng = Sim(), random.Random(seed)
+    queue, keys = Queue(queued), Keys(partition_write_units())
+    clock = lambda: sim.now  # noqa: E731
+    provider = pacing.TokenBucket(mps, capacity=mps, clock=clock)
+    items = pacing.MemoryItems()
+    concurrency = worker.instances_for(mps)
+    senders = design.senders(mps)
+    sends: list[tuple[float, int]] = []
+    launches: list[float] = []  # when the event source started each instance
+    provider_throttles = 0
+
+    def write(shared: tuple[str, ...]):
+        attempt = 0
+        while True:
+            yield CALL
+            if keys.write(shared, sim.now):
+                return
+            attempt += 1
+            yield rng.random() * min(2.0 ** (attempt - 1), 20.0)  # botocore's standard retry mode
+
+    def pace(pacer, parts: int):
+        if isinstance(pacer, pacing.TokenBucket):
+            wait = pacer.reserve(parts)
+            if wait:
+                yield wait
+            return
+        while True:
+            before = dict(items.writes)
+            slot = pacer.reserve(parts)
+            for item, count in items.writes.items():
+                if count != before.get(item, 0):
+                    keys.ask(f"{schema.PACER_PREFIX}{item}", sim.now, count - before.get(item, 0))
+            yield slot.calls * CALL
+            if slot.at > sim.now:
+                yield slot.at - sim.now
+            if slot.granted:
+                return
+
+    def final(message: Message):
+        yield from write(design.status_keys(message))
+
+    def send(pacer, message: Message):
+        nonlocal provider_throttles
+        yield CALL  # read the record
+        yield from pace(pacer, message.parts)
+        yield CALL  # the recipient gate
+        yield from write(design.claim_keys(message))
+        reach = rng.uniform(0, NETWORK)
+        yield reach
+        arrived, accepted = sim.now, provider.try_acquire(message.parts)
+        yield max(0.0, CALL - reach)
+        if not accepted:
+            provider_throttles += 1
+            yield from write(design.claim_keys(message))  # back to queued
+            queue.back(message, sim.now + 1 + rng.randint(0, 2))
+            return
+        sends.append((arrived, message.parts))
+        queue.unsent -= 1
+        yield from write(design.status_keys(message))
+        sim.start(final(message), RECEIPT)
+
+    def sender(pacer, todo: deque, join: Join):
+        while todo:
+            yield from send(pacer, todo.popleft())
+        join.done()
+
+    def instance():
+        pacer = design.pacer(mps, concurrency, items, clock, rng)
+        while queue.unsent:
+            batch = queue.receive(sim.now, worker.BATCH_SIZE)
+            if not batch:
+                yield IDLE_POLL
+                continue
+            if len(batch) < worker.BATCH_SIZE and queue.unsent > len(batch):
+                yield BATCHING_WINDOW
+                batch += queue.receive(sim.now, worker.BATCH_SIZE - len(batch))
+            yield INVOKE
+            if senders == 1:
+                for message in batch:
+                    yield from send(pacer, message)
+                continue
+            todo = deque(batch)
+            join = Join(sim, min(senders, len(batch)))
+            for _ in range(join.n):
+                sim.start(sender(pacer, todo, join))
+            yield None  # until the batch is done
+
+    def event_source():
+        for _ in range(min(scaling["initial_batches"], concurrency)):
+            launches.append(sim.now)
+            sim.start(instance())
+        while queue.unsent:
+            yield 60.0 / scaling["added_per_minute"]
+            if len(launches) < min(concurrency, scaling["max_batches"]) and queue.waiting(sim.now):
+                launches.append(sim.now)
+                sim.start(instance())
+
+    sim.start(event_source())
+    sim.run()
+    times = sorted(t for t, _ in sends)
+    parts = sum(p for _, p in sends)
+    end = max(t + p / mps for t, p in sends)  # the last send's share of the MPS ends
+    hot_key, hot_units = keys.hottest()
+    return {
+        "ratio": parts / (end - times[0]) / mps,
+        "drain_ratio": (end - times[0]) / (parts / mps),
+        "hot_key": hot_key, "hot": hot_units,
+        "provider_throttles": provider_throttles, "dynamodb_throttles": keys.throttled,
+        "p99": times[min(len(times) - 1, int(len(times) * 0.99))],
+        "instances": concurrency, "senders": senders, "messages": len(queued), "parts": parts,
+        "sends": sends,  # (when the provider took it, parts)
+        "launches": launches,
+    }
+
+
+BIG = (1000, 100_000)
+STEADY = (20, 100)  # 15 seconds' worth of parts
+STEADY_SECONDS = 15
+SMALL = [(n, mps) for mps in (3, 20, 100) for n in (10, 100)]
+
+
+def steady(mps: float) -> list[Message]:
+    """``STEADY_SECONDS`` of parts at ``mps``."""
+    count, parts = 0, 0
+    while parts < mps * STEADY_SECONDS:
+        parts += PATTERN[count % len(PATTERN)]
+        count += 1
+    return messages(count)
+
+
+def rows() -> list[tuple[str, list[tuple]]]:
+    """(heading, [(label, today, new, target, ok)]) for the report."""
+    sections = []
+    mps, count = BIG
+    big = {d.name: drain(d, mps, messages(count)) for d in (TODAY, NEW)}
+    sections.append((f"{mps:,} MPS, {count:,} messages ({big['new']['instances']} instances at most, "
+                     f"{big['new']['senders']} senders each in the new design)", [
+        ("parts/s / MPS", big, "ratio", "{:.3f}", ">= 0.95", lambda v: v >= 0.95),
+        ("hottest key, writes/s", big, "hot", "{:,}", "< 1,000", lambda v: v < 1000),
+        ("  that key", big, "hot_key", "{}", "", None),
+        ("provider throttles", big, "provider_throttles", "{:,}", "0", lambda v: v == 0),
+        ("DynamoDB throttles", big, "dynamodb_throttles", "{:,}", "0", lambda v: v == 0),
+        ("p99 queue wait (s)", big, "p99", "{:.1f}", "", None),
+    ]))
+    for mps in STEADY:
+        queued = steady(mps)
+        result = {d.name: drain(d, mps, queued) for d in (TODAY, NEW)}
+        sections.append((f"steady drain at MPS {mps} ({len(queued)} messages, {result['new']['instances']} "
+                         f"instances at most)", [
+            ("parts/s / MPS", result, "ratio", "{:.3f}", ">= 0.95", lambda v: v >= 0.95),
+            ("provider throttles", result, "provider_throttles", "{:,}", "0", lambda v: v == 0),
+        ]))
+    small = []
+    for count, mps in SMALL:
+        result = {d.name: drain(d, mps, messages(count)) for d in (TODAY, NEW)}
+        small.append((f"{count} messages at MPS {mps}", result, "drain_ratio", "{:.2f}", "<= 1.2",
+                      lambda v: v <= 1.2))
+        small.append(("  provider throttles", result, "provider_throttles", "{:,}", "0", lambda v: v == 0))
+    sections.append(("small backlogs: time to drain / ideal (parts / MPS)", small))
+    return sections
+
+
+def report(sections) -> None:
+    print(f"{'scale (simulated)':<34}{'today':>12}{'':6}{'new':>12}{'':6}{'target':>9}")
+    for heading, section in sections:
+        print(heading)
+        for label, result, key, fmt, target, check in section:
+            cells = ""
+            for name in ("today", "new"):
+                value = result[name][key]
+                verdict = "" if check is None else ("ok" if check(value) else "MISS")
+                cells += f"{fmt.format(value):>12} {verdict:<5}"
+            print(f"  {label:<32}{cells}{target:>9}")
+
+
+if __name__ == "__main__":
+    report(rows())

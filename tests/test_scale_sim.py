@@ -1,0 +1,66 @@
+"""bench/scale.py's simulation: its numbers come from AWS's documents, and its model does what the
+report relies on: the event source scales as documented, the provider throttles a sender that does
+not pace, a key asked for more than its write units is throttled, and the issue's small batch runs
+at half the MPS under per-instance pacing. All on a virtual clock: deterministic, nothing timed."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from bench import scale
+
+NUMBER_WORDS = {5: "five"}
+
+
+def test_the_event_source_numbers_are_the_documented_ones():
+    fixture = json.loads((scale.DOCS / "lambda-sqs-scaling.json").read_text())
+    assert fixture["source"] == "https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html"
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", fixture["retrieved"])
+    for entry in fixture["numbers"].values():
+        assert entry["words"] in fixture["quote"]
+        value = entry["value"]
+        assert f"{value:,}" in entry["words"] or NUMBER_WORDS.get(value, "?") in entry["words"]
+    assert scale.event_source_scaling() == {"initial_batches": 5, "added_per_minute": 300, "max_batches": 1000}
+
+
+def test_the_partition_limit_is_the_documented_one():
+    assert scale.partition_write_units() == 1000
+
+
+def test_the_event_source_starts_five_instances_and_adds_five_a_second_up_to_the_maximum():
+    result = scale.drain(scale.NEW, 1000, scale.messages(20_000))
+    launches = result["launches"]
+    assert launches[:5] == [0.0] * 5
+    gaps = [b - a for a, b in zip(launches[5:], launches[6:])]
+    assert gaps and all(gap == pytest.approx(60 / 300) for gap in gaps)
+    assert len(launches) == result["instances"] == 50
+
+
+def test_a_sender_that_does_not_pace_is_throttled_and_the_new_design_is_not():
+    unpaced = scale.Design("unpaced", lambda mps, n, items, clock, rng: scale.pacing.TokenBucket(1e9, clock=clock),
+                           scale.worker.senders_for, scale.NEW.claim_keys, scale.NEW.status_keys)
+    queued = scale.messages(600)
+    assert scale.drain(unpaced, 20, queued)["provider_throttles"] > 0
+    paced = scale.drain(scale.NEW, 20, queued)
+    assert paced["provider_throttles"] == 0
+    # Over any second, the provider took no more than its MPS plus its one second of burst.
+    sends = sorted(paced["sends"])
+    assert max(sum(p for t, p in sends if start <= t < start + 1) for start, _ in sends) <= 2 * 20
+
+
+def test_one_key_for_every_message_is_throttled_at_1000_mps_and_the_sharded_keys_are_not():
+    queued = scale.messages(20_000)
+    today, new = scale.drain(scale.TODAY, 1000, queued), scale.drain(scale.NEW, 1000, queued)
+    assert today["hot_key"] == "list index" and today["hot"] > 1000 and today["dynamodb_throttles"] > 0
+    assert new["hot"] < 1000 and new["dynamodb_throttles"] == 0
+    assert new["ratio"] > 2 * today["ratio"]
+
+
+def test_ten_messages_at_3_mps_take_twice_the_ideal_under_per_instance_pacing():
+    """The issue's example: ten messages fit one batch, so one instance sends them, at half the MPS
+    when each paces to its share; the shared schedule gives it the whole MPS."""
+    queued = scale.messages(10)
+    assert scale.drain(scale.TODAY, 3, queued)["drain_ratio"] == pytest.approx(2, rel=0.1)
+    assert scale.drain(scale.NEW, 3, queued)["drain_ratio"] == pytest.approx(1, rel=0.1)
