@@ -5,11 +5,15 @@
 - cold import: the Lambda handler module with its clients, against bare ``import boto3`` plus the
   same clients, each in a fresh process. Target <= 1.25.
 - Lambda package: the size of the deployment zip ``chalice package`` builds.
-- bulk drain (``bench/bulk_drain.py``): the batch worker's pacing against a provider that
-  enforces MPS 20 and 100, beside a naive sender that does not pace.
+- scale (``bench/scale.py``): a simulation on a virtual clock, with the worker's real pacing code,
+  of a stage at 1,000 MPS draining 100,000 messages (SQS event source scaling, DynamoDB's limit
+  per partition key, the provider's MPS), steady drains at MPS 20 and 100, and small backlogs, for
+  today's design and the new one.
 - API latency (``bench/api_latency.py``): p50, p99 and throughput of ``POST /sms`` and
   ``GET /messages/{id}`` under 16 concurrent clients on the local stack, beside bare Chalice routes
   on the same server (one bare, and ones making the same AWS calls without the app).
+- webhooks (``bench/webhooks_latency.py``): on the local stack, receipt to webhook p50 and p99 beside send
+  to receipt, and deliveries per second to a local receiver with 16 events in flight, beside bare POSTs.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ENV = {
     "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
     "MEDIA_BUCKET": "bench-media", "MESSAGES_TABLE": "bench-messages", "IDEMPOTENCY_TABLE": "bench-idem",
+    "WEBHOOKS_TABLE": "bench-settings",  # the stage's settings table: every send checks its opt-out list
     "POWERTOOLS_LOG_LEVEL": "WARNING",
 }
 CLIENTS = ("dynamodb", "sns", "s3", "pinpoint-sms-voice-v2")
@@ -49,6 +54,8 @@ def per_send_cpu(sends: int = 200) -> tuple[float, float]:
         payload = json.dumps({"to": "+14255550123", "body": "Your code is 123456"})
 
         def bare():
+            ddb.get_item(TableName="bench-settings", Key={"pk": {"S": "optout"}, "sk": {"S": "+14255550123"}},
+                         ConsistentRead=True)
             ddb.put_item(TableName="bench-messages", Item={"id": {"S": "m-1"}, "body": {"S": "x"}},
                          ConditionExpression="attribute_not_exists(#id)", ExpressionAttributeNames={"#id": "id"})
             sns.publish(PhoneNumber="+14255550123", Message="Your code is 123456", MessageAttributes={
@@ -144,13 +151,17 @@ def main() -> None:
         print(f"{name:<28}{ours:>10.2f}{base:>10.2f}{ratio:>8.2f}{'<= ' + str(target):>9} {verdict}")
     print(f"{'Lambda package (bytes)':<28}{size if size is not None else 'failed':>10}")
     print()
-    from bench import bulk_drain
+    from bench import scale
 
-    bulk_drain.report(bulk_drain.rows())
+    scale.report(scale.rows())
     print()
     from bench import api_latency
 
     api_latency.report(api_latency.rows())
+    print()
+    from bench import webhooks_latency
+
+    webhooks_latency.report(webhooks_latency.rows())
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""A loopback fake of the AWS calls one send makes (DynamoDB PutItem/UpdateItem, SNS Publish),
+"""A loopback fake of the AWS calls one send makes (DynamoDB GetItem/PutItem/UpdateItem, SNS Publish),
 answering canned responses with TCP_NODELAY and keep-alive. Run in its own process so its CPU
 is not counted against the sender."""
 from __future__ import annotations

@@ -44,6 +44,9 @@ def _header_value(value) -> str:
 
 
 def json_response(status: int, body, headers: dict | None = None) -> Response:
+    if status == 204:  # No Content: no body, so no type either
+        return Response(body="", status_code=204,
+                        headers={name: _header_value(value) for name, value in (headers or {}).items()})
     return Response(
         body=json.dumps(body, separators=(",", ":"), default=str),
         status_code=status,
@@ -65,7 +68,8 @@ def request_id(app) -> str:
 
 
 # Path parameters that name one of our resources, and the 404 a malformed one gets (without a look-up).
-RESOURCE_IDS = {"message_id": ("MessageNotFound", "message"), "batch_id": ("BatchNotFound", "batch")}
+RESOURCE_IDS = {"message_id": ("MessageNotFound", "message"), "batch_id": ("BatchNotFound", "batch"),
+                "webhook_id": ("WebhookNotFound", "webhook")}
 BODY_METHODS = ("POST", "PUT", "PATCH")
 
 

@@ -1,0 +1,316 @@
+"""Signed webhooks (Standard Webhooks v1): the endpoints, their secrets, the events, and the fan-out.
+
+- Endpoints live in the webhooks table (``schema.WEBHOOKS_*``): created with a URL the address guard
+  (``netguard``) allows and the event types they want, listed, read, deleted, their secret rotated.
+- Secrets are ``whsec_`` + base64 of 24 random bytes, stored only as KMS ciphertext under the encryption
+  context ``{"webhookId": <id>}``. The API shows a secret once, in the answer that made it. After a
+  rotation the earlier secret stays in force for 24 hours, so every delivery carries both signatures.
+- ``fanout(event)`` (``webhook_events.py``) reads the messages table's stream and queues one message
+  per event and subscribed endpoint; ``deliver_batch(event, context)`` (``webhook_delivery.py``)
+  delivers them.
+"""
+from __future__ import annotations
+
+import base64
+import secrets as random_bytes
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
+
+from . import aws, netguard, schema, store
+from .errors import InvalidRequest, NotConfigured, NotFound, Throttled, aws_errors
+from .log import logger
+from .settings import Settings
+
+# The statuses that make an event: every change of the shown status after ``queued``, except a dry
+# run's ``validated``; and a reply stored (``received``, issue 14).
+EVENT_STATUSES = (store.SENT, store.DELIVERED, store.FAILED, store.UNKNOWN, store.RECEIVED)
+EVENT_TYPES = tuple(f"message.{status}" for status in EVENT_STATUSES)
+SECRET_PREFIX = "whsec_"
+SECRET_BYTES = 24
+ROTATION_OVERLAP = timedelta(hours=24)
+MAX_SECRETS = 5  # the newest and up to four earlier ones still in force
+DELIVERIES_LIMIT = 50  # GET /webhooks/{id}/deliveries without ?limit=
+ENDPOINT_PREFIX = "wh_"
+
+_serializer, _deserializer = TypeSerializer(), TypeDeserializer()
+
+
+def configured(settings: Settings) -> Settings:
+    if not (settings.webhooks_table and settings.webhook_queue_url and settings.webhook_key_id):
+        raise NotConfigured("WebhooksNotConfigured", "This stage has no webhooks (WEBHOOKS_TABLE, WEBHOOK_QUEUE_URL "
+                            "and WEBHOOK_KEY_ID).")
+    return settings
+
+
+def now_iso(at: datetime | None = None) -> str:
+    at = at or datetime.now(timezone.utc)
+    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def to_item(record: dict) -> dict:
+    return {name: _serializer.serialize(value) for name, value in record.items()}
+
+
+def from_item(item: dict) -> dict:
+    return {name: _deserializer.deserialize(value) for name, value in item.items()}
+
+
+# -- endpoints ---------------------------------------------------------------------------------
+def public(endpoint: dict) -> dict:
+    """The webhook resource, as the API shows it (never a secret)."""
+    return {"id": endpoint[schema.WEBHOOKS_SORT], "url": endpoint["url"], "events": list(endpoint["events"]),
+            "enabled": bool(endpoint["enabled"]), "createdAt": endpoint["createdAt"],
+            "disabledReason": endpoint.get("disabledReason")}
+
+
+def _key(endpoint_id: str) -> dict:
+    return {schema.WEBHOOKS_KEY: {"S": schema.WEBHOOKS_ENDPOINTS}, schema.WEBHOOKS_SORT: {"S": endpoint_id}}
+
+
+def load(settings: Settings, endpoint_id: str) -> dict | None:
+    """The endpoint item (secrets as ciphertext), or None."""
+    item = aws.client("dynamodb").get_item(TableName=settings.webhooks_table, Key=_key(endpoint_id),
+                                           ConsistentRead=True).get("Item")
+    return from_item(item) if item else None
+
+
+def _existing(settings: Settings, endpoint_id: str) -> dict:
+    endpoint = load(settings, endpoint_id) if endpoint_id.startswith(ENDPOINT_PREFIX) else None
+    if endpoint is None:
+        raise NotFound("WebhookNotFound", "No webhook with this id.")
+    return endpoint
+
+
+def all_endpoints(settings: Settings) -> list[dict]:
+    client, found = aws.client("dynamodb"), []
+    params = {"TableName": settings.webhooks_table, "KeyConditionExpression": "#pk = :pk",
+              "ExpressionAttributeNames": {"#pk": schema.WEBHOOKS_KEY},
+              "ExpressionAttributeValues": {":pk": {"S": schema.WEBHOOKS_ENDPOINTS}}}
+    while True:
+        response = client.query(**params)
+        found += [from_item(item) for item in response.get("Items", [])]
+        if not response.get("LastEvaluatedKey"):
+            return found
+        params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def _guarded(step, *args):
+    try:
+        return step(*args)
+    except netguard.Refused as refused:
+        raise InvalidRequest("InvalidUrl", refused.reason, field="url") from None
+
+
+def _events(raw) -> list[str]:
+    if raw is None:
+        return list(EVENT_TYPES)
+    known = ", ".join(EVENT_TYPES)
+    if not isinstance(raw, list) or not raw or not all(isinstance(e, str) for e in raw):
+        raise InvalidRequest("InvalidEventType", f"'events' must be a non-empty list of event types ({known}), "
+                             "or left out for all of them.", field="events")
+    unknown = [e for e in raw if e not in EVENT_TYPES]
+    if unknown:
+        shown = unknown[0] if len(unknown[0]) <= 40 else unknown[0][:40] + "..."
+        raise InvalidRequest("InvalidEventType", f"Unknown event type {shown!r}; the types are {known}.",
+                             field="events")
+    return list(dict.fromkeys(raw))
+
+
+@aws_errors("store the webhook")
+def create(data: dict, settings: Settings) -> tuple[dict, str]:
+    """``POST /webhooks``: (the webhook resource, its secret)."""
+    configured(settings)
+    url = data.get("url")
+    if url is None or url == "":
+        raise InvalidRequest("MissingField", "'url' is required.", field="url")
+    target = _guarded(netguard.parse, url, settings.webhook_urls)
+    events = _events(data.get("events"))
+    count = aws.client("dynamodb").query(
+        TableName=settings.webhooks_table, KeyConditionExpression="#pk = :pk", Select="COUNT",
+        ExpressionAttributeNames={"#pk": schema.WEBHOOKS_KEY},
+        ExpressionAttributeValues={":pk": {"S": schema.WEBHOOKS_ENDPOINTS}})["Count"]
+    if count >= settings.max_webhooks:
+        raise InvalidRequest("TooManyWebhooks", f"This stage has {count} webhooks, its most "
+                             f"(MAX_WEBHOOKS {settings.max_webhooks}); delete one first.")
+    _guarded(netguard.resolve, target, settings.webhook_urls)  # after the cheap checks: DNS takes time
+    endpoint_id = ENDPOINT_PREFIX + uuid.uuid4().hex
+    secret, created = new_secret(), now_iso()
+    endpoint = {schema.WEBHOOKS_KEY: schema.WEBHOOKS_ENDPOINTS, schema.WEBHOOKS_SORT: endpoint_id, "url": url,
+                "events": events, "enabled": True, "createdAt": created, "version": 1,
+                "secrets": [{"ciphertext": encrypt(settings, endpoint_id, secret), "createdAt": created}]}
+    aws.client("dynamodb").put_item(TableName=settings.webhooks_table, Item=to_item(endpoint),
+                                    ConditionExpression="attribute_not_exists(#sk)",
+                                    ExpressionAttributeNames={"#sk": schema.WEBHOOKS_SORT})
+    logger.info("webhook created", extra={"webhookId": endpoint_id, "host": target.host, "events": len(events)})
+    forget(endpoint_id)
+    return public(endpoint), secret
+
+
+@aws_errors("read the webhook")
+def get(webhook_id: str, settings: Settings) -> dict:
+    return public(_existing(configured(settings), webhook_id))
+
+
+@aws_errors("list the webhooks")
+def listing(settings: Settings) -> dict:
+    endpoints = sorted(all_endpoints(configured(settings)), key=lambda e: (e["createdAt"], e[schema.WEBHOOKS_SORT]))
+    return {"webhooks": [public(e) for e in endpoints]}
+
+
+@aws_errors("delete the webhook")
+def delete(webhook_id: str, settings: Settings) -> None:
+    configured(settings)
+    client = aws.client("dynamodb")
+    if not webhook_id.startswith(ENDPOINT_PREFIX):
+        raise NotFound("WebhookNotFound", "No webhook with this id.")
+    try:
+        client.delete_item(TableName=settings.webhooks_table, Key=_key(webhook_id),
+                           ConditionExpression="attribute_exists(#sk)",
+                           ExpressionAttributeNames={"#sk": schema.WEBHOOKS_SORT})
+    except client.exceptions.ConditionalCheckFailedException:
+        raise NotFound("WebhookNotFound", "No webhook with this id.") from None
+    forget(webhook_id)
+    logger.info("webhook deleted", extra={"webhookId": webhook_id})
+
+
+@aws_errors("rotate the secret")
+def rotate(webhook_id: str, settings: Settings) -> tuple[dict, str]:
+    """``POST /webhooks/{id}/rotate``: a new secret first; the ones in force stay for 24 hours more at
+    most. A concurrent rotation is not lost: the write is conditional on the item's version."""
+    configured(settings)
+    client = aws.client("dynamodb")
+    for _attempt in range(5):
+        endpoint = _existing(settings, webhook_id)
+        now = datetime.now(timezone.utc)
+        until = now_iso(now + ROTATION_OVERLAP)
+        kept = [{**s, "expiresAt": min(s.get("expiresAt") or until, until)}
+                for s in endpoint.get("secrets", []) if in_force(s, now)]
+        secret = new_secret()
+        fresh = {"ciphertext": encrypt(settings, webhook_id, secret), "createdAt": now_iso(now)}
+        version = int(endpoint.get("version") or 0)
+        try:
+            client.update_item(
+                TableName=settings.webhooks_table, Key=_key(webhook_id),
+                UpdateExpression="SET #secrets = :secrets, #version = :next",
+                ConditionExpression="attribute_exists(#sk) AND (attribute_not_exists(#version) OR #version = :version)",
+                ExpressionAttributeNames={"#secrets": "secrets", "#version": "version", "#sk": schema.WEBHOOKS_SORT},
+                ExpressionAttributeValues={":secrets": _serializer.serialize([fresh, *kept][:MAX_SECRETS]),
+                                           ":version": {"N": str(version)}, ":next": {"N": str(version + 1)}})
+        except client.exceptions.ConditionalCheckFailedException:
+            continue  # deleted (the next look-up says 404) or rotated meanwhile: again, on top of that one
+        forget(webhook_id)
+        logger.info("webhook secret rotated", extra={"webhookId": webhook_id, "inForce": min(len(kept) + 1, MAX_SECRETS)})
+        return public(endpoint), secret
+    raise Throttled("Other rotations of this webhook are in progress; retry.", retry_after=1)
+
+
+@aws_errors("read the secret")
+def current_secret(webhook_id: str, settings: Settings) -> str:
+    """The newest secret in plain text: what a replayed ``POST /webhooks`` or rotation (same
+    ``Idempotency-Key``) shows again, since the stored answer never holds it."""
+    endpoint = _existing(configured(settings), webhook_id)
+    return decrypt(settings, webhook_id, endpoint["secrets"][0]["ciphertext"])
+
+
+def with_secret(body: dict, secret: str | None, settings: Settings) -> dict:
+    return {**body, "secret": secret if secret is not None else current_secret(body["id"], settings)}
+
+
+@aws_errors("read the deliveries")
+def deliveries(webhook_id: str, limit: int, settings: Settings) -> dict:
+    """``GET /webhooks/{id}/deliveries``: the recent attempts, newest first."""
+    _existing(configured(settings), webhook_id)
+    response = aws.client("dynamodb").query(
+        TableName=settings.webhooks_table, KeyConditionExpression="#pk = :pk", ScanIndexForward=False, Limit=limit,
+        ExpressionAttributeNames={"#pk": schema.WEBHOOKS_KEY},
+        ExpressionAttributeValues={":pk": {"S": schema.WEBHOOKS_DELIVERIES + webhook_id}})
+    return {"deliveries": [attempt_public(from_item(item)) for item in response.get("Items", [])]}
+
+
+ATTEMPT_FIELDS = ("eventId", "type", "attempt", "attemptedAt", "outcome", "status", "error", "durationMs",
+                  "nextAttemptAt")
+
+
+def attempt_public(item: dict) -> dict:
+    shown = {name: item.get(name) for name in ATTEMPT_FIELDS}
+    for name in ("attempt", "status", "durationMs"):
+        if shown[name] is not None:
+            shown[name] = int(shown[name])
+    return shown
+
+
+def record_attempt(settings: Settings, endpoint_id: str, attempt: dict) -> None:
+    """One delivery attempt, kept ``WEBHOOK_ATTEMPT_DAYS`` days (TTL)."""
+    item = {schema.WEBHOOKS_KEY: schema.WEBHOOKS_DELIVERIES + endpoint_id,
+            schema.WEBHOOKS_SORT: f"{attempt['attemptedAt']}#{attempt['eventId']}",
+            schema.WEBHOOKS_TTL: int(time.time()) + schema.WEBHOOK_ATTEMPT_DAYS * 86400,
+            **{name: attempt.get(name) for name in ATTEMPT_FIELDS}}
+    aws.client("dynamodb").put_item(TableName=settings.webhooks_table, Item=to_item(item))
+
+
+def disable(settings: Settings, endpoint_id: str, reason: str) -> None:
+    """The receiver answered 410 Gone: nothing more goes to it."""
+    client = aws.client("dynamodb")
+    try:
+        client.update_item(TableName=settings.webhooks_table, Key=_key(endpoint_id),
+                           UpdateExpression="SET #enabled = :false, #reason = :reason",
+                           ConditionExpression="attribute_exists(#sk)",
+                           ExpressionAttributeNames={"#enabled": "enabled", "#reason": "disabledReason",
+                                                     "#sk": schema.WEBHOOKS_SORT},
+                           ExpressionAttributeValues={":false": {"BOOL": False}, ":reason": {"S": reason}})
+    except client.exceptions.ConditionalCheckFailedException:
+        pass  # deleted meanwhile
+    forget(endpoint_id)
+
+
+# -- secrets -----------------------------------------------------------------------------------
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(random_bytes.token_bytes(SECRET_BYTES)).decode("ascii")
+
+
+def encrypt(settings: Settings, endpoint_id: str, secret: str) -> bytes:
+    return aws.client("kms").encrypt(KeyId=settings.webhook_key_id, Plaintext=secret.encode("ascii"),
+                                     EncryptionContext={"webhookId": endpoint_id})["CiphertextBlob"]
+
+
+def decrypt(settings: Settings, endpoint_id: str, ciphertext) -> str:
+    blob = ciphertext.value if isinstance(ciphertext, Binary) else bytes(ciphertext)
+    return aws.client("kms").decrypt(KeyId=settings.webhook_key_id, CiphertextBlob=blob,
+                                     EncryptionContext={"webhookId": endpoint_id})["Plaintext"].decode("ascii")
+
+
+def in_force(secret: dict, now: datetime) -> bool:
+    return not secret.get("expiresAt") or secret["expiresAt"] > now_iso(now)
+
+
+def secrets_in_force(settings: Settings, endpoint: dict, now: datetime | None = None) -> list[str]:
+    now = now or datetime.now(timezone.utc)
+    return [decrypt(settings, endpoint[schema.WEBHOOKS_SORT], s["ciphertext"])
+            for s in endpoint.get("secrets", []) if in_force(s, now)]
+
+
+# -- the functions (their bodies live beside this module, loaded by the function that runs them) --
+_forget_hooks: list = []  # what the other modules cache about endpoints (the fan-out, the delivery)
+
+
+def forget(endpoint_id: str | None = None) -> None:
+    """Drop what this process has cached about an endpoint (after a change made here)."""
+    for hook in _forget_hooks:
+        hook(endpoint_id)
+
+
+def fanout(event: dict, context=None) -> dict:
+    """The fan-out function's body (``webhook_events.fanout``)."""
+    from . import webhook_events
+
+    return webhook_events.fanout(event, context)
+
+
+def deliver_batch(event: dict, context=None) -> dict:
+    """The delivery function's body (``webhook_delivery.deliver_batch``)."""
+    from . import webhook_delivery
+
+    return webhook_delivery.deliver_batch(event, context)
