@@ -2,7 +2,7 @@
 The logic lives in chalicelib/."""
 from chalice import Chalice, Response
 
-from chalicelib import batches, console, idempotency, media, messages, openapi, validation
+from chalicelib import batches, console, idempotency, media, messages, openapi, optouts, validation, webhooks
 from chalicelib.settings import get_settings
 from chalicelib.web import contract_errors, handled, json_body
 
@@ -112,7 +112,34 @@ def get_message(message_id):
 @handled(app)
 def list_messages():
     query = app.current_request.query_params or {}
-    return 200, messages.page(validation.limit(query.get("limit")), query.get("next")), {}
+    return 200, messages.page(validation.limit(query.get("limit")), query.get("next"), query.get("direction")), {}
+
+
+@app.route("/opt-outs", methods=["GET"], **protected)
+@handled(app)
+def list_opt_outs():
+    query = app.current_request.query_params or {}
+    return 200, optouts.listing(validation.limit(query.get("limit")), query.get("next"), get_settings()), {}
+
+
+@app.route("/opt-outs/{number}", methods=["GET"], **protected)
+@handled(app)
+def get_opt_out(number):
+    return 200, optouts.get(number, get_settings()), {}
+
+
+@app.route("/opt-outs/{number}", methods=["PUT"], **protected)
+@handled(app)
+def put_opt_out(number):
+    status, entry = optouts.put(number, get_settings())
+    return status, entry, {}
+
+
+@app.route("/opt-outs/{number}", methods=["DELETE"], **protected)
+@handled(app)
+def delete_opt_out(number):
+    optouts.delete(number, get_settings())
+    return 204, None, {}
 
 
 @app.route("/batches", methods=["POST"], content_types=ANY_BODY, **protected)
@@ -130,6 +157,59 @@ def get_batch(batch_id):
     return 200, batches.progress(batch_id), {}
 
 
+@app.route("/webhooks", methods=["POST"], content_types=ANY_BODY, **protected)
+@handled(app)
+def create_webhook():
+    made = {}  # the secret, when this request made it (a replay of the first answer shows it again)
+
+    def handler():
+        resource, made["secret"] = webhooks.create(json_body(app.current_request), get_settings())
+        return 201, resource, {}
+
+    status, body, headers = _located(_post("webhooks", handler), "/webhooks/{id}")
+    return status, webhooks.with_secret(body, made.get("secret"), get_settings()), headers
+
+
+@app.route("/webhooks", methods=["GET"], **protected)
+@handled(app)
+def list_webhooks():
+    return 200, webhooks.listing(get_settings()), {}
+
+
+@app.route("/webhooks/{webhook_id}", methods=["GET"], **protected)
+@handled(app)
+def get_webhook(webhook_id):
+    return 200, webhooks.get(webhook_id, get_settings()), {}
+
+
+@app.route("/webhooks/{webhook_id}", methods=["DELETE"], **protected)
+@handled(app)
+def delete_webhook(webhook_id):
+    webhooks.delete(webhook_id, get_settings())
+    return 204, None, {}
+
+
+@app.route("/webhooks/{webhook_id}/rotate", methods=["POST"], content_types=ANY_BODY, **protected)
+@handled(app)
+def rotate_webhook_secret(webhook_id):
+    made = {}
+
+    def handler():
+        resource, made["secret"] = webhooks.rotate(webhook_id, get_settings())
+        return 200, resource, {}
+
+    status, body, headers = _post(f"webhooks/{webhook_id}/rotate", handler)
+    return status, webhooks.with_secret(body, made.get("secret"), get_settings()), headers
+
+
+@app.route("/webhooks/{webhook_id}/deliveries", methods=["GET"], **protected)
+@handled(app)
+def list_webhook_deliveries(webhook_id):
+    query = app.current_request.query_params or {}
+    limit = validation.limit(query.get("limit"), default=webhooks.DELIVERIES_LIMIT)
+    return 200, webhooks.deliveries(webhook_id, limit, get_settings()), {}
+
+
 # Wired by the CDK stack: an SQS event source on the batch queue (partial batch failures on).
 @app.lambda_function(name="batch_worker")
 def batch_worker(event, context):
@@ -145,3 +225,24 @@ def status_ingest(event, context):
     from chalicelib import status  # loaded by this function only, not on the API's cold start
 
     return status.ingest(event)
+
+
+# Wired by the CDK stack: the messages table's stream (new and old images).
+@app.lambda_function(name="webhook_fanout")
+def webhook_fanout(event, context):
+    return webhooks.fanout(event, context)  # its body (webhook_events) is loaded by this function only
+
+
+# Wired by the CDK stack: an SQS event source on the webhook delivery queue (partial batch failures on).
+@app.lambda_function(name="webhook_delivery")
+def webhook_delivery(event, context):
+    return webhooks.deliver_batch(event, context)  # its body (webhook_delivery) is loaded here only
+
+
+# Wired by the CDK stack on two-way stages: an SQS event source on the inbound queue (partial batch
+# failures on); a stage without two-way has no such function.
+@app.lambda_function(name="inbound_reply")
+def inbound_reply(event, context):
+    from chalicelib import inbound  # loaded by this function only, not on the API's cold start
+
+    return inbound.handle(event, context)

@@ -45,7 +45,7 @@ Try it:
   curl -s {aws}/_outbox
 
 Send a batch: +14254147755 is delivered, +14254147167 fails (AWS's simulator numbers).
-  curl -s -X POST {app}/batches -H 'Content-Type: application/json' \
+  curl -s -X POST {app}/batches -H 'Content-Type: application/json' \\
        -d '{{"messages": [{{"to": "+14254147755", "body": "one"}}, {{"to": "+14254147167", "body": "two"}}]}}'
   curl -s {app}/batches/<id>
 
@@ -54,6 +54,23 @@ Send an MMS: get an upload, upload the file, send it.
   (POST the file to upload.url with upload.fields as form fields, then)
   curl -s -X POST {app}/mms -H 'Content-Type: application/json' \\
        -d '{{"to": "+14255550123", "body": "A picture", "mediaUrl": "<mediaUrl from /media>"}}'
+
+Webhooks: run a receiver, then point an endpoint at it (here only http://127.0.0.1:<port> or
+http://localhost:<port>; deployed, only https).
+  python -m devstack.receiver --port 9000      (another terminal; prints each delivery)
+  curl -s -X POST {app}/webhooks -H 'Content-Type: application/json' \\
+       -d '{{"url": "http://127.0.0.1:9000/hooks"}}'
+  (then restart the receiver with --secret <the whsec_ secret from that answer> to check signatures)
+
+Replies: play a text from a phone to the local number, as End User Messaging receives it. HELP and
+STOP are answered (in /_outbox), and STOP puts the sender on the opt-out list.
+  curl -s -X POST {aws}/_inbound -H 'Content-Type: application/json' \\
+       -d '{{"originationNumber": "+14255550123", "messageBody": "Yes, see you then"}}'
+  curl -s '{app}/messages?direction=inbound'
+  curl -s -X POST {aws}/_inbound -H 'Content-Type: application/json' \\
+       -d '{{"originationNumber": "+14255550123", "messageBody": "STOP"}}'
+  curl -s {app}/opt-outs          (then a send to +14255550123 is 409 RecipientOptedOut)
+  curl -s -X DELETE {app}/opt-outs/%2B14255550123      (opts it back in: once in 30 days)
 
 Ctrl-C stops everything.
 """, flush=True)

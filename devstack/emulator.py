@@ -1,6 +1,6 @@
 """The embedded AWS: one WSGI app on one loopback endpoint.
 
-- moto serves S3, SNS, DynamoDB, SQS and CloudWatch Logs;
+- moto serves S3, SNS, DynamoDB (and its streams), SQS, CloudWatch Logs and KMS;
 - the sms-voice stand-in answers ``PinpointSMSVoiceV2.*`` calls;
 - presigned S3 POST uploads are checked against their policy and signature, as S3 does;
 - ``GET /_outbox`` lists every SMS and MMS accepted, oldest first;
@@ -11,7 +11,10 @@
   calls (``HeadObject``, ``GetObject``, ``PutObject``, ``DeleteObject``);
 - ``POST /_limits`` ``{"mps": N}`` makes sends enforce N message parts per second with a token
   bucket, answering ``ThrottlingException`` (SNS: ``Throttling``) above it, as an origination
-  identity's throughput limit does; ``GET /_limits`` also counts the throttled calls.
+  identity's throughput limit does; ``GET /_limits`` also counts the throttled calls;
+- ``POST /_inbound`` ``{"originationNumber", "messageBody", "destinationNumber"?,
+  "previousPublishedMessageId"?}`` plays a text from a phone to one of the account's numbers, as End
+  User Messaging receives it (``inbound()``).
 """
 from __future__ import annotations
 
@@ -31,13 +34,14 @@ from xml.sax.saxutils import escape
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.s3.models import s3_backends
+from moto.sns.models import sns_backends
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request, Response
 
 from . import appload  # noqa: F401  (puts app/ on the path)
 from chalicelib.segments import segment  # noqa: E402
 from chalicelib.worker import TokenBucket  # noqa: E402
-from .sms_voice import TARGET_PREFIX, SmsVoiceStandIn, respond
+from .sms_voice import TARGET_PREFIX, ApiError, SmsVoiceStandIn, respond
 
 ACCOUNT = DEFAULT_ACCOUNT_ID
 FAKE_SECRET = "testing"  # moto's fake credentials; nothing here is a real key
@@ -142,6 +146,27 @@ def _aws_error(environ, start_response, call: _Call, status: int, code: str, mes
                     headers={"x-amz-request-id": request_id})(environ, start_response)
 
 
+_E164 = re.compile(r"\+[1-9][0-9]{1,18}")
+
+
+def _inbound_problem(reply) -> str | None:
+    """What is wrong with a ``POST /_inbound`` body, or None."""
+    if not isinstance(reply, dict):
+        return "the body must be a JSON object"
+    for name in ("originationNumber", "messageBody"):
+        if not isinstance(reply.get(name), str):
+            return f"{name} is required (a string)"
+    for name in ("originationNumber", "destinationNumber"):
+        if reply.get(name) is not None and not (isinstance(reply[name], str) and _E164.fullmatch(reply[name])):
+            return f"{name} must be an E.164 number (+ and up to 19 digits)"
+    if not reply["messageBody"]:
+        return "messageBody must not be empty"
+    previous = reply.get("previousPublishedMessageId")
+    if previous is not None and not isinstance(previous, str):
+        return "previousPublishedMessageId must be a string"
+    return None
+
+
 class Emulator:
     def __init__(self, region: str = "us-east-1"):
         self.region = region
@@ -151,6 +176,8 @@ class Emulator:
         self.faults: list[dict] = []
         self.sms_voice = SmsVoiceStandIn(region=region, account=ACCOUNT, record_send=self.record_send,
                                          read_media=self.head_media)
+        self.local_number: str | None = None  # where ``/_inbound`` texts go by default (the local stack sets it)
+        self._last_sent: dict[str, str] = {}  # destination -> the provider's id of the last message sent to it
         self.mps_limit: float | None = None
         self._throughput = None  # a TokenBucket over parts while an MPS is enforced
         self.throttled = 0
@@ -166,6 +193,7 @@ class Emulator:
                  "providerMessageId": provider_id, "at": _iso()}
         with self._lock:
             self.outbox.append(entry)
+            self._last_sent[to if to.startswith("+") else "+" + to] = provider_id
         for listener in list(self.listeners):
             listener(entry, provider, context)
 
@@ -234,6 +262,8 @@ class Emulator:
             return self._faults_endpoint(environ, start_response)
         if path == "/_limits":
             return self._limits_endpoint(environ, start_response)
+        if path == "/_inbound":
+            return self._inbound_endpoint(environ, start_response)
         raw = self._body(environ)
         call = _call_of(environ, raw)
         fault = self.take_fault(call.operation, call.service, raw) if call else None
@@ -317,6 +347,66 @@ class Emulator:
         with self._lock:
             body = {"mps": self.mps_limit, "throttled": self.throttled}
         return Response(json.dumps(body), mimetype="application/json")(environ, start_response)
+
+    # -- replies ----------------------------------------------------------------------------------
+    def inbound(self, origination: str, body: str, destination: str | None = None,
+                previous: str | None = None) -> dict:
+        """A text from the phone ``origination`` to the account's number ``destination`` (default: the
+        local number), as End User Messaging receives it: the keyword it begins with is applied (STOP and
+        the other opt-out keywords put the sender on the number's opt-out list, opt-in keywords take it
+        off) and answered, the answer going to ``/_outbox`` (marked ``"keyword"``; it makes no delivery
+        receipt: it goes out without the configuration set), and, with two-way on, the documented payload
+        is published to the number's two-way SNS topic. ``previous`` (``previousPublishedMessageId``)
+        defaults to the last message the emulated AWS sent that phone (through SNS too, so that under
+        ``make dev`` a reply on an SNS stage answers what the console just sent). Returns what happened
+        (no phone number, no body)."""
+        destination = destination or self.local_number
+        result = self.sms_voice.receive(origination, destination, body)
+        inbound_id = str(uuid.uuid4())
+        with self._lock:
+            previous = previous or self._last_sent.get(origination)
+        payload = {"originationNumber": origination, "destinationNumber": destination,
+                   # real payloads name the account for a text that is no keyword
+                   "messageKeyword": result["keyword"] or f"KEYWORD_{ACCOUNT}",
+                   "messageBody": body, "inboundMessageId": inbound_id}
+        if previous:
+            payload["previousPublishedMessageId"] = previous
+        if result["answer"]:
+            entry = {"channel": "sms", "to": origination, "body": result["answer"], "mediaUrl": None,
+                     "providerMessageId": str(uuid.uuid4()), "at": _iso(), "from": destination,
+                     "keyword": result["keyword"]}
+            with self._lock:
+                self.outbox.append(entry)
+        published = False
+        if result["channel"]:
+            sns_backends[ACCOUNT][self.region].publish(json.dumps(payload), arn=result["channel"])
+            published = True
+        return {"inboundMessageId": inbound_id, "messageKeyword": payload["messageKeyword"],
+                "action": result["action"], "answered": bool(result["answer"]), "published": published}
+
+    def _inbound_endpoint(self, environ, start_response):
+        request = Request(environ)
+
+        def answer(status, body):
+            return Response(json.dumps(body), status=status, mimetype="application/json")(environ, start_response)
+
+        if request.method != "POST":
+            return answer(405, {"error": "POST a reply: {\"originationNumber\", \"messageBody\", "
+                                         "\"destinationNumber\"?, \"previousPublishedMessageId\"?}"})
+        try:  # what a phone can send: UTF-8 text, no lone surrogates
+            reply = json.loads(request.get_data().decode("utf-8"))
+            json.dumps(reply, ensure_ascii=False).encode("utf-8")
+        except (ValueError, UnicodeError):
+            return answer(400, {"error": "the body must be a JSON object in UTF-8"})
+        problem = _inbound_problem(reply)
+        if problem:
+            return answer(400, {"error": problem})
+        try:
+            done = self.inbound(reply["originationNumber"], reply["messageBody"], reply.get("destinationNumber"),
+                                reply.get("previousPublishedMessageId"))
+        except ApiError as err:
+            return answer(404, {"error": f"destinationNumber is none of this account's numbers ({err.message})"})
+        return answer(202, done)
 
     def _sns_publish_sms(self, environ, start_response, form):
         if self.over_limit(segment(form.get("Message", [""])[0])[1]):

@@ -21,15 +21,52 @@ def _client(service: str, endpoint: str, region: str):
     return boto3.session.Session().client(service, endpoint_url=endpoint, region_name=region)
 
 
-def create(endpoint: str, region: str, emulator, *, visibility_timeout: int = 30) -> dict:
-    """Create everything in the embedded AWS; return the environment variables the app reads."""
+def create(endpoint: str, region: str, emulator, *, visibility_timeout: int = 30, keywords=()) -> dict:
+    """Create everything in the embedded AWS; return the environment variables the app reads. ``keywords``
+    (``infra.config.Keyword``s: the stage's ``all_keywords``) are what the local number answers."""
     env = create_core(lambda service: _client(service, endpoint, region), region, emulator.sms_voice.account,
                       visibility_timeout=visibility_timeout)
     sms_voice = _client("pinpoint-sms-voice-v2", endpoint, region)
     configuration_set = f"{PREFIX}-config"
     sms_voice.create_configuration_set(ConfigurationSetName=configuration_set)
     identity = emulator.sms_voice.add_phone_number(ORIGINATION_NUMBER)
-    return {**env, "ORIGINATION_IDENTITY": identity["PhoneNumberArn"], "CONFIGURATION_SET_NAME": configuration_set}
+    emulator.local_number = ORIGINATION_NUMBER
+    two_way = create_two_way(lambda service: _client(service, endpoint, region), identity["PhoneNumberId"],
+                             keywords, visibility_timeout=visibility_timeout)
+    return {**env, **two_way, "ORIGINATION_IDENTITY": identity["PhoneNumberArn"],
+            "CONFIGURATION_SET_NAME": configuration_set}
+
+
+INBOUND_TOPIC, INBOUND_QUEUE, INBOUND_DLQ = f"{PREFIX}-inbound", f"{PREFIX}-inbound", f"{PREFIX}-inbound-dlq"
+OPT_OUT_LIST = f"{PREFIX}-opt-outs"
+
+
+def create_two_way(client, identity: str, keywords, *, visibility_timeout: int = 30) -> dict:
+    """Two-way messaging on the local number, as ``infra/two_way.py`` builds it: the inbound SNS topic
+    (standard), the inbound queue subscribed to it (not raw: the SNS envelope's ``Timestamp`` is the
+    reply's time) with its dead-letter queue, and an opt-out list; then the stack's own custom-resource
+    handler (``infra/handlers/two_way.py``) turns two-way on for the number, points it at the topic and
+    the list, and sets the keywords, through the sms-voice stand-in. Returns the app's settings for it
+    (``OPT_OUT_LIST_NAME``, ``ORIGINATION_NUMBER``) and the queues' URLs."""
+    from infra.handlers import two_way
+
+    topic = client("sns").create_topic(Name=INBOUND_TOPIC)["TopicArn"]
+    sqs = client("sqs")
+    dlq = sqs.create_queue(QueueName=INBOUND_DLQ)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue = sqs.create_queue(QueueName=INBOUND_QUEUE, Attributes={
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVES)}),
+        "VisibilityTimeout": str(visibility_timeout)})["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    sms_voice = client("pinpoint-sms-voice-v2")
+    sms_voice.create_opt_out_list(OptOutListName=OPT_OUT_LIST)
+    done = two_way.on_event({"RequestType": "Create", "ResourceProperties": {
+        "Identity": identity, "TopicArn": topic, "OptOutListName": OPT_OUT_LIST,
+        "Keywords": [{"Keyword": k.keyword, "Message": k.message, "Action": k.action} for k in keywords]}},
+        sms=sms_voice)
+    return {"OPT_OUT_LIST_NAME": OPT_OUT_LIST, "ORIGINATION_NUMBER": done["Data"]["PhoneNumber"],
+            "INBOUND_TOPIC_ARN": topic, "INBOUND_QUEUE_URL": queue, "INBOUND_DLQ_URL": dlq}
 
 
 MAX_RECEIVES = 5  # as the stack's redrive policy
@@ -43,7 +80,7 @@ def sns_log_groups(region: str, account: str) -> tuple[str, str]:
 
 
 def create_core(client, region: str, account: str, *, visibility_timeout: int = 30) -> dict:
-    """The resources moto serves (S3, DynamoDB, SQS, Logs), made with ``client(service)``.
+    """The resources moto serves (S3, DynamoDB, SQS, Logs, KMS), made with ``client(service)``.
     The API tests call this inside ``mock_aws``."""
     s3 = client("s3")
     bucket = f"{PREFIX}-media"
@@ -58,19 +95,20 @@ def create_core(client, region: str, account: str, *, visibility_timeout: int = 
     dynamodb.create_table(
         TableName=messages,
         BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},  # the webhook fanout
         AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in (
             schema.MESSAGES_KEY, schema.MESSAGES_LIST_PARTITION, schema.MESSAGES_LIST_SORT,
-            schema.MESSAGES_PROVIDER_KEY, schema.MESSAGES_BATCH_KEY)],
+            schema.MESSAGES_PROVIDER_KEY, schema.MESSAGES_BATCH_PARTITION)],
         KeySchema=[{"AttributeName": schema.MESSAGES_KEY, "KeyType": "HASH"}],
         GlobalSecondaryIndexes=[
-            {"IndexName": schema.MESSAGES_LIST_INDEX, "Projection": {"ProjectionType": "ALL"},
+            {"IndexName": schema.MESSAGES_LIST_INDEX, "Projection": {"ProjectionType": "KEYS_ONLY"},
              "KeySchema": [{"AttributeName": schema.MESSAGES_LIST_PARTITION, "KeyType": "HASH"},
                            {"AttributeName": schema.MESSAGES_LIST_SORT, "KeyType": "RANGE"}]},
             {"IndexName": schema.MESSAGES_PROVIDER_INDEX, "Projection": {"ProjectionType": "KEYS_ONLY"},
              "KeySchema": [{"AttributeName": schema.MESSAGES_PROVIDER_KEY, "KeyType": "HASH"}]},
             {"IndexName": schema.MESSAGES_BATCH_INDEX,
              "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(schema.MESSAGES_BATCH_PROJECTION)},
-             "KeySchema": [{"AttributeName": schema.MESSAGES_BATCH_KEY, "KeyType": "HASH"}]},
+             "KeySchema": [{"AttributeName": schema.MESSAGES_BATCH_PARTITION, "KeyType": "HASH"}]},
         ],
     )
     dynamodb.update_time_to_live(TableName=messages, TimeToLiveSpecification={
@@ -102,4 +140,37 @@ def create_core(client, region: str, account: str, *, visibility_timeout: int = 
         "IDEMPOTENCY_TABLE": idempotency,
         "BATCH_QUEUE_URL": queue,
         "MAX_RECEIVES": str(MAX_RECEIVES),
+        **create_webhooks(client, visibility_timeout=visibility_timeout),
     }
+
+
+WEBHOOK_MAX_RECEIVES = 100  # as the stack's redrive policy: only the backstop for a function that keeps dying
+
+
+def create_webhooks(client, *, visibility_timeout: int = 30) -> dict:
+    """The webhooks table, the delivery queue with its dead-letter queue, and the KMS key that encrypts
+    endpoint secrets, as ``infra/webhooks.py`` makes them; returns their settings. URLs are limited to
+    loopback receivers (``WEBHOOK_URLS=loopback``): nothing is delivered off the machine."""
+    dynamodb = client("dynamodb")
+    table = f"{PREFIX}-webhooks"
+    dynamodb.create_table(
+        TableName=table, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"}
+                              for n in (schema.WEBHOOKS_KEY, schema.WEBHOOKS_SORT)],
+        KeySchema=[{"AttributeName": schema.WEBHOOKS_KEY, "KeyType": "HASH"},
+                   {"AttributeName": schema.WEBHOOKS_SORT, "KeyType": "RANGE"}],
+    )
+    dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification={
+        "Enabled": True, "AttributeName": schema.WEBHOOKS_TTL})
+
+    sqs = client("sqs")
+    dlq = sqs.create_queue(QueueName=f"{PREFIX}-webhooks-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue = sqs.create_queue(QueueName=f"{PREFIX}-webhooks", Attributes={
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(WEBHOOK_MAX_RECEIVES)}),
+        "VisibilityTimeout": str(visibility_timeout)})["QueueUrl"]
+
+    key = client("kms").create_key(Description=f"{PREFIX} webhook secrets", KeyUsage="ENCRYPT_DECRYPT",
+                                   KeySpec="SYMMETRIC_DEFAULT")["KeyMetadata"]["KeyId"]
+    return {"WEBHOOKS_TABLE": table, "WEBHOOK_QUEUE_URL": queue, "WEBHOOK_DLQ_URL": dlq,
+            "WEBHOOK_KEY_ID": key, "WEBHOOK_URLS": "loopback"}

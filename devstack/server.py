@@ -31,6 +31,9 @@ LISTEN_BACKLOG = 1024
 API_GATEWAY_MAX_PAYLOAD = 10 * 1024 * 1024
 # After refusing a request, how much of its body the server reads and drops (bytes, seconds) before it closes.
 DISCARD_LIMIT, DISCARD_SECONDS = 64 * 1024 * 1024, 5.0
+# Concurrent invocations of the webhook delivery function: "Lambda processes up to five batches at a time"
+# from an SQS queue before it scales up (AWS Lambda Developer Guide, "Using Lambda with Amazon SQS").
+WEBHOOK_INSTANCES = 5
 
 
 class AppServer(ThreadedHTTPServer):
@@ -128,7 +131,8 @@ class LocalStack:
         self._extra = dict(settings or {})
         self._visibility_timeout, self._function_timeout = visibility_timeout, function_timeout
         self._receipt_delay = receipt_delay
-        self.queue_runner = self.receipts = None
+        self.queue_runner = self.receipts = self.webhook_fanout = self.webhook_delivery = self.inbound = None
+        self.resources: dict[str, str] = {}
         self._saved_env: dict[str, str | None] = {}
         self._threads: list[threading.Thread] = []
         self.emulator = Emulator(REGION)
@@ -157,7 +161,9 @@ class LocalStack:
                       "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_ENDPOINT_URL": self.aws_url})
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
             self._saved_env.setdefault(name, os.environ.pop(name, None))
-        created = resources.create(self.aws_url, REGION, self.emulator, visibility_timeout=self._visibility_timeout)
+        created = resources.create(self.aws_url, REGION, self.emulator, visibility_timeout=self._visibility_timeout,
+                                   keywords=self.stage_config.all_keywords)
+        self.resources = created  # every resource's name and URL (the inbound queues among them)
         for country in stages.sender_id_countries(self.stage_config):  # as the stage's account has it registered
             self.emulator.sms_voice.add_sender_id(self.stage_config.sender_id, country)
         self.env = {**stages.environment(self.stage_config, created), **self._extra}
@@ -184,13 +190,30 @@ class LocalStack:
         self.queue_runner = pipeline.QueueRunner(
             sqs=aws.client("sqs"), queue_url=settings.batch_queue_url, settings=settings,
             function_timeout=self._function_timeout).start()
+        # Webhooks: the messages table's stream into the real fan-out function, the delivery queue into the
+        # real delivery function, as the stack's event source mappings do.
+        self.webhook_fanout = pipeline.StreamPlayer(
+            streams=aws.client("dynamodbstreams"), dynamodb=aws.client("dynamodb"), table=settings.messages_table,
+            function=module.webhook_fanout, region=REGION, function_timeout=self._function_timeout).start()
+        self.webhook_delivery = pipeline.SqsEventSource(
+            sqs=aws.client("sqs"), queue_url=settings.webhook_queue_url, function=module.webhook_delivery,
+            instances=WEBHOOK_INSTANCES, function_timeout=self._function_timeout, name="webhook-delivery").start()
+        # Replies: the inbound queue (which the inbound topic feeds) into the real inbound function.
+        self.inbound = pipeline.SqsEventSource(
+            sqs=aws.client("sqs"), queue_url=created["INBOUND_QUEUE_URL"], function=module.inbound_reply,
+            function_timeout=self._function_timeout, name="inbound-reply").start()
         return self
 
     def stop(self) -> None:
         self.emulator.close()  # answers a fault holds back go now, not after their delay
-        for part in (self.queue_runner, self.receipts):
-            if part is not None:
-                part.stop()
+        # The pollers end within a long poll (a second): stopped together, not one after another.
+        stopping = [threading.Thread(target=part.stop) for part in (
+            self.webhook_delivery, self.webhook_fanout, self.queue_runner, self.receipts, self.inbound)
+            if part is not None]
+        for thread in stopping:
+            thread.start()
+        for thread in stopping:
+            thread.join()
         for server in (getattr(self, "_app_server", None), getattr(self, "_aws_server", None)):
             if server is not None:
                 server.shutdown()

@@ -12,12 +12,29 @@ As the API reference has it:
 - ``DryRun``: "the message is checked and validated, but isn't sent to the end recipient. You are
   not charged for using DryRun." A dry run is validated like any send and answers a MessageId,
   but reaches no outbox and makes no delivery events.
+
+Two-way messaging and opt-outs (tests/aws_docs/sms-voice-opt-outs.json keeps the quotes):
+- Every phone number and pool has an opt-out list (``Default`` until ``UpdatePhoneNumber`` /
+  ``UpdatePool`` names another), two-way settings (``TwoWayEnabled``, ``TwoWayChannelArn``) and
+  keywords: HELP and STOP from the start, which ``DeleteKeyword`` refuses to delete.
+- A send to a number on the sending identity's opt-out list is refused with ``ConflictException``
+  ``DESTINATION_PHONE_NUMBER_OPTED_OUT`` (dry runs too: they check the opt-out).
+- ``DeleteOptedOutNumber``: "Each destination phone number can only be deleted once every 30 days."
+  A second deletion within 30 days is ``ValidationException`` ``PHONE_NUMBER_CANNOT_BE_OPTED_IN``,
+  the model's reason for a number that cannot be opted in.
+- ``receive()`` is what End User Messaging does with a text a phone sends to one of the numbers:
+  "When your number receives a message that begins with a keyword, AWS End User Messaging SMS
+  responds with a customizable message"; keywords are case insensitive; the required opt-out
+  keywords (ARRET, CANCEL, END, OPT-OUT, OPTOUT, QUIT, REMOVE, STOP, TD, UNSUBSCRIBE) opt the sender
+  out. With ``SelfManagedOptOutsEnabled`` nothing is answered or listed: the owner does it.
 """
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
+import time
 import uuid
 
 import botocore.session
@@ -97,6 +114,63 @@ def validate(operation: str, params: dict):
     return op
 
 
+# The keywords that opt a sender out wherever End User Messaging manages opt-outs (the user guide's
+# "Required opt-out keywords"); they answer with STOP's message.
+REQUIRED_OPT_OUT_KEYWORDS = ("ARRET", "CANCEL", "END", "OPT-OUT", "OPTOUT", "QUIT", "REMOVE", "STOP", "TD",
+                             "UNSUBSCRIBE")
+# What a new number answers before anyone sets its keywords (AWS's own default texts are not documented;
+# the local stack sets the stage's with PutKeyword at once).
+DEFAULT_KEYWORDS = {
+    "HELP": ("This number sends automated messages. Reply STOP to opt out.", "AUTOMATIC_RESPONSE"),
+    "STOP": ("You are opted out and will receive no more messages from this number.", "OPT_OUT"),
+}
+UNDELETABLE_KEYWORDS = ("HELP", "STOP")
+OPT_IN_INTERVAL = 30 * 24 * 3600  # DeleteOptedOutNumber: once every 30 days per number
+DEFAULT_OPT_OUT_LIST = "Default"
+# Two-way fields UpdatePhoneNumber refuses on a number that belongs to a pool (the pool's own apply).
+_POOL_MANAGED = ("TwoWayEnabled", "TwoWayChannelArn", "TwoWayChannelRole", "SelfManagedOptOutsEnabled",
+                 "OptOutListName")
+
+
+def _e164(number: str) -> str:
+    return number if number.startswith("+") else "+" + number
+
+
+def _filter_field(name: str) -> str:
+    """The member a Describe filter names: ``two-way-enabled`` -> ``TwoWayEnabled``."""
+    return {"number-capability": "NumberCapabilities"}.get(name) or "".join(p.capitalize() for p in name.split("-"))
+
+
+def _matches(entry: dict, filters: list[dict]) -> bool:
+    for condition in filters or []:
+        value = entry.get(_filter_field(condition["Name"]))
+        have = value if isinstance(value, list) else [value]
+        have = [str(v).lower() if isinstance(v, bool) else str(v) for v in have if v is not None]
+        if not set(have) & set(condition["Values"]):
+            return False
+    return True
+
+
+def _only(entry: dict, shape: str) -> dict:
+    """``entry`` without the members the model's ``shape`` does not have (the stand-in's own bookkeeping)."""
+    return {k: v for k, v in entry.items() if k in _MODEL.shape_for(shape).members}
+
+
+def _page(items: list, p: dict) -> tuple[list, dict]:
+    """One page of ``items`` for ``MaxResults``/``NextToken``: (page, {"NextToken": ...} or {})."""
+    start = 0
+    if p.get("NextToken"):
+        try:
+            start = int(base64.urlsafe_b64decode(p["NextToken"].encode()).decode())
+            if start < 0:
+                raise ValueError(start)
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError("ValidationException", "The NextToken is not valid", Reason="INVALID_NEXT_TOKEN") from None
+    end = start + (p.get("MaxResults") or 100)  # the model's maximum; AWS does not document its default
+    more = {"NextToken": base64.urlsafe_b64encode(str(end).encode()).decode()} if end < len(items) else {}
+    return items[start:end], more
+
+
 class SmsVoiceStandIn:
     """Holds the emulated account's identities and configuration sets; answers the API."""
 
@@ -112,14 +186,28 @@ class SmsVoiceStandIn:
         self.configuration_sets: dict[str, dict] = {}
         self.dry_runs = 0  # sends validated with DryRun: none reached the outbox
         self.identities: list[tuple[str, str | None]] = []  # (MessageId, OriginationIdentity) of each accepted send
+        self.clock = time.time  # tests move it to play the 30 days of DeleteOptedOutNumber
+        # name -> {"OptOutListName", "OptOutListArn", "CreatedTimestamp"} plus "numbers" (E.164 -> the
+        # OptedOutNumberInformation) and "opted_in" (E.164 -> when DeleteOptedOutNumber last took it off)
+        self.opt_out_lists: dict[str, dict] = {}
+        self.keywords: dict[str, dict[str, dict]] = {}  # PhoneNumberId or PoolId -> KEYWORD -> KeywordInformation
+        self._new_opt_out_list(DEFAULT_OPT_OUT_LIST)
 
     # -- set-up used by the local stack -------------------------------------------------------
+    def _two_way_defaults(self) -> dict:
+        """What a new number or pool has: two-way off, AWS-managed opt-outs on the Default list."""
+        return {"TwoWayEnabled": False, "SelfManagedOptOutsEnabled": False, "OptOutListName": DEFAULT_OPT_OUT_LIST,
+                "DeletionProtectionEnabled": False, "CreatedTimestamp": self.clock()}
+
     def add_phone_number(self, number: str, capabilities=("SMS", "MMS")) -> dict:
         pid = "phone-" + uuid.uuid4().hex
         entry = {"PhoneNumberId": pid, "PhoneNumber": number,
                  "PhoneNumberArn": f"arn:aws:sms-voice:{self.region}:{self.account}:phone-number/{pid}",
-                 "MessageType": "TRANSACTIONAL", "NumberCapabilities": list(capabilities), "Status": "ACTIVE"}
+                 "MessageType": "TRANSACTIONAL", "NumberCapabilities": list(capabilities), "Status": "ACTIVE",
+                 "IsoCountryCode": self._country(number) or "US", "NumberType": "LONG_CODE",
+                 "MonthlyLeasingPrice": "1.00", "InternationalSendingEnabled": False, **self._two_way_defaults()}
         self.phone_numbers[pid] = entry
+        self.keywords[pid] = self._default_keywords()
         return entry
 
     def add_sender_id(self, sender_id: str, country: str, message_types=("TRANSACTIONAL",)) -> dict:
@@ -133,9 +221,49 @@ class SmsVoiceStandIn:
     def add_pool(self, phone_number_ids: list[str]) -> dict:
         pool_id = "pool-" + uuid.uuid4().hex
         entry = {"PoolId": pool_id, "PoolArn": f"arn:aws:sms-voice:{self.region}:{self.account}:pool/{pool_id}",
-                 "Status": "ACTIVE", "MessageType": "TRANSACTIONAL", "PhoneNumberIds": list(phone_number_ids)}
+                 "Status": "ACTIVE", "MessageType": "TRANSACTIONAL", "PhoneNumberIds": list(phone_number_ids),
+                 "SharedRoutesEnabled": False, **self._two_way_defaults()}
         self.pools[pool_id] = entry
+        self.keywords[pool_id] = self._default_keywords()
+        for number_id in phone_number_ids:
+            self.phone_numbers[number_id]["PoolId"] = pool_id
         return entry
+
+    @staticmethod
+    def _default_keywords() -> dict[str, dict]:
+        return {k: {"Keyword": k, "KeywordMessage": m, "KeywordAction": a} for k, (m, a) in DEFAULT_KEYWORDS.items()}
+
+    def _new_opt_out_list(self, name: str) -> dict:
+        entry = {"OptOutListName": name, "CreatedTimestamp": self.clock(),
+                 "OptOutListArn": f"arn:aws:sms-voice:{self.region}:{self.account}:opt-out-list/{name}",
+                 "numbers": {}, "opted_in": {}}
+        self.opt_out_lists[name] = entry
+        return entry
+
+    def _opt_out_list(self, name_or_arn: str) -> dict:
+        for entry in self.opt_out_lists.values():
+            if name_or_arn in (entry["OptOutListName"], entry["OptOutListArn"]):
+                return entry
+        raise ApiError("ResourceNotFoundException", f"No opt-out list {name_or_arn}", 404,
+                       ResourceType="opt-out-list", ResourceId=name_or_arn)
+
+    @staticmethod
+    def _list_info(entry: dict) -> dict:
+        return {k: entry[k] for k in ("OptOutListArn", "OptOutListName")}
+
+    def _number_or_pool(self, identity: str, *, pools: bool = True) -> tuple[str, dict]:
+        """A phone number (id or ARN) or, with ``pools``, a pool (id or ARN): ("phone-number" | "pool", entry)."""
+        for entry in self.phone_numbers.values():
+            if identity in (entry["PhoneNumberId"], entry["PhoneNumberArn"]):
+                return "phone-number", entry
+        for entry in self.pools.values() if pools else ():
+            if identity in (entry["PoolId"], entry["PoolArn"]):
+                return "pool", entry
+        raise ApiError("ResourceNotFoundException", f"No phone number or pool {identity}", 404,
+                       ResourceType=self._kind(identity), ResourceId=identity)
+
+    def opted_out(self, list_name: str, number: str) -> bool:
+        return _e164(number) in self._opt_out_list(list_name)["numbers"]
 
     @staticmethod
     def _country(destination: str) -> str:
@@ -157,18 +285,20 @@ class SmsVoiceStandIn:
             return "phone-number"
         return "sender-id"
 
-    def _identity(self, identity: str | None, destination: str, channel: str = "SMS") -> None:
+    def _identity(self, identity: str | None, destination: str, channel: str = "SMS") -> dict | None:
         """Find the origination identity in any form the API takes; ResourceNotFoundException when
-        there is none, ConflictException NUMBER_CAPABILITIES_MISMATCH when its numbers lack the channel."""
+        there is none, ConflictException NUMBER_CAPABILITIES_MISMATCH when its numbers lack the channel.
+        Returns the number or pool whose opt-out list applies (None for a sender id)."""
         if identity is None:
-            return
+            return None
         numbers = None
         for entry in self.phone_numbers.values():
             if identity in (entry["PhoneNumberId"], entry["PhoneNumberArn"], entry["PhoneNumber"]):
-                numbers, kind = [entry], "phone-number"
+                # a number in a pool goes by the pool's settings (its opt-out list among them)
+                numbers, kind, owner = [entry], "phone-number", self.pools.get(entry.get("PoolId"), entry)
         for entry in self.pools.values():
             if identity in (entry["PoolId"], entry["PoolArn"]):
-                numbers, kind = [self.phone_numbers[n] for n in entry["PhoneNumberIds"]], "pool"
+                numbers, kind, owner = [self.phone_numbers[n] for n in entry["PhoneNumberIds"]], "pool", entry
         if numbers is None:
             sender = None
             if identity.startswith("arn:"):
@@ -180,12 +310,21 @@ class SmsVoiceStandIn:
                     raise ApiError("ConflictException", "A sender id sends SMS only", 400,
                                    Reason="NUMBER_CAPABILITIES_MISMATCH", ResourceType="sender-id",
                                    ResourceId=identity)
-                return
+                return None
             raise ApiError("ResourceNotFoundException", f"No origination identity {identity}", 404,
                            ResourceType=self._kind(identity), ResourceId=identity)
         if not any(channel in entry["NumberCapabilities"] for entry in numbers):
             raise ApiError("ConflictException", f"The origination identity cannot send {channel}", 400,
                            Reason="NUMBER_CAPABILITIES_MISMATCH", ResourceType=kind, ResourceId=identity)
+        return owner
+
+    def _not_opted_out(self, owner: dict | None, destination: str) -> None:
+        """End User Messaging "doesn't attempt to send the message" to a number on the opt-out list of
+        the identity it goes from."""
+        if owner is not None and self.opted_out(owner["OptOutListName"], destination):
+            raise ApiError("ConflictException", "The destination phone number is opted out", 400,
+                           Reason="DESTINATION_PHONE_NUMBER_OPTED_OUT", ResourceType="opted-out-number",
+                           ResourceId=_e164(destination))
 
     def _configuration_set(self, name: str | None) -> None:
         if name is not None and name not in self.configuration_sets:
@@ -213,13 +352,15 @@ class SmsVoiceStandIn:
         return {"MessageId": message_id}
 
     def op_SendTextMessage(self, p: dict) -> dict:
-        self._identity(p.get("OriginationIdentity"), p["DestinationPhoneNumber"], "SMS")
+        owner = self._identity(p.get("OriginationIdentity"), p["DestinationPhoneNumber"], "SMS")
         self._configuration_set(p.get("ConfigurationSetName"))
+        self._not_opted_out(owner, p["DestinationPhoneNumber"])
         return self._accepted(p, "sms", None)
 
     def op_SendMediaMessage(self, p: dict) -> dict:
-        self._identity(p["OriginationIdentity"], p["DestinationPhoneNumber"], "MMS")
+        owner = self._identity(p["OriginationIdentity"], p["DestinationPhoneNumber"], "MMS")
         self._configuration_set(p.get("ConfigurationSetName"))
+        self._not_opted_out(owner, p["DestinationPhoneNumber"])
         url = p["MediaUrls"][0]
         match = re.fullmatch(r"s3://([^/]+)/(.+)", url)
         if not match:
@@ -261,7 +402,172 @@ class SmsVoiceStandIn:
         return {"ConfigurationSets": [self.configuration_sets[n] for n in names if n in self.configuration_sets]}
 
     def op_DescribePhoneNumbers(self, p: dict) -> dict:
-        return {"PhoneNumbers": list(self.phone_numbers.values())}
+        wanted = [self._number_or_pool(i, pools=False)[1] for i in p.get("PhoneNumberIds") or []]
+        found = [e for e in wanted or self.phone_numbers.values() if _matches(e, p.get("Filters"))]
+        page, more = _page(found, p)
+        return {"PhoneNumbers": [_only(e, "PhoneNumberInformation") for e in page], **more}
+
+    def op_DescribePools(self, p: dict) -> dict:
+        wanted = [self._pool(i) for i in p.get("PoolIds") or []]
+        found = [e for e in wanted or self.pools.values() if _matches(e, p.get("Filters"))]
+        page, more = _page(found, p)
+        return {"Pools": [_only(e, "PoolInformation") for e in page], **more}
+
+    def _pool(self, identity: str) -> dict:
+        kind, entry = self._number_or_pool(identity)
+        if kind != "pool":
+            raise ApiError("ResourceNotFoundException", f"No pool {identity}", 404, ResourceType="pool",
+                           ResourceId=identity)
+        return entry
+
+    # -- two-way settings -----------------------------------------------------------------------
+    def _update_two_way(self, entry: dict, p: dict) -> None:
+        if "OptOutListName" in p:
+            p = {**p, "OptOutListName": self._opt_out_list(p["OptOutListName"])["OptOutListName"]}
+        enabled = p.get("TwoWayEnabled", entry["TwoWayEnabled"])
+        if enabled and not p.get("TwoWayChannelArn", entry.get("TwoWayChannelArn")):
+            raise ApiError("ValidationException", "Two-way needs a TwoWayChannelArn",
+                           Reason="TWO_WAY_CHANNEL_NOT_PRESENT")
+        for name in ("TwoWayEnabled", "TwoWayChannelArn", "TwoWayChannelRole", "SelfManagedOptOutsEnabled",
+                     "OptOutListName", "DeletionProtectionEnabled", "InternationalSendingEnabled",
+                     "SharedRoutesEnabled"):
+            if name in p:
+                entry[name] = p[name]
+
+    def op_UpdatePhoneNumber(self, p: dict) -> dict:
+        _, entry = self._number_or_pool(p["PhoneNumberId"], pools=False)
+        pool = entry.get("PoolId")
+        if pool and any(name in p for name in _POOL_MANAGED):
+            raise ApiError("ConflictException", f"The phone number belongs to pool {pool}: update the pool", 400,
+                           Reason="PHONE_NUMBER_ASSOCIATED_TO_POOL", ResourceType="phone-number",
+                           ResourceId=p["PhoneNumberId"])
+        self._update_two_way(entry, p)
+        return _only(entry, "UpdatePhoneNumberResult")
+
+    def op_UpdatePool(self, p: dict) -> dict:
+        entry = self._pool(p["PoolId"])
+        self._update_two_way(entry, p)
+        return _only(entry, "UpdatePoolResult")
+
+    # -- keywords -------------------------------------------------------------------------------
+    def _keyword_owner(self, identity: str) -> tuple[dict, dict]:
+        """(the number or pool, its keywords) for PutKeyword/DeleteKeyword/DescribeKeywords."""
+        kind, entry = self._number_or_pool(identity)
+        return entry, self.keywords[entry["PoolId"] if kind == "pool" else entry["PhoneNumberId"]]
+
+    @staticmethod
+    def _keyword_answer(entry: dict, identity: str, keyword: dict) -> dict:
+        return {"OriginationIdentityArn": entry.get("PhoneNumberArn") or entry["PoolArn"], "OriginationIdentity": identity, **keyword}
+
+    def op_PutKeyword(self, p: dict) -> dict:
+        entry, keywords = self._keyword_owner(p["OriginationIdentity"])
+        name = p["Keyword"].upper()  # "Keywords are case insensitive."
+        action = p.get("KeywordAction") or keywords.get(name, {}).get("KeywordAction") or "AUTOMATIC_RESPONSE"
+        keywords[name] = {"Keyword": name, "KeywordMessage": p["KeywordMessage"], "KeywordAction": action}
+        return self._keyword_answer(entry, p["OriginationIdentity"], keywords[name])
+
+    def op_DeleteKeyword(self, p: dict) -> dict:
+        entry, keywords = self._keyword_owner(p["OriginationIdentity"])
+        name = p["Keyword"].upper()
+        if name in UNDELETABLE_KEYWORDS:
+            raise ApiError("ConflictException", f"{name} is a required keyword and cannot be deleted", 400,
+                           Reason="RESOURCE_DELETION_NOT_ALLOWED", ResourceType="keyword", ResourceId=name)
+        if name not in keywords:
+            raise ApiError("ResourceNotFoundException", f"No keyword {name}", 404, ResourceType="keyword",
+                           ResourceId=name)
+        return self._keyword_answer(entry, p["OriginationIdentity"], keywords.pop(name))
+
+    def op_DescribeKeywords(self, p: dict) -> dict:
+        entry, keywords = self._keyword_owner(p["OriginationIdentity"])
+        wanted = [k.upper() for k in p.get("Keywords") or []]
+        found = [keywords[k] for k in wanted or keywords if k in keywords and _matches(keywords[k], p.get("Filters"))]
+        page, more = _page(found, p)
+        arn = entry.get("PhoneNumberArn") or entry["PoolArn"]
+        return {"OriginationIdentityArn": arn, "OriginationIdentity": p["OriginationIdentity"],
+                "Keywords": [dict(k) for k in page], **more}
+
+    # -- opt-out lists --------------------------------------------------------------------------
+    def op_CreateOptOutList(self, p: dict) -> dict:
+        name = p["OptOutListName"]
+        if name in self.opt_out_lists:
+            raise ApiError("ConflictException", f"{name} exists", 400, Reason="RESOURCE_ALREADY_EXISTS",
+                           ResourceType="opt-out-list", ResourceId=name)
+        entry = self._new_opt_out_list(name)
+        return {**self._list_info(entry), "CreatedTimestamp": entry["CreatedTimestamp"], "Tags": p.get("Tags") or []}
+
+    def op_DescribeOptOutLists(self, p: dict) -> dict:
+        lists = [self._opt_out_list(n) for n in p.get("OptOutListNames") or []] or list(self.opt_out_lists.values())
+        page, more = _page(lists, p)
+        return {"OptOutLists": [{**self._list_info(e), "CreatedTimestamp": e["CreatedTimestamp"]} for e in page],
+                **more}
+
+    def op_DescribeOptedOutNumbers(self, p: dict) -> dict:
+        entry = self._opt_out_list(p["OptOutListName"])
+        numbers = entry["numbers"]
+        wanted = [_e164(n) for n in p.get("OptedOutNumbers") or []]
+        found = [numbers[n] for n in wanted or numbers if n in numbers and _matches(numbers[n], p.get("Filters"))]
+        page, more = _page(found, p)
+        return {**self._list_info(entry), "OptedOutNumbers": [dict(n) for n in page], **more}
+
+    def _opt_out(self, entry: dict, number: str, *, end_user: bool) -> dict:
+        number = _e164(number)
+        if number not in entry["numbers"]:
+            entry["numbers"][number] = {"OptedOutNumber": number, "OptedOutTimestamp": self.clock(),
+                                        "EndUserOptedOut": end_user}
+        return entry["numbers"][number]
+
+    def op_PutOptedOutNumber(self, p: dict) -> dict:
+        entry = self._opt_out_list(p["OptOutListName"])
+        return {**self._list_info(entry), **self._opt_out(entry, p["OptedOutNumber"], end_user=False)}
+
+    def op_DeleteOptedOutNumber(self, p: dict) -> dict:
+        entry = self._opt_out_list(p["OptOutListName"])
+        number = _e164(p["OptedOutNumber"])
+        if number not in entry["numbers"]:
+            raise ApiError("ResourceNotFoundException", "The number is not on the opt-out list", 404,
+                           ResourceType="opted-out-number", ResourceId=number)
+        now, last = self.clock(), entry["opted_in"].get(number)
+        if last is not None and now - last < OPT_IN_INTERVAL:
+            raise ApiError("ValidationException", "Each destination phone number can only be deleted once every "
+                           "30 days", Reason="PHONE_NUMBER_CANNOT_BE_OPTED_IN")
+        removed = entry["numbers"].pop(number)
+        entry["opted_in"][number] = now
+        return {**self._list_info(entry), **removed, "OptedOutTimestamp": now}
+
+    # -- a text from a phone to one of the numbers ------------------------------------------------
+    def receive(self, origination: str, destination: str, body: str) -> dict:
+        """What End User Messaging does when ``origination`` texts ``body`` to the account's number
+        ``destination``: applies the keyword the text begins with (opt-out, opt-in) unless opt-outs are
+        self-managed, and says what to answer and where the text goes. Returns
+        ``{"keyword": KEYWORD or None, "action", "answer": text or None, "channel": TwoWayChannelArn or None}``;
+        ResourceNotFoundException when ``destination`` is none of the account's numbers."""
+        with self._lock:
+            number = next((e for e in self.phone_numbers.values() if e["PhoneNumber"] == _e164(destination)), None)
+            if number is None:
+                raise ApiError("ResourceNotFoundException", "No such phone number in this account", 404,
+                               ResourceType="phone-number", ResourceId="(destination)")
+            owner = self.pools[number["PoolId"]] if number.get("PoolId") else number
+            keywords = self.keywords[owner.get("PoolId") or owner["PhoneNumberId"]]
+            keyword, action, answer = self._keyword_of(body, keywords)
+            if owner["SelfManagedOptOutsEnabled"]:
+                answer = None  # the owner answers and keeps the list
+            elif action == "OPT_OUT":
+                self._opt_out(self._opt_out_list(owner["OptOutListName"]), origination, end_user=True)
+            elif action == "OPT_IN":
+                self._opt_out_list(owner["OptOutListName"])["numbers"].pop(_e164(origination), None)
+            channel = owner.get("TwoWayChannelArn") if owner["TwoWayEnabled"] else None
+            return {"keyword": keyword, "action": action, "answer": answer, "channel": channel}
+
+    @staticmethod
+    def _keyword_of(body: str, keywords: dict[str, dict]) -> tuple[str | None, str | None, str | None]:
+        """The keyword ``body`` begins with (case insensitive, the longest one), its action and answer."""
+        text = body.strip().upper()
+        required = {k: {**keywords["STOP"], "Keyword": k, "KeywordAction": "OPT_OUT"} for k in REQUIRED_OPT_OUT_KEYWORDS}
+        known = {**keywords, **required}  # the required opt-out keywords always opt out
+        for name in sorted(known, key=len, reverse=True):
+            if text == name or (text.startswith(name) and text[len(name)].isspace()):
+                return name, known[name]["KeywordAction"], known[name]["KeywordMessage"]
+        return None, None, None
 
 
 def respond(standin: SmsVoiceStandIn, target: str, raw: bytes) -> tuple[int, dict]:

@@ -25,6 +25,18 @@ OVERRIDES = {
     "MAX_MPS": ("20", "a quick batch worker: the emulated number has no throughput of its own "
                       "(POST http://127.0.0.1:4566/_limits gives it one)"),
     "WORKER_CONCURRENCY": ("2", "two batch-worker instances, as the stack runs them for 20 MPS"),
+    "INBOUND_ENABLED": ("1", "replies and STOP work locally on every stage: the local number is an End User "
+                             "Messaging number with two-way on (POST http://127.0.0.1:4566/_inbound plays a "
+                             "reply); deployed, only a stage whose originationIdentity is a phone number or "
+                             "pool receives them"),
+    "OPT_OUT_LIST_NAME": (None, "the local number's opt-out list in the emulated End User Messaging"),
+    "ORIGINATION_NUMBER": (None, "the local number, +12065550100"),
+    "WEBHOOK_URLS": (None, "webhook endpoints may only be http://127.0.0.1:<port> or http://localhost:<port> "
+                           "(deployed: https only, and never a loopback or private address): receivers "
+                           "run on this machine, and nothing is delivered off it"),
+    "WEBHOOK_BACKOFF_SCALE": ("0.05", "webhook retries come seconds apart, not minutes: every retry delay "
+                                      "(backoff, jitter, cap and Retry-After) times 0.05, so the first retry "
+                                      "comes after about 1.5 s instead of 30 s; the 24 h limit is unchanged"),
 }
 
 
@@ -39,7 +51,10 @@ def environment(config: StageConfig, created: dict) -> dict[str, str]:
         media_bucket=created["MEDIA_BUCKET"], messages_table=created["MESSAGES_TABLE"],
         idempotency_table=created["IDEMPOTENCY_TABLE"], batch_queue_url=created["BATCH_QUEUE_URL"],
         max_receives=int(created["MAX_RECEIVES"]), worker_concurrency=int(OVERRIDES["WORKER_CONCURRENCY"][0]),
-        configuration_set_name=created["CONFIGURATION_SET_NAME"])
+        configuration_set_name=created["CONFIGURATION_SET_NAME"], webhooks_table=created["WEBHOOKS_TABLE"],
+        webhook_queue_url=created["WEBHOOK_QUEUE_URL"], webhook_dlq_url=created["WEBHOOK_DLQ_URL"],
+        webhook_key_id=created["WEBHOOK_KEY_ID"], opt_out_list_name=created.get("OPT_OUT_LIST_NAME"),
+        origination_number=created.get("ORIGINATION_NUMBER"))
     for name, (value, _reason) in OVERRIDES.items():
         env[name] = created[name] if value is None else value
     return env

@@ -1,4 +1,5 @@
-"""The Chalice app (API, batch worker, status ingest), its roles, and the API's key, plan and logs."""
+"""The Chalice app (API, batch worker, status ingest, webhook fanout and delivery, inbound replies), its
+roles, and the API's key, plan and logs."""
 from __future__ import annotations
 
 import json
@@ -24,27 +25,57 @@ from .media import MediaBucket
 from .messaging import EndUserMessaging
 from .queue import BatchQueue
 from .store import MessageStore
+from .two_way import TwoWay, identity_arn
+from .webhooks import Webhooks
+
+# How the app encrypts a secret (chalicelib/webhooks.py): EncryptionContext {"webhookId": <endpoint id>}.
+WEBHOOK_CONTEXT_KEY, WEBHOOK_ID_PREFIX = "webhookId", "wh_"
+
+
+def opt_out_items(*partitions: str) -> dict:
+    """A condition holding a DynamoDB call to items of these partition keys (the opt-out list and
+    the opt-in history in the settings table): every key the call names must be one of them."""
+    return {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": list(partitions)}}
 
 
 class SenderApi(Construct):
-    """The Chalice app: the API, the batch worker and the status ingest. Each function runs as a
-    role CDK owns, granted only what that function uses, and logs to a log group CDK owns (with
-    retention), the only group its role may write to."""
+    """The Chalice app: the API, the batch worker, the status ingest, the webhook fanout and
+    delivery, and (on a two-way stage) the inbound function. Each function runs as a role CDK owns,
+    granted only what that function uses, and logs to a log group CDK owns (with retention), the only
+    group its role may write to. A stage without two-way has no inbound function at all."""
 
-    API, WORKER, INGEST = "api_handler", "batch_worker", "status_ingest"  # Chalice's function names
-    LOGICAL_IDS = {API: "APIHandler", WORKER: "BatchWorker", INGEST: "StatusIngest"}
+    # Chalice's function names
+    API, WORKER, INGEST, FANOUT, DELIVERY, INBOUND = ("api_handler", "batch_worker", "status_ingest",
+                                                      "webhook_fanout", "webhook_delivery", "inbound_reply")
+    LOGICAL_IDS = {API: "APIHandler", WORKER: "BatchWorker", INGEST: "StatusIngest", FANOUT: "WebhookFanout",
+                   DELIVERY: "WebhookDelivery", INBOUND: "InboundReply"}
+
     def __init__(self, scope: Construct, id: str, *, config: StageConfig, media: MediaBucket,
-                 store: MessageStore, batch: BatchQueue, messaging: EndUserMessaging | None = None) -> None:
+                 store: MessageStore, batch: BatchQueue, webhooks: Webhooks,
+                 messaging: EndUserMessaging | None = None, two_way: TwoWay | None = None) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
         self.log_groups: dict[str, logs.LogGroup] = {}
         self.roles: dict[str, iam.Role] = {}
         send_reason = ("SMS to phone numbers needs sns:Publish on *, and an explicit Deny keeps every topic out of "
                        "reach; X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level permissions.")
-        api = self._function_role(self.API, "ApiRole", wildcard_reason=send_reason)
+        api = self._function_role(self.API, "ApiRole", wildcard_reason=send_reason + (
+            " SNS's opt-out calls (ListPhoneNumbersOptedOut, CheckIfPhoneNumberIsOptedOut, OptInPhoneNumber) "
+            "have none either." if config.sms_provider == "sns" else ""))
         worker = self._function_role(self.WORKER, "WorkerRole", wildcard_reason=send_reason)
-        ingest = self._function_role(self.INGEST, "IngestRole", wildcard_reason=(
-            "X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level permissions."))
+        xray_reason = "X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level permissions."
+        ingest = self._function_role(self.INGEST, "IngestRole", wildcard_reason=xray_reason)
+        fanout = self._function_role(self.FANOUT, "WebhookFanoutRole", wildcard_reason=xray_reason)
+        delivery = self._function_role(self.DELIVERY, "WebhookDeliveryRole", wildcard_reason=xray_reason)
+        if two_way:
+            self._grant_two_way(two_way, store, webhooks, api=api, inbound=self._function_role(
+                self.INBOUND, "InboundRole", wildcard_reason=xray_reason))
+        self._grant_opt_outs(webhooks, api=api, worker=worker)
+        if config.sms_provider == "sns":
+            # The account's SNS opt-out list (GET/DELETE /opt-outs); these take no resource.
+            api.add_to_policy(iam.PolicyStatement(actions=[
+                "sns:ListPhoneNumbersOptedOut", "sns:CheckIfPhoneNumberIsOptedOut", "sns:OptInPhoneNumber"],
+                resources=["*"]))
         configuration_set_name = messaging.configuration_set_name if messaging else None
         text_arns, media_arns = self.sms_voice_resources(config, stack, messaging)
         bucket = media.bucket
@@ -72,7 +103,8 @@ class SenderApi(Construct):
                         f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{schema.MEDIA_PREFIX}*]",
                         "Presigned POST uploads go to random keys under the upload prefix of this one bucket.")
         api.add_to_policy(iam.PolicyStatement(
-            actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"],
+            actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem",
+                     "dynamodb:BatchGetItem"],  # BatchGetItem: a list page reads its records by key
             resources=[messages]))
         api.add_to_policy(iam.PolicyStatement(actions=["dynamodb:Query"], resources=[
             f"{messages}/index/{schema.MESSAGES_LIST_INDEX}", f"{messages}/index/{schema.MESSAGES_BATCH_INDEX}"]))
@@ -80,12 +112,13 @@ class SenderApi(Construct):
             actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
             resources=[store.idempotency.table_arn]))
         api.add_to_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[batch.queue.queue_arn]))
-        # The worker claims and updates records, and keeps the per-recipient pacing gate in the
-        # idempotency table (short-lived keys).
+        # The worker claims and updates records, and keeps the per-recipient pacing gate (PutItem,
+        # GetItem) and the stage's send schedule (UpdateItem) in the idempotency table (short-lived keys).
         worker.add_to_policy(iam.PolicyStatement(
             actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[messages]))
         worker.add_to_policy(iam.PolicyStatement(
-            actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[store.idempotency.table_arn]))
+            actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            resources=[store.idempotency.table_arn]))
         worker.add_to_policy(iam.PolicyStatement(
             actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
                      "sqs:ChangeMessageVisibility"], resources=[batch.queue.queue_arn]))
@@ -93,7 +126,8 @@ class SenderApi(Construct):
         ingest.add_to_policy(iam.PolicyStatement(
             actions=["dynamodb:Query"], resources=[f"{messages}/index/{schema.MESSAGES_PROVIDER_INDEX}"]))
         ingest.add_to_policy(iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[messages]))
-        self.concurrency = pacing.instances_for(config.max_mps)  # the worker paces by the same rule
+        self._grant_webhooks(webhooks, store, api=api, fanout=fanout, delivery=delivery)
+        self.concurrency = pacing.instances_for(config.max_mps)  # the event source's maximum concurrency
         self._functions: dict[str, lambda_.IFunction] = {}
 
         # The one mapping from stage settings to the app's variables; the local stack uses it too.
@@ -101,7 +135,11 @@ class SenderApi(Construct):
             media_bucket=media.bucket.bucket_name, messages_table=store.messages.table_name,
             idempotency_table=store.idempotency.table_name, batch_queue_url=batch.queue.queue_url,
             max_receives=BatchQueue.MAX_RECEIVES, worker_concurrency=self.concurrency,
-            configuration_set_name=configuration_set_name)
+            configuration_set_name=configuration_set_name, webhooks_table=webhooks.table.table_name,
+            webhook_queue_url=webhooks.queue.queue_url, webhook_dlq_url=webhooks.dead_letters.queue_url,
+            webhook_key_id=webhooks.key.key_arn,
+            opt_out_list_name=two_way.opt_out_list.ref if two_way else None,
+            origination_number=two_way.origination_number if two_way else None)
         self.chalice = Chalice(self, "Chalice", source_dir=str(APP_DIR), stage_config={
             "api_gateway_stage": "api",
             "environment_variables": environment,
@@ -113,7 +151,12 @@ class SenderApi(Construct):
         })
         # Chalice reads per-function settings from .chalice/config.json only, not from the
         # construct's stage_config, so each function's own role and timeout are set here.
-        timeouts = {self.WORKER: BatchQueue.WORKER_TIMEOUT_SECONDS, self.INGEST: 60}
+        timeouts = {self.WORKER: BatchQueue.WORKER_TIMEOUT_SECONDS, self.INGEST: 60,
+                    self.FANOUT: Webhooks.FANOUT_TIMEOUT_SECONDS, self.DELIVERY: Webhooks.DELIVERY_TIMEOUT_SECONDS,
+                    self.INBOUND: TwoWay.INBOUND_TIMEOUT_SECONDS}
+        if not two_way:
+            # Chalice packages every function of app.py; a stage without two-way builds no inbound one.
+            self.chalice.sam_template.node.try_remove_child(self.LOGICAL_IDS[self.INBOUND])
         for name, role in self.roles.items():
             function = self.chalice.get_resource(self.LOGICAL_IDS[name])
             function.add_property_override("Role", role.role_arn)
@@ -138,6 +181,10 @@ class SenderApi(Construct):
         self._protect_api(config)
         self._drain(batch)
         self._keep_failed_ingests()
+        self._fan_out(store, webhooks)
+        self._deliver(webhooks)
+        if two_way:
+            self._receive(two_way)
 
     def function(self, name: str) -> lambda_.IFunction:
         """A Chalice function as a CDK ``IFunction``, in this stack's environment, so that CDK may
@@ -153,10 +200,124 @@ class SenderApi(Construct):
         at most ``concurrency`` instances."""
         mapping = lambda_.CfnEventSourceMapping(
             self, "WorkerQueue", function_name=self.function(self.WORKER).function_name,
-            event_source_arn=batch.queue.queue_arn, batch_size=10, maximum_batching_window_in_seconds=1,
+            event_source_arn=batch.queue.queue_arn, batch_size=pacing.BATCH_SIZE,
+            maximum_batching_window_in_seconds=1,
             function_response_types=["ReportBatchItemFailures"],
             scaling_config=lambda_.CfnEventSourceMapping.ScalingConfigProperty(maximum_concurrency=self.concurrency))
         mapping.node.add_dependency(self.roles[self.WORKER])  # the poller needs the SQS rights first
+
+    @staticmethod
+    def _grant_webhooks(webhooks: Webhooks, store: MessageStore, *, api: iam.Role, fanout: iam.Role,
+                        delivery: iam.Role) -> None:
+        """Each webhook call, to its function's role: the API keeps the endpoints and encrypts their
+        secrets (and decrypts one to replay an answer); the fanout reads the stream and the
+        endpoints and queues deliveries; the delivery reads endpoints, records attempts, disables an
+        endpoint that answers 410, decrypts secrets and moves an event that ran out of time to the
+        dead-letter queue. ``tests/test_webhooks_stack.py`` records the calls and checks them."""
+        table = webhooks.table.table_arn
+        # Secrets are encrypted under the endpoint's id (EncryptionContext {"webhookId": id}), and
+        # the key serves nothing else.
+        secret_context = {"StringLike": {f"kms:EncryptionContext:{WEBHOOK_CONTEXT_KEY}": f"{WEBHOOK_ID_PREFIX}*"}}
+        api.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                     "dynamodb:Query"], resources=[table]))
+        # Decrypt: a replayed POST /webhooks or rotation (same Idempotency-Key) answers with the same
+        # secret, which the stored answer never holds.
+        api.add_to_policy(iam.PolicyStatement(actions=["kms:Encrypt", "kms:Decrypt"],
+                                              resources=[webhooks.key.key_arn], conditions=secret_context))
+        # The stream, as the DynamoDB guide's policy for a Lambda trigger has it
+        # (tests/aws_docs/dynamodb-stream-lambda-policy.json), less ListStreams, which takes no
+        # resource: named on the stream it would grant nothing, and the trigger works without it.
+        fanout.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
+            resources=[store.messages.table_stream_arn]))
+        fanout.add_to_policy(iam.PolicyStatement(actions=["dynamodb:Query"], resources=[table]))
+        # The delivery queue; and the on-failure destination, which Lambda sends to as the function.
+        fanout.add_to_policy(iam.PolicyStatement(
+            actions=["sqs:SendMessage"], resources=[webhooks.queue.queue_arn, webhooks.fanout_failures.queue_arn]))
+        delivery.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources=[table]))
+        delivery.add_to_policy(iam.PolicyStatement(actions=["kms:Decrypt"], resources=[webhooks.key.key_arn],
+                                                   conditions=secret_context))
+        delivery.add_to_policy(iam.PolicyStatement(
+            actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                     "sqs:ChangeMessageVisibility"], resources=[webhooks.queue.queue_arn]))
+        delivery.add_to_policy(iam.PolicyStatement(actions=["sqs:SendMessage"],
+                                                   resources=[webhooks.dead_letters.queue_arn]))
+
+    def _fan_out(self, store: MessageStore, webhooks: Webhooks) -> None:
+        """The fanout reads the messages table's stream from now on, 100 records an invocation. A
+        failing batch is split in two until the bad record stands alone; after ``FANOUT_RETRIES``
+        (or once a record is ``FANOUT_MAX_RECORD_AGE`` old) its place in the stream goes to the
+        failure queue, which an alarm watches. Deletions (TTL expiries) never reach the function."""
+        mapping = lambda_.CfnEventSourceMapping(
+            self, "WebhookStream", function_name=self.function(self.FANOUT).function_name,
+            event_source_arn=store.messages.table_stream_arn, starting_position="LATEST", batch_size=100,
+            bisect_batch_on_function_error=True, maximum_retry_attempts=Webhooks.FANOUT_RETRIES,
+            maximum_record_age_in_seconds=Webhooks.FANOUT_MAX_RECORD_AGE.to_seconds(),
+            filter_criteria=lambda_.CfnEventSourceMapping.FilterCriteriaProperty(filters=[
+                lambda_.CfnEventSourceMapping.FilterProperty(
+                    pattern=json.dumps({"eventName": ["INSERT", "MODIFY"]}))]),
+            destination_config=lambda_.CfnEventSourceMapping.DestinationConfigProperty(
+                on_failure=lambda_.CfnEventSourceMapping.OnFailureProperty(
+                    destination=webhooks.fanout_failures.queue_arn)))
+        mapping.node.add_dependency(self.roles[self.FANOUT])  # Lambda checks the stream and queue rights
+
+    def _deliver(self, webhooks: Webhooks) -> None:
+        """The delivery function drains the delivery queue: 10 records an invocation, each record's
+        failure reported on its own (its visibility already set to its backoff), at most
+        ``DELIVERY_CONCURRENCY`` instances."""
+        mapping = lambda_.CfnEventSourceMapping(
+            self, "WebhookQueue", function_name=self.function(self.DELIVERY).function_name,
+            event_source_arn=webhooks.queue.queue_arn, batch_size=10,
+            function_response_types=["ReportBatchItemFailures"],
+            scaling_config=lambda_.CfnEventSourceMapping.ScalingConfigProperty(
+                maximum_concurrency=Webhooks.DELIVERY_CONCURRENCY))
+        mapping.node.add_dependency(self.roles[self.DELIVERY])  # the poller needs the SQS rights first
+
+    def _receive(self, two_way: TwoWay) -> None:
+        """The inbound function drains the inbound queue: 10 replies an invocation, each failure
+        reported on its own (a reply it cannot take is received again, then dead-lettered)."""
+        mapping = lambda_.CfnEventSourceMapping(
+            self, "InboundQueue", function_name=self.function(self.INBOUND).function_name,
+            event_source_arn=two_way.queue.queue_arn, batch_size=10,
+            function_response_types=["ReportBatchItemFailures"])
+        mapping.node.add_dependency(self.roles[self.INBOUND])  # the poller needs the SQS rights first
+
+    @staticmethod
+    def _grant_opt_outs(webhooks: Webhooks, *, api: iam.Role, worker: iam.Role) -> None:
+        """The stage's opt-out list lives in the settings table (the webhooks table, under ``pk``
+        ``optout``), on every stage. A batch checks its recipients at once (BatchGetItem, the API); the
+        worker checks each message again before sending (GetItem: a STOP may come after the batch)
+        and records an opt-out the provider reports (UpdateItem). Only those items: the condition
+        holds every key the call names to the opt-out partition."""
+        api.add_to_policy(iam.PolicyStatement(actions=["dynamodb:BatchGetItem"], resources=[webhooks.table.table_arn],
+                                              conditions=opt_out_items(schema.OPT_OUTS)))
+        worker.add_to_policy(iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                                                 resources=[webhooks.table.table_arn],
+                                                 conditions=opt_out_items(schema.OPT_OUTS)))
+
+    @staticmethod
+    def _grant_two_way(two_way: TwoWay, store: MessageStore, webhooks: Webhooks, *, api: iam.Role,
+                       inbound: iam.Role) -> None:
+        """The API keeps the End User Messaging opt-out list in step with its own (PUT and DELETE
+        /opt-outs). The inbound function stores each reply once (a conditional put), finds the message
+        it answers by the provider's id, applies opt-out and opt-in keywords to the opt-out items of the
+        settings table (one transaction: the number's entry and its keyword history), and drains its
+        queue. ``tests/test_two_way_stack.py`` records the calls and checks them."""
+        api.add_to_policy(iam.PolicyStatement(
+            actions=["sms-voice:DescribeOptedOutNumbers", "sms-voice:PutOptedOutNumber",
+                     "sms-voice:DeleteOptedOutNumber"], resources=[two_way.opt_out_list.attr_arn]))
+        messages = store.messages.table_arn
+        inbound.add_to_policy(iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[messages]))
+        inbound.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:Query"], resources=[f"{messages}/index/{schema.MESSAGES_PROVIDER_INDEX}"]))
+        inbound.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:UpdateItem", "dynamodb:DeleteItem"], resources=[webhooks.table.table_arn],
+            conditions=opt_out_items(schema.OPT_OUTS, schema.OPT_INS)))
+        inbound.add_to_policy(iam.PolicyStatement(
+            actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+            resources=[two_way.queue.queue_arn]))
 
     def ingest_from(self, log_groups: list[logs.ILogGroup], *, after: list[Construct] = ()) -> None:
         """Subscription filters: every line of these log groups goes to the status ingest (the
@@ -257,10 +418,7 @@ class SenderApi(Construct):
         the configuration set and its protect configuration. Never ``*``."""
         if messaging is None:
             return [], []
-        identity = config.origination_identity  # a stage with End User Messaging always has one
-        kind = "pool" if identity.startswith("pool-") else "phone-number"
-        shared = messaging.arns() + [identity if identity.startswith("arn:") else stack.format_arn(
-            service="sms-voice", resource=kind, resource_name=identity)]
+        shared = messaging.arns() + [identity_arn(config, stack)]  # a stage with End User Messaging has one
         text = list(shared)
         if config.sender_id and config.sms_provider == "sms-voice":
             reachable = sorted(set(config.allowed_countries) & countries.SENDER_ID) if config.allowed_countries \

@@ -4,7 +4,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 SMS_PROVIDERS = ("sns", "sms-voice")
 SMS_TYPES = ("transactional", "promotional")
@@ -15,6 +17,11 @@ IDENTITY_ARN = re.compile(
     r"arn:aws[a-z-]*:sms-voice:[a-z0-9-]+:\d{12}:(phone-number/phone-[A-Za-z0-9]+|pool/pool-[A-Za-z0-9]+"
     r"|sender-id/[A-Za-z0-9_-]+/[A-Z]{2})")
 IDENTITY_ID = re.compile(r"(phone|pool)-[A-Za-z0-9]+")
+# The identities that can receive replies (a sender id cannot): a PhoneNumberId or PoolId, or the ARN of one.
+TWO_WAY_IDENTITY = re.compile(r"(phone|pool)-[A-Za-z0-9]+|arn:aws[a-z-]*:sms-voice:[a-z0-9-]+:\d{12}:"
+                              r"(phone-number/phone|pool/pool)-[A-Za-z0-9]+")
+# Keywords AWS keeps on every number and pool (DeleteKeyword refuses them), with the action each must have.
+PROTECTED_KEYWORDS = {"HELP": "AUTOMATIC_RESPONSE", "STOP": "OPT_OUT"}
 FIND_PHONE_NUMBER_ID = ("aws pinpoint-sms-voice-v2 describe-phone-numbers "
                         "--query \"PhoneNumbers[].[PhoneNumber,PhoneNumberId,PhoneNumberArn]\" --output text")
 
@@ -26,6 +33,24 @@ def stack_name(stage: str) -> str:
 
 class StageConfigError(ValueError):
     pass
+
+
+class Keyword(NamedTuple):
+    """One ``PutKeyword``: a word a recipient texts, the answer, and what End User Messaging does."""
+    keyword: str
+    message: str
+    action: str = "AUTOMATIC_RESPONSE"
+
+
+@lru_cache(maxsize=1)
+def put_keyword_model() -> dict:
+    """``PutKeyword``'s input members (botocore's model of pinpoint-sms-voice-v2), which ``keywords`` is
+    checked against: each member's length limits, pattern and enum."""
+    import botocore.session
+
+    shape = botocore.session.get_session().get_service_model("pinpoint-sms-voice-v2") \
+        .operation_model("PutKeyword").input_shape
+    return {name: dict(member.metadata) for name, member in shape.members.items()}
 
 
 @dataclass(frozen=True)
@@ -43,10 +68,14 @@ class StageConfig:
     api_rate_limit: int = 10
     api_burst_limit: int = 20
     max_mps: float = 1.0
+    # Webhook endpoints a stage may register (POST /webhooks answers 400 TooManyWebhooks beyond).
+    max_webhooks: int = 10
     # This stage sets the settings that are one per account and region: the SNS SMS attributes and
     # delivery-status log groups, and API Gateway's CloudWatch Logs role. With two stages in one
     # account and region, exactly one of them keeps this true (and is deployed first).
     account_settings: bool = True
+    # Keywords the stage's number or pool answers (cdk.json ``keywords``; see ``all_keywords``).
+    keywords: tuple[Keyword, ...] = ()
 
     KEYS = {  # cdk.json key -> attribute
         "smsProvider": "sms_provider", "originationIdentity": "origination_identity",
@@ -55,6 +84,7 @@ class StageConfig:
         "monthlySpendLimitUsd": "monthly_spend_limit_usd", "alarmEmail": "alarm_email",
         "mediaRetentionDays": "media_retention_days", "apiRateLimit": "api_rate_limit",
         "apiBurstLimit": "api_burst_limit", "maxMps": "max_mps", "accountSettings": "account_settings",
+        "maxWebhooks": "max_webhooks", "keywords": "keywords",
     }
 
     @property
@@ -62,6 +92,25 @@ class StageConfig:
         """End User Messaging carries this stage's SMS or MMS. An sms-voice stage always has an
         origination identity (checked below), so the identity alone decides."""
         return bool(self.origination_identity)
+
+    @property
+    def two_way(self) -> bool:
+        """Replies reach this stage: its origination identity is an End User Messaging phone number or
+        pool (a sender id cannot receive, and SNS has no inbound API). The stack then owns the inbound
+        topic, queue and function, an opt-out list and the keywords (``infra/two_way.py``)."""
+        return bool(self.origination_identity) and bool(TWO_WAY_IDENTITY.fullmatch(self.origination_identity))
+
+    @property
+    def all_keywords(self) -> tuple[Keyword, ...]:
+        """The stage's ``keywords``, with HELP and STOP answers naming the stage where it gives none."""
+        given = {k.keyword.upper() for k in self.keywords}
+        defaults = (Keyword("HELP", f"{self.prefix}: reply STOP to stop these messages. Msg&data rates may apply.",
+                            "AUTOMATIC_RESPONSE"),
+                    Keyword("STOP", f"{self.prefix}: you are unsubscribed and will get no more messages.", "OPT_OUT"))
+        return tuple(k for k in defaults if k.keyword not in given) + self.keywords
+
+    def keywords_with(self, action: str) -> tuple[str, ...]:
+        return tuple(k.keyword.upper() for k in self.all_keywords if k.action == action)
 
     @property
     def prefix(self) -> str:
@@ -84,10 +133,18 @@ class StageConfig:
 
     def app_environment(self, *, media_bucket: str, messages_table: str, idempotency_table: str,
                         batch_queue_url: str, max_receives: int, worker_concurrency: int,
-                        configuration_set_name: str | None = None) -> dict[str, str]:
+                        configuration_set_name: str | None = None, webhooks_table: str | None = None,
+                        webhook_queue_url: str | None = None, webhook_dlq_url: str | None = None,
+                        webhook_key_id: str | None = None, opt_out_list_name: str | None = None,
+                        origination_number: str | None = None) -> dict[str, str]:
         """The app's environment variables (what ``chalicelib.settings.Settings.from_env`` reads) for this stage,
         given the names of its resources. The CDK stack (``infra/api.py``) and the local stack (``devstack``)
-        both take the app's settings from here, so what runs locally is what is deployed."""
+        both take the app's settings from here, so what runs locally is what is deployed. Webhook endpoints
+        must be ``https`` (the local stack overrides ``WEBHOOK_URLS`` to ``loopback``).
+
+        Two-way (the stage receives replies: given the End User Messaging opt-out list): ``INBOUND_ENABLED``,
+        ``OPT_OUT_LIST_NAME``, the stage's opt-out and opt-in words (``OPT_OUT_KEYWORDS``, ``OPT_IN_KEYWORDS``:
+        upper case, comma-separated), and ``ORIGINATION_NUMBER`` (E.164) when known."""
         environment = {
             "STAGE": self.stage,
             "SMS_PROVIDER": self.sms_provider,
@@ -101,10 +158,19 @@ class StageConfig:
             "WORKER_CONCURRENCY": str(worker_concurrency),
             "MAX_RECEIVES": str(max_receives),
             "POWERTOOLS_SERVICE_NAME": "sms-sender",
+            "WEBHOOK_URLS": "https",
+            "MAX_WEBHOOKS": str(self.max_webhooks),
         }
+        if opt_out_list_name:
+            environment.update({"INBOUND_ENABLED": "1", "OPT_OUT_LIST_NAME": opt_out_list_name,
+                                "OPT_OUT_KEYWORDS": ",".join(self.keywords_with("OPT_OUT")),
+                                "OPT_IN_KEYWORDS": ",".join(self.keywords_with("OPT_IN"))})
         for key, value in (("ORIGINATION_IDENTITY", self.origination_identity),
+                           ("ORIGINATION_NUMBER", origination_number),
                            ("CONFIGURATION_SET_NAME", configuration_set_name),
-                           ("SENDER_ID", self.sender_id)):
+                           ("SENDER_ID", self.sender_id),
+                           ("WEBHOOKS_TABLE", webhooks_table), ("WEBHOOK_QUEUE_URL", webhook_queue_url),
+                           ("WEBHOOK_DLQ_URL", webhook_dlq_url), ("WEBHOOK_KEY_ID", webhook_key_id)):
             if value:
                 environment[key] = value
         return environment
@@ -124,6 +190,8 @@ class StageConfig:
                     isinstance(c, str) and re.fullmatch(r"[A-Z]{2}", c) for c in countries):
                 raise StageConfigError(f"stage {stage}: allowedCountries must be a list of ISO codes like [\"US\"]")
             values["allowed_countries"] = tuple(countries)
+        if "keywords" in values:
+            values["keywords"] = parse_keywords(stage, values["keywords"])
         config = cls(stage=stage, **values)
         config._check()
         return config
@@ -156,7 +224,7 @@ class StageConfig:
             if not isinstance(self.sender_id, str) or not re.fullmatch(rf"[A-Za-z0-9]{{{shortest},11}}", self.sender_id) \
                     or self.sender_id.isdigit():
                 fail(f"senderId must be {shortest} to 11 letters and digits, at least one a letter")
-        for name in ("media_retention_days", "api_rate_limit", "api_burst_limit"):
+        for name in ("media_retention_days", "api_rate_limit", "api_burst_limit", "max_webhooks"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 fail(f"{name} must be a whole number of at least 1")
@@ -169,3 +237,48 @@ class StageConfig:
             fail("accountSettings must be true or false")
         if self.alarm_email is not None and "@" not in self.alarm_email:
             fail("alarmEmail must be an email address")
+        if self.keywords and not self.two_way:
+            fail("keywords need an originationIdentity that can receive replies: an End User Messaging phone "
+                 "number or pool (a sender id cannot, and SNS has no inbound API)")
+
+
+def parse_keywords(stage: str, raw) -> tuple[Keyword, ...]:
+    """cdk.json ``keywords``: ``[{"keyword", "message", "action"?}]``, each checked against botocore's
+    ``PutKeyword`` model (lengths, patterns, the action's enum) and the rules the model does not state:
+    a keyword does not start or end with a space, and is case-insensitive (so each one once); HELP and
+    STOP keep their actions; no comma (the app reads the words as a comma-separated list)."""
+    def fail(message):
+        raise StageConfigError(f"stage {stage}: keywords: {message}")
+
+    model = put_keyword_model()
+    actions = model["KeywordAction"]["enum"]
+
+    def check(value, member, what):
+        limits = model[member]
+        if not isinstance(value, str) or not limits["min"] <= len(value) <= limits["max"] \
+                or not re.fullmatch(limits["pattern"], value):
+            fail(f"{what} must be {limits['min']} to {limits['max']} characters (End User Messaging's "
+                 f"{member}, pattern {limits['pattern']})")
+
+    if not isinstance(raw, list):
+        fail('a list like [{"keyword": "HELP", "message": "..."}]')
+    keywords, seen = [], set()
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or set(item) - {"keyword", "message", "action"} \
+                or not {"keyword", "message"} <= set(item):
+            fail(f"item {i}: give keyword, message and optionally action")
+        word, message, action = item["keyword"], item["message"], item.get("action")
+        check(word, "Keyword", f"item {i}: keyword")
+        if word != word.strip() or "," in word:
+            fail(f"item {i}: keyword {word!r} may not start or end with a space, or hold a comma")
+        check(message, "KeywordMessage", f"item {i} ({word}): message")
+        action = action if action is not None else PROTECTED_KEYWORDS.get(word.upper(), "AUTOMATIC_RESPONSE")
+        if action not in actions:
+            fail(f"item {i} ({word}): action must be one of {', '.join(actions)}")
+        if PROTECTED_KEYWORDS.get(word.upper(), action) != action:
+            fail(f"item {i}: {word.upper()} always has the action {PROTECTED_KEYWORDS[word.upper()]}")
+        if word.upper() in seen:
+            fail(f"item {i}: {word} is given twice (keywords are case-insensitive)")
+        seen.add(word.upper())
+        keywords.append(Keyword(word, message, action))
+    return tuple(keywords)

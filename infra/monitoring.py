@@ -13,6 +13,8 @@ from constructs import Construct
 from .api import SenderApi
 from .config import StageConfig
 from .queue import BatchQueue
+from .two_way import TwoWay
+from .webhooks import Webhooks
 
 
 def spend_metrics(config: StageConfig, period: Duration) -> dict[str, tuple[cloudwatch.Metric, str]]:
@@ -33,7 +35,7 @@ class Monitoring(Construct):
     """Alarms, all to one topic (with an email subscription when alarmEmail is set), and a dashboard."""
 
     def __init__(self, scope: Construct, id: str, *, config: StageConfig, api: SenderApi,
-                 batch: BatchQueue) -> None:
+                 batch: BatchQueue, webhooks: Webhooks, two_way: TwoWay | None = None) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
         self.topic = sns.Topic(self, "Alarms", enforce_ssl=True)
@@ -66,7 +68,11 @@ class Monitoring(Construct):
                                   dimensions_map=api_dims, statistic="Sum", period=five)
         greater = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
         alarms = {"SmsDeliveryFailures": (failed, 5, "5 or more SMS failed delivery in 5 minutes")}
-        for label, name in (("Api", api.API), ("Worker", api.WORKER), ("Ingest", api.INGEST)):
+        functions = [("Api", api.API), ("Worker", api.WORKER), ("Ingest", api.INGEST),
+                     ("WebhookFanout", api.FANOUT), ("WebhookDelivery", api.DELIVERY)]
+        if two_way:
+            functions.append(("Inbound", api.INBOUND))
+        for label, name in functions:
             function = api.function(name)
             alarms[f"{label}Errors"] = (function.metric_errors(period=five), 1, f"the {name} function raised errors")
             alarms[f"{label}Throttles"] = (function.metric_throttles(period=five), 1,
@@ -84,6 +90,18 @@ class Monitoring(Construct):
                                 f"month-to-date {channel} spend reached 80% of monthlySpendLimitUsd")
         alarms["IngestFailures"] = (api.ingest_failures.metric_approximate_number_of_messages_visible(period=five), 1,
                                     "status receipts the ingest could not apply after its retries are waiting")
+        webhook_depth = {name: queue.metric_approximate_number_of_messages_visible(period=five) for name, queue in (
+            ("WebhookDeadLetters", webhooks.dead_letters), ("WebhookFanoutFailures", webhooks.fanout_failures),
+            ("WebhookQueue", webhooks.queue))}
+        alarms["WebhookDeadLetters"] = (webhook_depth["WebhookDeadLetters"], 1,
+                                        "webhook events ran out of retries and sit in the dead-letter queue")
+        if two_way:
+            alarms["InboundDeadLetters"] = (
+                two_way.dead_letters.metric_approximate_number_of_messages_visible(period=five), 1,
+                "replies the inbound function could not take sit in the inbound dead-letter queue")
+        alarms["WebhookFanoutFailures"] = (webhook_depth["WebhookFanoutFailures"], 1,
+                                           "status changes the webhook fanout gave up on: their events were "
+                                           "never queued (the queue holds where they are in the stream)")
         self.alarms = {}
         for name, (metric, threshold, description) in alarms.items():
             alarm = cloudwatch.Alarm(self, name, metric=metric, threshold=threshold, evaluation_periods=1,
@@ -113,4 +131,14 @@ class Monitoring(Construct):
                 batch.dead_letters.metric_approximate_number_of_messages_visible(period=five)]),
             cloudwatch.GraphWidget(title="Delivery statuses applied; unknown ids and malformed lines", left=[
                 counted["StatusesApplied"], counted["StatusUnknownMessage"], counted["StatusMalformedLine"]]),
+            cloudwatch.GraphWidget(title="Webhooks: events waiting, dead letters, fanout failures",
+                                   left=list(webhook_depth.values())),
+            cloudwatch.GraphWidget(title="Webhook fanout: stream record age when read (ms)", left=[
+                api.function(api.FANOUT).metric("IteratorAge", statistic="Maximum", period=five)]),
         )
+        if two_way:
+            self.dashboard.add_widgets(cloudwatch.GraphWidget(
+                title="Replies: waiting, dead letters; inbound function errors", left=[
+                    two_way.queue.metric_approximate_number_of_messages_visible(period=five),
+                    two_way.dead_letters.metric_approximate_number_of_messages_visible(period=five)],
+                right=[api.function(api.INBOUND).metric_errors(period=five)]))

@@ -36,7 +36,7 @@ def resource(scope, value: str) -> str:
             return f"<{piece['Ref']}>"
         return "<{}.{}>".format(*piece["Fn::GetAtt"])
 
-    return "".join(part(p) for p in resolved["Fn::Join"][1])
+    return "".join(part(p) for p in resolved["Fn::Join"][1]) if "Fn::Join" in resolved else part(resolved)
 
 
 def expand(template: dict, region: str = "us-east-1") -> dict:

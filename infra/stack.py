@@ -13,6 +13,8 @@ from .monitoring import Monitoring
 from .queue import BatchQueue
 from .spend import SpendLimits
 from .store import MessageStore
+from .two_way import TwoWay
+from .webhooks import Webhooks
 
 
 class SenderStack(Stack):
@@ -21,21 +23,34 @@ class SenderStack(Stack):
         media = MediaBucket(self, "Media", config=config)
         store = MessageStore(self, "Store", config=config)
         batch = BatchQueue(self, "Batch", config=config)
+        webhooks = Webhooks(self, "Webhooks", config=config)
         messaging = None
         if config.uses_end_user_messaging:
             messaging = EndUserMessaging(self, "Messaging", config=config)
-        api = SenderApi(self, "Api", config=config, media=media, store=store, batch=batch,
-                        messaging=messaging)
+        # Replies reach the stage only through an End User Messaging number or pool.
+        two_way = TwoWay(self, "TwoWay", config=config) if config.two_way else None
+        api = SenderApi(self, "Api", config=config, media=media, store=store, batch=batch, webhooks=webhooks,
+                        messaging=messaging, two_way=two_way)
         delivery = DeliveryLogging(self, "DeliveryLogging", config=config)
         if config.account_settings and config.monthly_spend_limit_usd and messaging:
             SpendLimits(self, "SpendLimits", config=config)
         api.ingest_from([delivery.success, delivery.failure] + ([messaging.events] if messaging else []),
                         after=delivery.ready)
-        monitoring = Monitoring(self, "Monitoring", config=config, api=api, batch=batch)
+        monitoring = Monitoring(self, "Monitoring", config=config, api=api, batch=batch, webhooks=webhooks,
+                                two_way=two_way)
         acknowledge_provider(self)
         CfnOutput(self, "MediaBucketName", value=media.bucket.bucket_name)
         CfnOutput(self, "MessagesTableName", value=store.messages.table_name)
         CfnOutput(self, "BatchQueueUrl", value=batch.queue.queue_url)
+        CfnOutput(self, "WebhooksTableName", value=webhooks.table.table_name)
+        CfnOutput(self, "WebhookDeadLetterQueueUrl", value=webhooks.dead_letters.queue_url,
+                  description="webhook events that ran out of retries (24 hours); an alarm watches it")
+        if two_way:
+            CfnOutput(self, "InboundTopicArn", value=two_way.topic.topic_arn,
+                      description="End User Messaging publishes replies to the stage's number or pool here")
+            CfnOutput(self, "OptOutListName", value=two_way.opt_out_list.ref)
+            CfnOutput(self, "InboundDeadLetterQueueUrl", value=two_way.dead_letters.queue_url,
+                      description="replies the inbound function could not take; an alarm watches it")
         CfnOutput(self, "ApiUrl", value=api.chalice.sam_template.get_output("EndpointURL").value)
         CfnOutput(self, "ApiKeyId", value=api.api_key.ref,
                   description="aws apigateway get-api-key --include-value --api-key <id> shows the value")

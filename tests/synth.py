@@ -15,13 +15,18 @@ from aws_cdk.assertions import Template
 ROOT = Path(__file__).resolve().parent.parent
 
 # An End User Messaging stage with every kind of identity the IAM grants must handle: a pool, a
-# phone number id, a sender id, and a configuration set with a protect configuration.
+# phone number id, a sender id, and a configuration set with a protect configuration. Its pool
+# receives replies (two-way, with keywords); MMS_STAGE's phone number does too, on an SNS stage.
 SMS_VOICE_STAGE = {
     "smsProvider": "sms-voice",
     "originationIdentity": "pool-0123456789abcdef0123456789abcdef",
     "senderId": "MyBrand",
     "allowedCountries": ["US", "CA", "GB", "DE"],
     "monthlySpendLimitUsd": 1,
+    # Two-way (a pool can receive): an opt-in word, and a HELP answer of the stage's own.
+    "keywords": [{"keyword": "START", "message": "MyBrand: you are subscribed again. Reply STOP to opt out.",
+                  "action": "OPT_IN"},
+                 {"keyword": "HELP", "message": "MyBrand support: help@example.com. Reply STOP to opt out."}],
 }
 MMS_STAGE = {
     "originationIdentity": "arn:aws:sms-voice:us-east-1:111122223333:phone-number/phone-abc",

@@ -414,3 +414,64 @@ def test_the_key_stays_in_session_storage_and_a_lost_service_is_announced(tab, s
 def test_the_favicon_is_answered_under_the_stage(stage):
     status, _, _ = Http(stage.origin).call("GET", "/api/favicon.ico")
     assert status == 204
+
+
+def test_replies_show_in_the_history_and_a_number_reads_as_a_thread(tab, stack, stage):
+    """Replies played as End User Messaging receives them (``POST :4566/_inbound``): the history shows each
+    one as from its sender, and the sender's number opens the conversation, oldest first."""
+    api, aws, page = Http(stack.app_url), Http(stack.aws_url), tab.page
+    number, tag = "+1425555" + f"{uuid.uuid4().int % 10_000:04d}", uuid.uuid4().hex[:8]
+    first, second, elsewhere = f"Table for two? {tag}", f"Booked for 7pm {tag}", f"Someone else {tag}"
+    answers = [f"Yes please {tag}", f"Thanks, see you {tag}", f"Running late {tag}"]
+
+    def texted(body):
+        assert api.call("POST", "/sms", {"to": number, "body": body})[0] == 202
+
+    def replied(body):
+        status, _, _ = aws.call("POST", "/_inbound", {"originationNumber": number, "messageBody": body})
+        assert status == 202
+        expect(row_of(page, body)).to_have_count(1)  # stored (the page lists every 3 s)
+
+    page.goto(f"{stage.url}/")
+    texted(first)
+    replied(answers[0])
+    texted(second)
+    replied(answers[1])
+    assert api.call("POST", "/sms", {"to": TO, "body": elsewhere})[0] == 202
+
+    row = row_of(page, answers[0])
+    expect(row).to_have_attribute("data-direction", "inbound")
+    expect(row.locator("td").nth(1)).to_have_text("from " + masked(number))
+    expect(row.locator("td").nth(5)).to_have_text("received")
+    expect(row_of(page, first).locator("td").nth(1)).to_have_text(masked(number))
+    row.get_by_role("button", name="Details").click()
+    detail = page.locator("#detail")
+    expect(detail).to_contain_text(number)
+    expect(detail).to_contain_text("In reply to")
+    page.keyboard.press("Escape")
+
+    row.get_by_role("button", name="Conversation with").click()
+    thread = page.locator("#thread")
+    expect(thread).to_be_visible()
+    expect(page.locator("#threadTitle")).to_have_text("Conversation with " + masked(number))
+    items = page.locator("#threadList li")
+    expect(items).to_have_count(4)
+    for i, (text, direction) in enumerate(((first, "outbound"), (answers[0], "inbound"), (second, "outbound"),
+                                           (answers[1], "inbound"))):
+        expect(items.nth(i)).to_contain_text(text)
+        expect(items.nth(i)).to_have_attribute("data-direction", direction)
+    expect(items.nth(3)).to_contain_text("answers your message of")
+    expect(thread).not_to_contain_text(elsewhere)
+    # A reply that comes in while the conversation is open joins it, at the end.
+    replied(answers[2])
+    expect(items).to_have_count(5)
+    expect(items.nth(4)).to_contain_text(answers[2])
+    shots = README_SHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else SHOTS
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "console-thread.png"))
+    page.click("#threadWrite")
+    expect(thread).to_be_hidden()
+    expect(page.locator("#to")).to_have_value(number)
+    expect(page.locator("#body")).to_be_focused()
+    assert tab.errors == []
+    assert [s for s in outbox(stack) if any(a in (s["body"] or "") for a in answers)] == []  # nobody answers a reply

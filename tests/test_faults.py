@@ -374,8 +374,14 @@ def test_the_worker_dies_mid_batch(api, aws, stack, at):
     deaths = runner.deaths
     bodies = [tag(f"dies at {at} {i}") for i in range(8)]
     runner.kill_next_invocation(after=2, at=at)
-    status, _, batch = api.call("POST", "/batches", {"messages": [
-        {"to": f"+1206555{3000 + i:04d}", "body": b} for i, b in enumerate(bodies)]})
+    # All 8 wait on the queue first, so one invocation takes them together: were they split between
+    # two instances running at once, the marked one could end with its share before dying.
+    runner.pause()
+    try:
+        status, _, batch = api.call("POST", "/batches", {"messages": [
+            {"to": f"+1206555{3000 + i:04d}", "body": b} for i, b in enumerate(bodies)]})
+    finally:
+        runner.resume()
     assert status == 202 and batch["accepted"] == 8
     progress = wait_for(lambda: (p := api.call("GET", f"/batches/{batch['id']}")[2])["done"] and p, 40, 0.5)
     assert progress, api.call("GET", f"/batches/{batch['id']}")[2]

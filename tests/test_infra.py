@@ -64,12 +64,13 @@ def test_batch_queue_is_encrypted_and_redrives_to_the_dlq(template):
         "RedrivePolicy": {"deadLetterTargetArn": Match.any_value(), "maxReceiveCount": 5},
     })
     queues = template.find_resources("AWS::SQS::Queue")
-    # The batch queue, its dead-letter queue and the status ingest's on-failure queue.
-    assert len(queues) == 3 and all(q["Properties"].get("SqsManagedSseEnabled") for q in queues.values())
+    # The batch queue, its dead-letter queue, the status ingest's on-failure queue, and the webhook
+    # delivery queue, its dead-letter queue and the fanout's on-failure queue.
+    assert len(queues) == 6 and all(q["Properties"].get("SqsManagedSseEnabled") for q in queues.values())
     ssl_policies = [p for p in template.find_resources("AWS::SQS::QueuePolicy").values()
                     if any(s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
                            for s in p["Properties"]["PolicyDocument"]["Statement"])]
-    assert len(ssl_policies) == 3
+    assert len(ssl_policies) == 6
 
 
 def test_publish_is_allowed_for_sms_but_denied_on_every_topic(template):
@@ -83,8 +84,9 @@ def test_no_sms_voice_permission_on_star(template):
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         if any(a.startswith("sms-voice:") for a in actions):
             assert statement["Resource"] != "*"
-    # Only actions with no resource-level permissions may name "*".
-    star_only = {"sns:Publish", "sns:SetSMSAttributes", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+    # Only actions with no resource-level permissions may name "*" (SNS's opt-out calls: the account's list).
+    star_only = {"sns:Publish", "sns:SetSMSAttributes", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
+                 "sns:ListPhoneNumbersOptedOut", "sns:CheckIfPhoneNumberIsOptedOut", "sns:OptInPhoneNumber"}
     for statement in statements(template):
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         assert "*" not in actions
@@ -92,7 +94,7 @@ def test_no_sms_voice_permission_on_star(template):
             assert set(actions) <= star_only, statement
 
 
-FUNCTIONS = ("APIHandler", "BatchWorker", "StatusIngest")
+FUNCTIONS = ("APIHandler", "BatchWorker", "StatusIngest", "WebhookFanout", "WebhookDelivery")
 
 
 def role_statements(template, function_id: str) -> list[dict]:
@@ -127,12 +129,12 @@ def test_each_function_runs_as_its_own_role_and_logs_only_to_its_own_group(templ
                         "Resource": {"Fn::GetAtt": [log_group, "Arn"]}}]
     assert function["Tracing"] == "Active"
     roles = {resources[f]["Properties"]["Role"]["Fn::GetAtt"][0] for f in FUNCTIONS}
-    assert len(roles) == 3
+    assert len(roles) == len(FUNCTIONS)
 
 
 def test_each_role_has_only_the_actions_its_function_uses(template):
-    api, worker, ingest = (actions_of(role_statements(template, f)) for f in FUNCTIONS)
-    assert not any(a.endswith("*") for a in api | worker | ingest)
+    api, worker, ingest, fanout, delivery = (actions_of(role_statements(template, f)) for f in FUNCTIONS)
+    assert not any(a.endswith("*") for a in api | worker | ingest | fanout | delivery)
     assert {"sqs:SendMessage", "s3:PutObject", "dynamodb:BatchWriteItem"} <= api
     assert not {"sqs:ReceiveMessage", "sqs:DeleteMessage"} & api
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sns:Publish"} <= worker
@@ -143,27 +145,33 @@ def test_each_role_has_only_the_actions_its_function_uses(template):
                       "xray:PutTelemetryRecords", "dynamodb:Query", "dynamodb:UpdateItem", "sqs:SendMessage"}
     (query,) = [s for s in role_statements(template, "StatusIngest") if s["Action"] == "dynamodb:Query"]
     assert query["Resource"]["Fn::Join"][1][-1] == "/index/byProviderMessageId"
+    # The webhook functions neither send nor touch a message record (tests/test_webhooks_stack.py
+    # checks each of their grants, resource by resource).
+    for webhook_function in (fanout, delivery):
+        assert not {"sns:Publish", "sms-voice:SendTextMessage", "s3:GetObject"} & webhook_function
 
 
 def test_the_worker_drains_the_queue_with_partial_failures_and_bounded_concurrency(template, prod_template):
     from chalicelib import worker as pacing
     from infra.stack import BatchQueue
 
-    (queue_id,) = template.find_resources("AWS::SQS::Queue", {"Properties": {"RedrivePolicy": Match.any_value()}})
+    (queue_id,) = template.find_resources("AWS::SQS::Queue", {"Properties": {"RedrivePolicy": {
+        "maxReceiveCount": BatchQueue.MAX_RECEIVES, "deadLetterTargetArn": Match.any_value()}}})
     template.has_resource_properties("AWS::Lambda::EventSourceMapping", {
         "EventSourceArn": {"Fn::GetAtt": [queue_id, "Arn"]},
         "BatchSize": 10,
         "FunctionResponseTypes": ["ReportBatchItemFailures"],
         "ScalingConfig": {"MaximumConcurrency": 2},
     })
-    (mapping,) = template.find_resources("AWS::Lambda::EventSourceMapping").values()
+    (mapping,) = [m for m in template.find_resources("AWS::Lambda::EventSourceMapping").values()
+                  if m["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}]
     assert "BatchWorker" in json.dumps(mapping["Properties"]["FunctionName"])
     worker = template.to_json()["Resources"]["BatchWorker"]["Properties"]
     queue = template.to_json()["Resources"][queue_id]["Properties"]
     assert queue["VisibilityTimeout"] >= 6 * worker["Timeout"]
     assert worker["Environment"]["Variables"]["WORKER_CONCURRENCY"] == "2"
     assert worker["Environment"]["Variables"]["MAX_RECEIVES"] == str(BatchQueue.MAX_RECEIVES)
-    # Concurrency follows maxMps: each instance paces to maxMps / concurrency.
+    # Concurrency follows maxMps: enough instances, at one instance's speed, to reach it together.
     assert [pacing.instances_for(m) for m in (1, 3, 20, 100, 1000)] == [2, 2, 2, 5, 50]
 
 
@@ -250,7 +258,8 @@ def test_the_api_needs_a_key_and_its_usage_plan_applies_the_stage_throttle(templ
     assert swagger["paths"]["/sms"]["post"]["security"] == [{"api_key": []}]
     assert "security" not in swagger["paths"]["/health"]["get"]
     outputs = template.to_json()["Outputs"]
-    assert {"ApiUrl", "ApiKeyId", "MediaBucketName", "MessagesTableName", "BatchQueueUrl"} <= set(outputs)
+    assert {"ApiUrl", "ApiKeyId", "MediaBucketName", "MessagesTableName", "BatchQueueUrl", "WebhooksTableName",
+            "WebhookDeadLetterQueueUrl"} <= set(outputs)
 
 
 def test_the_stage_has_access_logs_metrics_and_xray(expanded):
@@ -347,8 +356,10 @@ def test_cdk_nag_passes_with_every_finding_acknowledged_one_by_one(template, syn
             assert ack["id"].endswith("]"), f"{ack['id']} would cover every finding of its rule"
 
 
-def test_cdk_nag_passes_after_the_sam_transform_too(template, tmp_path):
-    assert nag.check_expanded(template.to_json(), str(tmp_path)) == []
+@pytest.mark.parametrize("fixture", ["template", "sms_voice_template", "mms_template"])
+def test_cdk_nag_passes_after_the_sam_transform_too(request, fixture, tmp_path):
+    """The dev stage, and the two-way stages (a pool, a phone number) with their inbound function."""
+    assert nag.check_expanded(request.getfixturevalue(fixture).to_json(), str(tmp_path)) == []
 
 
 def test_the_check_after_the_sam_transform_sees_what_cdk_nag_misses(template, tmp_path):

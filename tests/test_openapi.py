@@ -201,8 +201,9 @@ def test_the_message_resource_matches_store_public_fields():
     assert list(message["properties"]) == list(store.PUBLIC_FIELDS)
     assert message["required"] == list(store.PUBLIC_FIELDS)
     assert message["additionalProperties"] is False
-    shown = {store.QUEUED, store.SENT, store.DELIVERED, store.FAILED, store.UNKNOWN, store.VALIDATED}
+    shown = {store.QUEUED, store.SENT, store.DELIVERED, store.FAILED, store.UNKNOWN, store.VALIDATED, store.RECEIVED}
     assert set(message["properties"]["status"]["enum"]) == shown  # ``sending`` shows as ``queued``
+    assert message["properties"]["direction"]["enum"] == list(store.LIST_PREFIXES)
     assert store.shown_status(store.SENDING) == store.QUEUED
 
 

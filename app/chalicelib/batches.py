@@ -1,13 +1,17 @@
 """Bulk sends: ``POST /batches`` validates each item, records the accepted ones as ``queued`` and
-puts them on the batch queue; the worker (``worker.py``) sends them at the stage's pace."""
+puts them on the batch queue; the worker (``worker.py``) sends them at the stage's pace. An item to a
+number on the stage's opt-out list is rejected (``RecipientOptedOut``), and the worker checks again
+before it sends."""
 from __future__ import annotations
 
 import json
 import time
 import uuid
 
-from . import aws, messages, schema, store, validation
-from .errors import InvalidRequest, MessagingError, NotConfigured, NotFound
+from botocore.exceptions import BotoCoreError, ClientError
+
+from . import aws, messages, optouts, schema, store, validation
+from .errors import InvalidRequest, MessagingError, NotConfigured, NotFound, before_send
 from .log import logger
 from .settings import Settings
 
@@ -51,14 +55,23 @@ def submit(data: dict, settings: Settings) -> dict:
     if not settings.batch_queue_url:
         raise NotConfigured("BatchesNotConfigured", "This stage has no batch queue (BATCH_QUEUE_URL).")
     batch_id = f"{schema.BATCH_ID_PREFIX}{uuid.uuid4()}"
-    records, rejected, checked_media = [], [], {}
+    parsed, rejected, checked_media = [], [], {}
     for index, item in enumerate(items):
         try:
-            message = _parse(item, settings, checked_media)
+            parsed.append((index, _parse(item, settings, checked_media)))
         except MessagingError as err:
             rejected.append({"index": index, "error": err.as_dict()})
+    try:
+        opted_out = optouts.opted_out_among([message.to for _, message in parsed], settings)
+    except (ClientError, BotoCoreError) as exc:
+        raise before_send(exc, "check the opt-out list") from exc
+    records = []
+    for index, message in parsed:
+        if message.to in opted_out:
+            rejected.append({"index": index, "error": optouts.opted_out_error().as_dict()})
             continue
-        records.append(messages.new_record(message, **{schema.MESSAGES_BATCH_KEY: batch_id, "batchIndex": index}))
+        records.append(messages.new_record(message, settings,
+                                           **{schema.MESSAGES_BATCH_KEY: batch_id, "batchIndex": index}))
     summary = {"id": batch_id, "kind": "batch", "createdAt": store.now_iso(), "size": len(items),
                "rejected": len(rejected)}
     store.create_many(records, extra=summary)

@@ -4,6 +4,8 @@ Service modules raise these; ``web.py`` turns them into HTTP responses in one pl
 """
 from __future__ import annotations
 
+import functools
+
 from botocore.exceptions import BotoCoreError, ClientError
 
 
@@ -78,6 +80,20 @@ def before_send(exc: Exception, doing: str) -> MessagingError:
     return ProviderFailure("ProviderError", f"AWS failed (could not {doing}: {code}); nothing was sent. Retry later.")
 
 
+def aws_errors(doing: str):
+    """Decorator for a route's service function: AWS failing (DynamoDB, KMS) is a 429 or a 502 the
+    caller can retry (``before_send``), not a 500."""
+    def decorate(function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            try:
+                return function(*args, **kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise before_send(exc, doing) from None
+        return wrapper
+    return decorate
+
+
 def from_aws(exc: Exception) -> MessagingError:
     """Map an error from SNS or End User Messaging SMS (sms-voice) to a domain error."""
     if isinstance(exc, MessagingError):
@@ -117,6 +133,9 @@ def from_aws(exc: Exception) -> MessagingError:
                 "for example MMS); send it as the other channel, or give the stage an identity that has it."))
         return ProviderFailure("ProviderError", f"The provider refused the message ({reason or code}): {text}")
     if code == "ValidationException":
+        if reason == "PHONE_NUMBER_CANNOT_BE_OPTED_IN":  # DeleteOptedOutNumber: once every 30 days per number
+            return Conflict("OptInTooSoon", "End User Messaging takes a number off an opt-out list once every 30 "
+                                            "days, and this one came off less than 30 days ago; try again later.")
         if reason == "DESTINATION_COUNTRY_BLOCKED":
             return NotAllowed("CountryNotAllowed", "Sending to this country is blocked for the account.")
         if reason in ("MEDIA_TYPE_NOT_SUPPORTED", "ATTACHMENT_TYPE_NOT_SUPPORTED"):
@@ -148,6 +167,9 @@ def from_aws(exc: Exception) -> MessagingError:
     # Amazon SNS (Publish declares InvalidParameter and ParameterValueInvalid, and no opted-out
     # error of its own: an opted-out number comes back as InvalidParameter)
     if code in ("InvalidParameter", "ParameterValueInvalid"):
+        if getattr(exc, "operation_name", "") == "OptInPhoneNumber":  # the app checked the number already
+            return Conflict("OptInTooSoon", "SNS opts a number in once every 30 days, and refused this one: "
+                                            f"{text or 'opted in less than 30 days ago'}.")
         if "opted out" in lowered or "opted-out" in lowered:
             return Conflict("RecipientOptedOut", "The recipient has opted out of SMS from this account.")
         if "phonenumber" in lowered or "phone number" in lowered:

@@ -1,8 +1,9 @@
 """The one send path, shared by the API, the batch worker and the local stack.
 
-A record is written as ``queued`` before the provider is called, then moved to ``sent`` (with
-the provider's id) or ``failed`` (with the mapped error). A crash between the two writes leaves
-a ``queued`` record behind: never a send with no trace.
+A recipient on the stage's opt-out list (``optouts``) is refused first, with no record and no
+provider call: 409 ``RecipientOptedOut``. A record is written as ``queued`` before the provider is
+called, then moved to ``sent`` (with the provider's id) or ``failed`` (with the mapped error). A
+crash between the two writes leaves a ``queued`` record behind: never a send with no trace.
 
 Faults on the way, and what each leaves (``tests/test_faults.py`` injects every one):
 - AWS fails before anything is sent (the media's ``HeadObject``, the first DynamoDB write): a 429
@@ -25,8 +26,8 @@ import uuid
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import aws, media, providers, store
-from .errors import MessagingError, NotConfigured, NotFound, ProviderFailure, Throttled, before_send
+from . import aws, media, optouts, providers, store
+from .errors import InvalidRequest, MessagingError, NotConfigured, NotFound, ProviderFailure, Throttled, before_send
 from .log import logger
 from .phone import mask
 from .segments import segment
@@ -34,7 +35,18 @@ from .settings import Settings, get_settings
 from .validation import Outbound
 
 
-def new_record(message: Outbound, **extra) -> dict:
+def sender(message: Outbound, settings: Settings) -> str | None:
+    """Who the recipient sees the message from, where the app can tell: the sender id it goes out
+    with, else the stage's number (``ORIGINATION_NUMBER``), which sends every MMS and every End User
+    Messaging SMS. None where the provider chooses (an SNS SMS, a pool whose number is not known)."""
+    if message.channel == "sms" and message.sender_id:
+        return message.sender_id
+    if message.channel == "sms" and settings.sms_provider == "sns":
+        return None
+    return settings.origination_number
+
+
+def new_record(message: Outbound, settings: Settings | None = None, **extra) -> dict:
     if message.channel == "sms":
         encoding, segments = segment(message.body or "")
     else:
@@ -42,7 +54,9 @@ def new_record(message: Outbound, **extra) -> dict:
     stamp = store.now_iso()
     record = {
         "id": str(uuid.uuid4()),
+        "direction": store.OUTBOUND,
         "channel": message.channel,
+        "from": sender(message, settings or get_settings()),
         "to": message.to,
         "body": message.body,
         "mediaUrl": message.media_url,
@@ -91,7 +105,11 @@ def send(message: Outbound, settings: Settings | None = None) -> dict:
     whose ``message_id`` names the failed record when one was written."""
     settings = settings or get_settings()
     check_channel(message, settings)
-    record = new_record(message)
+    try:
+        optouts.refuse_opted_out(message.to, settings)
+    except (ClientError, BotoCoreError) as exc:
+        raise _aws_failure(exc, "check the opt-out list") from exc
+    record = new_record(message, settings)
     try:
         store.create(record)
     except (ClientError, BotoCoreError) as exc:
@@ -125,6 +143,8 @@ def deliver(record: dict, settings: Settings | None = None, *, claimed: bool = F
         _record_outcome(record, settings, store.FAILED, expect, error=err.as_dict())
         logger.warning("send failed", extra={"messageId": record["id"], "to": mask(record["to"]),
                                              "channel": record["channel"], "code": err.code})
+        if err.code == optouts.OPTED_OUT:
+            optouts.learn(record["to"], settings)  # the next send is refused before the provider
         raise
     # A dry run is over once AWS has validated it: no receipt will ever come.
     outcome = store.VALIDATED if dry_run else store.SENT
@@ -198,6 +218,12 @@ def get(message_id: str) -> dict:
     return store.public(record)
 
 
-def page(limit: int, token: str | None) -> dict:
-    records, next_token = store.page(limit, token)
+def page(limit: int, token: str | None, direction: str | None = None, settings: Settings | None = None) -> dict:
+    """``GET /messages``: both directions newest first, or the one ``direction`` names. A stage
+    without replies (no ``INBOUND_ENABLED``) has no inbound partitions to read."""
+    settings = settings or get_settings()
+    if direction is not None and direction not in store.LIST_PREFIXES:
+        raise InvalidRequest("InvalidDirection", "'direction' must be 'outbound' or 'inbound'.", field="direction")
+    kept = (store.OUTBOUND, store.INBOUND) if settings.inbound_enabled else (store.OUTBOUND,)
+    records, next_token = store.page(limit, token, tuple(d for d in kept if direction in (None, d)))
     return {"messages": [store.public(r) for r in records], "next": next_token}

@@ -12,6 +12,12 @@ from typing import Mapping
 
 SMS_PROVIDERS = ("sns", "sms-voice")
 SMS_TYPES = ("transactional", "promotional")
+WEBHOOK_URL_MODES = ("https", "loopback")
+# "Where required by local laws and regulations (such as in the US and Canada), SMS and MMS recipients
+# can use their devices to opt out by replying to the message with any of the following" (End User
+# Messaging SMS user guide, keywords-required.html).
+REQUIRED_OPT_OUT_KEYWORDS = frozenset({"ARRET", "CANCEL", "END", "OPT-OUT", "OPTOUT", "QUIT", "REMOVE", "STOP",
+                                       "TD", "UNSUBSCRIBE"})
 
 
 class ConfigError(ValueError):
@@ -35,10 +41,32 @@ class Settings:
     message_retention_days: int = 90
     media_upload_expires_seconds: int = 900
     provider_max_attempts: int = 3
-    # The batch worker: how many instances may run at once (each paces to max_mps / this), and
-    # after how many receives the queue gives a message to the dead-letter queue.
+    # The batch worker: how many instances may run at once (the event source's maximum concurrency;
+    # all of them share one send schedule at max_mps), and after how many receives the queue gives
+    # a message to the dead-letter queue.
     worker_concurrency: int = 1
     max_receives: int = 5
+    # Webhooks (issue 13): the endpoint + attempt table, the delivery queue and its dead-letter
+    # queue, the KMS key for secrets, which URLs an endpoint may have ("https" deployed, "loopback"
+    # under make dev and the tests), and how many endpoints a stage may have.
+    webhooks_table: str | None = None
+    webhook_queue_url: str | None = None
+    webhook_dlq_url: str | None = None
+    webhook_key_id: str | None = None
+    webhook_urls: str = "https"
+    max_webhooks: int = 10
+    # Multiplies every webhook retry delay (the local stack's 0.05 makes retries come seconds apart).
+    webhook_backoff_scale: float = 1.0
+    # Two-way messaging (issue 14): replies arrive (the stack built the inbound topic, queue and
+    # function), the identity's End User Messaging opt-out list, the stage's number in E.164 (when
+    # the stack can tell), and the reply keywords that opt a sender out or back in (the stage's
+    # ``keywords`` with action OPT_OUT / OPT_IN; End User Messaging's required opt-out keywords
+    # by default).
+    inbound_enabled: bool = False
+    opt_out_list_name: str | None = None
+    origination_number: str | None = None
+    opt_out_keywords: frozenset[str] = REQUIRED_OPT_OUT_KEYWORDS
+    opt_in_keywords: frozenset[str] = frozenset()
 
     @property
     def mms_enabled(self) -> bool:
@@ -74,6 +102,12 @@ class Settings:
         sms_type = (text("DEFAULT_SMS_TYPE") or "transactional").lower()
         if sms_type not in SMS_TYPES:
             raise ConfigError(f"DEFAULT_SMS_TYPE must be one of {', '.join(SMS_TYPES)}, got {sms_type!r}")
+        webhook_urls = (text("WEBHOOK_URLS") or "https").lower()
+        if webhook_urls not in WEBHOOK_URL_MODES:
+            raise ConfigError(f"WEBHOOK_URLS must be one of {', '.join(WEBHOOK_URL_MODES)}, got {webhook_urls!r}")
+        def words(name: str) -> frozenset[str]:
+            return frozenset(w.strip().upper() for w in (text(name) or "").split(",") if w.strip())
+
         countries = frozenset(
             code.strip().upper() for code in (text("ALLOWED_COUNTRIES") or "").split(",") if code.strip()
         )
@@ -95,6 +129,18 @@ class Settings:
             provider_max_attempts=number("PROVIDER_MAX_ATTEMPTS", 3),
             worker_concurrency=number("WORKER_CONCURRENCY", 1),
             max_receives=number("MAX_RECEIVES", 5),
+            webhooks_table=text("WEBHOOKS_TABLE"),
+            webhook_queue_url=text("WEBHOOK_QUEUE_URL"),
+            webhook_dlq_url=text("WEBHOOK_DLQ_URL"),
+            webhook_key_id=text("WEBHOOK_KEY_ID"),
+            webhook_urls=webhook_urls,
+            max_webhooks=number("MAX_WEBHOOKS", 10),
+            webhook_backoff_scale=number("WEBHOOK_BACKOFF_SCALE", 1.0, float, minimum=0.001),
+            inbound_enabled=(text("INBOUND_ENABLED") or "").lower() in ("1", "true", "yes"),
+            opt_out_list_name=text("OPT_OUT_LIST_NAME"),
+            origination_number=text("ORIGINATION_NUMBER"),
+            opt_out_keywords=REQUIRED_OPT_OUT_KEYWORDS | words("OPT_OUT_KEYWORDS"),
+            opt_in_keywords=words("OPT_IN_KEYWORDS"),
         )
 
 

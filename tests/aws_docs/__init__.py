@@ -5,6 +5,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 SNS_DELIVERY_STATUS_ROLE = "sns-delivery-status-role-policy.json"
 SMS_VOICE_LOGS_DESTINATION_ROLE = "sms-voice-cloudwatch-destination-policy.json"
+SMS_VOICE_TWO_WAY_TOPIC = "sms-voice-two-way-topic-policy.json"
 
 
 def document(name: str) -> dict:

@@ -273,6 +273,10 @@ function localTime(iso) {
   const d = new Date(iso);
   return isNaN(d) ? (iso || "") : d.toLocaleString();
 }
+// A reply is the message a number sent us: the conversation is with its `from`; a sent message's is with its `to`.
+function inbound(m) { return m.direction === "inbound"; }
+function counterpart(m) { return inbound(m) ? m.from : m.to; }
+function whenOf(m) { return (inbound(m) && m.receivedAt) || m.createdAt; }
 function cell(text, label, cls) {
   const td = document.createElement("td");
   td.textContent = text ?? "";
@@ -287,18 +291,31 @@ function render() {
     seen.add(m.id); byId.set(m.id, m);
     const tr = document.createElement("tr");
     tr.dataset.id = m.id;
+    tr.dataset.direction = inbound(m) ? "inbound" : "outbound";
+    if (inbound(m)) tr.className = "inbound";
     const button = document.createElement("button");
     button.type = "button"; button.textContent = "Details";
-    button.setAttribute("aria-label", "Details of the message to " + mask(m.to) + " at " + localTime(m.createdAt));
+    button.setAttribute("aria-label", "Details of the message " + (inbound(m) ? "from " : "to ") +
+      mask(counterpart(m)) + " at " + localTime(whenOf(m)));
     button.addEventListener("click", () => showDetail(m.id));
     const action = document.createElement("td"); action.append(button);
-    tr.append(cell(localTime(m.createdAt), "Time"), cell(mask(m.to), "To"), cell(m.channel, "Channel"),
+    const number = cell("", "To / from");
+    if (counterpart(m)) {
+      const open = document.createElement("button");
+      open.type = "button"; open.className = "number";
+      open.textContent = (inbound(m) ? "from " : "") + mask(counterpart(m));
+      open.setAttribute("aria-label", "Conversation with " + mask(counterpart(m)));
+      open.addEventListener("click", () => openThread(counterpart(m)));
+      number.append(open);
+    }
+    tr.append(cell(localTime(whenOf(m)), "Time"), number, cell(m.channel, "Channel"),
               cell(m.body, "Message", "body"), cell(m.segments, "Parts"), cell(m.status, "Status", m.status),
               cell(m.status === "failed" || m.status === "unknown" ? reasonOf(m) : "", "Reason"), action);
     rows.push(tr);
   }
   $("messages").replaceChildren(...rows);
   $("more").hidden = !(older.length ? olderNext : firstNext);
+  if ($("thread").open) { for (const m of firstPage) keepInThread(m); renderThread(); }
 }
 function setNotice(text) { $("notice").textContent = text; $("notice").hidden = !text; }
 async function refresh() {
@@ -334,7 +351,10 @@ function showDetail(id) {
   if (!m) return;
   const list = $("detailList");
   list.replaceChildren();
-  const fields = [["Id", m.id], ["To", m.to], ["Channel", m.channel], ["Status", m.status],
+  const repliedTo = m.inReplyTo && byId.get(m.inReplyTo);
+  const fields = [["Id", m.id], ["Direction", inbound(m) ? "reply (inbound)" : "sent (outbound)"], ["From", m.from],
+    ["To", m.to], ["Channel", m.channel], ["Status", m.status], ["Received", inbound(m) ? localTime(m.receivedAt) : ""],
+    ["In reply to", m.inReplyTo ? (repliedTo ? "the message of " + localTime(repliedTo.createdAt) + " (" + m.inReplyTo + ")" : m.inReplyTo) : ""],
     ["Reason", reasonOf(m)], ["Message", m.body], ["Media", m.mediaUrl], ["Segments", m.segments],
     ["Encoding", m.encoding], ["Price (USD)", m.priceUsd], ["Provider id", m.providerMessageId],
     ["Created", localTime(m.createdAt)], ["Updated", localTime(m.updatedAt)], ["Dry run", m.dryRun ? "yes" : "no"]];
@@ -346,6 +366,74 @@ function showDetail(id) {
   }
   $("detail").showModal();
 }
+
+// ---- a number's conversation ------------------------------------------------------------------------
+// The API lists every message, newest first: the thread is the messages with one number among the pages
+// read so far, oldest first. It reads up to THREAD_PAGES pages of 100 at a time, then offers to read on.
+const THREAD_PAGES = 5;
+const thread = {number: null, messages: new Map(), next: null, scanned: 0, done: false, loading: false};
+function keepInThread(m) {
+  if (thread.number && counterpart(m) === thread.number) { thread.messages.set(m.id, m); byId.set(m.id, m); }
+}
+function renderThread() {
+  const items = [...thread.messages.values()].sort((a, b) =>
+    (whenOf(a) || "").localeCompare(whenOf(b) || "") || a.id.localeCompare(b.id));
+  const list = items.map((m) => {
+    const li = document.createElement("li");
+    li.className = inbound(m) ? "inbound" : "outbound";
+    li.dataset.id = m.id; li.dataset.direction = li.className;
+    const text = document.createElement("p"); text.className = "text";
+    text.textContent = m.body || (m.mediaUrl ? "(media)" : "");
+    const meta = document.createElement("p"); meta.className = "meta";
+    const answered = m.inReplyTo && thread.messages.get(m.inReplyTo);
+    meta.textContent = (inbound(m) ? "Reply · " : "Sent · ") + localTime(whenOf(m)) + " · " + m.status +
+      (answered ? " · answers your message of " + localTime(answered.createdAt) : "");
+    li.append(text, meta);
+    return li;
+  });
+  $("threadList").replaceChildren(...list);
+  $("threadNote").textContent = (thread.loading ? "Reading the history… " : "") + items.length + " message" +
+    (items.length === 1 ? "" : "s") + " with this number, oldest first" +
+    (thread.done ? " (the whole history)." : ", in the latest " + thread.scanned + " messages.");
+  $("threadMore").hidden = thread.done || thread.loading;
+}
+async function readThread() {
+  if (thread.loading || thread.done) return;
+  const number = thread.number;
+  thread.loading = true; renderThread();
+  try {
+    for (let i = 0; i < THREAD_PAGES && !thread.done; i++) {
+      const data = await call("GET", "messages?limit=100" + (thread.next ? "&next=" + encodeURIComponent(thread.next) : ""));
+      if (thread.number !== number) return;
+      for (const m of data.messages) keepInThread(m);
+      thread.scanned += data.messages.length; thread.next = data.next || null; thread.done = !thread.next;
+    }
+  } catch (err) {
+    $("threadNote").textContent = "The conversation could not be read: " + err.message;
+    return;
+  } finally {
+    if (thread.number === number) thread.loading = false;
+  }
+  renderThread();
+  const last = $("threadList").lastElementChild;
+  if (last) last.scrollIntoView({block: "nearest"});
+}
+function openThread(number) {
+  Object.assign(thread, {number, messages: new Map(), next: null, scanned: 0, done: false, loading: false});
+  for (const m of byId.values()) keepInThread(m);
+  $("threadTitle").textContent = "Conversation with " + mask(number);
+  renderThread();
+  $("thread").showModal();
+  readThread();
+}
+$("threadMore").addEventListener("click", readThread);
+$("thread").addEventListener("close", () => { thread.number = null; });
+$("threadWrite").addEventListener("click", () => {
+  $("to").value = thread.number || "";
+  clearError("to");
+  $("thread").close();
+  $("body").focus();
+});
 
 // ---- batches -------------------------------------------------------------------------------------
 function parseCsv(text) {

@@ -1,0 +1,1 @@
+"""Lambda handlers the stack deploys itself (custom resources), each packaged from this folder as a local asset."""

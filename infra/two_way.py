@@ -1,0 +1,132 @@
+"""Two-way messaging: the inbound topic and its key, the inbound queue and its dead-letter queue, the
+opt-out list, and the custom resource that turns two-way on for the stage's number or pool."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_smsvoice as smsvoice
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from . import nag
+from .config import StageConfig
+
+HANDLERS = Path(__file__).resolve().parent / "handlers"
+SMS_VOICE = "sms-voice.amazonaws.com"
+
+
+def is_pool(identity: str) -> bool:
+    return identity.split("/")[-1].startswith("pool-")
+
+
+def identity_arn(config: StageConfig, stack: Stack) -> str:
+    """The real ARN of the stage's phone number, pool or sender id (IAM authorizes on it, never on
+    the E.164 number)."""
+    identity = config.origination_identity
+    if identity.startswith("arn:"):
+        return identity
+    kind = "pool" if identity.startswith("pool-") else "phone-number"
+    return stack.format_arn(service="sms-voice", resource=kind, resource_name=identity)
+
+
+def sms_voice_conditions(stack: Stack) -> dict:
+    """End User Messaging of this account only (the confused-deputy conditions its guide gives)."""
+    return {"StringEquals": {"aws:SourceAccount": stack.account},
+            "ArnLike": {"aws:SourceArn": stack.format_arn(service="sms-voice", resource="*")}}
+
+
+class TwoWay(Construct):
+    """Replies to the stage's number or pool (``config.two_way``).
+
+    End User Messaging publishes each reply to a standard SNS topic (FIFO is not supported), encrypted
+    with a key of the stack's that End User Messaging may use; the topic hands it to a queue (the SNS
+    envelope kept: its ``Timestamp`` is the reply's time), which the inbound function (``inbound_reply``,
+    wired in ``infra/api.py``) drains. A reply the function cannot take goes to the dead-letter queue
+    after ``MAX_RECEIVES`` receives. A custom resource (``infra/handlers/two_way.py``) points the
+    identity at the topic and the stack's opt-out list and sets the stage's keywords; deleting the
+    stack puts the identity's earlier settings back."""
+
+    INBOUND_TIMEOUT_SECONDS = 30
+    MAX_RECEIVES = 5
+
+    def __init__(self, scope: Construct, id: str, *, config: StageConfig) -> None:
+        super().__init__(scope, id)
+        stack = Stack.of(self)
+        # The documented key and topic policy (tests/aws_docs/sms-voice-two-way-topic-policy.json).
+        # Nothing is kept under this key (SNS holds no messages; the queues use SQS's own keys).
+        self.key = kms.Key(self, "TopicKey", enable_key_rotation=True, removal_policy=RemovalPolicy.DESTROY,
+                           pending_window=Duration.days(7), description=f"{config.prefix}: encrypts the inbound topic")
+        self.key.add_to_resource_policy(iam.PolicyStatement(
+            principals=[iam.ServicePrincipal(SMS_VOICE)], actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+            resources=["*"], conditions=sms_voice_conditions(stack)))
+        self.topic = sns.Topic(self, "Inbound", master_key=self.key, enforce_ssl=True)
+        self.topic.add_to_resource_policy(iam.PolicyStatement(
+            principals=[iam.ServicePrincipal(SMS_VOICE)], actions=["sns:Publish"], resources=[self.topic.topic_arn],
+            conditions=sms_voice_conditions(stack)))
+        # SQS keeps a redriven message's first enqueue time: the dead-letter queue keeps longer.
+        self.dead_letters = sqs.Queue(self, "DeadLetters", encryption=sqs.QueueEncryption.SQS_MANAGED,
+                                      enforce_ssl=True, retention_period=Duration.days(14))
+        self.queue = sqs.Queue(
+            self, "Queue", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
+            retention_period=Duration.days(4), visibility_timeout=Duration.seconds(6 * self.INBOUND_TIMEOUT_SECONDS),
+            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=self.MAX_RECEIVES, queue=self.dead_letters))
+        self.topic.add_subscription(subscriptions.SqsSubscription(self.queue, raw_message_delivery=False))
+        # Who opted out is the user's record: the list outlives a destroy, like the tables. It has no
+        # fixed name, so the next deploy makes a new one beside it.
+        self.opt_out_list = smsvoice.CfnOptOutList(self, "OptOutList")
+        self.opt_out_list.apply_removal_policy(RemovalPolicy.RETAIN)
+        self.identity = self._turn_on(config, stack)
+        # The number in E.164, where the identity is a number (a pool has several).
+        self.origination_number = None if is_pool(config.origination_identity) \
+            else self.identity.get_att_string("PhoneNumber")
+
+    def _turn_on(self, config: StageConfig, stack: Stack) -> CustomResource:
+        """The custom resource: its handler may describe and update this one identity and its keywords."""
+        arn = identity_arn(config, stack)
+        pool = is_pool(config.origination_identity)
+        log_group = logs.LogGroup(self, "HandlerLogs", retention=logs.RetentionDays.THREE_MONTHS,
+                                  removal_policy=RemovalPolicy.DESTROY)
+        role = iam.Role(self, "HandlerRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        role.add_to_policy(iam.PolicyStatement(actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                                               resources=[log_group.log_group_arn]))
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["sms-voice:DescribePools", "sms-voice:UpdatePool"] if pool
+            else ["sms-voice:DescribePhoneNumbers", "sms-voice:UpdatePhoneNumber"], resources=[arn]))
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["sms-voice:DescribeKeywords", "sms-voice:PutKeyword", "sms-voice:DeleteKeyword"], resources=[arn]))
+        handler = lambda_.Function(
+            self, "Handler", runtime=lambda_.Runtime.PYTHON_3_14, handler="two_way.on_event", role=role,
+            code=lambda_.Code.from_asset(str(HANDLERS), exclude=["__pycache__", "*.pyc", "__init__.py"]),
+            timeout=Duration.minutes(2), log_group=log_group,
+            description=f"{config.prefix}: two-way messaging on the stage's number or pool")
+        handler.node.add_dependency(role)
+        # The Provider framework's own function: its own log group, and the right to invoke the handler.
+        framework_logs = logs.LogGroup(self, "ProviderLogs", retention=logs.RetentionDays.THREE_MONTHS,
+                                       removal_policy=RemovalPolicy.DESTROY)
+        framework_role = iam.Role(self, "ProviderRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        framework_role.add_to_policy(iam.PolicyStatement(actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                                                         resources=[framework_logs.log_group_arn]))
+        provider = cr.Provider(self, "Provider", on_event_handler=handler, log_group=framework_logs,
+                               framework_on_event_role=framework_role)
+        nag.acknowledge(framework_role.node.find_child("DefaultPolicy"),
+                        f"AwsSolutions-IAM5[Resource::{nag.resource(self, handler.function_arn)}:*]",
+                        "aws-cdk-lib's Provider framework invokes the handler by any version or alias of this "
+                        "one function (grantInvoke names the function and '<arn>:*').")
+        resource = CustomResource(self, "Identity", service_token=provider.service_token,
+                                  resource_type="Custom::TwoWayMessaging", properties={
+                                      "Identity": config.origination_identity,
+                                      "TopicArn": self.topic.topic_arn,
+                                      "OptOutListName": self.opt_out_list.ref,
+                                      "Keywords": [{"Keyword": k.keyword, "Message": k.message, "Action": k.action}
+                                                   for k in config.all_keywords]})
+        # End User Messaging may check the topic when the identity is pointed at it: policies first.
+        resource.node.add_dependency(self.topic, self.key)
+        return resource
