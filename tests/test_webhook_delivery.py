@@ -135,16 +135,13 @@ class Hooks:
             UpdateExpression="SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(attributes))),
             ExpressionAttributeNames={f"#a{i}": name for i, name in enumerate(attributes)},
             ExpressionAttributeValues={f":a{i}": v for i, v in enumerate(webhooks.to_item(attributes).values())})
-        webhook_delivery._forget(None)
 
     def window_passes(self) -> None:
-        """Every endpoint's backoff window is over: its ``retryAt`` a moment ago (the delivery function's
-        cache of it forgotten, as after its 5 seconds)."""
+        """Every endpoint's backoff window is over: its ``retryAt`` a moment ago (the next delivery reads it)."""
         past = webhooks.now_iso(datetime.now(timezone.utc) - timedelta(seconds=1))
         for endpoint in webhooks.all_endpoints(get_settings()):
             if webhook_delivery.RETRY_AT in endpoint:
                 self.set_endpoint(endpoint[schema.WEBHOOKS_SORT], retryAt=past)
-        webhook_delivery._forget(None)
 
     def queue_events(self, counts: dict[str, int]) -> dict[str, list[str]]:
         """``counts[endpoint id]`` events for each endpoint on the delivery queue, interleaved (so every
@@ -186,10 +183,8 @@ class Hooks:
 
 @pytest.fixture
 def hooks(client):
-    webhook_events._forget()
     webhook_delivery._forget(None)
     yield Hooks(client)
-    webhook_events._forget()
     webhook_delivery._forget(None)
 
 

@@ -41,7 +41,6 @@ JITTER = 0.2
 # refused; the wait is set a little after the receive, so it stays a minute short of that.
 MAX_VISIBILITY = 43200
 MAX_WAIT = MAX_VISIBILITY - 60
-ENDPOINT_CACHE_SECONDS = 5.0
 # Time an invocation keeps for itself after the last POST (recording the attempt, the visibility).
 RESERVE_SECONDS = 3.0
 RETRIED = "retrying"
@@ -80,42 +79,45 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> int | No
     return max(0, int(at.timestamp() - (now if now is not None else time.time())))
 
 
-# -- endpoints, with their secrets in plain text, for ENDPOINT_CACHE_SECONDS -------------------------
-_cache: dict[str, tuple[float, dict | None, list[str]]] = {}
+# -- endpoints: read at every delivery; their secrets decrypted once per ciphertext ---------------
+# Every delivery reads its endpoint (one strongly consistent GetItem), so a delete, a 410's disabling,
+# a rotation or the breaker another instance set holds from the next delivery on, in every instance.
+# Only the KMS decryption is kept: plain secrets by (endpoint id, ciphertexts in force).
+_secrets: dict[tuple, list[str]] = {}
 _lock = threading.Lock()
+_MAX_SECRETS = 1000
 
 
 def _forget(endpoint_id: str | None) -> None:
     with _lock:
-        if endpoint_id is None:
-            _cache.clear()
-        else:
-            _cache.pop(endpoint_id, None)
+        for key in [k for k in _secrets if endpoint_id is None or k[0] == endpoint_id]:
+            del _secrets[key]
 
 
 webhooks._forget_hooks.append(_forget)
 
 
 def _endpoint(settings: Settings, endpoint_id: str) -> tuple[dict | None, list[str]]:
-    with _lock:
-        cached = _cache.get(endpoint_id)
-    if cached and time.monotonic() - cached[0] < ENDPOINT_CACHE_SECONDS:
-        return cached[1], cached[2]
     endpoint = webhooks.load(settings, endpoint_id)
-    secrets = webhooks.secrets_in_force(settings, endpoint) if endpoint and endpoint.get("enabled") else []
+    if not endpoint or not endpoint.get("enabled"):
+        return endpoint, []
+    now = datetime.now(timezone.utc)
+    ciphertexts = [s["ciphertext"] for s in endpoint.get("secrets", []) if webhooks.in_force(s, now)]
+    key = (endpoint_id, tuple(bytes(getattr(c, "value", c)) for c in ciphertexts))
     with _lock:
-        _cache[endpoint_id] = (time.monotonic(), endpoint, secrets)
+        secrets = _secrets.get(key)
+    if secrets is None:
+        secrets = [webhooks.decrypt(settings, endpoint_id, c) for c in ciphertexts]
+        with _lock:
+            if len(_secrets) >= _MAX_SECRETS:
+                _secrets.clear()
+            _secrets[key] = secrets
     return endpoint, secrets
 
 
 def _note(endpoint_id: str, endpoint: dict) -> dict:
-    """The cached endpoint, with the breaker as this delivery just wrote it (the cache keeps its age)."""
-    endpoint = {k: v for k, v in endpoint.items() if v is not None}
-    with _lock:
-        cached = _cache.get(endpoint_id)
-        if cached and cached[1] is not None:
-            _cache[endpoint_id] = (cached[0], endpoint, cached[2])
-    return endpoint
+    """The endpoint as this delivery just wrote it (the breaker's fields; None removes one)."""
+    return {k: v for k, v in endpoint.items() if v is not None}
 
 
 # -- the breaker -------------------------------------------------------------------------------
@@ -166,8 +168,7 @@ def _gate(settings: Settings, endpoint_id: str, endpoint: dict, timeout: float) 
     if _update(settings, endpoint_id, "SET #at = :hold", "#at = :seen", {"#at": RETRY_AT},
                {":hold": {"S": hold}, ":seen": {"S": retry_at}}):
         return _note(endpoint_id, {**endpoint, RETRY_AT: hold}), None
-    _forget(endpoint_id)  # another delivery took it (or it succeeded): read again next time
-    return endpoint, 0.0
+    return endpoint, 0.0  # another delivery took it (or it succeeded): the next read says which
 
 
 def _opened(settings: Settings, endpoint_id: str, endpoint: dict, retry_at: str, failures: int) -> None:
@@ -177,8 +178,7 @@ def _opened(settings: Settings, endpoint_id: str, endpoint: dict, retry_at: str,
     if _update(settings, endpoint_id, "SET #at = :at, #n = :n", "attribute_not_exists(#n) OR #n < :n",
                {"#at": RETRY_AT, "#n": FAILURES}, {":at": {"S": retry_at}, ":n": {"N": str(failures)}}):
         _note(endpoint_id, {**endpoint, RETRY_AT: retry_at, FAILURES: failures})
-    else:
-        _forget(endpoint_id)  # the window another delivery set stands: read it before the next record
+    # else the window another delivery set stands: the next delivery reads it
 
 
 def _closed(settings: Settings, endpoint_id: str, endpoint: dict) -> None:

@@ -14,14 +14,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import threading
 import time
 
 from . import aws, schema, store, webhooks
 from .log import logger
 from .settings import Settings, get_settings
 
-CACHE_SECONDS = 10.0
 SQS_BATCH = 10  # SendMessageBatch takes at most 10 entries
 
 
@@ -58,26 +56,10 @@ def payload(event: dict) -> str:
                       separators=(",", ":"), default=str)
 
 
-_cache: dict = {"at": -CACHE_SECONDS, "endpoints": []}
-_lock = threading.Lock()
-
-
-def _forget(_endpoint_id=None) -> None:
-    with _lock:
-        _cache["at"] = -CACHE_SECONDS
-
-
-webhooks._forget_hooks.append(_forget)
-
-
 def _enabled_endpoints(settings: Settings) -> list[dict]:
-    with _lock:
-        if time.monotonic() - _cache["at"] < CACHE_SECONDS:
-            return _cache["endpoints"]
-    endpoints = [e for e in webhooks.all_endpoints(settings) if e.get("enabled")]
-    with _lock:
-        _cache.update(at=time.monotonic(), endpoints=endpoints)
-    return endpoints
+    """Read at every invocation (one Query for up to 100 stream records): an endpoint gets the events
+    of every change written after it was created, in every instance."""
+    return [e for e in webhooks.all_endpoints(settings) if e.get("enabled")]
 
 
 def fanout(event: dict, context=None) -> dict:

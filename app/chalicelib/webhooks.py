@@ -293,7 +293,7 @@ def secrets_in_force(settings: Settings, endpoint: dict, now: datetime | None = 
 
 
 # -- the functions (their bodies live beside this module, loaded by the function that runs them) --
-_forget_hooks: list = []  # what the other modules cache about endpoints (the fan-out, the delivery)
+_forget_hooks: list = []  # what another module keeps about endpoints (the delivery: decrypted secrets)
 
 
 def forget(endpoint_id: str | None = None) -> None:
