@@ -57,7 +57,7 @@ Send an MMS: get an upload, upload the file, send it.
 
 Webhooks: run a receiver, then point an endpoint at it (here only http://127.0.0.1:<port> or
 http://localhost:<port>; deployed, only https).
-  python -m devstack.receiver --port 9000      (another terminal; prints each delivery)
+  .venv/bin/python -m devstack.receiver --port 9000   (another terminal; prints each delivery)
   curl -s -X POST {app}/webhooks -H 'Content-Type: application/json' \\
        -d '{{"url": "http://127.0.0.1:9000/hooks"}}'
   (then restart the receiver with --secret <the whsec_ secret from that answer> to check signatures)

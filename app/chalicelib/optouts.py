@@ -344,9 +344,10 @@ _MAX_CURSOR = 2048
 
 
 def _phases(settings: Settings) -> tuple[str, ...]:
-    if settings.opt_out_list_name:
-        return ("app", "eum")
-    return ("app", "sns") if settings.sms_provider == "sns" else ("app",)
+    """The lists ``GET /opt-outs`` reads, in order: the app's, the identity's End User Messaging list
+    (two-way stages), SNS's account list (SNS stages; both on an SNS stage with a two-way number)."""
+    return ("app",) + (("eum",) if settings.opt_out_list_name else ()) + (
+        ("sns",) if settings.sms_provider == "sns" else ())
 
 
 def _encode_token(phase: str, after: str | None, skip: int = 0) -> str:
