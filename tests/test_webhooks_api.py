@@ -9,6 +9,7 @@ import copy
 import os
 import re
 import socket
+import threading
 from datetime import datetime, timedelta, timezone
 
 import boto3
@@ -16,6 +17,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from chalicelib import aws, netguard, schema, webhooks
+from chalicelib.errors import MessagingError
 from chalicelib.settings import get_settings
 
 from .conftest import REGION, body_of, post
@@ -109,6 +111,127 @@ def test_the_stage_limit_is_400_too_many_webhooks_until_one_is_deleted(client, a
     assert len(body_of(client.http.get("/webhooks"))["webhooks"]) == 2
     assert client.http.delete(f"/webhooks/{first['id']}").status_code == 204
     assert create(client).status_code == 201
+
+
+def test_simultaneous_creates_never_pass_the_limit(aws_env, monkeypatch):
+    """Eight creates race for three places: each one gets past the early check and encrypts its secret
+    before any of them writes (a barrier), so only the write can refuse. Each DynamoDB request runs
+    alone, as DynamoDB applies one request atomically (moto does not: it copies and restores tables)."""
+    aws_env(MAX_WEBHOOKS="3")
+    racers, settings = 8, get_settings()
+    ready, one_request = threading.Barrier(racers, timeout=20), threading.Lock()
+    dynamodb, encrypt = aws.client("dynamodb"), webhooks.encrypt
+    send = dynamodb._make_api_call
+
+    def atomic(operation, params):
+        with one_request:
+            return send(operation, params)
+
+    def encrypt_together(*args):
+        ready.wait()
+        return encrypt(*args)
+
+    monkeypatch.setattr(dynamodb, "_make_api_call", atomic)
+    monkeypatch.setattr(webhooks, "encrypt", encrypt_together)
+    outcomes = []
+
+    def race():
+        try:
+            outcomes.append(webhooks.create({"url": URL}, settings)[0]["id"])
+        except MessagingError as refused:
+            outcomes.append(refused.code)
+
+    threads = [threading.Thread(target=race) for _ in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    made = [o for o in outcomes if o.startswith("wh_")]
+    assert len(outcomes) == racers and len(made) == 3, outcomes
+    assert sorted(set(outcomes) - set(made)) == ["TooManyWebhooks"]
+    assert sorted(e[schema.WEBHOOKS_SORT] for e in webhooks.all_endpoints(settings)) == sorted(made)
+    assert webhooks.stored_count(settings) == 3
+
+
+def test_a_delete_frees_one_place_once(client, aws_env):
+    aws_env(MAX_WEBHOOKS="2")
+    first, _second = (body_of(create(client)) for _ in range(2))
+    assert client.http.delete(f"/webhooks/{first['id']}").status_code == 204
+    assert client.http.delete(f"/webhooks/{first['id']}").status_code == 404  # frees nothing more
+    assert create(client).status_code == 201
+    refused = create(client)
+    assert refused.status_code == 400 and body_of(refused)["error"]["code"] == "TooManyWebhooks"
+    assert "has 2 webhooks" in body_of(refused)["error"]["message"]
+
+
+def test_a_replayed_create_takes_no_second_place(client, aws_env):
+    aws_env(MAX_WEBHOOKS="2")
+    key = {"Idempotency-Key": "count-once"}
+    first, again = create(client, headers=key), create(client, headers=key)
+    assert first.status_code == again.status_code == 201 and body_of(first)["id"] == body_of(again)["id"]
+    assert create(client).status_code == 201  # the second place was still free
+    assert create(client).status_code == 400
+    assert create(client, headers=key).status_code == 201  # and the replay still answers when full
+
+
+def test_endpoints_made_before_the_count_are_counted_once(client, aws_env):
+    """A stage whose endpoints predate the count item: the first create or delete counts them."""
+    aws_env(MAX_WEBHOOKS="3")
+    table, dynamodb = os.environ["WEBHOOKS_TABLE"], boto3.client("dynamodb", region_name=REGION)
+    uncount = {"TableName": table, "Key": {schema.WEBHOOKS_KEY: {"S": schema.WEBHOOKS_COUNT},
+                                           schema.WEBHOOKS_SORT: {"S": schema.WEBHOOKS_COUNT}}}
+    made = [body_of(create(client))["id"] for _ in range(3)]
+    dynamodb.delete_item(**uncount)
+    assert create(client).status_code == 400  # counted: 3
+    dynamodb.delete_item(**uncount)
+    assert client.http.delete(f"/webhooks/{made[0]}").status_code == 204  # counted (3), then 2
+    assert webhooks.stored_count(get_settings()) == 2
+    assert create(client).status_code == 201
+    assert create(client).status_code == 400
+
+
+@pytest.mark.parametrize("reasons, status, code", [
+    ([["None", "TransactionConflict"]], 201, None),  # another write on the count: again, then written
+    ([["None", "TransactionConflict"]] * webhooks.COUNT_ATTEMPTS, 429, "Throttled"),
+    ([["None", "ThrottlingError"]], 429, "Throttled"),
+    ([["ValidationError", "None"]], 502, "ProviderError"),
+])
+def test_a_cancelled_count_transaction_is_retried_or_mapped(client, reasons, status, code):
+    """A Stubber on the app's DynamoDB client: the parameters checked against DynamoDB's model, and
+    TransactWriteItems cancelled as DynamoDB reports it (a reason per item)."""
+    dynamodb = aws.client("dynamodb")
+    count_item = {schema.WEBHOOKS_KEY: {"S": schema.WEBHOOKS_COUNT}, schema.WEBHOOKS_SORT: {"S": schema.WEBHOOKS_COUNT},
+                  "count": {"N": "1"}}
+    with Stubber(dynamodb) as stub:
+        stub.add_response("get_item", {"Item": count_item},
+                          {"TableName": os.environ["WEBHOOKS_TABLE"], "Key": ANY, "ConsistentRead": True})
+        for codes in reasons:
+            stub.add_client_error("transact_write_items", service_error_code="TransactionCanceledException",
+                                  http_status_code=400,
+                                  modeled_fields={"CancellationReasons": [{"Code": c} for c in codes]})
+        if status == 201:
+            stub.add_response("transact_write_items", {}, {"TransactItems": ANY, "ClientRequestToken": ANY})
+        response = create(client)
+        stub.assert_no_pending_responses()
+    assert response.status_code == status, response.body
+    if code:
+        assert body_of(response)["error"]["code"] == code
+
+
+def test_a_full_count_refused_by_the_transaction_is_400_with_the_count(client, aws_env):
+    """The early check saw a free place; the transaction's condition finds none (another create won)."""
+    aws_env(MAX_WEBHOOKS="2")
+    count_item = {schema.WEBHOOKS_KEY: {"S": schema.WEBHOOKS_COUNT}, schema.WEBHOOKS_SORT: {"S": schema.WEBHOOKS_COUNT}}
+    with Stubber(aws.client("dynamodb")) as stub:
+        stub.add_response("get_item", {"Item": {**count_item, "count": {"N": "1"}}})
+        stub.add_client_error("transact_write_items", service_error_code="TransactionCanceledException",
+                              http_status_code=400, modeled_fields={"CancellationReasons": [
+                                  {"Code": "None"}, {"Code": "ConditionalCheckFailed",
+                                                     "Item": {**count_item, "count": {"N": "2"}}}]})
+        response = create(client)
+        stub.assert_no_pending_responses()
+    assert response.status_code == 400 and body_of(response)["error"]["code"] == "TooManyWebhooks"
+    assert "has 2 webhooks" in body_of(response)["error"]["message"]
 
 
 def test_delete_answers_204_and_the_endpoint_is_gone(client):
@@ -293,7 +416,7 @@ def test_every_call_the_routes_make_passes_the_model(client):
     client.http.post(f"/webhooks/{made['id']}/rotate")
     client.http.get(f"/webhooks/{made['id']}/deliveries?limit=5")
     client.http.delete(f"/webhooks/{made['id']}")
-    assert {("dynamodb", o) for o in ("Query", "PutItem", "GetItem", "UpdateItem", "DeleteItem")} | {
+    assert {("dynamodb", o) for o in ("Query", "PutItem", "GetItem", "UpdateItem", "TransactWriteItems")} | {
         ("kms", "Encrypt"), ("kms", "Decrypt")} <= calls.operations()
     assert calls.problems() == []
 

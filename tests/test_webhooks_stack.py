@@ -368,6 +368,33 @@ def iam_action(prefix: str, operation: str) -> str:
     raise AssertionError(f"{prefix}:{operation} is not in the Service Authorization Reference")
 
 
+# A transaction's items are authorized one by one, each as its single-item action
+# (tests/aws_docs/dynamodb-transactions-iam.json); TransactWriteItems is no IAM action of its own.
+TRANSACT_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
+                    "ConditionCheck": "ConditionCheckItem"}
+
+
+def item_by_item(made):
+    """The recorded calls, a TransactWriteItems call as its items: (prefix, operation, the item's parameters)."""
+    for prefix, operation, params in made:
+        if (prefix, operation) == ("dynamodb", "TransactWriteItems"):
+            for item in params["TransactItems"]:
+                ((kind, body),) = item.items()
+                yield prefix, TRANSACT_ACTIONS[kind], body
+        else:
+            yield prefix, operation, params
+
+
+def test_a_transaction_item_needs_the_action_aws_documents_for_it():
+    from .test_iam_reference import actions_matching
+
+    documented = json.loads((aws_docs.HERE / "dynamodb-transactions-iam.json").read_text())["quote"]
+    assert "governed by the permissions used for the underlying PutItem, UpdateItem, DeleteItem" in documented
+    allowed = set(aws_docs.actions("dynamodb-transactions-iam.json"))
+    assert {f"dynamodb:{a}" for a in TRANSACT_ACTIONS.values()} <= allowed
+    assert not actions_matching("dynamodb:TransactWriteItems")  # nothing to grant under that name
+
+
 class Lambda:
     """The little of Lambda's context the delivery function reads."""
 
@@ -449,7 +476,7 @@ def test_each_function_is_granted_every_call_its_code_makes(client, calls, recei
     problems = []
     for function_id in ("APIHandler", "WebhookFanout", "WebhookDelivery"):
         used: dict[str, set[str]] = {}
-        for prefix, operation, params in made[function_id]:
+        for prefix, operation, params in item_by_item(made[function_id]):
             target = params.get("TableName") or params.get("QueueUrl") or params.get("KeyId")
             if target not in kinds:
                 if function_id != "APIHandler":  # the API's other calls are checked in test_infra.py

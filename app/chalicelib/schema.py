@@ -50,6 +50,9 @@ WEBHOOKS_TTL = "expiresAt"
 # The partition values of the two kinds of item (the app's; the stack needs only the keys above).
 WEBHOOKS_ENDPOINTS = "endpoint"
 WEBHOOKS_DELIVERIES = "deliveries#"
+# The stage's endpoint count (pk and sk both this value, attribute "count"): each create and delete
+# changes it in the same transaction as the endpoint, so MAX_WEBHOOKS holds under simultaneous creates.
+WEBHOOKS_COUNT = "endpoint-count"
 WEBHOOK_ATTEMPT_DAYS = 7
 # Opt-outs (issue 14), in the same table: the stage's list (pk "optout", sk the number in E.164;
 # attributes number, optedOutAt, source), and per number the last opt-in through the API and the

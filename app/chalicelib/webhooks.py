@@ -5,6 +5,8 @@
 - Secrets are ``whsec_`` + base64 of 24 random bytes, stored only as KMS ciphertext under the encryption
   context ``{"webhookId": <id>}``. The API shows a secret once, in the answer that made it. After a
   rotation the earlier secret stays in force for 24 hours, so every delivery carries both signatures.
+- The stage's endpoint count (``schema.WEBHOOKS_COUNT``) changes in the same transaction as each
+  create and delete, so ``MAX_WEBHOOKS`` holds even for simultaneous creates.
 - ``fanout(event)`` (``webhook_events.py``) reads the messages table's stream and queues one message
   per event and subscribed endpoint; ``deliver_batch(event, context)`` (``webhook_delivery.py``)
   delivers them.
@@ -128,22 +130,20 @@ def create(data: dict, settings: Settings) -> tuple[dict, str]:
         raise InvalidRequest("MissingField", "'url' is required.", field="url")
     target = _guarded(netguard.parse, url, settings.webhook_urls)
     events = _events(data.get("events"))
-    count = aws.client("dynamodb").query(
-        TableName=settings.webhooks_table, KeyConditionExpression="#pk = :pk", Select="COUNT",
-        ExpressionAttributeNames={"#pk": schema.WEBHOOKS_KEY},
-        ExpressionAttributeValues={":pk": {"S": schema.WEBHOOKS_ENDPOINTS}})["Count"]
-    if count >= settings.max_webhooks:
-        raise InvalidRequest("TooManyWebhooks", f"This stage has {count} webhooks, its most "
-                             f"(MAX_WEBHOOKS {settings.max_webhooks}); delete one first.")
+    count = stored_count(settings)
+    if count is None:
+        _seed_count(settings)
+    elif count >= settings.max_webhooks:  # early (no DNS, no KMS); the transaction below decides
+        raise _too_many(count, settings)
     _guarded(netguard.resolve, target, settings.webhook_urls)  # after the cheap checks: DNS takes time
     endpoint_id = ENDPOINT_PREFIX + uuid.uuid4().hex
     secret, created = new_secret(), now_iso()
     endpoint = {schema.WEBHOOKS_KEY: schema.WEBHOOKS_ENDPOINTS, schema.WEBHOOKS_SORT: endpoint_id, "url": url,
                 "events": events, "enabled": True, "createdAt": created, "version": 1,
                 "secrets": [{"ciphertext": encrypt(settings, endpoint_id, secret), "createdAt": created}]}
-    aws.client("dynamodb").put_item(TableName=settings.webhooks_table, Item=to_item(endpoint),
-                                    ConditionExpression="attribute_not_exists(#sk)",
-                                    ExpressionAttributeNames={"#sk": schema.WEBHOOKS_SORT})
+    _counted(settings, {"Put": {"TableName": settings.webhooks_table, "Item": to_item(endpoint),
+                                "ConditionExpression": "attribute_not_exists(#sk)",
+                                "ExpressionAttributeNames": {"#sk": schema.WEBHOOKS_SORT}}}, +1)
     logger.info("webhook created", extra={"webhookId": endpoint_id, "host": target.host, "events": len(events)})
     forget(endpoint_id)
     return public(endpoint), secret
@@ -163,17 +163,77 @@ def listing(settings: Settings) -> dict:
 @aws_errors("delete the webhook")
 def delete(webhook_id: str, settings: Settings) -> None:
     configured(settings)
-    client = aws.client("dynamodb")
     if not webhook_id.startswith(ENDPOINT_PREFIX):
         raise NotFound("WebhookNotFound", "No webhook with this id.")
-    try:
-        client.delete_item(TableName=settings.webhooks_table, Key=_key(webhook_id),
-                           ConditionExpression="attribute_exists(#sk)",
-                           ExpressionAttributeNames={"#sk": schema.WEBHOOKS_SORT})
-    except client.exceptions.ConditionalCheckFailedException:
-        raise NotFound("WebhookNotFound", "No webhook with this id.") from None
+    _counted(settings, {"Delete": {"TableName": settings.webhooks_table, "Key": _key(webhook_id),
+                                   "ConditionExpression": "attribute_exists(#sk)",
+                                   "ExpressionAttributeNames": {"#sk": schema.WEBHOOKS_SORT}}}, -1)
     forget(webhook_id)
     logger.info("webhook deleted", extra={"webhookId": webhook_id})
+
+
+# -- the stage's endpoint count (schema.WEBHOOKS_COUNT) -----------------------------------------------
+COUNT_ATTEMPTS = 5  # transactions that another one on the count item cancelled (TransactionConflict), then 429
+_COUNT_KEY = {schema.WEBHOOKS_KEY: {"S": schema.WEBHOOKS_COUNT}, schema.WEBHOOKS_SORT: {"S": schema.WEBHOOKS_COUNT}}
+_THROTTLED_REASONS = {"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
+
+
+def stored_count(settings: Settings) -> int | None:
+    """The stage's endpoint count, or None before its first create or delete counted."""
+    item = aws.client("dynamodb").get_item(TableName=settings.webhooks_table, Key=_COUNT_KEY,
+                                           ConsistentRead=True).get("Item")
+    return int(item["count"]["N"]) if item else None
+
+
+def _too_many(count: int, settings: Settings) -> InvalidRequest:
+    return InvalidRequest("TooManyWebhooks", f"This stage has {count} webhooks, its most "
+                          f"(MAX_WEBHOOKS {settings.max_webhooks}); delete one first.")
+
+
+def _seed_count(settings: Settings) -> None:
+    """Count the endpoints of a stage that has none counted (made before the count existed). No create
+    or delete writes while the count is missing (each one's condition needs it), so simultaneous seeds
+    count the same endpoints; the first one stays."""
+    client = aws.client("dynamodb")
+    count = len(all_endpoints(settings))
+    try:
+        client.put_item(TableName=settings.webhooks_table, Item={**_COUNT_KEY, "count": {"N": str(count)}},
+                        ConditionExpression="attribute_not_exists(#pk)",
+                        ExpressionAttributeNames={"#pk": schema.WEBHOOKS_KEY})
+        logger.info("webhook count seeded", extra={"webhooks": count})
+    except client.exceptions.ConditionalCheckFailedException:
+        pass  # another seed was first, with the same count
+
+
+def _counted(settings: Settings, change: dict, step: int) -> None:
+    """An endpoint's Put (``step`` +1) or Delete (-1), and the stage's count moved by ``step``, in one
+    transaction: a create only while the count is below MAX_WEBHOOKS, whatever runs at the same time."""
+    client = aws.client("dynamodb")
+    count = {"Update": {
+        "TableName": settings.webhooks_table, "Key": _COUNT_KEY, "UpdateExpression": "ADD #count :step",
+        "ConditionExpression": "#count < :max" if step > 0 else "attribute_exists(#count)",
+        "ExpressionAttributeNames": {"#count": "count"},
+        "ExpressionAttributeValues": {":step": {"N": str(step)},
+                                      **({":max": {"N": str(settings.max_webhooks)}} if step > 0 else {})},
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+    for _attempt in range(COUNT_ATTEMPTS):
+        try:  # a token per attempt: botocore's own retry of a write that landed does not write again
+            client.transact_write_items(TransactItems=[change, count], ClientRequestToken=str(uuid.uuid4()))
+            return
+        except client.exceptions.TransactionCanceledException as cancelled:
+            reasons = (cancelled.response.get("CancellationReasons") or []) + [{}, {}]  # one per item
+            codes = [reason.get("Code") for reason in reasons]
+            if codes[0] == "ConditionalCheckFailed":  # a delete's endpoint is gone (a create's id is new)
+                raise NotFound("WebhookNotFound", "No webhook with this id.") from None
+            if codes[1] == "ConditionalCheckFailed":
+                if "Item" in reasons[1]:  # the count is at the stage's most
+                    raise _too_many(int(reasons[1]["Item"]["count"]["N"]), settings) from None
+                _seed_count(settings)  # no count yet: count the endpoints, then again
+            elif _THROTTLED_REASONS & set(codes):
+                raise Throttled("AWS is throttling the webhooks table; nothing was changed. Retry later.") from None
+            elif "TransactionConflict" not in codes:
+                raise
+    raise Throttled("Other changes to this stage's webhooks are in progress; retry.", retry_after=1)
 
 
 @aws_errors("rotate the secret")
