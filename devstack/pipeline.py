@@ -272,9 +272,9 @@ class QueueRunner(SqsEventSource):
         self._kill: list = []
 
     def kill_next_invocation(self, after: int, *, at: str = "claim") -> None:
-        """The next invocation dies after sending ``after`` of its messages: at ``"claim"``, before
-        it claims the next one; at ``"send"``, right after the provider accepted the next one,
-        before its record says so."""
+        """The next invocation with more than ``after`` messages dies after sending ``after`` of them:
+        at ``"claim"``, before it claims the next one; at ``"send"``, right after the provider accepted
+        the next one, before its record says so."""
         if at not in ("claim", "send"):
             raise ValueError("at must be 'claim' or 'send'")
         if at == "send":
@@ -289,7 +289,9 @@ class QueueRunner(SqsEventSource):
     def handle(self, index: int, event: dict, context) -> dict:
         bucket, dies = self.buckets[index], None
         with self._lock:
-            if self._kill:
+            # The invocation that dies is one with more messages than it lets through (two instances
+            # poll at once, so a batch can be split between them; the smaller share may be too small).
+            if self._kill and len(event.get("Records", [])) > self._kill[0][0]:
                 after, at = self._kill.pop(0)
                 if at == "claim":
                     bucket = _DyingBucket(bucket, after)

@@ -374,8 +374,8 @@ def test_the_worker_dies_mid_batch(api, aws, stack, at):
     deaths = runner.deaths
     bodies = [tag(f"dies at {at} {i}") for i in range(8)]
     runner.kill_next_invocation(after=2, at=at)
-    # All 8 wait on the queue first, so one invocation takes them together: were they split between
-    # two instances running at once, the marked one could end with its share before dying.
+    # All 8 wait on the queue first, then both instances take them at once: the one that dies is the one
+    # with more than 2 of them (devstack.pipeline.QueueRunner.kill_next_invocation).
     runner.pause()
     try:
         status, _, batch = api.call("POST", "/batches", {"messages": [
