@@ -31,13 +31,13 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
+
+from bench.child import serving
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = 16
@@ -172,53 +172,30 @@ def run(phase: Phase, host: str, port: int) -> Phase:
 def rows() -> list[tuple]:
     """Run the phases against a fresh local stack; the measured phases by key."""
     began = time.monotonic()
-    with tempfile.TemporaryDirectory() as scratch:
-        ready = Path(scratch) / "ready.json"
-        # The app as make dev runs it: its own log level, the stack's own endpoint.
-        env = {k: v for k, v in os.environ.items() if k not in ("POWERTOOLS_LOG_LEVEL", "AWS_ENDPOINT_URL")}
-        env["PYTHONPATH"] = str(ROOT)
-        # The app's log lines and the server's access log go to a file: a pipe nobody reads would fill
-        # and stall the server.
-        errors = open(Path(scratch) / "stderr.txt", "w+b")
-        child = subprocess.Popen([sys.executable, "-m", "bench.api_latency", "--serve", str(ready)], cwd=ROOT,
-                                 env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors)
-        try:
-            while not ready.exists():
-                if child.poll() is not None or time.monotonic() - began > 30:
-                    errors.seek(0)
-                    raise RuntimeError(f"the local stack did not start: {errors.read().decode()[-2000:]}")
-                time.sleep(0.1)
-            url = json.loads(ready.read_text())["app"]
-            host, port = url.split("//")[1].split(":")
-            port = int(port)
-            send = json.dumps({"to": TO, "body": "bench"})
-            ids: list[str] = []
-            phases = {
-                "bare": Phase("bare Chalice route", lambda i: ("GET", "/_bench/bare", None)),
-                "bare_send": Phase("bare route + a send's 4 AWS calls",
-                                   lambda i: ("GET", "/_bench/send", None)),
-                "sms": Phase("POST /sms", lambda i: ("POST", "/sms", send)),
-                "bare_get": Phase("bare route + GetItem",
-                                  lambda i: ("GET", f"/_bench/get?id={ids[i % len(ids)]}", None)),
-                "get": Phase("GET /messages/{id}", lambda i: ("GET", f"/messages/{ids[i % len(ids)]}", None)),
-            }
-            for key in ("bare", "bare_send", "sms", "sms", "bare_send"):
-                run(phases[key], host, port)
-            # The messages the send phase made (one that does not exist if it made none: a 404 then
-            # counts as an error).
-            ids.extend([json.loads(r)["id"] for r in phases["sms"].results[:2000]] or [str(uuid.uuid4())])
-            for key in ("get", "bare_get", "bare_get", "get", "bare"):
-                run(phases[key], host, port)
-            if time.monotonic() - began > DEADLINE:
-                print(f"note: the run took {time.monotonic() - began:.0f} s, over its {DEADLINE:.0f} s budget")
-        finally:
-            child.stdin.close()
-            try:
-                child.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait(timeout=5)
-            errors.close()
+    with serving("bench.api_latency") as urls:
+        url = urls["app"]
+        host, port = url.split("//")[1].split(":")
+        port = int(port)
+        send = json.dumps({"to": TO, "body": "bench"})
+        ids: list[str] = []
+        phases = {
+            "bare": Phase("bare Chalice route", lambda i: ("GET", "/_bench/bare", None)),
+            "bare_send": Phase("bare route + a send's 4 AWS calls",
+                               lambda i: ("GET", "/_bench/send", None)),
+            "sms": Phase("POST /sms", lambda i: ("POST", "/sms", send)),
+            "bare_get": Phase("bare route + GetItem",
+                              lambda i: ("GET", f"/_bench/get?id={ids[i % len(ids)]}", None)),
+            "get": Phase("GET /messages/{id}", lambda i: ("GET", f"/messages/{ids[i % len(ids)]}", None)),
+        }
+        for key in ("bare", "bare_send", "sms", "sms", "bare_send"):
+            run(phases[key], host, port)
+        # The messages the send phase made (one that does not exist if it made none: a 404 then
+        # counts as an error).
+        ids.extend([json.loads(r)["id"] for r in phases["sms"].results[:2000]] or [str(uuid.uuid4())])
+        for key in ("get", "bare_get", "bare_get", "get", "bare"):
+            run(phases[key], host, port)
+        if time.monotonic() - began > DEADLINE:
+            print(f"note: the run took {time.monotonic() - began:.0f} s, over its {DEADLINE:.0f} s budget")
     return phases
 
 

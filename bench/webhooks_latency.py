@@ -30,10 +30,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -43,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.child import serving  # noqa: E402
 from devstack.receiver import Receiver  # noqa: E402
 
 MESSAGES, GAP = 60, 0.1
@@ -186,32 +184,11 @@ def bare_rate(receiver: Receiver, payload: str) -> float:
 
 def rows() -> dict:
     began = time.monotonic()
-    with tempfile.TemporaryDirectory() as scratch:
-        ready = Path(scratch) / "ready.json"
-        env = {k: v for k, v in os.environ.items() if k not in ("POWERTOOLS_LOG_LEVEL", "AWS_ENDPOINT_URL")}
-        env["PYTHONPATH"] = str(ROOT)
-        errors = open(Path(scratch) / "stderr.txt", "w+b")  # a pipe nobody reads would fill and stall the stack
-        child = subprocess.Popen([sys.executable, "-m", "bench.webhooks_latency", "--serve", str(ready)], cwd=ROOT,
-                                 env=env, stdin=subprocess.PIPE, stdout=errors, stderr=errors)
-        try:
-            while not ready.exists():
-                if child.poll() is not None or time.monotonic() - began > 30:
-                    errors.seek(0)
-                    raise RuntimeError(f"the local stack did not start: {errors.read().decode()[-2000:]}")
-                time.sleep(0.1)
-            urls = json.loads(ready.read_text())
-            with Receiver(200, lifetime=DEADLINE) as receiver:
-                latency = receipt_latency(urls["app"], receiver)
-                rate, failed = delivery_rate(urls["app"], urls["aws"], urls["queue"], receiver, latency["payload"])
-                bare = bare_rate(receiver, latency["payload"])
-        finally:
-            child.stdin.close()
-            try:
-                child.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait(timeout=5)
-            errors.close()
+    with serving("bench.webhooks_latency") as urls:
+        with Receiver(200, lifetime=DEADLINE) as receiver:
+            latency = receipt_latency(urls["app"], receiver)
+            rate, failed = delivery_rate(urls["app"], urls["aws"], urls["queue"], receiver, latency["payload"])
+            bare = bare_rate(receiver, latency["payload"])
     return {**latency, "rate": rate, "failed": failed, "bare": bare, "seconds": time.monotonic() - began}
 
 

@@ -17,6 +17,19 @@ PREFIX = f"sms-sender-{STAGE}"
 ORIGINATION_NUMBER = "+12065550100"
 
 
+def _arn(sqs, queue_url: str) -> str:
+    return sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def queue_with_dlq(sqs, name: str, dlq_name: str, max_receives: int, visibility_timeout: int) -> tuple[str, str]:
+    """A queue and its dead-letter queue, as the stack makes each of its queues: (queue URL, DLQ URL)."""
+    dlq = sqs.create_queue(QueueName=dlq_name)["QueueUrl"]
+    queue = sqs.create_queue(QueueName=name, Attributes={
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": _arn(sqs, dlq), "maxReceiveCount": str(max_receives)}),
+        "VisibilityTimeout": str(visibility_timeout)})["QueueUrl"]
+    return queue, dlq
+
+
 def _client(service: str, endpoint: str, region: str):
     return boto3.session.Session().client(service, endpoint_url=endpoint, region_name=region)
 
@@ -52,12 +65,8 @@ def create_two_way(client, identity: str, keywords, *, visibility_timeout: int =
 
     topic = client("sns").create_topic(Name=INBOUND_TOPIC)["TopicArn"]
     sqs = client("sqs")
-    dlq = sqs.create_queue(QueueName=INBOUND_DLQ)["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue = sqs.create_queue(QueueName=INBOUND_QUEUE, Attributes={
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVES)}),
-        "VisibilityTimeout": str(visibility_timeout)})["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue, dlq = queue_with_dlq(sqs, INBOUND_QUEUE, INBOUND_DLQ, MAX_RECEIVES, visibility_timeout)
+    queue_arn = _arn(sqs, queue)
     client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     sms_voice = client("pinpoint-sms-voice-v2")
     sms_voice.create_opt_out_list(OptOutListName=OPT_OUT_LIST)
@@ -123,11 +132,7 @@ def create_core(client, region: str, account: str, *, visibility_timeout: int = 
         "Enabled": True, "AttributeName": schema.IDEMPOTENCY_TTL})
 
     sqs = client("sqs")
-    dlq = sqs.create_queue(QueueName=f"{PREFIX}-batch-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue = sqs.create_queue(QueueName=f"{PREFIX}-batch", Attributes={
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVES)}),
-        "VisibilityTimeout": str(visibility_timeout)})["QueueUrl"]
+    queue, dlq = queue_with_dlq(sqs, f"{PREFIX}-batch", f"{PREFIX}-batch-dlq", MAX_RECEIVES, visibility_timeout)
 
     logs = client("logs")
     for group in (*sns_log_groups(region, account), EVENTS_LOG_GROUP):
@@ -164,11 +169,8 @@ def create_webhooks(client, *, visibility_timeout: int = 30) -> dict:
         "Enabled": True, "AttributeName": schema.WEBHOOKS_TTL})
 
     sqs = client("sqs")
-    dlq = sqs.create_queue(QueueName=f"{PREFIX}-webhooks-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue = sqs.create_queue(QueueName=f"{PREFIX}-webhooks", Attributes={
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(WEBHOOK_MAX_RECEIVES)}),
-        "VisibilityTimeout": str(visibility_timeout)})["QueueUrl"]
+    queue, dlq = queue_with_dlq(sqs, f"{PREFIX}-webhooks", f"{PREFIX}-webhooks-dlq", WEBHOOK_MAX_RECEIVES,
+                                visibility_timeout)
 
     key = client("kms").create_key(Description=f"{PREFIX} webhook secrets", KeyUsage="ENCRYPT_DECRYPT",
                                    KeySpec="SYMMETRIC_DEFAULT")["KeyMetadata"]["KeyId"]

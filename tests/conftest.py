@@ -63,6 +63,21 @@ def aws_env(settings_env):
         yield settings_env
 
 
+@pytest.fixture
+def calls(monkeypatch):
+    """Every AWS call the code under test makes: (IAM service prefix, operation, parameters)."""
+    from botocore.client import BaseClient
+
+    made, original = [], BaseClient._make_api_call
+
+    def recording(self, operation, params):
+        made.append((self.meta.service_model.signing_name, operation, params))
+        return original(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    return made
+
+
 # Templates synthesized once per session (see tests/synth.py).
 SYNTH_FIXTURES = {"synth_dir", "template", "prod_template", "mms_template", "sms_voice_template", "second_stage"}
 

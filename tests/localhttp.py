@@ -1,5 +1,6 @@
 """Real HTTP on loopback for the end-to-end tests."""
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -24,3 +25,13 @@ def _json(raw):
         return json.loads(raw) if raw else None
     except ValueError:
         return raw
+
+
+def wait_for(check, seconds: float = 30.0, every: float = 0.2):
+    """``check()`` until it is truthy, for at most ``seconds``; its last answer."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(every)

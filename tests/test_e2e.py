@@ -10,7 +10,7 @@ from botocore.config import Config
 
 from devstack.server import LocalStack
 
-from .localhttp import Http
+from .localhttp import Http, wait_for
 
 TO = "+14255550123"
 
@@ -177,18 +177,6 @@ def eum_stage(stack, monkeypatch):
     yield configure
     monkeypatch.undo()
     clients.reset()
-
-
-def wait_for(check, seconds=10.0):
-    import time
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.1)
-    return check()
 
 
 def test_a_dry_run_is_validated_by_the_stand_in_and_never_sent(api, aws, stack, eum_stage):

@@ -23,7 +23,7 @@ import pytest
 from devstack.pipeline import SIMULATOR_SUCCESS
 from devstack.server import LocalStack
 
-from .localhttp import Http
+from .localhttp import Http, wait_for
 
 SUCCESS = sorted(SIMULATOR_SUCCESS)[0]  # the US success simulator: delivered
 FINAL = {"delivered", "failed", "unknown", "validated"}
@@ -136,15 +136,6 @@ def record(api, message_id: str) -> dict:
     status, _, message = api.call("GET", f"/messages/{message_id}")
     assert status == 200, message
     return message
-
-
-def wait_for(check, seconds: float = 15.0, every: float = 0.2):
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(every)
 
 
 def settles(api, message_id: str, seconds: float = 15.0) -> dict:

@@ -25,7 +25,7 @@ from devstack.pipeline import SIMULATOR_SUCCESS
 from devstack.receiver import Receiver
 from devstack.server import REGION, LocalStack
 
-from .localhttp import Http
+from .localhttp import Http, wait_for
 
 OURS = resources.ORIGINATION_NUMBER
 OTHER_OK = sorted(SIMULATOR_SUCCESS)[0]
@@ -56,16 +56,6 @@ def client(stack, service):
 
 def outbox(aws) -> list[dict]:
     return aws.call("GET", "/_outbox")[2]
-
-
-def wait_for(check, seconds: float = 30.0, every: float = 0.2):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    return None
 
 
 def reply(aws, origination: str, body: str, **extra) -> dict:

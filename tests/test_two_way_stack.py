@@ -388,21 +388,6 @@ def test_every_stage_may_check_and_record_opt_outs_and_only_those(template, mms_
 
 # -- the grants against the code: every opt-out and reply call, recorded --------------------------------
 
-@pytest.fixture
-def calls(monkeypatch):
-    """Every AWS call the app makes: (IAM service prefix, operation, parameters)."""
-    from botocore.client import BaseClient
-
-    made, original = [], BaseClient._make_api_call
-
-    def recording(self, operation, params):
-        made.append((self.meta.service_model.signing_name, operation, params))
-        return original(self, operation, params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
-    return made
-
-
 def dynamodb_uses(made, tables: dict[str, str]) -> set[tuple[str, str, str]]:
     """(table kind, IAM action, partition key) of each DynamoDB call (a transaction item by item, as
     IAM authorizes it; a batch read key by key)."""

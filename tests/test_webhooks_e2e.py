@@ -23,7 +23,7 @@ from devstack.pipeline import SIMULATOR_FAILURE, SIMULATOR_SUCCESS
 from devstack.receiver import HANG, Receiver
 from devstack.server import REGION, LocalStack
 
-from .localhttp import Http
+from .localhttp import Http, wait_for
 
 SUCCESS, FAILURE = sorted(SIMULATOR_SUCCESS)[0], sorted(SIMULATOR_FAILURE)[0]  # US: delivered, failed
 DELIVERY_TIMEOUT = 10.0  # the delivery function's limit on one POST (the contract: a 2xx within 10 s)
@@ -97,16 +97,6 @@ def attempts(api: Http, endpoint_id: str) -> list[dict]:
     status, _, body = api.call("GET", f"/webhooks/{endpoint_id}/deliveries")
     assert status == 200, body
     return body["deliveries"]
-
-
-def wait_for(check, seconds: float = 20.0, every: float = 0.2):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    return None
 
 
 def _waiting(stack) -> int:

@@ -342,21 +342,6 @@ def receiver():
     running.close()
 
 
-@pytest.fixture
-def calls(monkeypatch):
-    """Every AWS call the app makes: (IAM service prefix, operation, parameters)."""
-    from botocore.client import BaseClient
-
-    made, original = [], BaseClient._make_api_call
-
-    def recording(self, operation, params):
-        made.append((self.meta.service_model.signing_name, operation, params))
-        return original(self, operation, params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
-    return made
-
-
 def iam_action(prefix: str, operation: str) -> str:
     """The IAM action a call needs: its own name, or for a batch operation the Service Authorization
     Reference does not list (SendMessageBatch), the action it is authorized as (sqs:SendMessage)."""

@@ -72,7 +72,7 @@ def _timestamp(value) -> str:
         raise Unreadable("the notification's Timestamp is not ISO 8601") from None
     if at.tzinfo is None:
         at = at.replace(tzinfo=timezone.utc)
-    return at.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return store.now_iso(at)
 
 
 def parse(sqs_record: dict, settings: Settings) -> dict:

@@ -196,8 +196,7 @@ def record_keyword(number: str, action: str, at: str, settings: Settings) -> boo
 def _too_soon(last: str, by: str) -> Conflict:
     last_at = datetime.fromisoformat(last.replace("Z", "+00:00"))
     allowed = last_at + OPT_IN_INTERVAL
-    next_at = store.now_iso() if allowed <= datetime.now(timezone.utc) else \
-        allowed.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    next_at = store.now_iso(max(allowed, datetime.now(timezone.utc)))
     wait = max(1, int((allowed - datetime.now(timezone.utc)).total_seconds()))
     return Conflict("OptInTooSoon", f"This number was opted in through the API at {last}; {by} allows one opt-in "
                                     f"per number every 30 days, so the next can be at {next_at} or later.",
@@ -223,8 +222,7 @@ def _from_eum(entry: dict) -> dict:
     number = entry["OptedOutNumber"]
     stamp = entry.get("OptedOutTimestamp")
     return {"number": number if number.startswith("+") else "+" + number,
-            "optedOutAt": stamp.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            if isinstance(stamp, datetime) else None,
+            "optedOutAt": store.now_iso(stamp) if isinstance(stamp, datetime) else None,
             "source": RECIPIENT if entry.get("EndUserOptedOut") else API}
 
 

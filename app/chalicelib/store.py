@@ -56,8 +56,10 @@ PUBLIC_FIELDS = (
 )
 
 
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def now_iso(at: datetime | None = None) -> str:
+    """``at`` (default: now) as the API writes times: UTC, milliseconds, ``Z``."""
+    at = (at or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 _SERIALIZER = TypeSerializer()
@@ -71,6 +73,8 @@ def _storable(value):
         return Decimal(repr(value))
     if isinstance(value, dict):
         return {k: _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
     return value
 
 
@@ -80,23 +84,26 @@ def _plain(value):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
     return value
 
 
-def _encode(value) -> dict:
+def encode(value) -> dict:
+    """One value as a DynamoDB attribute value."""
     return _SERIALIZER.serialize(_storable(value))
 
 
-def _decode(attr: dict):
+def decode(attr: dict):
     return _plain(_DESERIALIZER.deserialize(attr))
 
 
 def to_item(record: dict) -> dict:
-    return {k: _encode(v) for k, v in record.items()}
+    return {k: encode(v) for k, v in record.items()}
 
 
 def from_item(item: dict) -> dict:
-    return {k: _decode(v) for k, v in item.items()}
+    return {k: decode(v) for k, v in item.items()}
 
 
 def shard_of(message_id: str) -> int:
@@ -193,15 +200,15 @@ def _update_checked(message_id: str, status: str, fields: dict, condition: str, 
     ``shown``: also set the status the API shows (projected into the batch index). Leave it out
     when no state the condition admits can show differently, so the write leaves the index alone."""
     names = {"#status": "status", "#updatedAt": "updatedAt", **names}
-    values = {":status": _encode(status), ":updatedAt": _encode(now_iso()), **values}
+    values = {":status": encode(status), ":updatedAt": encode(now_iso()), **values}
     sets = ["#status = :status", "#updatedAt = :updatedAt"]
     if shown:
         names["#shown"] = schema.MESSAGES_SHOWN
-        values[":shown"] = _encode(shown_status(status))
+        values[":shown"] = encode(shown_status(status))
         sets.append("#shown = :shown")
     for i, (name, value) in enumerate(fields.items()):
         names[f"#f{i}"] = name
-        values[f":f{i}"] = _encode(value)
+        values[f":f{i}"] = encode(value)
         sets.append(f"#f{i} = :f{i}")
     client = aws.client("dynamodb")
     try:
@@ -227,7 +234,7 @@ def transition(message_id: str, status: str, *, expect: tuple[str, ...] = (QUEUE
     The status the API shows is written only when it can change (not by the worker's claim,
     ``queued -> sending``: both show as ``queued``), so such a write does not touch the batch index.
     """
-    allowed = {f":e{i}": _encode(state) for i, state in enumerate(expect)}
+    allowed = {f":e{i}": encode(state) for i, state in enumerate(expect)}
     shown = any(shown_status(state) != shown_status(status) for state in expect)
     return _update_checked(message_id, status, fields, f"#status IN ({', '.join(allowed)})", {}, allowed,
                            shown=shown)[0]
@@ -252,14 +259,14 @@ def settle_checked(message_id: str, status: str, at_ms: int, *, provider_id: str
     none yet (the receipt can overtake the write that records it), and keeps it.
     """
     names = {"#id": schema.MESSAGES_KEY, "#statusAt": "statusAt"}
-    values = {":at": _encode(at_ms), ":queued": _encode(QUEUED), ":sending": _encode(SENDING),
-              ":sent": _encode(SENT), ":validated": _encode(VALIDATED), ":received": _encode(RECEIVED)}
+    values = {":at": encode(at_ms), ":queued": encode(QUEUED), ":sending": encode(SENDING),
+              ":sent": encode(SENT), ":validated": encode(VALIDATED), ":received": encode(RECEIVED)}
     condition = ("attribute_exists(#id) AND NOT (#status IN (:validated, :received)) "
                  "AND (#status IN (:queued, :sending, :sent) "
                  "OR attribute_not_exists(#statusAt) OR #statusAt < :at)")
     if provider_id is not None:
         names["#pid"] = schema.MESSAGES_PROVIDER_KEY
-        values[":pid"] = _encode(provider_id)
+        values[":pid"] = encode(provider_id)
         condition += " AND (attribute_not_exists(#pid) OR #pid = :pid)"
         fields = {**fields, schema.MESSAGES_PROVIDER_KEY: provider_id}
     return _update_checked(message_id, status, {"statusAt": at_ms, **fields}, condition, names, values, shown=True)
@@ -332,11 +339,11 @@ def reserve_recipient(to: str, gap_seconds: float = 1.0) -> float:
     try:
         client.put_item(
             TableName=table,
-            Item={**key, "nextAt": _encode(round(now + gap_seconds, 3)),
-                  schema.IDEMPOTENCY_TTL: _encode(int(now) + 3600)},
+            Item={**key, "nextAt": encode(round(now + gap_seconds, 3)),
+                  schema.IDEMPOTENCY_TTL: encode(int(now) + 3600)},
             ConditionExpression="attribute_not_exists(#id) OR nextAt <= :now",
             ExpressionAttributeNames={"#id": schema.IDEMPOTENCY_KEY},
-            ExpressionAttributeValues={":now": _encode(round(now, 3))},
+            ExpressionAttributeValues={":now": encode(round(now, 3))},
         )
         return 0.0
     except client.exceptions.ConditionalCheckFailedException:

@@ -19,12 +19,13 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import Binary
 
 from . import aws, netguard, schema, store
 from .errors import InvalidRequest, NotConfigured, NotFound, Throttled, aws_errors
 from .log import logger
 from .settings import Settings
+from .store import from_item, now_iso, to_item  # one conversion and one time format for every table
 
 # The statuses that make an event: every change of the shown status after ``queued``, except a dry
 # run's ``validated``; and a reply stored (``received``, issue 14).
@@ -37,27 +38,11 @@ MAX_SECRETS = 5  # the newest and up to four earlier ones still in force
 DELIVERIES_LIMIT = 50  # GET /webhooks/{id}/deliveries without ?limit=
 ENDPOINT_PREFIX = "wh_"
 
-_serializer, _deserializer = TypeSerializer(), TypeDeserializer()
-
-
 def configured(settings: Settings) -> Settings:
     if not (settings.webhooks_table and settings.webhook_queue_url and settings.webhook_key_id):
         raise NotConfigured("WebhooksNotConfigured", "This stage has no webhooks (WEBHOOKS_TABLE, WEBHOOK_QUEUE_URL "
                             "and WEBHOOK_KEY_ID).")
     return settings
-
-
-def now_iso(at: datetime | None = None) -> str:
-    at = at or datetime.now(timezone.utc)
-    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def to_item(record: dict) -> dict:
-    return {name: _serializer.serialize(value) for name, value in record.items()}
-
-
-def from_item(item: dict) -> dict:
-    return {name: _deserializer.deserialize(value) for name, value in item.items()}
 
 
 # -- endpoints ---------------------------------------------------------------------------------
@@ -257,7 +242,7 @@ def rotate(webhook_id: str, settings: Settings) -> tuple[dict, str]:
                 UpdateExpression="SET #secrets = :secrets, #version = :next",
                 ConditionExpression="attribute_exists(#sk) AND (attribute_not_exists(#version) OR #version = :version)",
                 ExpressionAttributeNames={"#secrets": "secrets", "#version": "version", "#sk": schema.WEBHOOKS_SORT},
-                ExpressionAttributeValues={":secrets": _serializer.serialize([fresh, *kept][:MAX_SECRETS]),
+                ExpressionAttributeValues={":secrets": store.encode([fresh, *kept][:MAX_SECRETS]),
                                            ":version": {"N": str(version)}, ":next": {"N": str(version + 1)}})
         except client.exceptions.ConditionalCheckFailedException:
             continue  # deleted (the next look-up says 404) or rotated meanwhile: again, on top of that one
