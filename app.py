@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""CDK entry point (cdk.json: "app": "python3 app.py"). Choose a stage with ``-c stage=NAME``."""
+"""CDK entry point (cdk.json: "app": "python3 app.py"). Choose a stage with ``-c stage=NAME``: one of the
+``stages`` context (cdk.json's, or a ``-c stages=…``); any other is refused before anything is packaged."""
 import os
 import shutil
+import sys
 
 # The machine's Node.js works with jsii; its end-of-life banner is noise on every synth.
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
@@ -9,7 +11,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 import aws_cdk as cdk  # noqa: E402
 
 from infra import nag  # noqa: E402
-from infra.config import StageConfig, stack_name  # noqa: E402
+from infra.config import StageConfig, StageConfigError, stack_name  # noqa: E402
 from infra.stack import SenderStack  # noqa: E402
 
 
@@ -24,7 +26,10 @@ def build(app: cdk.App) -> SenderStack:
 def main() -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("CDK_DEFAULT_REGION", "us-east-1"))
     app = cdk.App()
-    build(app)
+    try:
+        build(app)
+    except StageConfigError as err:  # one line that says what to fix, not a traceback
+        sys.exit(f"{err}")
     nag.add_checks(app)  # an unacknowledged cdk-nag finding fails the synth
     try:
         app.synth()

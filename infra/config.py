@@ -35,6 +35,40 @@ class StageConfigError(ValueError):
     pass
 
 
+class UnknownStage(StageConfigError):
+    """A stage that the ``stages`` settings do not name: refused, since it would otherwise build or run on
+    defaults (every country allowed, no spend limit)."""
+
+
+# Where the CDK app's stages come from: the CDK CLI passes cdk.json's ``context`` (under any ``-c``) to the
+# app in CDK_CONTEXT_JSON, and a ``-c stages=…`` replaces cdk.json's ``stages`` as a whole.
+CONTEXT_STAGES = "the stages context (context.stages of cdk.json, or -c stages=…)"
+
+
+def stages_from(value, where: str) -> dict[str, dict]:
+    """The ``stages`` settings as a dict of stage name to settings. From cdk.json they are a JSON object; a
+    ``-c stages=…`` reaches the app as the JSON text (the CDK CLI passes every ``-c`` value as a string)."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as err:
+            raise StageConfigError(f"the stages in {where} are not JSON: {err}") from None
+    if not isinstance(value, dict) or not all(isinstance(name, str) and isinstance(settings, dict)
+                                              for name, settings in value.items()):
+        raise StageConfigError(f"the stages in {where} must be a JSON object of stage settings, like "
+                               f'{{"dev": {{"smsProvider": "sns"}}}}')
+    return value
+
+
+def settings_of(stage, stages: dict[str, dict], where: str) -> dict:
+    """``stage``'s settings in ``stages``; a stage they do not name is refused, naming the ones there are."""
+    if not isinstance(stage, str) or stage not in stages:
+        raise UnknownStage(f"stage {stage!r} is not in {where}; the stages are: {', '.join(sorted(stages)) or 'none'}")
+    return stages[stage]
+
+
 class Keyword(NamedTuple):
     """One ``PutKeyword``: a word a recipient texts, the answer, and what End User Messaging does."""
     keyword: str
@@ -51,6 +85,15 @@ def put_keyword_model() -> dict:
     shape = botocore.session.get_session().get_service_model("pinpoint-sms-voice-v2") \
         .operation_model("PutKeyword").input_shape
     return {name: dict(member.metadata) for name, member in shape.members.items()}
+
+
+def cdk_json_settings(stage: str, path: str | Path) -> tuple[dict, dict]:
+    """``stage``'s raw settings in the ``cdk.json`` at ``path`` (``context.stages.<stage>``), and that file's
+    whole ``context``, for what runs outside the CDK app (preflight, smoke, the local stack). A stage the file
+    does not name is refused (``UnknownStage``), naming the ones it has."""
+    context = json.loads(Path(path).read_text()).get("context", {})
+    where = f"{Path(path).name} (context.stages)"
+    return settings_of(stage, stages_from(context.get("stages"), where), where), context
 
 
 @dataclass(frozen=True)
@@ -118,18 +161,18 @@ class StageConfig:
 
     @classmethod
     def from_context(cls, node) -> "StageConfig":
+        """The stage ``-c stage=NAME`` names (default dev), with its settings from the ``stages`` context.
+        A stage that context does not name is refused (``UnknownStage``), since a typo would otherwise
+        build a stack on defaults."""
         stage = node.try_get_context("stage") or "dev"
-        stages = node.try_get_context("stages") or {}
-        return cls.from_dict(stage, stages.get(stage, {}))
+        stages = stages_from(node.try_get_context("stages"), CONTEXT_STAGES)
+        return cls.from_dict(stage, settings_of(stage, stages, CONTEXT_STAGES))
 
     @classmethod
     def from_cdk_json(cls, stage: str, path: str | Path) -> "StageConfig":
         """A stage as ``cdk.json`` (at ``path``) has it, outside any CDK app (the local stack reads it so).
-        A stage that ``cdk.json`` does not name is refused, since a typo would otherwise run on defaults."""
-        stages = json.loads(Path(path).read_text()).get("context", {}).get("stages") or {}
-        if stage not in stages:
-            raise StageConfigError(f"stage {stage!r} is not in {Path(path).name} (stages: {', '.join(sorted(stages))})")
-        return cls.from_dict(stage, stages[stage])
+        A stage that ``cdk.json`` does not name is refused (``UnknownStage``), as in the CDK app."""
+        return cls.from_dict(stage, cdk_json_settings(stage, path)[0])
 
     def app_environment(self, *, media_bucket: str, messages_table: str, idempotency_table: str,
                         batch_queue_url: str, max_receives: int, worker_concurrency: int,

@@ -5,13 +5,14 @@ and gives the exit status. Nothing here prints a credential, a full phone number
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
+
+from infra.config import cdk_json_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,9 +50,15 @@ def report(results: Iterable[Result], out=None) -> int:
 
 
 def stage_settings(stage: str, cdk_json: Path = ROOT / "cdk.json") -> tuple[dict, dict]:
-    """The stage's raw settings from cdk.json (context.stages.<stage>) and the whole context."""
-    context = json.loads(cdk_json.read_text()).get("context", {})
-    return context.get("stages", {}).get(stage, {}), context
+    """The stage's raw settings from cdk.json (context.stages.<stage>) and the whole context. A stage cdk.json
+    does not name raises ``infra.config.UnknownStage``, naming the stages it has."""
+    return cdk_json_settings(stage, cdk_json)
+
+
+def refuse(prog: str, err: Exception) -> int:
+    """One line on stderr for a run that cannot start (an unknown stage, say), and the exit status 2."""
+    print(f"{prog}: {err}", file=sys.stderr, flush=True)
+    return 2
 
 
 def region(session) -> str | None:

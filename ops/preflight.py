@@ -16,8 +16,8 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from infra.config import StageConfig, StageConfigError, stack_name
-from ops import (FAIL, OK, SKIP, WARN, Result, aws_error, check_endpoint, error_code, mask, region, report,
-                 stage_settings)
+from ops import (FAIL, OK, SKIP, WARN, Result, aws_error, check_endpoint, error_code, mask, refuse, region,
+                 report, stage_settings)
 
 # Regions whose End User Messaging SMS offers the SMS/MMS channel. Source: AWS End User Messaging SMS User Guide,
 # "What is AWS End User Messaging SMS?", Regional availability table (rows with "Supports SMS/MMS channel: Yes"),
@@ -401,7 +401,10 @@ def main(argv: list[str] | None = None, session=None, out=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops.preflight", description=__doc__.splitlines()[0])
     parser.add_argument("--stage", default="dev", help="a stage under context.stages in cdk.json (default dev)")
     args = parser.parse_args(argv)
-    raw, context = stage_settings(args.stage)
+    try:
+        raw, context = stage_settings(args.stage)
+    except StageConfigError as err:  # an unknown stage: no check runs, no AWS call is made
+        return refuse(parser.prog, err)
     return report(run(args.stage, raw, context, session or boto3.Session()), out)
 
 

@@ -25,7 +25,8 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.config import StageConfig, StageConfigError, stack_name
-from ops import FAIL, OK, ROOT, SKIP, WARN, Result, aws_error, check_endpoint, mask, region, report, stage_settings
+from ops import (FAIL, OK, ROOT, SKIP, WARN, Result, aws_error, check_endpoint, mask, refuse, region, report,
+                 stage_settings)
 
 # Destination simulator numbers that report success: messages to them stay inside End User Messaging and never
 # reach a carrier. Source: AWS End User Messaging SMS User Guide, "Simulator phone numbers",
@@ -327,7 +328,10 @@ def main(argv: list[str] | None = None, session=None, out=None) -> int:
                         help="also send one real SMS (charged) to AWS's success simulator and wait for its receipt")
     parser.add_argument("--outputs", type=Path, help="the outputs file (default cdk-outputs-<stage>.json)")
     args = parser.parse_args(argv)
-    raw, _ = stage_settings(args.stage)
+    try:
+        raw, _ = stage_settings(args.stage)
+    except StageConfigError as err:  # an unknown stage: no check runs, no AWS call is made
+        return refuse(parser.prog, err)
     outputs = args.outputs or ROOT / f"cdk-outputs-{args.stage}.json"
     return report(run(args.stage, raw, outputs, session or boto3.Session(), paid=args.paid), out)
 
