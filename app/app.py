@@ -2,9 +2,14 @@
 The logic lives in chalicelib/."""
 from chalice import Chalice, Response
 
-from chalicelib import batches, console, idempotency, media, messages, openapi, optouts, validation, webhooks
-from chalicelib.settings import get_settings
-from chalicelib.web import contract_errors, handled, json_body
+from chalicelib import openapi
+from chalicelib.console import page as console
+from chalicelib.core import inputs
+from chalicelib.core.settings import get_settings
+from chalicelib.core.web import contract_errors, handled, json_body
+from chalicelib.replies import optouts
+from chalicelib.sending import batches, idempotency, media, messages, validation
+from chalicelib.webhooks import endpoints as webhooks
 
 app = Chalice(app_name="sms-sender")
 # Send routes accept any body type: the body is parsed as JSON whatever curl labels it.
@@ -112,14 +117,14 @@ def get_message(message_id):
 @handled(app)
 def list_messages():
     query = app.current_request.query_params or {}
-    return 200, messages.page(validation.limit(query.get("limit")), query.get("next"), query.get("direction")), {}
+    return 200, messages.page(inputs.limit(query.get("limit")), query.get("next"), query.get("direction")), {}
 
 
 @app.route("/opt-outs", methods=["GET"], **protected)
 @handled(app)
 def list_opt_outs():
     query = app.current_request.query_params or {}
-    return 200, optouts.listing(validation.limit(query.get("limit")), query.get("next"), get_settings()), {}
+    return 200, optouts.listing(inputs.limit(query.get("limit")), query.get("next"), get_settings()), {}
 
 
 @app.route("/opt-outs/{number}", methods=["GET"], **protected)
@@ -206,14 +211,14 @@ def rotate_webhook_secret(webhook_id):
 @handled(app)
 def list_webhook_deliveries(webhook_id):
     query = app.current_request.query_params or {}
-    limit = validation.limit(query.get("limit"), default=webhooks.DELIVERIES_LIMIT)
+    limit = inputs.limit(query.get("limit"), default=webhooks.DELIVERIES_LIMIT)
     return 200, webhooks.deliveries(webhook_id, limit, get_settings()), {}
 
 
 # Wired by the CDK stack: an SQS event source on the batch queue (partial batch failures on).
 @app.lambda_function(name="batch_worker")
 def batch_worker(event, context):
-    from chalicelib import worker  # loaded by this function only, not on the API's cold start
+    from chalicelib.sending import worker  # loaded by this function only, not on the API's cold start
 
     return worker.handle(event, context)
 
@@ -222,27 +227,31 @@ def batch_worker(event, context):
 # End User Messaging event log group.
 @app.lambda_function(name="status_ingest")
 def status_ingest(event, context):
-    from chalicelib import status  # loaded by this function only, not on the API's cold start
+    from chalicelib.status import ingest  # loaded by this function only, not on the API's cold start
 
-    return status.ingest(event)
+    return ingest.ingest(event)
 
 
 # Wired by the CDK stack: the messages table's stream (new and old images).
 @app.lambda_function(name="webhook_fanout")
 def webhook_fanout(event, context):
-    return webhooks.fanout(event, context)  # its body (webhook_events) is loaded by this function only
+    from chalicelib.webhooks import events  # loaded by this function only, not on the API's cold start
+
+    return events.fanout(event, context)
 
 
 # Wired by the CDK stack: an SQS event source on the webhook delivery queue (partial batch failures on).
 @app.lambda_function(name="webhook_delivery")
 def webhook_delivery(event, context):
-    return webhooks.deliver_batch(event, context)  # its body (webhook_delivery) is loaded here only
+    from chalicelib.webhooks import delivery  # loaded by this function only, not on the API's cold start
+
+    return delivery.deliver_batch(event, context)
 
 
 # Wired by the CDK stack on two-way stages: an SQS event source on the inbound queue (partial batch
 # failures on); a stage without two-way has no such function.
 @app.lambda_function(name="inbound_reply")
 def inbound_reply(event, context):
-    from chalicelib import inbound  # loaded by this function only, not on the API's cold start
+    from chalicelib.replies import inbound  # loaded by this function only, not on the API's cold start
 
     return inbound.handle(event, context)

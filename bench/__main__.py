@@ -47,7 +47,7 @@ def per_send_cpu(sends: int = 200) -> tuple[float, float]:
 
         module = appload.load()
         from chalice.test import Client
-        from chalicelib import aws
+        from chalicelib.core import aws
 
         aws.reset()
         ddb, sns = aws.client("dynamodb"), aws.client("sns")
@@ -94,7 +94,7 @@ import sys, time
 t = time.perf_counter()
 sys.path.insert(0, {str(ROOT / "app")!r})  # as Lambda does: the package root is app/, the handler app.app
 import app
-from chalicelib import aws
+from chalicelib.core import aws
 for name in {CLIENTS!r}:
     aws.client(name)
 print(time.perf_counter() - t)

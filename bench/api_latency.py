@@ -60,8 +60,10 @@ def serve(ready_file: str) -> None:
 
     module = appload.load()
     app = module.app
-    from chalicelib import aws, messages, store
-    from chalicelib.validation import Outbound
+    from chalicelib.core import aws
+    from chalicelib.sending import messages
+    from chalicelib.core import store
+    from chalicelib.sending.validation import Outbound
 
     @app.route("/_bench/bare", methods=["GET"])
     def bare():

@@ -59,7 +59,10 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "app"))
-from chalicelib import pacing, schema, store, worker  # noqa: E402
+from chalicelib.sending import pacing  # noqa: E402
+from chalicelib.core import schema
+from chalicelib.core import store
+from chalicelib.sending import worker
 
 DOCS = ROOT / "tests" / "aws_docs"
 

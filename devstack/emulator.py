@@ -39,8 +39,8 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request, Response
 
 from . import appload  # noqa: F401  (puts app/ on the path)
-from chalicelib.segments import segment  # noqa: E402
-from chalicelib.worker import TokenBucket  # noqa: E402
+from chalicelib.core.segments import segment  # noqa: E402
+from chalicelib.sending.worker import TokenBucket  # noqa: E402
 from .sms_voice import TARGET_PREFIX, ApiError, SmsVoiceStandIn, respond
 
 ACCOUNT = DEFAULT_ACCOUNT_ID

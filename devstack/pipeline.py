@@ -3,7 +3,7 @@
 - ``SqsEventSource`` plays an SQS event source mapping: it polls a queue, invokes a function with
   up to 10 records, deletes the records the function did not report in ``batchItemFailures``, and
   leaves everything when an invocation fails or dies (tests kill one on purpose). ``QueueRunner`` is
-  the batch queue's, for the real worker (``chalicelib.worker.handle``; it dies before it claims a
+  the batch queue's, for the real worker (``chalicelib.sending.worker.handle``; it dies before it claims a
   message, or just after the provider accepted one); the webhook delivery queue's invokes the real
   ``webhook_delivery`` function, whose retries set the messages' visibility timeouts; the inbound
   queue's (replies, which the inbound SNS topic feeds) invokes the real ``inbound_reply`` function.
@@ -88,7 +88,7 @@ _patch_lock = threading.Lock()
 def _install_send_hook() -> None:
     """Wrap the provider calls once per process; a wrapper acts only on a thread whose invocation
     is marked to die (``_local.dies``), every other caller goes straight through."""
-    from chalicelib import providers
+    from chalicelib.sending import providers
 
     with _patch_lock:
         if _patched:
@@ -110,7 +110,7 @@ def _install_send_hook() -> None:
 
 
 def _remove_send_hook() -> None:
-    from chalicelib import providers
+    from chalicelib.sending import providers
 
     with _patch_lock:
         for name, original in _patched.items():
@@ -258,12 +258,12 @@ def _b64(value):
 
 
 class QueueRunner(SqsEventSource):
-    """The batch queue's event source for the batch worker (``chalicelib.worker.handle``): as many
+    """The batch queue's event source for the batch worker (``chalicelib.sending.worker.handle``): as many
     instances as ``WORKER_CONCURRENCY``, each with its own handle on the stage's send schedule, as
     each Lambda instance has its own (``worker.schedule()``)."""
 
     def __init__(self, *, sqs, queue_url, settings, function_timeout: float = 30.0):
-        from chalicelib import worker
+        from chalicelib.sending import worker
 
         super().__init__(sqs=sqs, queue_url=queue_url, instances=settings.worker_concurrency,
                          function_timeout=function_timeout, name="batch-worker")
@@ -575,7 +575,7 @@ class Receipts:
                     self.failed.append(event)
 
     def _deliver(self, sends: list[tuple[dict, str, dict | None]]) -> None:
-        from chalicelib.segments import segment
+        from chalicelib.core.segments import segment
 
         if not sends:
             return

@@ -10,7 +10,7 @@ import json
 import boto3
 
 from . import appload  # noqa: F401
-from chalicelib import schema
+from chalicelib.core import schema
 
 STAGE = "local"
 PREFIX = f"sms-sender-{STAGE}"

@@ -100,7 +100,7 @@ class AppRequestHandler(ChaliceRequestHandler):
     do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
 
     def log_message(self, format: str, *args) -> None:
-        from chalicelib.phone import scrub
+        from chalicelib.core.phone import scrub
 
         # Decoded first, so that %2B-encoded numbers are masked too; control characters escaped after, so
         # that a %0D%0A in a path cannot forge a log line.
@@ -171,8 +171,8 @@ class LocalStack:
 
         module = appload.load()
         from chalice.config import Config
-        from chalicelib import aws
-        from chalicelib.settings import get_settings
+        from chalicelib.core import aws
+        from chalicelib.core.settings import get_settings
 
         aws.reset()
         # Chalice's local server changes the app object's class; put it back on stop, so that
@@ -227,7 +227,7 @@ class LocalStack:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        from chalicelib import aws
+        from chalicelib.core import aws
 
         aws.reset()
 

@@ -42,7 +42,7 @@ import phonenumbers
 from botocore.validate import ParamValidator
 
 from . import appload  # noqa: F401  (puts chalicelib on the path)
-from chalicelib.media import MAX_BYTES  # the documented MMS limits, one table for app and stand-in
+from chalicelib.sending.media import MAX_BYTES  # the documented MMS limits, one table for app and stand-in
 
 SERVICE = "pinpoint-sms-voice-v2"
 TARGET_PREFIX = "PinpointSMSVoiceV2."

@@ -9,7 +9,7 @@ from __future__ import annotations
 from apppath import ROOT
 from infra.config import StageConfig, StageConfigError  # plain Python: infra/config.py imports no CDK
 
-from chalicelib import countries
+from chalicelib.sending import countries
 
 CDK_JSON = ROOT / "cdk.json"
 DEFAULT_STAGE = "dev"

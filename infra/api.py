@@ -15,9 +15,9 @@ from chalice.cdk import Chalice
 from constructs import Construct
 
 from apppath import APP_DIR  # also puts app/ on the path for chalicelib
-from chalicelib import countries  # which countries take sender ids
-from chalicelib import schema  # table keys shared with the app and the local stack
-from chalicelib import worker as pacing  # how many worker instances a maxMps takes
+from chalicelib.sending import countries  # which countries take sender ids
+from chalicelib.core import schema  # table keys shared with the app and the local stack
+from chalicelib.sending import worker as pacing  # how many worker instances a maxMps takes
 
 from . import nag
 from .config import StageConfig

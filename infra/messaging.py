@@ -8,7 +8,7 @@ from aws_cdk import aws_smsvoice as smsvoice
 from constructs import Construct
 
 import apppath  # noqa: F401  (puts app/ on the path for chalicelib)
-from chalicelib import countries  # End User Messaging's own supported-country lists (a dated data file)
+from chalicelib.sending import countries  # End User Messaging's own supported-country lists (a dated data file)
 
 from .config import StageConfig, StageConfigError
 from .delivery_logging import log_group_arn

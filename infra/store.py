@@ -6,7 +6,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
 import apppath  # noqa: F401  (puts app/ on the path for chalicelib)
-from chalicelib import schema  # table keys shared with the app and the local stack
+from chalicelib.core import schema  # table keys shared with the app and the local stack
 
 from .config import StageConfig
 

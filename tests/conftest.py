@@ -21,7 +21,7 @@ from devstack import appload, resources
 REGION = "us-east-1"
 sender = appload.load()
 
-from chalicelib import aws  # noqa: E402  (importable once appload has set the path)
+from chalicelib.core import aws  # noqa: E402  (importable once appload has set the path)
 
 FAKE_ENV = {
     # moto's fake credentials; no real key is ever used by the tests.

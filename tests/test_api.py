@@ -10,7 +10,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 
 from tests.conftest import REGION, body_of, post
-from chalicelib import store
+from chalicelib.core import store
 
 TO = "+14255550123"
 
@@ -67,7 +67,7 @@ def test_national_number_with_country(client):
 
 def test_sms_voice_provider_uses_send_text_message(client, aws_env):
     aws_env(SMS_PROVIDER="sms-voice")
-    from chalicelib import aws
+    from chalicelib.core import aws
     from botocore.stub import Stubber
 
     with Stubber(aws.client("pinpoint-sms-voice-v2")) as stub:
@@ -222,7 +222,7 @@ def test_crash_between_the_writes_leaves_a_record(client, monkeypatch):
 
 
 def test_logs_never_hold_a_full_phone_number(client, sns_stub):
-    from chalicelib.log import logger
+    from chalicelib.core.log import logger
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

@@ -85,8 +85,8 @@ def test_the_same_idempotency_key_does_not_enqueue_twice(client):
 
 
 def test_the_worker_sends_each_message_once_even_when_sqs_delivers_it_again(client):
-    from chalicelib import worker
-    from chalicelib.settings import get_settings
+    from chalicelib.sending import worker
+    from chalicelib.core.settings import get_settings
 
     batch = body_of(post(client, "/batches", {"messages": [
         {"to": f"+1415555010{i}", "body": f"m{i}"} for i in range(3)]}))
@@ -104,8 +104,8 @@ def test_the_worker_sends_each_message_once_even_when_sqs_delivers_it_again(clie
 
 
 def test_a_throttled_message_goes_back_to_the_queue_and_fails_on_its_last_receive(client, sns_stub):
-    from chalicelib import worker
-    from chalicelib.settings import get_settings
+    from chalicelib.sending import worker
+    from chalicelib.core.settings import get_settings
 
     message = body_of(post(client, "/batches", {"messages": [{"to": "+14155550100", "body": "hi"}]}))
     sqs_messages = queued_messages()
@@ -128,8 +128,9 @@ def test_a_throttled_message_goes_back_to_the_queue_and_fails_on_its_last_receiv
 def test_a_message_claimed_by_a_worker_that_died_is_never_sent_again(client, sns_stub):
     import time
 
-    from chalicelib import store, worker
-    from chalicelib.settings import get_settings
+    from chalicelib.core import store
+    from chalicelib.sending import worker
+    from chalicelib.core.settings import get_settings
 
     post(client, "/batches", {"messages": [{"to": "+14155550100", "body": "hi"}]})
     event = as_event(queued_messages())
@@ -147,8 +148,8 @@ def test_a_message_claimed_by_a_worker_that_died_is_never_sent_again(client, sns
 
 
 def test_a_worker_near_its_timeout_hands_the_rest_back(client):
-    from chalicelib import worker
-    from chalicelib.settings import get_settings
+    from chalicelib.sending import worker
+    from chalicelib.core.settings import get_settings
 
     post(client, "/batches", {"messages": [{"to": f"+1415555010{i}", "body": "x"} for i in range(2)]})
     event = as_event(queued_messages())
@@ -162,7 +163,7 @@ def test_a_worker_near_its_timeout_hands_the_rest_back(client):
 
 
 def test_one_recipient_gets_at_most_one_message_a_second(aws_env):
-    from chalicelib import store
+    from chalicelib.core import store
 
     assert store.reserve_recipient("+14155550100") == 0
     wait = store.reserve_recipient("+14155550100")
@@ -171,7 +172,7 @@ def test_one_recipient_gets_at_most_one_message_a_second(aws_env):
 
 
 def test_the_token_bucket_never_lets_more_parts_through_than_its_rate():
-    from chalicelib.worker import TokenBucket
+    from chalicelib.sending.worker import TokenBucket
 
     now = [0.0]
     bucket = TokenBucket(5, capacity=1, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
@@ -190,8 +191,8 @@ def test_the_token_bucket_never_lets_more_parts_through_than_its_rate():
 
 
 def test_a_message_the_worker_never_got_to_fails_on_its_last_receive(client):
-    from chalicelib import worker
-    from chalicelib.settings import get_settings
+    from chalicelib.sending import worker
+    from chalicelib.core.settings import get_settings
 
     post(client, "/batches", {"messages": [{"to": "+14155550100", "body": "x"}]})
     event = as_event(queued_messages())

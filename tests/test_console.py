@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from chalicelib import segments
+from chalicelib.core import segments
 from devstack import appload
 from devstack.server import LocalStack
 

@@ -14,7 +14,7 @@ import pytest
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
 from tests.conftest import sender  # noqa: F401  (sets the path for chalicelib)
-from chalicelib import countries
+from chalicelib.sending import countries
 
 DATA_FILE = Path(countries.__file__).with_name("countries.json")
 DATA = json.loads(DATA_FILE.read_text(encoding="utf-8"))

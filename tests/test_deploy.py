@@ -149,7 +149,7 @@ def test_sms_voice_spend_alarms_at_80_percent(sms_voice_template, metric):
 # 3. Protect configuration: End User Messaging's own country lists.
 
 def test_protect_rules_follow_end_user_messagings_own_country_lists(mms_template):
-    from chalicelib import countries
+    from chalicelib.sending import countries
 
     (protect,) = mms_template.find_resources("AWS::SMSVOICE::ProtectConfiguration").values()
     rules = protect["Properties"]["CountryRuleSet"]

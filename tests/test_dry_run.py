@@ -7,7 +7,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 
 from tests.conftest import REGION, body_of, post
-from chalicelib import aws
+from chalicelib.core import aws
 
 TO = "+14255550123"
 IDENTITY = "arn:aws:sms-voice:us-east-1:123456789012:phone-number/phone-abc"
@@ -99,7 +99,7 @@ def test_a_dry_run_under_an_idempotency_key_is_validated_once(client, eum):
 
 
 def test_a_receipt_never_settles_a_dry_run(client, eum):
-    from chalicelib import store
+    from chalicelib.core import store
 
     eum.add_response("send_text_message", {"MessageId": "dry-3"})
     message = body_of(post(client, "/sms", {"to": TO, "body": "hi", "dryRun": True}))

@@ -83,7 +83,7 @@ def test_provider_throttling_is_retried_then_surfaces_as_429(api, aws):
 
 def test_sms_voice_throttling_too(api, aws, stack, monkeypatch):
     monkeypatch.setenv("SMS_PROVIDER", "sms-voice")
-    from chalicelib import aws as clients
+    from chalicelib.core import aws as clients
 
     clients.reset()
     try:
@@ -166,7 +166,7 @@ def test_stand_in_validates_against_the_botocore_model(stack):
 @pytest.fixture
 def eum_stage(stack, monkeypatch):
     """The local stack's app on an ``sms-voice`` stage (SMS through the stand-in)."""
-    from chalicelib import aws as clients
+    from chalicelib.core import aws as clients
 
     def configure(**values):
         for name, value in {"SMS_PROVIDER": "sms-voice", **values}.items():

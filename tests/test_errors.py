@@ -3,7 +3,7 @@ import pytest
 from botocore.stub import Stubber
 
 from tests.conftest import body_of, post
-from chalicelib import aws
+from chalicelib.core import aws
 
 TO = "+14255550123"
 
@@ -135,7 +135,7 @@ def test_the_sandbox_error_says_how_to_verify(client, aws_env):
 def test_an_account_end_user_messaging_stopped_is_not_called_an_iam_denial(reason):
     from botocore.exceptions import ClientError
 
-    from chalicelib.errors import from_aws
+    from chalicelib.core.errors import from_aws
 
     err = from_aws(ClientError({"Error": {"Code": "AccessDeniedException", "Message": "denied"}, "Reason": reason},
                                "SendTextMessage"))

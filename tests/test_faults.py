@@ -93,7 +93,7 @@ def inject(aws, operation, **spec):
 def short_timeouts(monkeypatch):
     """The app's AWS clients with a 1 s read timeout (10 s deployed), so injected timeouts are quick."""
     from botocore.config import Config
-    from chalicelib import aws as clients
+    from chalicelib.core import aws as clients
 
     monkeypatch.setattr(clients, "Config", lambda **kw: Config(**{**kw, "read_timeout": READ_TIMEOUT}))
     clients.reset()
@@ -105,7 +105,7 @@ def short_timeouts(monkeypatch):
 @pytest.fixture
 def eum_stage(stack, monkeypatch):
     """The app on an ``sms-voice`` stage: SMS through the End User Messaging stand-in."""
-    from chalicelib import aws as clients
+    from chalicelib.core import aws as clients
 
     monkeypatch.setenv("SMS_PROVIDER", "sms-voice")
     clients.reset()

@@ -92,7 +92,7 @@ def stack():
     STARTED[0] = time.monotonic()
     with LocalStack(app_port=0, aws_port=0, settings={"PROVIDER_MAX_ATTEMPTS": "2"}) as running:
         # The media the dictionary names, so some MMS get through the preflight and are sent.
-        from chalicelib import aws
+        from chalicelib.core import aws
 
         aws.client("s3").put_object(Bucket=MEDIA_BUCKET, Key=MEDIA_KEY, Body=b"\x89PNG" + b"0" * 512,
                                     ContentType="image/png")

@@ -47,7 +47,7 @@ class Tripwire:
             raise AssertionError(f"hostile input reached AWS: {service}.{model.name}")
 
     def arm(self):
-        from chalicelib import aws
+        from chalicelib.core import aws
 
         for service in SERVICES:
             client = aws.client(service)
@@ -139,7 +139,7 @@ def test_the_deepest_valid_body_is_fine(client):
 
 
 def test_a_body_over_the_limit_is_refused_unread(client, no_aws):
-    from chalicelib.validation import MAX_REQUEST_BYTES
+    from chalicelib.core.inputs import MAX_REQUEST_BYTES
 
     raw = json.dumps({"to": US, "body": "x" * (MAX_REQUEST_BYTES + 1)})
     for path in ("/sms", "/batches"):
@@ -345,7 +345,7 @@ def test_numbers_that_can(client):
 
 
 def test_every_type_phonenumbers_knows_is_decided():
-    from chalicelib import phone
+    from chalicelib.core import phone
 
     types = {v for k, v in vars(T).items() if k.isupper()}
     assert types == set(phone.SENDABLE) | set(phone.REFUSED)
@@ -465,7 +465,7 @@ def test_huge_headers_are_ignored_not_500(client):
 
 
 def test_a_response_header_can_never_carry_a_line_break():
-    from chalicelib import web
+    from chalicelib.core import web
 
     response = web.json_response(201, {}, {"Location": "/messages/a\r\nX-Injected: 1\u00e9", "Retry-After": 1})
     assert response.headers["Location"] == "/messages/a%0D%0AX-Injected: 1%C3%A9"
@@ -605,7 +605,7 @@ def test_http_bombs_and_blank_bodies(stack, api, wire, outbox):
 
 
 def test_http_body_size_limits(stack, wire):
-    from chalicelib.validation import MAX_REQUEST_BYTES
+    from chalicelib.core.inputs import MAX_REQUEST_BYTES
 
     big = json.dumps({"to": US, "body": "x" * MAX_REQUEST_BYTES}).encode()
     status, _, body = raw_http(stack, raw_post("/sms", big))

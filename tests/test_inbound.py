@@ -15,9 +15,13 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 
 from tests.conftest import REGION, body_of, post
-from chalicelib import aws, inbound, messages, store, webhook_events
-from chalicelib.settings import get_settings
-from chalicelib.validation import Outbound
+from chalicelib.core import aws
+from chalicelib.replies import inbound
+from chalicelib.sending import messages
+from chalicelib.core import store
+from chalicelib.webhooks import events as webhook_events
+from chalicelib.core.settings import get_settings
+from chalicelib.sending.validation import Outbound
 
 DOC = json.loads((Path(__file__).parent / "events" / "sms-voice-two-way-payload.json").read_text())
 PAYLOAD, ENVELOPE = DOC["event"], DOC["envelope"]

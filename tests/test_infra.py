@@ -152,7 +152,7 @@ def test_each_role_has_only_the_actions_its_function_uses(template):
 
 
 def test_the_worker_drains_the_queue_with_partial_failures_and_bounded_concurrency(template, prod_template):
-    from chalicelib import worker as pacing
+    from chalicelib.sending import worker as pacing
     from infra.stack import BatchQueue
 
     (queue_id,) = template.find_resources("AWS::SQS::Queue", {"Properties": {"RedrivePolicy": {

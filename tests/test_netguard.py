@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from chalicelib import netguard
+from chalicelib.webhooks import netguard
 
 HTTPS, LOOPBACK = "https", "loopback"
 

@@ -14,10 +14,20 @@ import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
 from tests.conftest import sender
-from chalicelib import batches, errors, idempotency, media, openapi, schema, settings, store, validation, web
+from chalicelib.sending import batches
+from chalicelib.core import errors
+from chalicelib.core import inputs
+from chalicelib.sending import idempotency
+from chalicelib.sending import media
+from chalicelib import openapi
+from chalicelib.core import schema
+from chalicelib.core import settings
+from chalicelib.core import store
+from chalicelib.sending import validation
+from chalicelib.core import web
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = sorted((ROOT / "app" / "chalicelib").glob("*.py")) + [ROOT / "app" / "app.py"]
+SOURCES = sorted((ROOT / "app" / "chalicelib").rglob("*.py")) + [ROOT / "app" / "app.py"]
 DOC = openapi.DOCUMENT
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
@@ -85,7 +95,7 @@ def _status_of(cls) -> int:
 
 # Calls whose code is not a literal: where the codes come from instead.
 DYNAMIC_CODES = {
-    ("validation.py", "resource_id"): lambda: {code for code, _noun in web.RESOURCE_IDS.values()},
+    ("inputs.py", "resource_id"): lambda: {code for code, _noun in web.RESOURCE_IDS.values()},
 }
 
 
@@ -227,7 +237,7 @@ def test_request_constraints_are_the_codes():
     assert mms["mediaUrl"]["maxLength"] == validation.MEDIA_URL_MAX
     messages = schemas["BatchRequest"]["properties"]["messages"]
     assert (messages["minItems"], messages["maxItems"]) == (1, batches.MAX_ITEMS)
-    limit = inspect.signature(validation.limit).parameters
+    limit = inspect.signature(inputs.limit).parameters
     assert parameters["Limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": limit["maximum"].default,
                                             "default": limit["default"].default}
     key = parameters["IdempotencyKey"]

@@ -16,8 +16,13 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 
 from tests.conftest import REGION, body_of, post
-from chalicelib import aws, optouts, schema, settings as settings_module, store, worker
-from chalicelib.settings import get_settings
+from chalicelib.core import aws
+from chalicelib.replies import optouts
+from chalicelib.core import schema
+from chalicelib.core import settings as settings_module
+from chalicelib.core import store
+from chalicelib.sending import worker
+from chalicelib.core.settings import get_settings
 
 RULES = json.loads((Path(__file__).parent / "aws_docs" / "sms-opt-out-rules.json").read_text())
 LIST = "sms-sender-test-optouts"

@@ -22,8 +22,8 @@ TABLE_KEY = {"id": {"S": "pacer#0"}}
 def schedule_on(max_mps, clock, sleep=None, *, record=None, seed=0):
     """A schedule on the test table's items, on the given clock; ``record`` collects each grant as
     (item, window start, window end, parts-seconds)."""
-    from chalicelib import pacing
-    from chalicelib.settings import get_settings
+    from chalicelib.sending import pacing
+    from chalicelib.core.settings import get_settings
 
     items = pacing.DynamoItems(get_settings().idempotency_table)
     if record is not None:
@@ -41,7 +41,7 @@ def schedule_on(max_mps, clock, sleep=None, *, record=None, seed=0):
 
 
 def next_at(item=0):
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
 
     found = boto3.client("dynamodb", region_name=REGION).get_item(
         TableName=get_settings().idempotency_table, Key={"id": {"S": f"pacer#{item}"}}, ConsistentRead=True)
@@ -52,7 +52,8 @@ def next_at(item=0):
 
 def test_each_claim_is_one_update_item_that_botocore_accepts(settings_env):
     settings_env(MEDIA_BUCKET="b", MESSAGES_TABLE="m", IDEMPOTENCY_TABLE="idem")
-    from chalicelib import aws, pacing
+    from chalicelib.core import aws
+    from chalicelib.sending import pacing
 
     items = pacing.DynamoItems("idem")
     common = {"TableName": "idem", "Key": TABLE_KEY, "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
@@ -84,8 +85,8 @@ def test_each_claim_is_one_update_item_that_botocore_accepts(settings_env):
 def test_the_in_memory_items_agree_with_the_table(aws_env):
     """The simulation (bench/scale.py) runs MemoryItems: the same claims give the same answers and
     leave the same nextAt as the DynamoDB conditions do."""
-    from chalicelib import pacing
-    from chalicelib.settings import get_settings
+    from chalicelib.sending import pacing
+    from chalicelib.core.settings import get_settings
 
     table, memory = pacing.DynamoItems(get_settings().idempotency_table), pacing.MemoryItems()
     rng = random.Random(7)
@@ -119,7 +120,7 @@ def test_one_instance_alone_gets_the_whole_rate(aws_env):
 
 
 def test_a_refused_claim_takes_nothing_and_says_when_to_ask_again(aws_env):
-    from chalicelib import pacing
+    from chalicelib.sending import pacing
 
     now = [2_000.0]
     first = schedule_on(4, clock=lambda: now[0])
@@ -143,7 +144,7 @@ def test_a_refused_claim_takes_nothing_and_says_when_to_ask_again(aws_env):
 def test_concurrent_instances_never_overlap_and_never_exceed_the_rate(aws_env):
     """Eight instances (threads, each with its own handle and random start) claim windows on a stage
     of 150 MPS (two items of 75 parts a second), sleeping until each window as the worker does."""
-    from chalicelib import pacing
+    from chalicelib.sending import pacing
 
     mps, windows, lock = 150, [], threading.Lock()
 
@@ -184,9 +185,9 @@ def test_concurrent_instances_never_overlap_and_never_exceed_the_rate(aws_env):
 def test_one_instance_sends_several_messages_of_its_batch_at_once_and_each_once(client):
     """A stage of 100 MPS: one instance alone must send 5 at a time to reach it (one sender sends
     about 20 parts a second). Each message still goes out exactly once, redelivery included."""
-    from chalicelib import worker
-    from chalicelib.pacing import TokenBucket
-    from chalicelib.settings import get_settings
+    from chalicelib.sending import worker
+    from chalicelib.sending.pacing import TokenBucket
+    from chalicelib.core.settings import get_settings
     from moto.sns.models import sns_backends
 
     from .test_batches import as_event, queued_messages
@@ -230,7 +231,7 @@ SMALL_MPS = 3
 @pytest.fixture
 def stack():
     from devstack.server import LocalStack
-    from chalicelib import worker
+    from chalicelib.sending import worker
 
     # The stack gives a stage of 3 MPS two worker instances (its event source's maximum concurrency);
     # today's share per instance would be 1.5 MPS.

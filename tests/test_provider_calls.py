@@ -51,7 +51,7 @@ class Recorder:
     """Every call made through the app's clients, as botocore is about to serialize it."""
 
     def __init__(self):
-        from chalicelib import aws
+        from chalicelib.core import aws
 
         self.calls: list[tuple[str, str, dict]] = []
         for name in APP_SERVICES:
@@ -121,7 +121,7 @@ def test_a_sender_id_sns_does_not_take_is_never_published(client, sns_stub, send
 
 @pytest.fixture
 def sms_voice_stage(aws_env):
-    from chalicelib import aws
+    from chalicelib.core import aws
 
     aws_env(SMS_PROVIDER="sms-voice")
     with Stubber(aws.client(SMS_VOICE)) as stub:
@@ -197,7 +197,7 @@ def test_every_call_of_the_whole_flow_passes_the_model(client, sms_voice, put_me
 def _from_aws_cases() -> tuple[list[tuple[str, ...]], dict[str, list[tuple[str, str]]]]:
     """(codes from_aws compares ``code`` with, each with the set it came from) and
     code -> [(reason, how)] compared inside that code's branch, read from errors.py's source."""
-    from chalicelib import errors
+    from chalicelib.core import errors
 
     tree = ast.parse(inspect.getsource(errors))
     constants = {}
@@ -274,7 +274,7 @@ def test_every_error_code_from_aws_special_cases_is_one_the_sends_can_return(cod
     """A code is real if SNS Publish or sms-voice SendTextMessage / SendMediaMessage declares it in
     botocore's model (SNS's wire code, e.g. InvalidParameter for InvalidParameterException), or,
     for the throttling set, if botocore's standard retry mode itself treats it as throttling."""
-    from chalicelib import errors
+    from chalicelib.core import errors
 
     if code in modeled_errors():
         return
@@ -311,8 +311,9 @@ def _send_error(stub, operation: str, code: str, reason: str | None):
 def test_the_reason_reaches_from_aws_the_way_botocore_parses_it(sms_voice_stage, code, reason):
     """Each special-cased reason, sent the way the service sends it, changes the outcome from what
     the same error without it gives."""
-    from chalicelib import errors, providers
-    from chalicelib.settings import get_settings
+    from chalicelib.core import errors
+    from chalicelib.sending import providers
+    from chalicelib.core.settings import get_settings
 
     settings = get_settings()
     outcomes = []

@@ -8,8 +8,9 @@ from .conftest import post, body_of
 
 @pytest.mark.parametrize("region", ["us-east-1", "eu-west-1", "ap-southeast-5"])
 def test_a_presigned_upload_goes_to_the_buckets_region(settings_env, monkeypatch, region):
-    from chalicelib import aws, media
-    from chalicelib.settings import get_settings
+    from chalicelib.core import aws
+    from chalicelib.sending import media
+    from chalicelib.core.settings import get_settings
 
     monkeypatch.setenv("AWS_DEFAULT_REGION", region)
     settings_env(MEDIA_BUCKET="media-bucket", MESSAGES_TABLE="t", IDEMPOTENCY_TABLE="i")
@@ -19,7 +20,7 @@ def test_a_presigned_upload_goes_to_the_buckets_region(settings_env, monkeypatch
 
 
 def test_the_local_stack_endpoint_wins(settings_env, monkeypatch):
-    from chalicelib import aws
+    from chalicelib.core import aws
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
     assert aws.s3_endpoint("us-east-1") is None

@@ -1,7 +1,7 @@
 import pytest
 
 from tests.conftest import sender  # noqa: F401  (sets the path for chalicelib)
-from chalicelib.segments import GSM7, UCS2, segment
+from chalicelib.core.segments import GSM7, UCS2, segment
 
 
 @pytest.mark.parametrize("body, encoding, parts", [

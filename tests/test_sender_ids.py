@@ -10,7 +10,8 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from tests.conftest import body_of, post
-from chalicelib import aws, countries
+from chalicelib.core import aws
+from chalicelib.sending import countries
 
 US, GB, CA = "+14255550123", "+442079460958", "+16135550123"
 IDENTITY = "arn:aws:sms-voice:us-east-1:123456789012:phone-number/phone-abc"
@@ -109,8 +110,8 @@ def test_a_batch_item_gets_the_same_sender_id_errors(client, aws_env):
 
 def test_a_stored_sender_id_the_stage_no_longer_has_never_reaches_aws(aws_env):
     """A batch queued before the stage's sender id changed still goes from a granted identity."""
-    from chalicelib import providers
-    from chalicelib.settings import Settings
+    from chalicelib.sending import providers
+    from chalicelib.core.settings import Settings
 
     stage = Settings(media_bucket="b", messages_table="m", idempotency_table="i", sms_provider="sms-voice",
                      origination_identity=IDENTITY, sender_id="NEWBRAND")

@@ -7,7 +7,7 @@ import re
 import pytest
 from chalice.local import LambdaEventConverter
 
-from chalicelib import console
+from chalicelib.console import page as console
 
 from .apigateway import route_of, through_stage
 from .conftest import body_of, post

@@ -46,8 +46,9 @@ def eum_line(provider_id, event_type="TEXT_DELIVERED", status="DELIVERED", final
 @pytest.fixture
 def sent(aws_env):
     """A stored message in ``sent`` with a provider id; returns (our id, provider id)."""
-    from chalicelib import messages, store
-    from chalicelib.validation import Outbound
+    from chalicelib.sending import messages
+    from chalicelib.core import store
+    from chalicelib.sending.validation import Outbound
 
     def make(provider_id="prov-1", channel="sms"):
         record = messages.new_record(Outbound(channel, "+14155550100", "hi",
@@ -64,13 +65,13 @@ def ingest(*lines, group=SNS_GROUP):
 
 
 def record(message_id):
-    from chalicelib import messages
+    from chalicelib.sending import messages
 
     return messages.get(message_id)
 
 
 def test_the_event_is_decoded_as_cloudwatch_logs_delivers_it():
-    from chalicelib import status
+    from chalicelib.status import ingest as status
 
     event = subscription_event("g", ["a", "b"])
     payload = json.loads(gzip.decompress(base64.b64decode(event["awslogs"]["data"])))
@@ -166,7 +167,7 @@ def test_every_event_fixture_names_its_source():
     ("sns-sms-delivery-failure", "failed", 0.00645, "Unknown error attempting to reach phone"),
 ])
 def test_the_documented_sns_logs_parse_as_they_are(name, status, price, response):
-    from chalicelib import status as ingest
+    from chalicelib.status import ingest
 
     event = documented(name)["event"]
     receipt = ingest.parse(json.dumps(event))
@@ -182,7 +183,7 @@ def test_the_documented_sns_logs_parse_as_they_are(name, status, price, response
      0.06087),
 ])
 def test_the_documented_end_user_messaging_events_parse_as_they_are(name, detail, response, price):
-    from chalicelib import status as ingest
+    from chalicelib.status import ingest
 
     event = documented(name)["event"]
     event = event["detail"] if detail else event  # the EventBridge form wraps the event-destination data
@@ -194,8 +195,8 @@ def test_the_documented_end_user_messaging_events_parse_as_they_are(name, detail
 
 def test_the_documented_event_echoes_the_sends_context_in_context():
     """End User Messaging logs the Context a send carried under the event's "context" key."""
-    from chalicelib import status as ingest
-    from chalicelib.providers import CONTEXT_KEY
+    from chalicelib.status import ingest
+    from chalicelib.core.schema import CONTEXT_KEY
 
     event = documented("eum-text-successful")["event"]
     assert event["context"] == {"account": "bar"}
@@ -205,7 +206,7 @@ def test_the_documented_event_echoes_the_sends_context_in_context():
 
 
 def test_the_documented_subscription_payload_decodes_and_the_local_one_has_its_shape():
-    from chalicelib import status as ingest
+    from chalicelib.status import ingest
 
     payload = documented("cloudwatch-logs-subscription-event")["decoded"]
     event = {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(payload).encode())).decode()}}

@@ -16,7 +16,7 @@ from botocore.stub import Stubber
 from devstack import sms_voice as standin
 from devstack.pipeline import eum_receipts, subscription_event
 from tests.conftest import body_of, post
-from chalicelib import aws
+from chalicelib.core import aws
 
 TO = "+14255550123"
 EVENTS_GROUP = "/sms-sender-test/sms-voice-events"
@@ -60,8 +60,9 @@ def sns_stamp(ms):
 def make(aws_env):
     """A stored message; ``provider_id`` None leaves it as the send path leaves it before the
     provider answered. Returns our id."""
-    from chalicelib import messages, store
-    from chalicelib.validation import Outbound
+    from chalicelib.sending import messages
+    from chalicelib.core import store
+    from chalicelib.sending.validation import Outbound
 
     def create(provider_id="prov-1", status="sent", batch_id=None):
         extra = {"batchId": batch_id} if batch_id else {}
@@ -75,14 +76,14 @@ def make(aws_env):
 
 
 def ingest(*lines, group=EVENTS_GROUP, **kwargs):
-    from chalicelib import status
+    from chalicelib.status import ingest as status
 
     kwargs.setdefault("sleep", lambda seconds: None)
     return status.ingest(subscription_event(group, list(lines)), **kwargs)
 
 
 def record(message_id):
-    from chalicelib import store
+    from chalicelib.core import store
 
     return store.public(store.get(message_id))
 
@@ -121,7 +122,7 @@ def test_the_stand_in_refuses_a_context_the_model_forbids():
 # -- the ingest settles by context ------------------------------------------------------------
 
 def test_an_event_with_our_context_settles_its_record_without_the_provider_id_index(make, monkeypatch):
-    from chalicelib import store
+    from chalicelib.core import store
 
     message_id = make(provider_id=None)  # the receipt overtook the write of the provider id
     monkeypatch.setattr(store, "find_id_by_provider_id", lambda _: pytest.fail("looked up the provider id"))
@@ -141,7 +142,7 @@ def test_a_context_naming_a_record_with_another_provider_id_changes_nothing(make
 
 
 def test_a_context_naming_no_record_is_counted_not_retried(make):
-    from chalicelib import status
+    from chalicelib.status import ingest as status
 
     slept = []
     counts = status.ingest(subscription_event(EVENTS_GROUP, [eum_line("p", {"messageId": "gone"})]),
@@ -168,7 +169,7 @@ def test_the_stand_in_events_echo_the_context_as_documented():
 # -- unknown provider ids: retried, then Lambda's retries -------------------------------------
 
 def test_a_provider_id_not_in_the_index_yet_is_looked_up_again(make):
-    from chalicelib import store
+    from chalicelib.core import store
 
     message_id = make(provider_id=None)
     slept = []
@@ -186,7 +187,7 @@ def test_a_provider_id_not_in_the_index_yet_is_looked_up_again(make):
 def test_a_young_unknown_receipt_fails_the_invocation_after_the_rest_is_applied(make):
     """An End User Messaging event comes from the stage's own configuration set: still unknown
     after the look-ups, it fails the invocation so that Lambda delivers it again."""
-    from chalicelib import status
+    from chalicelib.status import ingest as status
 
     known = make(provider_id="known-1")
     now = int(time.time() * 1000)
@@ -208,7 +209,7 @@ def test_an_unknown_sns_receipt_is_looked_up_again_then_counted_never_retried(ma
     """SNS's delivery-status groups are account-wide: a receipt no record of this stage holds
     after a few seconds' look-ups is another sender's (another stage, Cognito, ...). Failing the
     invocation for it would fill the on-failure queue with strangers' receipts."""
-    from chalicelib import status
+    from chalicelib.status import ingest as status
 
     known = make(provider_id="known-1")
     now = int(time.time() * 1000)
@@ -221,7 +222,7 @@ def test_an_unknown_sns_receipt_is_looked_up_again_then_counted_never_retried(ma
 
 
 def test_an_old_unknown_receipt_is_counted_and_logged_not_retried(make):
-    from chalicelib import status
+    from chalicelib.status import ingest as status
 
     old = int(time.time() * 1000) - status.RETRY_YOUNGER_THAN_MS - 1000
     slept = []
@@ -231,7 +232,7 @@ def test_an_old_unknown_receipt_is_counted_and_logged_not_retried(make):
 
 
 def test_the_app_function_raises_for_lambda_to_retry(make, monkeypatch):
-    from chalicelib import status
+    from chalicelib.status import ingest as status
     from tests.conftest import sender
 
     monkeypatch.setattr(status, "LOOKUP_RETRY_DELAYS", (0.01,))
@@ -261,7 +262,8 @@ def test_a_pending_unknown_is_not_final(make):
 
 
 def test_a_batch_with_unknown_messages_is_done_and_counts_them(client, make):
-    from chalicelib import schema, store
+    from chalicelib.core import schema
+    from chalicelib.core import store
 
     batch_id = f"{schema.BATCH_ID_PREFIX}test"
     store.create_many([], extra={"id": batch_id, "kind": "batch", "createdAt": store.now_iso(), "size": 3,

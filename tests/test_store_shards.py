@@ -19,9 +19,14 @@ import pytest
 from botocore.stub import Stubber
 
 from .conftest import REGION, body_of, post
-from chalicelib import aws, messages, schema, status, store, worker  # noqa: E402
-from chalicelib.settings import get_settings  # noqa: E402
-from chalicelib.validation import Outbound  # noqa: E402
+from chalicelib.core import aws  # noqa: E402
+from chalicelib.sending import messages
+from chalicelib.core import schema
+from chalicelib.status import ingest as status
+from chalicelib.core import store
+from chalicelib.sending import worker
+from chalicelib.core.settings import get_settings  # noqa: E402
+from chalicelib.sending.validation import Outbound  # noqa: E402
 
 DOCS = json.loads((Path(__file__).parent / "aws_docs" / "dynamodb_gsi_writes.json").read_text())
 TO = "+14155550100"

@@ -351,7 +351,7 @@ def table_grants(template, function_id: str) -> dict[tuple[str, str], frozenset 
 
 @pytest.mark.parametrize("fixture", sorted(TWO_WAY))
 def test_the_inbound_function_stores_replies_and_opt_outs_and_cannot_send(request, fixture):
-    from chalicelib import schema
+    from chalicelib.core import schema
 
     template = request.getfixturevalue(fixture)
     cdk_json = template.to_json()
@@ -376,7 +376,7 @@ def test_the_inbound_function_stores_replies_and_opt_outs_and_cannot_send(reques
 
 
 def test_every_stage_may_check_and_record_opt_outs_and_only_those(template, mms_template):
-    from chalicelib import schema
+    from chalicelib.core import schema
 
     only = frozenset({schema.OPT_OUTS})
     for stage in (template, mms_template):
@@ -391,7 +391,7 @@ def test_every_stage_may_check_and_record_opt_outs_and_only_those(template, mms_
 def dynamodb_uses(made, tables: dict[str, str]) -> set[tuple[str, str, str]]:
     """(table kind, IAM action, partition key) of each DynamoDB call (a transaction item by item, as
     IAM authorizes it; a batch read key by key)."""
-    from chalicelib import schema
+    from chalicelib.core import schema
 
     used = set()
 
@@ -432,9 +432,12 @@ def test_each_function_is_granted_every_reply_and_opt_out_call_its_code_makes(mm
     grant of the inbound function is used."""
     import os
 
-    from chalicelib import inbound, messages, optouts, store
-    from chalicelib.settings import get_settings
-    from chalicelib.validation import Outbound
+    from chalicelib.replies import inbound
+    from chalicelib.sending import messages
+    from chalicelib.replies import optouts
+    from chalicelib.core import store
+    from chalicelib.core.settings import get_settings
+    from chalicelib.sending.validation import Outbound
 
     from .test_inbound import DOC, OUR_NUMBER, PAYLOAD, SENDER, event, sqs_record
 

@@ -2,9 +2,11 @@
 import pytest
 
 from tests.conftest import sender  # noqa: F401
-from chalicelib import errors, phone, validation
-from chalicelib.settings import ConfigError, Settings
-from chalicelib.web import status_for
+from chalicelib.core import errors, inputs
+from chalicelib.core import phone
+from chalicelib.sending import validation
+from chalicelib.core.settings import ConfigError, Settings
+from chalicelib.core.web import status_for
 
 SETTINGS = Settings(media_bucket="media-bucket", messages_table="m", idempotency_table="i")
 
@@ -76,12 +78,12 @@ def test_mms_media_must_be_in_the_stage_bucket(url):
 
 @pytest.mark.parametrize("raw", [b"", b"{", b"[1, 2]", b'"text"', b"\xff\xfe"])
 def test_bodies_that_are_not_a_json_object(raw):
-    assert rejects(validation.parse_json, raw)[:2] == (400, "InvalidJson")
+    assert rejects(inputs.parse_json, raw)[:2] == (400, "InvalidJson")
 
 
 @pytest.mark.parametrize("value", ["0", "101", "ten", "-1"])
 def test_bad_limits(value):
-    assert rejects(validation.limit, value)[:2] == (400, "InvalidLimit")
+    assert rejects(inputs.limit, value)[:2] == (400, "InvalidLimit")
 
 
 def test_settings_fail_clearly_on_bad_values():

@@ -22,8 +22,14 @@ import pytest
 from botocore.stub import Stubber
 from standardwebhooks import Webhook
 
-from chalicelib import aws, netguard, schema, store, webhook_delivery, webhook_events, webhooks
-from chalicelib.settings import get_settings
+from chalicelib.core import aws
+from chalicelib.webhooks import netguard
+from chalicelib.core import schema
+from chalicelib.core import store
+from chalicelib.webhooks import delivery as webhook_delivery
+from chalicelib.webhooks import events as webhook_events
+from chalicelib.webhooks import endpoints as webhooks
+from chalicelib.core.settings import get_settings
 from devstack.receiver import HANG, Receiver
 
 from .conftest import REGION, body_of, post, sender
@@ -124,13 +130,13 @@ class Hooks:
         return self.received()
 
     def endpoint_item(self, webhook_id: str) -> dict:
-        return webhooks.from_item(self.dynamodb.get_item(TableName=os.environ["WEBHOOKS_TABLE"], Key=webhooks._key(
+        return webhooks.from_item(self.dynamodb.get_item(TableName=os.environ["WEBHOOKS_TABLE"], Key=webhooks.endpoint_key(
             webhook_id), ConsistentRead=True)["Item"])
 
     def set_endpoint(self, webhook_id: str, **attributes) -> None:
         """Write attributes of an endpoint item, as another delivery (or time passing) would have."""
         self.dynamodb.update_item(
-            TableName=os.environ["WEBHOOKS_TABLE"], Key=webhooks._key(webhook_id),
+            TableName=os.environ["WEBHOOKS_TABLE"], Key=webhooks.endpoint_key(webhook_id),
             UpdateExpression="SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(attributes))),
             ExpressionAttributeNames={f"#a{i}": name for i, name in enumerate(attributes)},
             ExpressionAttributeValues={f":a{i}": v for i, v in enumerate(webhooks.to_item(attributes).values())})
@@ -182,9 +188,9 @@ class Hooks:
 
 @pytest.fixture
 def hooks(client):
-    webhook_delivery._forget(None)
+    webhook_delivery.forget(None)
     yield Hooks(client)
-    webhook_delivery._forget(None)
+    webhook_delivery.forget(None)
 
 
 def verified(delivery, secret: str) -> dict:

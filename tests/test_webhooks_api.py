@@ -16,9 +16,12 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from chalicelib import aws, netguard, schema, webhooks
-from chalicelib.errors import MessagingError
-from chalicelib.settings import get_settings
+from chalicelib.core import aws
+from chalicelib.webhooks import netguard
+from chalicelib.core import schema
+from chalicelib.webhooks import endpoints as webhooks
+from chalicelib.core.errors import MessagingError
+from chalicelib.core.settings import get_settings
 
 from .conftest import REGION, body_of, post
 from .test_provider_calls import model_problems

@@ -297,7 +297,7 @@ def test_the_fanout_fails_and_the_stream_hands_its_records_over_again(api, hooks
     endpoint = hooks.endpoint(receiver, events=["message.delivered"])
     # Every attempt of the fan-out's next SendMessageBatch fails (botocore's retries included): its
     # invocation fails, and the stream player hands the records over again.
-    from chalicelib.settings import get_settings
+    from chalicelib.core.settings import get_settings
 
     attempts_per_call = get_settings().provider_max_attempts
     status, _, _ = aws.call("POST", "/_faults", {"operation": "SendMessageBatch", "code": "InternalError",

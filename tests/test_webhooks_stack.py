@@ -73,7 +73,7 @@ def messages_table(template) -> str:
 # -- the endpoint store and its key ---------------------------------------------------------------
 
 def test_endpoints_and_the_key_to_their_secrets_outlive_a_destroy_together(template):
-    from chalicelib import schema
+    from chalicelib.core import schema
 
     variables = env(template, "APIHandler")
     table_id, key_id = ref_id(variables["WEBHOOKS_TABLE"]), ref_id(variables["WEBHOOK_KEY_ID"])
@@ -119,7 +119,7 @@ def test_an_event_is_retried_for_a_day_then_kept_in_the_dead_letter_queue(templa
 def test_the_redrive_backstop_never_cuts_the_days_retries_short():
     """The queue dead-letters after MAX_RECEIVES receives; at the shortest backoff the delivery
     function may choose (all jitter taken off), that many receives last more than 24 hours."""
-    from chalicelib import webhook_delivery
+    from chalicelib.webhooks import delivery as webhook_delivery
 
     shortest = [webhook_delivery.backoff(n, uniform=lambda low, high: low) for n in range(1, Webhooks.MAX_RECEIVES)]
     assert sum(shortest) > DAY
@@ -131,7 +131,7 @@ def test_a_delivery_batch_fits_in_the_function_timeout(template):
     the others together), each POST cut at the receiver's 10 s, and the function keeps time for itself
     after the last POST: all of it inside the timeout, else a batch would be cut and every record in it
     retried."""
-    from chalicelib import webhook_delivery
+    from chalicelib.webhooks import delivery as webhook_delivery
 
     timeout = resources(template)["WebhookDelivery"]["Properties"]["Timeout"]
     assert timeout == Webhooks.DELIVERY_TIMEOUT_SECONDS
@@ -398,7 +398,9 @@ def test_each_function_is_granted_every_call_its_code_makes(client, calls, recei
 
     import boto3
 
-    from chalicelib import store, webhooks
+    from chalicelib.core import store
+    from chalicelib.webhooks import delivery, events
+    from chalicelib.webhooks import endpoints as webhooks
     from devstack.pipeline import sqs_record
 
     from .conftest import REGION, body_of, post
@@ -432,7 +434,7 @@ def test_each_function_is_granted_every_call_its_code_makes(client, calls, recei
     delivered = {**item, "status": {"S": store.DELIVERED}, "updatedAt": {"S": store.now_iso()}}
     stream = {"Records": [{"eventName": "MODIFY", "eventSource": "aws:dynamodb",
                            "dynamodb": {"NewImage": delivered, "OldImage": item}}]}
-    assert as_function("WebhookFanout", lambda: webhooks.fanout(stream, Lambda()))["queued"] == 1
+    assert as_function("WebhookFanout", lambda: events.fanout(stream, Lambda()))["queued"] == 1
 
     # The delivery: a 500 (retried later: its visibility), then the same event a day old (dead-lettered),
     # then a 410 (the endpoint disabled). Each attempt is recorded.
@@ -448,11 +450,11 @@ def test_each_function_is_granted_every_call_its_code_makes(client, calls, recei
     table = boto3.client("dynamodb", region_name=REGION)
     for step, (event_record, failures) in enumerate(((record, 1), (day_old, 0), (record, 0))):
         if step:  # the backoff window the last 500 gave the endpoint (its breaker) is over: this one tries
-            table.update_item(TableName=os.environ["WEBHOOKS_TABLE"], Key=webhooks._key(hook["id"]),
+            table.update_item(TableName=os.environ["WEBHOOKS_TABLE"], Key=webhooks.endpoint_key(hook["id"]),
                               UpdateExpression="SET retryAt = :past",
                               ExpressionAttributeValues={":past": {"S": "2000-01-01T00:00:00.000Z"}})
         webhooks.forget(hook["id"])  # as a new instance would: read the endpoint again
-        result = as_function("WebhookDelivery", lambda: webhooks.deliver_batch({"Records": [event_record]}, Lambda()))
+        result = as_function("WebhookDelivery", lambda: delivery.deliver_batch({"Records": [event_record]}, Lambda()))
         assert len(result["batchItemFailures"]) == failures
     assert not receiver.answers
     assert body_of(client.http.get(f"/webhooks/{hook['id']}"))["enabled"] is False

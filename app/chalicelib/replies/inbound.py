@@ -30,11 +30,12 @@ import re
 import uuid
 from datetime import datetime, timezone
 
-from . import optouts, store
-from .log import logger
-from .phone import mask
-from .segments import segment
-from .settings import Settings, get_settings
+from ..core import store
+from ..core.log import logger
+from ..core.phone import mask
+from ..core.segments import segment
+from ..core.settings import Settings, get_settings
+from . import optouts
 
 MAX_BODY = 5000
 # A stable namespace for reply ids: uuid5(NAMESPACE, inboundMessageId).

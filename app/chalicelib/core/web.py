@@ -9,7 +9,7 @@ import uuid
 
 from chalice import Response
 
-from . import errors, validation
+from . import errors, inputs
 from .log import logger
 
 STATUS = (
@@ -81,22 +81,22 @@ def screen(request, path_parameters: dict) -> None:
     this API is JSON; an empty one is left to the route, which says what it needs."""
     for name, value in path_parameters.items():
         if name in RESOURCE_IDS:
-            validation.resource_id(value, *RESOURCE_IDS[name])
+            inputs.resource_id(value, *RESOURCE_IDS[name])
     if request is None or request.method not in BODY_METHODS:
         return
-    validation.idempotency_key(request.headers.get("idempotency-key"))
+    inputs.idempotency_key(request.headers.get("idempotency-key"))
     try:
         raw = request.raw_body
     except UnicodeError:  # a body API Gateway could only hand over as text with lone surrogates
         raise errors.InvalidRequest("InvalidJson", "The request body is not valid UTF-8.") from None
     if raw:
-        request.screened_body = validation.parse_json(raw)  # the route reads it through json_body()
+        request.screened_body = inputs.parse_json(raw)  # the route reads it through json_body()
 
 
 def json_body(request) -> dict:
     """The request's JSON object, as ``screen`` parsed it: parsed once per request."""
     parsed = getattr(request, "screened_body", None)
-    return parsed if parsed is not None else validation.parse_json(request.raw_body)
+    return parsed if parsed is not None else inputs.parse_json(request.raw_body)
 
 
 def handled(app):

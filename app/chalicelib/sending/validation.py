@@ -1,43 +1,32 @@
 """Request models: turn a JSON body into a validated outbound message, or one clear 400."""
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from dataclasses import dataclass
 
-from . import countries, media, phone
-from .errors import InvalidRequest, NotFound, Unprocessable
-from .idempotency import MAX_KEY_LENGTH
-from .settings import SMS_TYPES, Settings
+from ..core import phone
+from ..core.errors import InvalidRequest, Unprocessable
+from ..core.inputs import SURROGATE
+from ..core.settings import SMS_TYPES, Settings
+from . import countries, media
 
 MAX_BODY = 1600
 SNS_MAX_BYTES = 1600
-# The largest request body the API reads. API Gateway takes up to 10 MB, but Lambda takes at most 6 MB per
-# invocation, event envelope included; a full batch of 1,000 messages of 1,600 ASCII characters is about 1.7 MB.
-MAX_REQUEST_BYTES = 5 * 1024 * 1024
-# How deeply a request body may nest. The deepest valid one is a batch: {"messages": [{...}]} (3 levels).
-MAX_JSON_DEPTH = 32
 # Characters a message body may not hold: C0 controls but tab, line feed and carriage return; DEL; C1 controls.
 # No handset shows them, and some carrier systems cut a message at a NUL.
 _BODY_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # Any control character at all: never part of a phone number, a media URL or a header value.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 # Letters that render as blank space though Unicode files them as letters or symbols (Hangul fillers,
 # the blank Braille pattern): a body of only these is as empty as one of spaces.
 _BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 # Unicode categories that never show: separators, controls, format characters (zero-width spaces and joiners,
 # byte order marks, direction marks), surrogates.
 _INVISIBLE = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cs"})
-# Idempotency-Key: printable ASCII (the IETF draft makes it a Structured Field string), at least one non-space.
-_IDEMPOTENCY_KEY = re.compile(rf"(?=.*[\x21-\x7e])[\x20-\x7e]{{1,{MAX_KEY_LENGTH}}}", re.DOTALL)
 # S3 object keys are at most 1024 bytes of UTF-8; SendMediaMessage takes media URLs of at most 2048 characters.
 S3_MAX_KEY_BYTES = 1024
 MEDIA_URL_MAX = 2048
-# Ids the API hands out: message ids are UUIDs, batch ids "batch-" and a UUID. Anything else cannot name one
-# of ours, and is answered 404 without a look-up.
-_RESOURCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _SENDER_ID = re.compile(r"[A-Za-z0-9]{1,11}")
 # SNS takes 3 to 11 (AWS.SNS.SMS.SenderID: https://docs.aws.amazon.com/sns/latest/dg/sms_publish-to-phone.html).
 SNS_SENDER_ID_MIN = 3
@@ -54,89 +43,6 @@ class Outbound:
     sender_id: str | None = None
     media_url: str | None = None
     dry_run: bool = False
-
-
-def _invalid_json(message: str) -> InvalidRequest:
-    return InvalidRequest("InvalidJson", message)
-
-
-def _members(pairs: list) -> dict:
-    """``object_pairs_hook``: I-JSON (RFC 7493) objects have unique member names made of valid Unicode.
-    A repeated name is refused rather than resolved, so that no two readers of the body disagree on it."""
-    data = dict(pairs)
-    if len(data) != len(pairs):
-        raise _invalid_json("The request body repeats a member name in one object.")
-    for name in data:
-        if not name.isascii() and _SURROGATE.search(name):
-            raise _invalid_json("The request body holds an invalid Unicode escape (a lone surrogate).")
-    return data
-
-
-def _no_constant(name: str):
-    raise _invalid_json(f"The request body is not valid JSON ({name} is not a JSON number).")
-
-
-def _check_tree(data) -> None:
-    """Depth and lone surrogates, without recursion (the tree may be as deep as the parser allowed)."""
-    stack = [(data, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise _invalid_json(f"The request body nests deeper than {MAX_JSON_DEPTH} levels.")
-        for child in (node.values() if isinstance(node, dict) else node):
-            if isinstance(child, str):
-                if not child.isascii() and _SURROGATE.search(child):
-                    raise _invalid_json("The request body holds an invalid Unicode escape (a lone surrogate).")
-            elif isinstance(child, (dict, list)):
-                stack.append((child, depth + 1))
-
-
-def parse_json(raw) -> dict:
-    """The request body as a JSON object, or a 400 that says what is wrong with it.
-
-    The body must be UTF-8 (a leading byte order mark is ignored), at most ``MAX_REQUEST_BYTES``, and I-JSON
-    (RFC 7493): no invalid Unicode (lone surrogates, raw or escaped), no repeated member names, no NaN or
-    Infinity. It may nest at most ``MAX_JSON_DEPTH`` levels."""
-    if raw in (None, b"", ""):
-        raise _invalid_json("The request body must be a JSON object.")
-    if len(raw) > MAX_REQUEST_BYTES:
-        raise InvalidRequest("RequestTooLarge", f"The request body may be at most {MAX_REQUEST_BYTES} bytes; "
-                             "send a large batch as several.")
-    if isinstance(raw, (bytes, bytearray)):
-        try:
-            text = bytes(raw).decode("utf-8-sig")  # strict: refuses invalid bytes and encoded surrogates
-        except UnicodeDecodeError:
-            raise _invalid_json("The request body is not valid UTF-8.") from None
-    else:
-        text = raw
-    try:
-        data = json.loads(text, object_pairs_hook=_members, parse_constant=_no_constant)
-    except RecursionError:
-        raise _invalid_json(f"The request body nests deeper than {MAX_JSON_DEPTH} levels.") from None
-    except ValueError:
-        raise _invalid_json("The request body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise _invalid_json("The request body must be a JSON object.")
-    _check_tree(data)
-    return data
-
-
-def idempotency_key(value) -> str | None:
-    """The ``Idempotency-Key`` header: absent, or 1 to 255 printable ASCII characters, not all spaces.
-    Control characters (a header can hold none) and non-ASCII are refused, whatever the transport let through."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or not _IDEMPOTENCY_KEY.fullmatch(value):
-        raise InvalidRequest("InvalidIdempotencyKey", f"'Idempotency-Key' must be 1 to {MAX_KEY_LENGTH} printable "
-                             "ASCII characters.", field="Idempotency-Key")
-    return value
-
-
-def resource_id(value, code: str, noun: str) -> str:
-    """A path's id: one the API could have handed out, else 404 ``code`` before any look-up."""
-    if not isinstance(value, str) or not _RESOURCE_ID.fullmatch(value):
-        raise NotFound(code, f"No {noun} with this id.")
-    return value
 
 
 def _body(data: dict, *, required: bool) -> str | None:
@@ -232,7 +138,7 @@ def _media_url(data: dict, settings: Settings) -> str:
     SendMediaMessage takes (at most 2048 characters), with no control characters."""
     url = data.get("mediaUrl")
     _bucket, key = media.parse_url(settings, url)
-    if _CONTROL.search(url) or (not url.isascii() and _SURROGATE.search(url)):
+    if _CONTROL.search(url) or (not url.isascii() and SURROGATE.search(url)):
         raise InvalidRequest("InvalidMediaUrl", "'mediaUrl' holds control characters.", field="mediaUrl")
     if len(key.encode("utf-8")) > S3_MAX_KEY_BYTES or len(url) > MEDIA_URL_MAX:
         raise InvalidRequest("InvalidMediaUrl", f"'mediaUrl' is too long: an S3 key holds at most {S3_MAX_KEY_BYTES} "
@@ -263,11 +169,3 @@ def media_request(data: dict) -> tuple[str, int]:
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise InvalidRequest("InvalidSize", "'size' must be a positive whole number of bytes.", field="size")
     return content_type.strip(), size
-
-
-def limit(raw, default: int = 20, maximum: int = 100) -> int:
-    if raw is None:
-        return default
-    if not re.fullmatch(r"\d{1,4}", raw) or not 1 <= int(raw) <= maximum:
-        raise InvalidRequest("InvalidLimit", f"'limit' must be a whole number from 1 to {maximum}.", field="limit")
-    return int(raw)

@@ -29,11 +29,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from . import aws, messages, optouts, store
-from .errors import MessagingError, Throttled
-from .log import logger
+from ..core import aws, store
+from ..core.errors import MessagingError, Throttled
+from ..core.log import logger
+from ..core.settings import Settings, get_settings
+from ..replies import optouts
+from . import messages
 from .pacing import ITEM_RATE, DynamoItems, Schedule, TokenBucket
-from .settings import Settings, get_settings
 
 # Stop taking new messages when less than this much of the invocation is left: a send plus its
 # DynamoDB writes must finish inside the function timeout.

@@ -40,7 +40,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from . import aws, schema
+from ..core import aws, schema
 
 # How far ahead of now a claim may book (seconds): a claimer waits at most this long for its window.
 MAX_AHEAD = 0.25

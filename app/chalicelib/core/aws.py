@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from typing import Callable
 
 import boto3
 from botocore.config import Config
 
 from .settings import get_settings
+
+# What else keeps state built from the clients or the settings, dropped with them by ``reset``.
+_on_reset: list[Callable[[], None]] = []
 
 
 @lru_cache(maxsize=1)
@@ -55,6 +59,11 @@ def reset() -> None:
     client.cache_clear()
     _session.cache_clear()
     get_settings.cache_clear()
-    from . import idempotency
+    for forget in _on_reset:
+        forget()
 
-    idempotency.reset()
+
+def on_reset(forget: Callable[[], None]) -> None:
+    """Have ``reset`` call ``forget`` too (a module that caches something built from a client)."""
+    if forget not in _on_reset:
+        _on_reset.append(forget)

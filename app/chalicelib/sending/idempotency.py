@@ -12,11 +12,12 @@ import json
 from functools import lru_cache
 from typing import Callable
 
-from .errors import Conflict, InvalidRequest, MessagingError
-from .settings import get_settings
+from ..core import aws, errors
+from ..core.errors import Conflict, InvalidRequest, MessagingError
+from ..core.inputs import MAX_KEY_LENGTH
+from ..core.settings import get_settings
 
 TTL_SECONDS = 24 * 3600
-MAX_KEY_LENGTH = 255
 
 
 def _run(request: dict, handler: Callable[[], tuple[int, dict, dict]]) -> dict:
@@ -39,8 +40,6 @@ def _runner():
         idempotent_function,
     )
 
-    from . import aws
-
     store = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table,
                                      boto3_client=aws.client("dynamodb"))
     config = IdempotencyConfig(event_key_jmespath="key", payload_validation_jmespath="fingerprint",
@@ -50,6 +49,9 @@ def _runner():
 
 def reset() -> None:
     _runner.cache_clear()
+
+
+aws.on_reset(reset)  # the runner holds the DynamoDB client and the table's name
 
 
 def fingerprint(raw) -> str:
@@ -86,8 +88,6 @@ def once(route: str, key: str | None, raw_body, handler: Callable[[], tuple[int,
                        "A request with this Idempotency-Key is still in progress; retry shortly.",
                        retry_after=1) from None
     if "error" in outcome:
-        from . import errors
-
         err = getattr(errors, outcome["errorClass"], errors.MessagingError)(
             outcome["error"]["code"], outcome["error"]["message"], field=outcome["error"].get("field"))
         err.message_id = outcome["messageId"]

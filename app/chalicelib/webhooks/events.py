@@ -16,9 +16,10 @@ import hashlib
 import json
 import time
 
-from . import aws, schema, store, webhooks
-from .log import logger
-from .settings import Settings, get_settings
+from ..core import aws, schema, store
+from ..core.log import logger
+from ..core.settings import Settings, get_settings
+from . import endpoints as webhooks
 
 SQS_BATCH = 10  # SendMessageBatch takes at most 10 entries
 

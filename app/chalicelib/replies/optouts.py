@@ -33,11 +33,11 @@ from datetime import datetime, timedelta, timezone
 import phonenumbers
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import aws, schema, store
-from .errors import Conflict, InvalidRequest, NotConfigured, NotFound, aws_errors, from_aws
-from .log import logger
-from .phone import mask
-from .settings import Settings
+from ..core import aws, schema, store
+from ..core.errors import Conflict, InvalidRequest, NotConfigured, NotFound, aws_errors, from_aws
+from ..core.log import logger
+from ..core.phone import mask
+from ..core.settings import Settings
 
 OPTED_OUT = "RecipientOptedOut"
 RECIPIENT, API = "recipient", "api"

@@ -1,4 +1,4 @@
-"""The webhook delivery function: SQS records from the delivery queue (``webhooks.fanout`` put them
+"""The webhook delivery function: SQS records from the delivery queue (the fanout, ``events.py``, put them
 there), each POSTed to its endpoint, signed (Standard Webhooks v1), all of a batch at once.
 
 - A thread per endpoint of the batch, and per record: a receiver that is slow or never answers holds
@@ -29,9 +29,11 @@ from email.utils import parsedate_to_datetime
 
 from standardwebhooks import Webhook
 
-from . import aws, netguard, schema, webhooks
-from .log import logger
-from .settings import Settings, get_settings
+from ..core import aws, schema
+from ..core.log import logger
+from ..core.settings import Settings, get_settings
+from . import endpoints as webhooks
+from . import netguard
 
 TIMEOUT_SECONDS = 10.0
 MAX_AGE_SECONDS = 24 * 3600
@@ -88,13 +90,13 @@ _lock = threading.Lock()
 _MAX_SECRETS = 1000
 
 
-def _forget(endpoint_id: str | None) -> None:
+def forget(endpoint_id: str | None) -> None:
     with _lock:
         for key in [k for k in _secrets if endpoint_id is None or k[0] == endpoint_id]:
             del _secrets[key]
 
 
-webhooks._forget_hooks.append(_forget)
+webhooks.on_forget(forget)
 
 
 def _endpoint(settings: Settings, endpoint_id: str) -> tuple[dict | None, list[str]]:
@@ -137,7 +139,7 @@ def _update(settings: Settings, endpoint_id: str, expression: str, condition: st
     client = aws.client("dynamodb")
     params = {"ExpressionAttributeValues": values} if values else {}
     try:
-        client.update_item(TableName=settings.webhooks_table, Key=webhooks._key(endpoint_id),
+        client.update_item(TableName=settings.webhooks_table, Key=webhooks.endpoint_key(endpoint_id),
                            UpdateExpression=expression,
                            ConditionExpression="attribute_exists(#sk)" + (f" AND ({condition})" if condition else ""),
                            ExpressionAttributeNames={"#sk": schema.WEBHOOKS_SORT, **names}, **params)

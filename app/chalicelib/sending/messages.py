@@ -26,12 +26,14 @@ import uuid
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import aws, media, optouts, providers, store
-from .errors import InvalidRequest, MessagingError, NotConfigured, NotFound, ProviderFailure, Throttled, before_send
-from .log import logger
-from .phone import mask
-from .segments import segment
-from .settings import Settings, get_settings
+from ..core import aws, store
+from ..core.errors import InvalidRequest, MessagingError, NotConfigured, NotFound, ProviderFailure, Throttled, before_send
+from ..core.log import logger
+from ..core.phone import mask
+from ..core.segments import segment
+from ..core.settings import Settings, get_settings
+from ..replies import optouts
+from . import media, providers
 from .validation import Outbound
 
 

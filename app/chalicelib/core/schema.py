@@ -1,6 +1,10 @@
 """Table layouts, shared by the app, the CDK stack and the local stack so they cannot drift."""
 
 MESSAGES_KEY = "id"
+# End User Messaging sends carry ``Context: {CONTEXT_KEY: <our record id>}``, and echo it in each event
+# they log, so the status ingest finds the record by our own id. (The model allows at most 5 entries; keys 1
+# to 100 non-space characters, values 1 to 800 characters without leading or trailing space.)
+CONTEXT_KEY = "messageId"
 # The list and batch indexes spread each of their keys over INDEX_SHARDS partition keys, one per
 # shard: a message's shard is a stable hash of its id (``store.shard_of``), so DynamoDB's limit of
 # 1,000 write units a second per partition applies to each shard, not to the whole stage. Raising

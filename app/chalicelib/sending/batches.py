@@ -10,10 +10,12 @@ import uuid
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import aws, messages, optouts, schema, store, validation
-from .errors import InvalidRequest, MessagingError, NotConfigured, NotFound, before_send
-from .log import logger
-from .settings import Settings
+from ..core import aws, schema, store
+from ..core.errors import InvalidRequest, MessagingError, NotConfigured, NotFound, before_send
+from ..core.log import logger
+from ..core.settings import Settings
+from ..replies import optouts
+from . import messages, validation
 
 MAX_ITEMS = 1000
 # The statuses GET /batches/{id} counts (a batch item cannot be a dry run, so never ``validated``).

@@ -41,10 +41,10 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from . import store
-from .log import logger
-from .phone import scrub
-from .providers import CONTEXT_KEY
+from ..core import store
+from ..core.log import logger
+from ..core.phone import scrub
+from ..core.schema import CONTEXT_KEY
 
 # End User Messaging statuses that mean the message reached the carrier or the handset. With
 # isFinal true, UNKNOWN means nobody knows; every other status is a failure (blocked,

@@ -6,9 +6,9 @@ import uuid
 
 from botocore.exceptions import ClientError
 
-from . import aws, schema
-from .errors import InvalidRequest, NotFound, Unprocessable
-from .settings import Settings
+from ..core import aws, schema
+from ..core.errors import InvalidRequest, NotFound, Unprocessable
+from ..core.settings import Settings
 
 KB, MB = 1024, 1024 * 1024
 # From the End User Messaging SMS user guide, "MMS file types, size and character limits".

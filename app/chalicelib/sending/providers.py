@@ -20,13 +20,11 @@ from __future__ import annotations
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError, ReadTimeoutError
 
-from . import aws
-from .errors import InvalidRequest, from_aws
-from .settings import Settings
+from ..core import aws
+from ..core.errors import InvalidRequest, from_aws
+from ..core.schema import CONTEXT_KEY
+from ..core.settings import Settings
 
-# The key our record id travels under in Context (the model allows at most 5 entries; keys 1 to
-# 100 non-space characters, values 1 to 800 characters without leading or trailing space).
-CONTEXT_KEY = "messageId"
 
 
 # The request went out and no answer came back: the provider may have accepted it.

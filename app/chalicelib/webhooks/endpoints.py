@@ -7,9 +7,8 @@
   rotation the earlier secret stays in force for 24 hours, so every delivery carries both signatures.
 - The stage's endpoint count (``schema.WEBHOOKS_COUNT``) changes in the same transaction as each
   create and delete, so ``MAX_WEBHOOKS`` holds even for simultaneous creates.
-- ``fanout(event)`` (``webhook_events.py``) reads the messages table's stream and queues one message
-  per event and subscribed endpoint; ``deliver_batch(event, context)`` (``webhook_delivery.py``)
-  delivers them.
+- The fanout (``events.py``) reads the messages table's stream and queues one message per event and
+  subscribed endpoint; the delivery function (``delivery.py``) delivers them.
 """
 from __future__ import annotations
 
@@ -21,11 +20,12 @@ from datetime import datetime, timedelta, timezone
 
 from boto3.dynamodb.types import Binary
 
-from . import aws, netguard, schema, store
-from .errors import InvalidRequest, NotConfigured, NotFound, Throttled, aws_errors
-from .log import logger
-from .settings import Settings
-from .store import from_item, now_iso, to_item  # one conversion and one time format for every table
+from ..core import aws, schema, store
+from ..core.errors import InvalidRequest, NotConfigured, NotFound, Throttled, aws_errors
+from ..core.log import logger
+from ..core.settings import Settings
+from ..core.store import from_item, now_iso, to_item  # one conversion and one time format for every table
+from . import netguard
 
 # The statuses that make an event: every change of the shown status after ``queued``, except a dry
 # run's ``validated``; and a reply stored (``received``, issue 14).
@@ -53,13 +53,13 @@ def public(endpoint: dict) -> dict:
             "disabledReason": endpoint.get("disabledReason")}
 
 
-def _key(endpoint_id: str) -> dict:
+def endpoint_key(endpoint_id: str) -> dict:
     return {schema.WEBHOOKS_KEY: {"S": schema.WEBHOOKS_ENDPOINTS}, schema.WEBHOOKS_SORT: {"S": endpoint_id}}
 
 
 def load(settings: Settings, endpoint_id: str) -> dict | None:
     """The endpoint item (secrets as ciphertext), or None."""
-    item = aws.client("dynamodb").get_item(TableName=settings.webhooks_table, Key=_key(endpoint_id),
+    item = aws.client("dynamodb").get_item(TableName=settings.webhooks_table, Key=endpoint_key(endpoint_id),
                                            ConsistentRead=True).get("Item")
     return from_item(item) if item else None
 
@@ -150,7 +150,7 @@ def delete(webhook_id: str, settings: Settings) -> None:
     configured(settings)
     if not webhook_id.startswith(ENDPOINT_PREFIX):
         raise NotFound("WebhookNotFound", "No webhook with this id.")
-    _counted(settings, {"Delete": {"TableName": settings.webhooks_table, "Key": _key(webhook_id),
+    _counted(settings, {"Delete": {"TableName": settings.webhooks_table, "Key": endpoint_key(webhook_id),
                                    "ConditionExpression": "attribute_exists(#sk)",
                                    "ExpressionAttributeNames": {"#sk": schema.WEBHOOKS_SORT}}}, -1)
     forget(webhook_id)
@@ -238,7 +238,7 @@ def rotate(webhook_id: str, settings: Settings) -> tuple[dict, str]:
         version = int(endpoint.get("version") or 0)
         try:
             client.update_item(
-                TableName=settings.webhooks_table, Key=_key(webhook_id),
+                TableName=settings.webhooks_table, Key=endpoint_key(webhook_id),
                 UpdateExpression="SET #secrets = :secrets, #version = :next",
                 ConditionExpression="attribute_exists(#sk) AND (attribute_not_exists(#version) OR #version = :version)",
                 ExpressionAttributeNames={"#secrets": "secrets", "#version": "version", "#sk": schema.WEBHOOKS_SORT},
@@ -300,7 +300,7 @@ def disable(settings: Settings, endpoint_id: str, reason: str) -> None:
     """The receiver answered 410 Gone: nothing more goes to it."""
     client = aws.client("dynamodb")
     try:
-        client.update_item(TableName=settings.webhooks_table, Key=_key(endpoint_id),
+        client.update_item(TableName=settings.webhooks_table, Key=endpoint_key(endpoint_id),
                            UpdateExpression="SET #enabled = :false, #reason = :reason",
                            ConditionExpression="attribute_exists(#sk)",
                            ExpressionAttributeNames={"#enabled": "enabled", "#reason": "disabledReason",
@@ -337,25 +337,17 @@ def secrets_in_force(settings: Settings, endpoint: dict, now: datetime | None = 
             for s in endpoint.get("secrets", []) if in_force(s, now)]
 
 
-# -- the functions (their bodies live beside this module, loaded by the function that runs them) --
-_forget_hooks: list = []  # what another module keeps about endpoints (the delivery: decrypted secrets)
+# -- what other modules of this process keep about endpoints (the delivery: decrypted secrets) ------
+_forget_hooks: list = []
+
+
+def on_forget(hook) -> None:
+    """Have ``forget`` call ``hook(endpoint_id)`` too: a module that caches something of endpoints."""
+    if hook not in _forget_hooks:
+        _forget_hooks.append(hook)
 
 
 def forget(endpoint_id: str | None = None) -> None:
     """Drop what this process has cached about an endpoint (after a change made here)."""
     for hook in _forget_hooks:
         hook(endpoint_id)
-
-
-def fanout(event: dict, context=None) -> dict:
-    """The fan-out function's body (``webhook_events.fanout``)."""
-    from . import webhook_events
-
-    return webhook_events.fanout(event, context)
-
-
-def deliver_batch(event: dict, context=None) -> dict:
-    """The delivery function's body (``webhook_delivery.deliver_batch``)."""
-    from . import webhook_delivery
-
-    return webhook_delivery.deliver_batch(event, context)
