@@ -249,7 +249,12 @@ class SenderApi(Construct):
         """The fanout reads the messages table's stream from now on, 100 records an invocation. A
         failing batch is split in two until the bad record stands alone; after ``FANOUT_RETRIES``
         (or once a record is ``FANOUT_MAX_RECORD_AGE`` old) its place in the stream goes to the
-        failure queue, which an alarm watches. Deletions (TTL expiries) never reach the function."""
+        failure queue, which an alarm watches. Deletions (TTL expiries) never reach the function:
+        Lambda filters a DynamoDB stream's records only under their ``dynamodb`` key
+        (tests/aws_docs/lambda-dynamodb-filtering.json), and the filter passes a record only if it has
+        a new image (the item's key always in it), which an insert and an update have and a deletion
+        has not. The fanout skips deletions itself as well (``webhook_events.event_for``)."""
+        new_image = {"dynamodb": {"NewImage": {schema.MESSAGES_KEY: {"S": [{"exists": True}]}}}}
         mapping = lambda_.CfnEventSourceMapping(
             self, "WebhookStream", function_name=self.function(self.FANOUT).function_name,
             event_source_arn=store.messages.table_stream_arn, starting_position="LATEST", batch_size=100,
@@ -257,7 +262,7 @@ class SenderApi(Construct):
             maximum_record_age_in_seconds=Webhooks.FANOUT_MAX_RECORD_AGE.to_seconds(),
             filter_criteria=lambda_.CfnEventSourceMapping.FilterCriteriaProperty(filters=[
                 lambda_.CfnEventSourceMapping.FilterProperty(
-                    pattern=json.dumps({"eventName": ["INSERT", "MODIFY"]}))]),
+                    pattern=json.dumps(new_image))]),
             destination_config=lambda_.CfnEventSourceMapping.DestinationConfigProperty(
                 on_failure=lambda_.CfnEventSourceMapping.OnFailureProperty(
                     destination=webhooks.fanout_failures.queue_arn)))
