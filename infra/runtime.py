@@ -55,8 +55,8 @@ def platforms(machine: str) -> list[str]:
 
 
 def supported_tags(runtime: str, machine: str) -> set[str]:
-    """Every wheel tag that runs on this runtime and machine, in pip's order of preference (the
-    ``packaging`` library's, which pip uses): CPython's own ABI, the stable ABI, pure Python."""
+    """Every wheel tag that runs on this runtime and machine, as pip (through the ``packaging``
+    library) lists them for that interpreter: CPython's own ABI, the stable ABI, pure Python."""
     python = version(runtime)
     interpreter = "cp%d%d" % python
     found = tags.cpython_tags(python, abis=[interpreter], platforms=platforms(machine))
@@ -105,8 +105,6 @@ def package_problems(package: Path, requirements: Path, runtime: str, machine: s
         extras.setdefault(canonicalize_name(requirement.name), {""}).update(requirement.extras)
     markers = environment(runtime, machine)
     for who, requirement in needs:
-        if who is not None and who not in packaged:
-            continue
         if requirement.marker is not None and not any(
                 requirement.marker.evaluate({**markers, "extra": extra}) for extra in extras.get(who, {""})):
             continue

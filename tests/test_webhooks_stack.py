@@ -101,9 +101,10 @@ def dynamodb_stream_filters(template: dict) -> tuple[list[tuple[str, dict]], int
 
 def unsupported_filters(patterns: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
     """The patterns that filter on anything but the ``dynamodb`` key (and under it, the keys or an image)."""
-    key, images = FILTERING["key"], FILTERING["images"]["keys"]
+    key = FILTERING["key"]
+    under = {*FILTERING["keys_example"][key], *FILTERING["images"]["keys"]}
     return [(where, pattern) for where, pattern in patterns
-            if set(pattern) != {key} or not isinstance(pattern[key], dict) or not set(pattern[key]) <= {"Keys", *images}]
+            if set(pattern) != {key} or not isinstance(pattern[key], dict) or not set(pattern[key]) <= under]
 
 
 def stream_mapping(template):
