@@ -18,6 +18,7 @@ from constructs import Construct
 
 from . import nag
 from .config import StageConfig
+from .runtime import PYTHON
 
 HANDLERS = Path(__file__).resolve().parent / "handlers"
 SMS_VOICE = "sms-voice.amazonaws.com"
@@ -103,7 +104,7 @@ class TwoWay(Construct):
         role.add_to_policy(iam.PolicyStatement(
             actions=["sms-voice:DescribeKeywords", "sms-voice:PutKeyword", "sms-voice:DeleteKeyword"], resources=[arn]))
         handler = lambda_.Function(
-            self, "Handler", runtime=lambda_.Runtime.PYTHON_3_14, handler="two_way.on_event", role=role,
+            self, "Handler", runtime=PYTHON, handler="two_way.on_event", role=role,
             code=lambda_.Code.from_asset(str(HANDLERS), exclude=["__pycache__", "*.pyc", "__init__.py"]),
             timeout=Duration.minutes(2), log_group=log_group,
             description=f"{config.prefix}: two-way messaging on the stage's number or pool")

@@ -226,13 +226,16 @@ def test_every_setting_has_a_safe_default():
 
 
 def test_the_pinned_cdk_cli_accepts_the_assembly_and_synth_is_deterministic(template, tmp_path):
-    """`make test` installs the CLI pinned in package.json; a missing CLI fails here, it is not skipped."""
+    """`make test` installs the CLI pinned in package.json; a missing CLI fails here, it is not skipped.
+    The synth runs with pip kept off every index (``PIP_NO_INDEX``): after the first build, the Lambda
+    package comes from Chalice's cache (app/.chalice/deployments/), so a synth needs no network."""
     cli = ROOT / "node_modules" / ".bin" / "cdk"
     assert cli.exists(), "run `npm ci` (make test does) to install the pinned CDK CLI"
     result = subprocess.run(
         [str(cli), "synth", "-c", "stage=dev", "--app", f"{sys.executable} {ROOT / 'app.py'}", "-o",
          str(tmp_path / "cdk.out"), "--quiet"],
-        cwd=ROOT, env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "CDK_DISABLE_VERSION_CHECK": "1"},
+        cwd=ROOT, env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "CDK_DISABLE_VERSION_CHECK": "1",
+                       "PIP_NO_INDEX": "1"},
         capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     again = json.loads((tmp_path / "cdk.out" / "SmsSender-dev.template.json").read_text())

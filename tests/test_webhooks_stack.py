@@ -57,9 +57,54 @@ def role_policy(template, function_id: str) -> str:
     return policy
 
 
+FILTERING = json.loads((Path(aws_docs.__file__).parent / "lambda-dynamodb-filtering.json").read_text())
+
+
 def passes(pattern: dict, record: dict) -> bool:
-    """Lambda's event filtering, for the one form the stack uses: each key a list of exact values."""
-    return all(record.get(key) in values for key, values in pattern.items())
+    """Lambda's event filtering, in the forms the stack uses: an object descends into the record's
+    object of the same key; a list holds the values the field may have, or ``{"exists": bool}``."""
+    for key, wanted in pattern.items():
+        if isinstance(wanted, dict):
+            if not isinstance(record.get(key), dict) or not passes(wanted, record[key]):
+                return False
+            continue
+        assert isinstance(wanted, list) and wanted, f"not a filter form this helper knows: {wanted!r}"
+        if not any(rule["exists"] == (key in record) if isinstance(rule, dict) and set(rule) == {"exists"}
+                   else key in record and record[key] == rule for rule in wanted):
+            return False
+    return True
+
+
+def dynamodb_stream_filters(template: dict) -> tuple[list[tuple[str, dict]], int]:
+    """Every filter pattern of every event source that reads a DynamoDB stream, as (where, pattern),
+    and how many such event sources the template (its JSON) has."""
+    found, sources = [], 0
+    for name, resource in template["Resources"].items():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Lambda::EventSourceMapping":
+            arn = props["EventSourceArn"]
+            table = arn.get("Fn::GetAtt", [None, None]) if isinstance(arn, dict) else [None, None]
+            if not (table[1] == "StreamArn" and template["Resources"][table[0]]["Type"] == "AWS::DynamoDB::Table"
+                    or isinstance(arn, str) and ":dynamodb:" in arn):
+                continue
+            events = {name: props}
+        elif resource["Type"] == "AWS::Serverless::Function":
+            events = {f"{name}.{event_id}": event["Properties"]
+                      for event_id, event in props.get("Events", {}).items() if event["Type"] == "DynamoDB"}
+        else:
+            continue
+        for where, source in events.items():
+            sources += 1
+            found += [(where, json.loads(c["Pattern"])) for c in source.get("FilterCriteria", {}).get("Filters", [])]
+    return found, sources
+
+
+def unsupported_filters(patterns: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """The patterns that filter on anything but the ``dynamodb`` key (and under it, the keys or an image)."""
+    key = FILTERING["key"]
+    under = {*FILTERING["keys_example"][key], *FILTERING["images"]["keys"]}
+    return [(where, pattern) for where, pattern in patterns
+            if set(pattern) != {key} or not isinstance(pattern[key], dict) or not set(pattern[key]) <= under]
 
 
 def stream_mapping(template):
@@ -170,16 +215,56 @@ def test_the_fanout_reads_the_stream_in_batches_and_keeps_what_it_gives_up_on(te
     assert 60 <= props["MaximumRecordAgeInSeconds"] < DAY
     assert props["DestinationConfig"]["OnFailure"]["Destination"] == {
         "Fn::GetAtt": [webhook_queues(template)["fanout failures"], "Arn"]}
-    # Only writes reach the fanout: on the documented event, INSERT and MODIFY pass and a deletion
-    # (REMOVE: a TTL expiry) never costs an invocation.
+    # Only writes reach the fanout: the documented INSERT and MODIFY records, keyed as the messages
+    # table is, pass; a deletion (REMOVE: a TTL expiry) never costs an invocation. A deletion's
+    # record has no new image (the StreamRecord reference: NewImage is the item "as it appeared
+    # after it was modified"), only the old one.
     (only,) = props["FilterCriteria"]["Filters"]
     pattern = json.loads(only["Pattern"])
     documented = json.loads((EVENTS / "dynamodb-stream-event.json").read_text())["event"]["Records"]
     assert {r["eventName"] for r in documented} == {"INSERT", "MODIFY"}
-    assert all(passes(pattern, r) for r in documented)
-    assert not passes(pattern, {**documented[-1], "eventName": "REMOVE"})
+    keyed = [messages_record(template, r) for r in documented]
+    assert all(passes(pattern, r) for r in keyed)
+    removed = {**keyed[-1], "eventName": "REMOVE",
+               "dynamodb": {k: v for k, v in keyed[-1]["dynamodb"].items() if k != "NewImage"}}
+    assert not passes(pattern, removed)
+    assert not passes(pattern, documented[0]), "the filter must name the messages table's own key"
     # Lambda checks the role's rights when it creates the mapping: the policy comes first.
     assert role_policy(template, "WebhookFanout") in mapping["DependsOn"]
+
+
+def messages_record(template, record: dict) -> dict:
+    """A documented stream record with its images keyed as the messages table is (its key's name and
+    type from the template), in place of the guide's table's ``Id`` number."""
+    table = resources(template)[messages_table(template)]["Properties"]
+    ((key,),) = [[k["AttributeName"] for k in table["KeySchema"] if k["KeyType"] == "HASH"]]
+    (kind,) = [a["AttributeType"] for a in table["AttributeDefinitions"] if a["AttributeName"] == key]
+    images = {name: {**{k: v for k, v in image.items() if k != "Id"}, key: {kind: "msg_1"}}
+              for name, image in record["dynamodb"].items() if name in ("Keys", "NewImage", "OldImage")}
+    return {**record, "dynamodb": {**record["dynamodb"], **images}}
+
+
+def test_every_dynamodb_stream_filter_filters_only_under_the_dynamodb_key(
+        template, prod_template, mms_template, sms_voice_template, second_stage):
+    """The Lambda guide: DynamoDB event source mappings filter only on the ``dynamodb`` key, and
+    under it on the keys and images. Every stage's every DynamoDB event source holds to it."""
+    assert FILTERING["source"].startswith("https://docs.aws.amazon.com/lambda/")
+    assert f"only support filtering on the {FILTERING['key']} key" in FILTERING["quote"]
+    assert all(k in FILTERING["images"]["quote"] for k in FILTERING["images"]["keys"])
+    for synthesized in (template, prod_template, mms_template, sms_voice_template, second_stage):
+        patterns, sources = dynamodb_stream_filters(synthesized.to_json())
+        assert sources >= 1 and patterns  # the webhook fanout's, at least
+        assert unsupported_filters(patterns) == []
+
+
+def test_the_filter_check_refuses_a_pattern_on_the_event_name(template):
+    """The fanout's earlier pattern (``eventName``), which the guide says Lambda does not filter on."""
+    bare = json.loads(json.dumps(template.to_json()))
+    (name, _) = stream_mapping(template)
+    bare["Resources"][name]["Properties"]["FilterCriteria"]["Filters"] = [
+        {"Pattern": json.dumps({"eventName": ["INSERT", "MODIFY"]})}]
+    patterns, _ = dynamodb_stream_filters(bare)
+    assert unsupported_filters(patterns) == [(name, {"eventName": ["INSERT", "MODIFY"]})]
 
 
 def test_deliveries_report_each_failure_and_run_on_a_bounded_number_of_instances(template):
