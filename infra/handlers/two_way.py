@@ -53,6 +53,7 @@ PROTECTED = ("HELP", "STOP")  # every number and pool has them; DeleteKeyword re
 # PutKeyword that describe a request refused as it stands (the model's ValidationException and
 # ConflictException; AccessDenied, NotFound and throttling still fail the deploy).
 KEYWORD_REFUSALS = ("ValidationException", "ConflictException")
+REFUSED = "End User Messaging refused PutKeyword"  # in KeywordsNotSet; preflight and smoke look for it
 NOT_SUPPORTED = {"TWO_WAY_NOT_SUPPORTED_IN_COUNTRY": "the identity's country",
                  "TWO_WAY_NOT_SUPPORTED_IN_REGION": "this AWS Region"}
 VERSION = 2
@@ -257,8 +258,7 @@ def put_keyword(sms, identity: str, keyword: str, message: str, action: str) -> 
             raise
         logger.warning("End User Messaging refused %s on %s (%s %s): it keeps its own answer", keyword, identity,
                        code, reason or "")
-        return f"{keyword}: End User Messaging refused PutKeyword ({code}{' ' + reason if reason else ''}) " \
-               f"and keeps its own answer"
+        return f"{keyword}: {REFUSED} ({code}{' ' + reason if reason else ''}) and keeps its own answer"
     return None
 
 
