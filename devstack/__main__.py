@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     stack.start()
     app, aws = stack.app_url, stack.aws_url
     config = stack.stage_config
-    overrides = "\n".join(f"  {name}={stack.env[name]}" for name in stages.OVERRIDES)
+    overrides = "\n".join(f"  {name}={stack.env[name]}" for name in stages.OVERRIDES if name in stack.env)
     print(f"""
 Sender running against the embedded local stack (no AWS account; nothing leaves this machine).
 

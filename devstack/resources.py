@@ -34,9 +34,12 @@ def _client(service: str, endpoint: str, region: str):
     return boto3.session.Session().client(service, endpoint_url=endpoint, region_name=region)
 
 
-def create(endpoint: str, region: str, emulator, *, visibility_timeout: int = 30, keywords=()) -> dict:
+def create(endpoint: str, region: str, emulator, *, visibility_timeout: int = 30, keywords=(),
+           two_way: bool = True) -> dict:
     """Create everything in the embedded AWS; return the environment variables the app reads. ``keywords``
-    (``infra.config.Keyword``s: the stage's ``all_keywords``) are what the local number answers."""
+    (``infra.config.Keyword``s: the stage's ``all_keywords``) are what the local number answers. Without
+    ``two_way`` (a stage with ``twoWay: false``) the local number stays one-way, as the stack leaves the
+    stage's identity: no inbound topic or queue, and no two-way settings for the app."""
     env = create_core(lambda service: _client(service, endpoint, region), region, emulator.sms_voice.account,
                       visibility_timeout=visibility_timeout)
     sms_voice = _client("pinpoint-sms-voice-v2", endpoint, region)
@@ -45,22 +48,22 @@ def create(endpoint: str, region: str, emulator, *, visibility_timeout: int = 30
     identity = emulator.sms_voice.add_phone_number(ORIGINATION_NUMBER)
     emulator.local_number = ORIGINATION_NUMBER
     two_way = create_two_way(lambda service: _client(service, endpoint, region), identity["PhoneNumberId"],
-                             keywords, visibility_timeout=visibility_timeout)
+                             keywords, visibility_timeout=visibility_timeout) if two_way else {}
     return {**env, **two_way, "ORIGINATION_IDENTITY": identity["PhoneNumberArn"],
             "CONFIGURATION_SET_NAME": configuration_set}
 
 
 INBOUND_TOPIC, INBOUND_QUEUE, INBOUND_DLQ = f"{PREFIX}-inbound", f"{PREFIX}-inbound", f"{PREFIX}-inbound-dlq"
-OPT_OUT_LIST = f"{PREFIX}-opt-outs"
 
 
 def create_two_way(client, identity: str, keywords, *, visibility_timeout: int = 30) -> dict:
     """Two-way messaging on the local number, as ``infra/two_way.py`` builds it: the inbound SNS topic
-    (standard), the inbound queue subscribed to it (not raw: the SNS envelope's ``Timestamp`` is the
-    reply's time) with its dead-letter queue, and an opt-out list; then the stack's own custom-resource
-    handler (``infra/handlers/two_way.py``) turns two-way on for the number, points it at the topic and
-    the list, and sets the keywords, through the sms-voice stand-in. Returns the app's settings for it
-    (``OPT_OUT_LIST_NAME``, ``ORIGINATION_NUMBER``) and the queues' URLs."""
+    (standard) and the inbound queue subscribed to it (not raw: the SNS envelope's ``Timestamp`` is the
+    reply's time) with its dead-letter queue; then the stack's own custom-resource handler
+    (``infra/handlers/two_way.py``) turns two-way on for the number, points it at the topic, and sets
+    the keywords, through the sms-voice stand-in. The number keeps its own opt-out list (``Default``).
+    Returns the app's settings for it (``OPT_OUT_LIST_NAME``: that list, as the handler read it;
+    ``ORIGINATION_NUMBER``) and the queues' URLs."""
     from infra.handlers import two_way
 
     topic = client("sns").create_topic(Name=INBOUND_TOPIC)["TopicArn"]
@@ -69,12 +72,11 @@ def create_two_way(client, identity: str, keywords, *, visibility_timeout: int =
     queue_arn = _arn(sqs, queue)
     client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     sms_voice = client("pinpoint-sms-voice-v2")
-    sms_voice.create_opt_out_list(OptOutListName=OPT_OUT_LIST)
     done = two_way.on_event({"RequestType": "Create", "ResourceProperties": {
-        "Identity": identity, "TopicArn": topic, "OptOutListName": OPT_OUT_LIST,
+        "Identity": identity, "TopicArn": topic, "Stage": STAGE,
         "Keywords": [{"Keyword": k.keyword, "Message": k.message, "Action": k.action} for k in keywords]}},
         sms=sms_voice)
-    return {"OPT_OUT_LIST_NAME": OPT_OUT_LIST, "ORIGINATION_NUMBER": done["Data"]["PhoneNumber"],
+    return {"OPT_OUT_LIST_NAME": done["Data"]["OptOutListName"], "ORIGINATION_NUMBER": done["Data"]["PhoneNumber"],
             "INBOUND_TOPIC_ARN": topic, "INBOUND_QUEUE_URL": queue, "INBOUND_DLQ_URL": dlq}
 
 

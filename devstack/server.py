@@ -162,7 +162,8 @@ class LocalStack:
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
             self._saved_env.setdefault(name, os.environ.pop(name, None))
         created = resources.create(self.aws_url, REGION, self.emulator, visibility_timeout=self._visibility_timeout,
-                                   keywords=self.stage_config.all_keywords)
+                                   keywords=self.stage_config.all_keywords,
+                                   two_way=not self.stage_config.two_way_off)
         self.resources = created  # every resource's name and URL (the inbound queues among them)
         for country in stages.sender_id_countries(self.stage_config):  # as the stage's account has it registered
             self.emulator.sms_voice.add_sender_id(self.stage_config.sender_id, country)
@@ -198,10 +199,12 @@ class LocalStack:
         self.webhook_delivery = pipeline.SqsEventSource(
             sqs=aws.client("sqs"), queue_url=settings.webhook_queue_url, function=module.webhook_delivery,
             instances=WEBHOOK_INSTANCES, function_timeout=self._function_timeout, name="webhook-delivery").start()
-        # Replies: the inbound queue (which the inbound topic feeds) into the real inbound function.
-        self.inbound = pipeline.SqsEventSource(
-            sqs=aws.client("sqs"), queue_url=created["INBOUND_QUEUE_URL"], function=module.inbound_reply,
-            function_timeout=self._function_timeout, name="inbound-reply").start()
+        # Replies: the inbound queue (which the inbound topic feeds) into the real inbound function; a
+        # stage with twoWay false has neither, as deployed.
+        if "INBOUND_QUEUE_URL" in created:
+            self.inbound = pipeline.SqsEventSource(
+                sqs=aws.client("sqs"), queue_url=created["INBOUND_QUEUE_URL"], function=module.inbound_reply,
+                function_timeout=self._function_timeout, name="inbound-reply").start()
         return self
 
     def stop(self) -> None:

@@ -25,11 +25,12 @@ OVERRIDES = {
     "MAX_MPS": ("20", "a quick batch worker: the emulated number has no throughput of its own "
                       "(POST http://127.0.0.1:4566/_limits gives it one)"),
     "WORKER_CONCURRENCY": ("2", "two batch-worker instances, as the stack runs them for 20 MPS"),
-    "INBOUND_ENABLED": ("1", "replies and STOP work locally on every stage: the local number is an End User "
-                             "Messaging number with two-way on (POST http://127.0.0.1:4566/_inbound plays a "
-                             "reply); deployed, only a stage whose originationIdentity is a phone number or "
-                             "pool receives them"),
-    "OPT_OUT_LIST_NAME": (None, "the local number's opt-out list in the emulated End User Messaging"),
+    "INBOUND_ENABLED": ("1", "replies and STOP work locally on every stage but one with twoWay false: the "
+                             "local number is an End User Messaging number with two-way on (POST "
+                             "http://127.0.0.1:4566/_inbound plays a reply); deployed, only a stage whose "
+                             "originationIdentity is a phone number or pool receives them"),
+    "OPT_OUT_LIST_NAME": (None, "the local number's own opt-out list (Default) in the emulated End User "
+                                "Messaging"),
     "ORIGINATION_NUMBER": (None, "the local number, +12065550100"),
     "WEBHOOK_URLS": (None, "webhook endpoints may only be http://127.0.0.1:<port> or http://localhost:<port> "
                            "(deployed: https only, and never a loopback or private address): receivers "
@@ -38,6 +39,9 @@ OVERRIDES = {
                                       "(backoff, jitter, cap and Retry-After) times 0.05, so the first retry "
                                       "comes after about 1.5 s instead of 30 s; the 24 h limit is unchanged"),
 }
+# The overrides that make the local number two-way: none on a stage with ``twoWay: false``, which runs
+# one-way locally as deployed (a STOP to the number is still End User Messaging's to apply).
+TWO_WAY_OVERRIDES = ("INBOUND_ENABLED", "OPT_OUT_LIST_NAME", "ORIGINATION_NUMBER")
 
 
 def load(stage: str = DEFAULT_STAGE) -> StageConfig:
@@ -46,7 +50,8 @@ def load(stage: str = DEFAULT_STAGE) -> StageConfig:
 
 
 def environment(config: StageConfig, created: dict) -> dict[str, str]:
-    """The app's environment for ``config`` on the resources ``resources.create`` made (``created``)."""
+    """The app's environment for ``config`` on the resources ``resources.create`` made (``created``: with
+    ``two_way=not config.two_way_off``)."""
     env = config.app_environment(
         media_bucket=created["MEDIA_BUCKET"], messages_table=created["MESSAGES_TABLE"],
         idempotency_table=created["IDEMPOTENCY_TABLE"], batch_queue_url=created["BATCH_QUEUE_URL"],
@@ -56,6 +61,8 @@ def environment(config: StageConfig, created: dict) -> dict[str, str]:
         webhook_key_id=created["WEBHOOK_KEY_ID"], opt_out_list_name=created.get("OPT_OUT_LIST_NAME"),
         origination_number=created.get("ORIGINATION_NUMBER"))
     for name, (value, _reason) in OVERRIDES.items():
+        if config.two_way_off and name in TWO_WAY_OVERRIDES:
+            continue
         env[name] = created[name] if value is None else value
     return env
 
@@ -69,5 +76,5 @@ def sender_id_countries(config: StageConfig) -> list[str]:
     return sorted(wanted & set(countries.SENDER_ID))
 
 
-__all__ = ["CDK_JSON", "DEFAULT_STAGE", "OVERRIDES", "StageConfigError", "environment", "load",
-           "sender_id_countries"]
+__all__ = ["CDK_JSON", "DEFAULT_STAGE", "OVERRIDES", "TWO_WAY_OVERRIDES", "StageConfigError", "environment",
+           "load", "sender_id_countries"]

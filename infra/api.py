@@ -138,7 +138,7 @@ class SenderApi(Construct):
             configuration_set_name=configuration_set_name, webhooks_table=webhooks.table.table_name,
             webhook_queue_url=webhooks.queue.queue_url, webhook_dlq_url=webhooks.dead_letters.queue_url,
             webhook_key_id=webhooks.key.key_arn,
-            opt_out_list_name=two_way.opt_out_list.ref if two_way else None,
+            opt_out_list_name=two_way.opt_out_list_name if two_way else None,
             origination_number=two_way.origination_number if two_way else None)
         self.chalice = ChaliceApp(self, "Chalice", source_dir=str(APP_DIR), stage_config={
             "api_gateway_stage": "api",
@@ -305,9 +305,10 @@ class SenderApi(Construct):
         it answers by the provider's id, applies opt-out and opt-in keywords to the opt-out items of the
         settings table (one transaction: the number's entry and its keyword history), and drains its
         queue. ``tests/test_two_way_stack.py`` records the calls and checks them."""
+        # The identity's own opt-out list (the custom resource reads its name; two-way never changes it).
         api.add_to_policy(iam.PolicyStatement(
             actions=["sms-voice:DescribeOptedOutNumbers", "sms-voice:PutOptedOutNumber",
-                     "sms-voice:DeleteOptedOutNumber"], resources=[two_way.opt_out_list.attr_arn]))
+                     "sms-voice:DeleteOptedOutNumber"], resources=[two_way.opt_out_list_arn]))
         messages = store.messages.table_arn
         inbound.add_to_policy(iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[messages]))
         inbound.add_to_policy(iam.PolicyStatement(

@@ -119,6 +119,9 @@ class StageConfig:
     account_settings: bool = True
     # Keywords the stage's number or pool answers (cdk.json ``keywords``; see ``all_keywords``).
     keywords: tuple[Keyword, ...] = ()
+    # cdk.json ``twoWay``: None (not given) means on wherever the identity can receive; false turns
+    # two-way off (the stack builds none of it), for an identity in a country or region without it.
+    two_way_setting: bool | None = None
 
     KEYS = {  # cdk.json key -> attribute
         "smsProvider": "sms_provider", "originationIdentity": "origination_identity",
@@ -127,7 +130,7 @@ class StageConfig:
         "monthlySpendLimitUsd": "monthly_spend_limit_usd", "alarmEmail": "alarm_email",
         "mediaRetentionDays": "media_retention_days", "apiRateLimit": "api_rate_limit",
         "apiBurstLimit": "api_burst_limit", "maxMps": "max_mps", "accountSettings": "account_settings",
-        "maxWebhooks": "max_webhooks", "keywords": "keywords",
+        "maxWebhooks": "max_webhooks", "keywords": "keywords", "twoWay": "two_way_setting",
     }
 
     @property
@@ -137,11 +140,23 @@ class StageConfig:
         return bool(self.origination_identity)
 
     @property
-    def two_way(self) -> bool:
-        """Replies reach this stage: its origination identity is an End User Messaging phone number or
-        pool (a sender id cannot receive, and SNS has no inbound API). The stack then owns the inbound
-        topic, queue and function, an opt-out list and the keywords (``infra/two_way.py``)."""
+    def can_receive(self) -> bool:
+        """The origination identity is an End User Messaging phone number or pool (a sender id cannot
+        receive, and SNS has no inbound API)."""
         return bool(self.origination_identity) and bool(TWO_WAY_IDENTITY.fullmatch(self.origination_identity))
+
+    @property
+    def two_way(self) -> bool:
+        """Replies reach this stage: its identity can receive and ``twoWay`` is not false. The stack then
+        owns the inbound topic, queue and function and the keywords, and turns two-way on for the
+        identity, which keeps its own opt-out list (``infra/two_way.py``)."""
+        return self.can_receive and self.two_way_setting is not False
+
+    @property
+    def two_way_off(self) -> bool:
+        """``twoWay: false``: no replies, deployed or under ``make dev`` (whose local number receives on
+        every other stage)."""
+        return self.two_way_setting is False
 
     @property
     def all_keywords(self) -> tuple[Keyword, ...]:
@@ -185,9 +200,10 @@ class StageConfig:
         both take the app's settings from here, so what runs locally is what is deployed. Webhook endpoints
         must be ``https`` (the local stack overrides ``WEBHOOK_URLS`` to ``loopback``).
 
-        Two-way (the stage receives replies: given the End User Messaging opt-out list): ``INBOUND_ENABLED``,
-        ``OPT_OUT_LIST_NAME``, the stage's opt-out and opt-in words (``OPT_OUT_KEYWORDS``, ``OPT_IN_KEYWORDS``:
-        upper case, comma-separated), and ``ORIGINATION_NUMBER`` (E.164) when known."""
+        Two-way (the stage receives replies: given the opt-out list of its identity, which two-way leaves in
+        place): ``INBOUND_ENABLED``, ``OPT_OUT_LIST_NAME``, the stage's opt-out and opt-in words
+        (``OPT_OUT_KEYWORDS``, ``OPT_IN_KEYWORDS``: upper case, comma-separated), and ``ORIGINATION_NUMBER``
+        (E.164) when known."""
         environment = {
             "STAGE": self.stage,
             "SMS_PROVIDER": self.sms_provider,
@@ -280,6 +296,14 @@ class StageConfig:
             fail("accountSettings must be true or false")
         if self.alarm_email is not None and "@" not in self.alarm_email:
             fail("alarmEmail must be an email address")
+        if self.two_way_setting is not None and not isinstance(self.two_way_setting, bool):
+            fail("twoWay must be true or false")
+        if self.two_way_setting and not self.can_receive:
+            fail("twoWay true needs an originationIdentity that can receive replies: an End User Messaging "
+                 "phone number or pool (a sender id cannot, and SNS has no inbound API)")
+        if self.keywords and self.two_way_off:
+            fail("keywords are what the number answers to replies, and twoWay is false: drop keywords, or "
+                 "turn twoWay on")
         if self.keywords and not self.two_way:
             fail("keywords need an originationIdentity that can receive replies: an End User Messaging phone "
                  "number or pool (a sender id cannot, and SNS has no inbound API)")

@@ -48,7 +48,11 @@ class SenderStack(Stack):
         if two_way:
             CfnOutput(self, "InboundTopicArn", value=two_way.topic.topic_arn,
                       description="End User Messaging publishes replies to the stage's number or pool here")
-            CfnOutput(self, "OptOutListName", value=two_way.opt_out_list.ref)
+            CfnOutput(self, "OptOutListName", value=two_way.opt_out_list_name,
+                      description="the identity's own opt-out list, left as it was: every STOP lands here")
+            CfnOutput(self, "KeywordsNotSet", value=two_way.keywords_not_set,
+                      description="the stage's HELP or STOP answers End User Messaging kept its own of, and why; "
+                                  "none when it gives them all")
             CfnOutput(self, "InboundDeadLetterQueueUrl", value=two_way.dead_letters.queue_url,
                       description="replies the inbound function could not take; an alarm watches it")
         CfnOutput(self, "ApiUrl", value=api.chalice.sam_template.get_output("EndpointURL").value)

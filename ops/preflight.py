@@ -8,6 +8,7 @@ each FAIL with its fix, and exits 1 if any check failed.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from typing import Iterator
@@ -15,7 +16,9 @@ from typing import Iterator
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
+from apppath import APP_DIR
 from infra.config import StageConfig, StageConfigError, stack_name
+from infra.handlers.two_way import REFUSED  # how the stack's KeywordsNotSet output words a refusal
 from ops import (FAIL, OK, SKIP, WARN, Result, aws_error, check_endpoint, error_code, mask, refuse, region,
                  report, stage_settings)
 
@@ -38,6 +41,13 @@ SNS_SMS_REGIONS = frozenset({
     "ap-southeast-4", "ap-south-1", "ap-northeast-3", "ap-southeast-1", "ap-southeast-2", "ap-northeast-1",
     "ca-central-1", "ca-west-1", "eu-central-1", "eu-west-1", "eu-west-2", "eu-south-1", "eu-west-3",
 })
+# Countries whose row of End User Messaging's SMS table says "Supports two-way SMS: Yes": the table the app's
+# country list copies (app/chalicelib/sending/countries.json names its source and the date it was read). AWS lists no
+# AWS Regions for two-way SMS (its pages say only "certain countries and regions"), so the Region check below
+# looks for a number of the account that has two-way on already.
+_SMS_TABLE = json.loads((APP_DIR / "chalicelib" / "sending" / "countries.json").read_text(encoding="utf-8"))
+TWO_WAY_COUNTRIES = frozenset(row["iso"] for row in _SMS_TABLE["rows"] if row["twoWay"] == "Yes")
+TWO_WAY_COUNTRIES_URL = _SMS_TABLE["source"]["sms"]
 EUM_REGIONS_URL = "https://docs.aws.amazon.com/sms-voice/latest/userguide/what-is-sms-mms.html#sms-regions"
 SNS_REGIONS_URL = "https://docs.aws.amazon.com/sns/latest/dg/sns-supported-regions-countries.html"
 
@@ -157,6 +167,7 @@ def check_identity(sms, config: StageConfig, region_name: str, account: str) -> 
             status, capabilities = number["Status"], set(number["NumberCapabilities"])
             what = f"phone number {number.get('PhoneNumberId', resource_id)} ({number['NumberType']}, " \
                    f"{number['IsoCountryCode']})"
+            found = {"countries": {number["IsoCountryCode"]}, "info": number}
         elif kind == "pool":
             pool = sms.describe_pools(PoolIds=[resource_id])["Pools"][0]
             status = pool["Status"]
@@ -164,9 +175,11 @@ def check_identity(sms, config: StageConfig, region_name: str, account: str) -> 
                 PoolId=pool["PoolId"]) for member in page["OriginationIdentities"]]
             capabilities = {capability for member in members for capability in member["NumberCapabilities"]}
             what = f"pool {pool['PoolId']} ({len(members)} identities)"
+            found = {"countries": {member["IsoCountryCode"] for member in members}, "info": pool}
         else:  # sender-id/<id>/<country>: SMS only
             sms.describe_sender_ids(SenderIds=[{"SenderId": arn["id"], "IsoCountryCode": arn["country"]}])
             status, capabilities, what = "ACTIVE", {"SMS"}, f"sender id {arn['id']} ({arn['country']})"
+            found = None
     except ClientError as err:
         listing = LIST_POOLS if kind == "pool" else LIST_NUMBERS
         if error_code(err) == "ResourceNotFoundException":
@@ -175,10 +188,12 @@ def check_identity(sms, config: StageConfig, region_name: str, account: str) -> 
                           f"`{listing.format(region=region_name)}`")
         return Result(FAIL, name, f"{identity}: {aws_error(err)}",
                       "allow these credentials sms-voice:Describe* (read-only), then run preflight again")
+    if found:  # what the two-way checks read: the identity's countries and two-way settings
+        found["what"] = what
     if status != "ACTIVE":
         return Result(FAIL, name, f"{what} is {status}, not ACTIVE",
                       "wait until it is ACTIVE; a registration may still be in review (End User Messaging SMS "
-                      "console > Registrations)")
+                      "console > Registrations)", value=found)
     missing = [capability for capability in needed if capability not in capabilities]
     if missing:
         fix = (f"add a number with {' and '.join(missing)} to the pool (`aws pinpoint-sms-voice-v2 "
@@ -186,8 +201,85 @@ def check_identity(sms, config: StageConfig, region_name: str, account: str) -> 
                f"--iso-country-code US`)" if kind == "pool" else
                f"set originationIdentity to a number or pool with {' and '.join(needed)} (MMS is on whenever "
                f"originationIdentity is set); list numbers with `{LIST_NUMBERS.format(region=region_name)}`")
-        return Result(FAIL, name, f"{what} lacks {' and '.join(missing)}", fix)
-    return Result(OK, name, f"{what} is ACTIVE with {' and '.join(needed)}")
+        return Result(FAIL, name, f"{what} lacks {' and '.join(missing)}", fix, value=found)
+    return Result(OK, name, f"{what} is ACTIVE with {' and '.join(needed)}", value=found)
+
+
+def two_way_off_fix(stage: str) -> str:
+    return (f"set \"twoWay\": false in context.stages.{stage} of cdk.json: the stage then sends as before and "
+            f"receives no replies (the stack builds none of the two-way resources)")
+
+
+def check_two_way_country(identity: dict, stage: str) -> Result:
+    """Two-way SMS exists in some countries only (End User Messaging's SMS table, "Supports two-way SMS");
+    where the identity's country lacks it, turning two-way on fails (TWO_WAY_NOT_SUPPORTED_IN_COUNTRY) and
+    the deploy rolls back."""
+    name = "two-way country"
+    countries = sorted(identity["countries"])
+    lacking = [country for country in countries if country not in TWO_WAY_COUNTRIES]
+    if not countries:
+        return Result(WARN, name, f"{identity['what']} has no numbers, so no country to receive replies in",
+                      "add a number to the pool, or " + two_way_off_fix(stage))
+    if lacking == countries:
+        return Result(FAIL, name, f"{identity['what']}: End User Messaging has no two-way SMS in "
+                      f"{', '.join(lacking)} ({TWO_WAY_COUNTRIES_URL}); turning it on would fail "
+                      f"(TWO_WAY_NOT_SUPPORTED_IN_COUNTRY) and the deploy would roll back", two_way_off_fix(stage))
+    if lacking:
+        return Result(WARN, name, f"{identity['what']}: its numbers in {', '.join(lacking)} cannot receive replies "
+                      f"(no two-way SMS there, {TWO_WAY_COUNTRIES_URL}); those in "
+                      f"{', '.join(c for c in countries if c not in lacking)} can",
+                      f"use a pool of numbers in countries with two-way SMS, or {two_way_off_fix(stage)}")
+    return Result(OK, name, f"{', '.join(countries)} offers two-way SMS (End User Messaging's SMS table)")
+
+
+def check_two_way_region(sms, identity: dict, stage: str, region_name: str) -> Result:
+    """AWS lists no Regions for two-way SMS, yet End User Messaging can refuse one
+    (TWO_WAY_NOT_SUPPORTED_IN_REGION). A number or pool of this account with two-way on in this Region
+    shows that it works here; without one, preflight says it cannot tell."""
+    name = "two-way region"
+    if identity["info"].get("TwoWayEnabled"):
+        return Result(OK, name, f"{identity['what']} has two-way on already, in {region_name}")
+    try:
+        enabled = sms.describe_phone_numbers(Filters=[{"Name": "two-way-enabled", "Values": ["true"]}],
+                                             MaxResults=1)["PhoneNumbers"]
+    except (ClientError, BotoCoreError) as err:
+        return Result(WARN, name, f"could not look for a number with two-way on: {aws_error(err)}",
+                      "allow these credentials sms-voice:DescribePhoneNumbers")
+    if enabled:
+        return Result(OK, name, f"{region_name} offers two-way SMS: phone number "
+                      f"{enabled[0].get('PhoneNumberId', '?')} of this account has it on")
+    return Result(WARN, name, f"AWS lists no Regions for two-way SMS, and no number of this account has it on in "
+                  f"{region_name}, so preflight cannot tell whether {region_name} offers it; if not, the deploy "
+                  f"fails with TWO_WAY_NOT_SUPPORTED_IN_REGION and rolls back, saying so",
+                  f"deploy and see; if it fails so, {two_way_off_fix(stage)}")
+
+
+def check_keywords(cloudformation, stage: str) -> Result:
+    """HELP and STOP: AWS's pages disagree on whether PutKeyword may change their answers
+    (tests/aws_docs/sms-voice-help-stop-keywords.json), so a refusal does not fail the deploy; the stage's
+    stack says what End User Messaging kept (its KeywordsNotSet output), read here once deployed."""
+    name = "HELP and STOP"
+    try:
+        stack = cloudformation.describe_stacks(StackName=stack_name(stage))["Stacks"][0]
+    except ClientError as err:
+        if error_code(err) != "ValidationError":  # "Stack with id ... does not exist"
+            return Result(WARN, name, f"could not read {stack_name(stage)}: {aws_error(err)}",
+                          "allow these credentials cloudformation:DescribeStacks")
+        return Result(OK, name, "not deployed yet: the deploy sets the stage's answers; should End User Messaging "
+                      "refuse to change HELP or STOP (AWS's pages disagree on whether it may), the deploy goes on, "
+                      "and the stack's KeywordsNotSet output, preflight and make smoke say which answer it kept")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    kept = outputs.get("KeywordsNotSet")
+    if kept is None:
+        return Result(OK, name, f"{stack_name(stage)} predates the KeywordsNotSet output; the next deploy sets the "
+                      f"stage's answers and reports any refusal there")
+    if REFUSED in kept:
+        return Result(WARN, name, f"the deployed stage's identity keeps End User Messaging's own answer: {kept}",
+                      "replies and opt-outs work as before; to see the answer it gives, `aws pinpoint-sms-voice-v2 "
+                      "describe-keywords --origination-identity <the stage's identity> --keywords HELP STOP`")
+    if kept == "none":
+        return Result(OK, name, "the deployed stage's identity answers them with the stage's text")
+    return Result(OK, name, f"the deployed stage's identity answers them with the stage's text, but: {kept}")
 
 
 def check_sns_sandbox(sns) -> Result:
@@ -384,7 +476,17 @@ def run(stage: str, raw: dict, context: dict, session) -> Iterator[Result]:
         yield Result(SKIP, "account checks", "the stage settings must parse first")
     else:
         if config.origination_identity:
-            yield check_identity(sms, config, region_name, credentials.value)
+            identity = check_identity(sms, config, region_name, credentials.value)
+            yield identity
+            if config.two_way and identity.value is None:
+                yield Result(SKIP, "two-way", "the origination identity must be found first")
+            elif config.two_way:
+                yield check_two_way_country(identity.value, stage)
+                yield check_two_way_region(sms, identity.value, stage, region_name)
+                yield check_keywords(client("cloudformation"), stage)
+            elif config.two_way_off and config.can_receive:
+                yield Result(OK, "two-way", "off (twoWay false): the stage receives no replies, and the stack "
+                             "leaves the identity's two-way settings and keywords alone")
         if config.sms_provider == "sns":
             yield check_sns_sandbox(sns)
             yield check_sns_spend_quota(sns, client("service-quotas"), config, region_name)

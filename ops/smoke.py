@@ -25,6 +25,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.config import StageConfig, StageConfigError, stack_name
+from infra.handlers.two_way import REFUSED  # how the stack's KeywordsNotSet output words a refusal
 from ops import (FAIL, OK, ROOT, SKIP, WARN, Result, aws_error, check_endpoint, mask, refuse, region, report,
                  stage_settings)
 
@@ -236,6 +237,24 @@ def check_alarm(cloudwatch, alarm_name: str | None, timeout: float = 60, interva
                 pass  # the alarm's next evaluation sets its state from the metric anyway
 
 
+def check_keywords(outputs: dict) -> Result:
+    """What End User Messaging kept of the stage's HELP and STOP answers: the stack's ``KeywordsNotSet``
+    output ("none", or which answer and why). AWS's pages disagree on whether PutKeyword may change them, so
+    a refusal does not fail the deploy, and is a warning here: replies and opt-outs work all the same."""
+    name = "HELP and STOP"
+    kept = outputs.get("KeywordsNotSet")
+    if kept is None:
+        return Result(WARN, name, "the outputs have no KeywordsNotSet: the deployed stack predates it",
+                      "deploy the current stack: `make deploy`")
+    if REFUSED in kept:
+        return Result(WARN, name, f"the stage's identity keeps End User Messaging's own answer: {kept}",
+                      "replies and opt-outs work as before; to see the answer it gives, `aws pinpoint-sms-voice-v2 "
+                      "describe-keywords --origination-identity <the stage's identity> --keywords HELP STOP`")
+    if kept == "none":
+        return Result(OK, name, "the stage's identity answers them with the stage's text (KeywordsNotSet: none)")
+    return Result(OK, name, f"the stage's identity answers them with the stage's text, but: {kept}")
+
+
 def check_paid_receipt(api: Api, to: str, timeout: float = 300, interval: float = 10, sleep=time.sleep) -> Result:
     """Send one real SMS and wait, bounded, for its delivery receipt to reach the message record."""
     name = "paid receipt check"
@@ -310,6 +329,10 @@ def run(stage: str, raw: dict, outputs_path: Path, session, paid: bool = False, 
         if media.status == OK:
             yield check_mms_dry_run(api, SIMULATOR_SUCCESS[MMS_COUNTRY], media.value)
     yield check_alarm(client("cloudwatch"), outputs.value.get("SmokeAlarmName"), alarm_timeout, interval, sleep)
+    if config.two_way:
+        yield check_keywords(outputs.value)
+    else:
+        yield Result(SKIP, "HELP and STOP", "the stage receives no replies, so the stack sets no keywords")
     if not paid:
         yield Result(SKIP, "paid receipt check", f"sends a real SMS, which AWS charges for: "
                      f"`make smoke STAGE={stage} PAID=1`")

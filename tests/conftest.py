@@ -79,7 +79,8 @@ def calls(monkeypatch):
 
 
 # Templates synthesized once per session (see tests/synth.py).
-SYNTH_FIXTURES = {"synth_dir", "template", "prod_template", "mms_template", "sms_voice_template", "second_stage"}
+SYNTH_FIXTURES = {"synth_dir", "template", "prod_template", "mms_template", "sms_voice_template", "second_stage",
+                  "one_way_template"}
 
 
 @pytest.fixture(scope="session")
@@ -116,6 +117,14 @@ def sms_voice_template(tmp_path_factory):
     from .synth import SMS_VOICE_STAGE, synth_stage
 
     return synth_stage(tmp_path_factory.mktemp("synth-sms-voice"), "eum", SMS_VOICE_STAGE)
+
+
+@pytest.fixture(scope="session")
+def one_way_template(tmp_path_factory):
+    """MMS_STAGE with ``twoWay: false``: its phone number could receive, and the stage says not to."""
+    from .synth import ONE_WAY_STAGE, synth_stage
+
+    return synth_stage(tmp_path_factory.mktemp("synth-one-way"), "dev", ONE_WAY_STAGE)
 
 
 @pytest.fixture(scope="session")

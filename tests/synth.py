@@ -32,6 +32,8 @@ MMS_STAGE = {
     "originationIdentity": "arn:aws:sms-voice:us-east-1:111122223333:phone-number/phone-abc",
     "allowedCountries": ["US", "CA"],
 }
+# The same number, with two-way turned off (for a country or Region without it).
+ONE_WAY_STAGE = {**MMS_STAGE, "twoWay": False}
 
 
 def synth(workdir: Path, *context: str) -> Template:

@@ -46,10 +46,16 @@ def concrete(value) -> str:
                    "arn:aws:iam::123456789012:role/example" for p in value["Fn::Join"][1])
 
 
+# End User Messaging also assumes the two-way channel role (tests/test_two_way_stack.py checks that one).
+TWO_WAY_ROLES = "TwoWay"
+
+
 def role_policies(template, principal: str) -> list[dict]:
-    """The statements of the policies (inline or attached) of the roles a service principal assumes."""
+    """The statements of the policies (inline or attached) of the roles a service principal assumes
+    (but the two-way channel role)."""
     roles = {name for name, role in template.find_resources("AWS::IAM::Role").items()
-             if principal in json.dumps(role["Properties"]["AssumeRolePolicyDocument"])}
+             if principal in json.dumps(role["Properties"]["AssumeRolePolicyDocument"])
+             and not name.startswith(TWO_WAY_ROLES)}
     found = []
     for name in roles:
         for inline in template.to_json()["Resources"][name]["Properties"].get("Policies", []):
@@ -190,8 +196,9 @@ def test_the_event_destination_role_has_the_documented_policy_and_comes_first(mm
 
 
 def test_the_event_destination_role_trusts_only_this_accounts_configuration_set(mms_template):
-    roles = [r for r in mms_template.find_resources("AWS::IAM::Role").values()
-             if "sms-voice.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])]
+    roles = [r for name, r in mms_template.find_resources("AWS::IAM::Role").items()
+             if "sms-voice.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])
+             and not name.startswith(TWO_WAY_ROLES)]
     (role,) = roles
     (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}

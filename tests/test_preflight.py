@@ -7,6 +7,7 @@ leaves the machine: a call without a queued answer fails the test.
 from __future__ import annotations
 
 import io
+import json
 from datetime import datetime, timezone
 
 import boto3
@@ -141,6 +142,25 @@ def bootstrap(aws, version="28", status="UPDATE_COMPLETE"):
         {"Name": "/cdk-bootstrap/hnb659fds/version"})
 
 
+def two_way_reads(aws, enabled=False, outputs=None, identity_on=False):
+    """What the two-way checks read, for a stage whose identity can receive: a number of the account with
+    two-way on (none unless ``enabled``; not asked when the identity has it on itself), and the stage's
+    stack (not deployed unless ``outputs``)."""
+    if not identity_on:
+        aws.stub("pinpoint-sms-voice-v2").add_response(
+            "describe_phone_numbers", {"PhoneNumbers": [phone("phone-on", "+12065550111")] if enabled else []},
+            {"Filters": [{"Name": "two-way-enabled", "Values": ["true"]}], "MaxResults": 1})
+    if outputs is None:
+        aws.stub("cloudformation").add_client_error(
+            "describe_stacks", "ValidationError", "Stack with id SmsSender-dev does not exist",
+            expected_params={"StackName": "SmsSender-dev"})
+    else:
+        aws.stub("cloudformation").add_response("describe_stacks", {"Stacks": [{
+            "StackName": "SmsSender-dev", "CreationTime": NOW, "StackStatus": "UPDATE_COMPLETE",
+            "Outputs": [{"OutputKey": key, "OutputValue": value} for key, value in outputs.items()]}]},
+            {"StackName": "SmsSender-dev"})
+
+
 SNS_STAGE = {"smsProvider": "sns", "monthlySpendLimitUsd": 20}
 EUM_STAGE = {"smsProvider": "sms-voice", "originationIdentity": "phone-abc", "monthlySpendLimitUsd": 50}
 
@@ -169,6 +189,7 @@ def test_passing_sms_voice_stage_with_mms(aws):
     caller(aws)
     aws.stub("pinpoint-sms-voice-v2").add_response(
         "describe_phone_numbers", {"PhoneNumbers": [phone()]}, {"PhoneNumberIds": ["phone-abc"]})
+    two_way_reads(aws)
     sms_voice_tier(aws)
     spend_limits(aws)
     metrics_role(aws)
@@ -196,6 +217,7 @@ def test_e164_identity_fails_and_names_the_phone_number_id(aws):
     # The checks after it go on with the number's id.
     sms.add_response("describe_phone_numbers", {"PhoneNumbers": [phone("phone-0123abc")]},
                      {"PhoneNumberIds": ["phone-0123abc"]})
+    two_way_reads(aws)
     sns_sandbox(aws)
     sms_voice_tier(aws)
     spend_limits(aws)
@@ -242,6 +264,7 @@ def test_number_without_mms_fails_with_how_to_find_one(aws):
     aws.stub("pinpoint-sms-voice-v2").add_response(
         "describe_phone_numbers", {"PhoneNumbers": [phone(capabilities=("SMS", "VOICE"))]},
         {"PhoneNumberIds": ["phone-abc"]})
+    two_way_reads(aws)
     sms_voice_tier(aws)
     spend_limits(aws)
     metrics_role(aws)
@@ -260,6 +283,7 @@ def test_number_not_active_fails(aws):
     caller(aws)
     aws.stub("pinpoint-sms-voice-v2").add_response(
         "describe_phone_numbers", {"PhoneNumbers": [phone(status="PENDING")]}, {"PhoneNumberIds": ["phone-abc"]})
+    two_way_reads(aws)
     sms_voice_tier(aws)
     spend_limits(aws)
     metrics_role(aws)
@@ -290,6 +314,7 @@ def test_pool_identity_needs_a_member_with_each_capability(aws, capabilities, ex
         {"OriginationIdentityArn": f"arn:aws:sms-voice:{REGION}:{ACCOUNT}:phone-number/phone-{i}",
          "OriginationIdentity": f"phone-{i}", "IsoCountryCode": "US", "NumberCapabilities": caps}
         for i, caps in enumerate(capabilities)]}, {"PoolId": "pool-abc"})
+    two_way_reads(aws)
     sms_voice_tier(aws)
     spend_limits(aws)
     metrics_role(aws)
@@ -381,6 +406,7 @@ def test_sms_voice_sandbox_is_a_warning(aws):
     caller(aws)
     aws.stub("pinpoint-sms-voice-v2").add_response(
         "describe_phone_numbers", {"PhoneNumbers": [phone()]}, {"PhoneNumberIds": ["phone-abc"]})
+    two_way_reads(aws)
     sms_voice_tier(aws, "SANDBOXED")
     spend_limits(aws, text=1, media=1)
     metrics_role(aws)
@@ -439,6 +465,7 @@ def test_sms_voice_spend_limit_above_the_account_limit_fails(aws):
     caller(aws)
     aws.stub("pinpoint-sms-voice-v2").add_response(
         "describe_phone_numbers", {"PhoneNumbers": [phone()]}, {"PhoneNumberIds": ["phone-abc"]})
+    two_way_reads(aws)
     sms_voice_tier(aws)
     spend_limits(aws, text=1, media=1)
     metrics_role(aws)
@@ -459,6 +486,7 @@ def test_sns_stage_with_mms_checks_only_the_media_spend_limit(aws):
     caller(aws)
     aws.stub("pinpoint-sms-voice-v2").add_response(
         "describe_phone_numbers", {"PhoneNumbers": [phone()]}, {"PhoneNumberIds": ["phone-abc"]})
+    two_way_reads(aws)
     sns_sandbox(aws)
     sns_quota(aws, 100)
     sms_voice_tier(aws)
@@ -642,6 +670,7 @@ def test_no_end_user_messaging_metrics_without_its_service_linked_role(aws):
     caller(aws)
     aws.stub("pinpoint-sms-voice-v2").add_response(
         "describe_phone_numbers", {"PhoneNumbers": [phone()]}, {"PhoneNumberIds": ["phone-abc"]})
+    two_way_reads(aws)
     sms_voice_tier(aws)
     spend_limits(aws)
     metrics_role(aws, present=False)
@@ -653,3 +682,128 @@ def test_no_end_user_messaging_metrics_without_its_service_linked_role(aws):
         "WARN  End User Messaging metrics: no service-linked role for sms-voice.amazonaws.com: End User Messaging "
         "publishes no CloudWatch metrics, so the spend alarms and dashboard stay empty\n"
         "      fix: aws iam create-service-linked-role --aws-service-name sms-voice.amazonaws.com")
+
+
+# -- two-way (issue 20, items 3 and 6) -----------------------------------------------------------------
+
+def eum_account(aws, number=None):
+    """A passing End User Messaging account around the identity ``number`` (a DescribePhoneNumbers entry)."""
+    caller(aws)
+    aws.stub("pinpoint-sms-voice-v2").add_response(
+        "describe_phone_numbers", {"PhoneNumbers": [number or phone()]}, {"PhoneNumberIds": ["phone-abc"]})
+
+
+def rest_of_account(aws):
+    sms_voice_tier(aws)
+    spend_limits(aws)
+    metrics_role(aws)
+    log_groups(aws)
+    bootstrap(aws)
+
+
+def test_the_two_way_countries_are_the_sms_tables_two_way_column():
+    from apppath import APP_DIR
+
+    table = json.loads((APP_DIR / "chalicelib" / "sending" / "countries.json").read_text())
+    assert table["columns"]["twoWay"] == "Supports two-way SMS"
+    assert table["source"]["sms"] == preflight.TWO_WAY_COUNTRIES_URL.split("#")[0]
+    assert {"US", "CA", "GB", "AU"} <= preflight.TWO_WAY_COUNTRIES
+    assert not {"AR", "BD", "PH", "VN"} & preflight.TWO_WAY_COUNTRIES  # rows that say No
+
+
+def test_a_number_in_a_country_without_two_way_fails_naming_twoway_false(aws):
+    eum_account(aws, {**phone(), "IsoCountryCode": "AR", "NumberType": "LONG_CODE"})
+    two_way_reads(aws)
+    rest_of_account(aws)
+    status, lines = checklist(aws, EUM_STAGE)
+    assert status == 1
+    assert line(lines, "two-way country") == (
+        "FAIL  two-way country: phone number phone-abc (LONG_CODE, AR): End User Messaging has no two-way SMS in AR "
+        f"({preflight.TWO_WAY_COUNTRIES_URL}); turning it on would fail (TWO_WAY_NOT_SUPPORTED_IN_COUNTRY) and the "
+        "deploy would roll back\n"
+        "      fix: set \"twoWay\": false in context.stages.dev of cdk.json: the stage then sends as before and "
+        "receives no replies (the stack builds none of the two-way resources)")
+
+
+def test_a_pool_with_some_numbers_in_a_country_without_two_way_is_a_warning(aws):
+    caller(aws)
+    sms = aws.stub("pinpoint-sms-voice-v2")
+    sms.add_response("describe_pools", {"Pools": [{
+        "PoolArn": f"arn:aws:sms-voice:{REGION}:{ACCOUNT}:pool/pool-abc", "PoolId": "pool-abc", "Status": "ACTIVE",
+        "MessageType": "TRANSACTIONAL", "TwoWayEnabled": True, "SelfManagedOptOutsEnabled": False,
+        "OptOutListName": "Default", "SharedRoutesEnabled": False, "DeletionProtectionEnabled": False,
+        "CreatedTimestamp": NOW}]}, {"PoolIds": ["pool-abc"]})
+    sms.add_response("list_pool_origination_identities", {"PoolId": "pool-abc", "OriginationIdentities": [
+        {"OriginationIdentityArn": f"arn:aws:sms-voice:{REGION}:{ACCOUNT}:phone-number/phone-{country}",
+         "OriginationIdentity": f"phone-{country}", "IsoCountryCode": country, "NumberCapabilities": ["SMS", "MMS"]}
+        for country in ("US", "PH")]}, {"PoolId": "pool-abc"})
+    two_way_reads(aws, identity_on=True)  # the pool has two-way on: no need to look further
+    rest_of_account(aws)
+    status, lines = checklist(aws, {**EUM_STAGE, "originationIdentity": "pool-abc"})
+    assert status == 0
+    assert line(lines, "two-way country").startswith(
+        "WARN  two-way country: pool pool-abc (2 identities): its numbers in PH cannot receive replies")
+    assert line(lines, "two-way region") == (
+        "ok    two-way region: pool pool-abc (2 identities) has two-way on already, in us-east-1")
+
+
+@pytest.mark.parametrize("enabled, expected", [
+    (True, "ok    two-way region: us-east-1 offers two-way SMS: phone number phone-on of this account has it on"),
+    (False, "WARN  two-way region: AWS lists no Regions for two-way SMS, and no number of this account has it on in "
+            "us-east-1, so preflight cannot tell whether us-east-1 offers it; if not, the deploy fails with "
+            "TWO_WAY_NOT_SUPPORTED_IN_REGION and rolls back, saying so\n"
+            "      fix: deploy and see; if it fails so, set \"twoWay\": false in context.stages.dev of cdk.json: the "
+            "stage then sends as before and receives no replies (the stack builds none of the two-way resources)"),
+])
+def test_the_region_check_looks_for_a_number_with_two_way_on(aws, enabled, expected):
+    eum_account(aws)
+    two_way_reads(aws, enabled=enabled)
+    rest_of_account(aws)
+    status, lines = checklist(aws, EUM_STAGE)
+    assert status == 0
+    assert line(lines, "two-way country") == "ok    two-way country: US offers two-way SMS (End User Messaging's SMS table)"
+    assert line(lines, "two-way region") == expected
+
+
+@pytest.mark.parametrize("outputs, expected", [
+    (None, "ok    HELP and STOP: not deployed yet: the deploy sets the stage's answers; should End User Messaging "
+           "refuse to change HELP or STOP (AWS's pages disagree on whether it may), the deploy goes on, and the "
+           "stack's KeywordsNotSet output, preflight and make smoke say which answer it kept"),
+    ({"KeywordsNotSet": "none"}, "ok    HELP and STOP: the deployed stage's identity answers them with the stage's "
+                                 "text"),
+    ({"KeywordsNotSet": "STOP: End User Messaging refused PutKeyword (ConflictException "
+                        "RESOURCE_MODIFICATION_NOT_ALLOWED) and keeps its own answer"},
+     "WARN  HELP and STOP: the deployed stage's identity keeps End User Messaging's own answer: STOP: End User "
+     "Messaging refused PutKeyword (ConflictException RESOURCE_MODIFICATION_NOT_ALLOWED) and keeps its own answer\n"
+     "      fix: replies and opt-outs work as before; to see the answer it gives, `aws pinpoint-sms-voice-v2 "
+     "describe-keywords --origination-identity <the stage's identity> --keywords HELP STOP`"),
+    ({"ApiUrl": "https://x"}, "ok    HELP and STOP: SmsSender-dev predates the KeywordsNotSet output; the next deploy "
+                              "sets the stage's answers and reports any refusal there"),
+])
+def test_a_refused_help_or_stop_answer_is_reported_once_deployed(aws, outputs, expected):
+    eum_account(aws)
+    two_way_reads(aws, outputs=outputs)
+    rest_of_account(aws)
+    status, lines = checklist(aws, EUM_STAGE)
+    assert status == 0  # the stage works either way
+    assert line(lines, "HELP and STOP") == expected
+
+
+def test_with_twoway_false_nothing_of_two_way_is_checked(aws):
+    eum_account(aws, {**phone(), "IsoCountryCode": "AR"})
+    rest_of_account(aws)  # no two-way reads are queued: a call for one would fail the test
+    status, lines = checklist(aws, {**EUM_STAGE, "twoWay": False})
+    assert status == 0, "\n".join(lines)
+    assert line(lines, "two-way") == ("ok    two-way: off (twoWay false): the stage receives no replies, and the "
+                                      "stack leaves the identity's two-way settings and keywords alone")
+    assert not any(text[6:].startswith(("two-way country", "two-way region", "HELP and STOP")) for text in lines)
+
+
+def test_an_identity_that_was_not_found_skips_the_two_way_checks(aws):
+    caller(aws)
+    aws.stub("pinpoint-sms-voice-v2").add_client_error(
+        "describe_phone_numbers", service_error_code="ResourceNotFoundException",
+        service_message="Resource not found", http_status_code=404, expected_params={"PhoneNumberIds": ["phone-abc"]})
+    rest_of_account(aws)
+    _, lines = checklist(aws, EUM_STAGE)
+    assert line(lines, "two-way") == "skip  two-way: the origination identity must be found first"

@@ -108,7 +108,8 @@ def api():
 def outputs(tmp_path, api):
     path = tmp_path / "cdk-outputs-dev.json"
     path.write_text(json.dumps({"SmsSender-dev": {
-        "ApiUrl": f"{api.url}/api/", "ApiKeyId": KEY_ID, "SmokeAlarmName": ALARM, "MediaBucketName": "b"}}))
+        "ApiUrl": f"{api.url}/api/", "ApiKeyId": KEY_ID, "SmokeAlarmName": ALARM, "MediaBucketName": "b",
+        "KeywordsNotSet": "none"}}))
     return path
 
 
@@ -172,9 +173,10 @@ def test_passing_sms_voice_stage_with_mms(aws, api, outputs):
         "ok    MMS dry run: POST /mms to +142******55 answered 202 with dryRun true (message msg-1): AWS validated "
         "it, nothing was sent",
         f"ok    alarm notification: {ALARM} went to ALARM and CloudWatch published to its topic (\"{SUCCESS}\")",
+        "ok    HELP and STOP: the stage's identity answers them with the stage's text (KeywordsNotSet: none)",
         "skip  paid receipt check: sends a real SMS, which AWS charges for: `make smoke STAGE=dev PAID=1`",
         "",
-        "7 ok, 0 warning(s), 0 failed, 1 skipped",
+        "8 ok, 0 warning(s), 0 failed, 1 skipped",
     ]
     assert lines[0].startswith(f"ok    stack outputs: cdk-outputs-dev.json: API {api.url}/api/")
     # What reached the API: every call under the stage path, with the key, and only dry runs to the simulator.
@@ -407,3 +409,37 @@ def test_a_number_in_an_api_error_is_masked_too(aws, api, outputs):
     _, lines = run_smoke(aws, outputs, MMS_STAGE)  # run_smoke asserts the full number appears nowhere
     assert line(lines, "SMS dry run").startswith(
         "FAIL  SMS dry run: POST /sms with dryRun answered 409 RecipientOptedOut: +142******55 opted out")
+
+
+# -- HELP and STOP (issue 20, item 6) ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("kept, expected", [
+    ("HELP: End User Messaging refused PutKeyword (ValidationException) and keeps its own answer",
+     "WARN  HELP and STOP: the stage's identity keeps End User Messaging's own answer: HELP: End User Messaging "
+     "refused PutKeyword (ValidationException) and keeps its own answer\n"
+     "      fix: replies and opt-outs work as before; to see the answer it gives, `aws pinpoint-sms-voice-v2 "
+     "describe-keywords --origination-identity <the stage's identity> --keywords HELP STOP`"),
+    ("STOP: the carriers answer it on a US toll-free number",
+     "ok    HELP and STOP: the stage's identity answers them with the stage's text, but: STOP: the carriers answer "
+     "it on a US toll-free number"),
+    (None, "WARN  HELP and STOP: the outputs have no KeywordsNotSet: the deployed stack predates it\n"
+           "      fix: deploy the current stack: `make deploy`"),
+])
+def test_a_refused_help_or_stop_answer_is_a_warning_and_the_rest_goes_on(aws, api, tmp_path, kept, expected):
+    path = tmp_path / "cdk-outputs-dev.json"
+    stack = {"ApiUrl": f"{api.url}/api/", "ApiKeyId": KEY_ID, "SmokeAlarmName": ALARM}
+    path.write_text(json.dumps({"SmsSender-dev": {**stack, **({"KeywordsNotSet": kept} if kept else {})}}))
+    api_key(aws)
+    alarm(aws, history(SUCCESS))
+    status, lines = run_smoke(aws, path, MMS_STAGE)
+    assert status == 0  # the stage works: replies arrive and STOP opts out either way
+    assert line(lines, "HELP and STOP") == expected
+    assert line(lines, "MMS dry run").startswith("ok    MMS dry run")
+
+
+def test_a_stage_without_two_way_skips_the_keywords(aws, api, outputs):
+    api_key(aws)
+    alarm(aws, history(SUCCESS))
+    _, lines = run_smoke(aws, outputs, {**MMS_STAGE, "twoWay": False})
+    assert line(lines, "HELP and STOP") == (
+        "skip  HELP and STOP: the stage receives no replies, so the stack sets no keywords")

@@ -9,9 +9,9 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 
-from devstack.sms_voice import (OPT_IN_INTERVAL, REQUIRED_OPT_OUT_KEYWORDS, TARGET_PREFIX, SmsVoiceStandIn,
+from devstack.sms_voice import (OPT_IN_INTERVAL, REQUIRED_OPT_OUT_KEYWORDS, TARGET_PREFIX, ApiError, SmsVoiceStandIn,
                                 _MODEL, constraint_problems, respond)
 
 DOCS = json.loads((Path(__file__).parent / "aws_docs" / "sms-voice-opt-outs.json").read_text())["quotes"]
@@ -238,22 +238,22 @@ def test_with_self_managed_opt_outs_nothing_is_answered_or_listed(standin):
 
 def test_the_stacks_two_way_handler_turns_two_way_on_and_puts_everything_back(sms, standin):
     """The custom resource's handler (infra/handlers/two_way.py), which the local stack also runs, against
-    the stand-in: Create turns two-way on and sets the keywords; Delete leaves the number as it was."""
+    the stand-in: Create turns two-way on and sets the keywords, and leaves the number's opt-out list as it
+    is; Delete leaves the number as it was, with every STOP that came meanwhile still on its list."""
     from infra.handlers import two_way
 
     pid = standin.number["PhoneNumberId"]
     before = (sms.describe_phone_numbers(PhoneNumberIds=[pid])["PhoneNumbers"][0],
               sms.describe_keywords(OriginationIdentity=pid)["Keywords"])
-    sms.create_opt_out_list(OptOutListName="sms-sender-test")
-    props = {"Identity": pid, "TopicArn": TOPIC, "OptOutListName": "sms-sender-test", "Keywords": [
+    props = {"Identity": pid, "TopicArn": TOPIC, "ChannelRoleArn": OUR_ROLE, "Stage": "test", "Keywords": [
         {"Keyword": "HELP", "Message": "Call 206 555 0199", "Action": "AUTOMATIC_RESPONSE"},
         {"Keyword": "START", "Message": "You are back", "Action": "OPT_IN"}]}
     done = two_way.on_event({"RequestType": "Create", "ResourceProperties": props}, sms=sms)
-    assert done["Data"] == {"PhoneNumber": OURS}
+    assert done["Data"] == {"PhoneNumber": OURS, "OptOutListName": "Default", "KeywordsNotSet": "none"}
     assert standin.receive(PHONE, OURS, "help") == {"keyword": "HELP", "action": "AUTOMATIC_RESPONSE",
                                                     "answer": "Call 206 555 0199", "channel": TOPIC}
     standin.receive(PHONE, OURS, "stop")
-    assert standin.opted_out("sms-sender-test", PHONE) and not standin.opted_out("Default", PHONE)
+    assert standin.opted_out("Default", PHONE)
     two_way.on_event({"RequestType": "Delete", "ResourceProperties": props,
                       "PhysicalResourceId": done["PhysicalResourceId"]}, sms=sms)
     after = sms.describe_phone_numbers(PhoneNumberIds=[pid])["PhoneNumbers"][0]
@@ -262,3 +262,117 @@ def test_the_stacks_two_way_handler_turns_two_way_on_and_puts_everything_back(sm
     assert after.pop("TwoWayChannelArn") == TOPIC and after == before[0]
     assert sms.describe_keywords(OriginationIdentity=pid)["Keywords"] == before[1]
     assert standin.receive(PHONE, OURS, "help")["channel"] is None
+    assert standin.opted_out("Default", PHONE)  # the STOP outlives the stack
+
+
+# -- issue 20: no opt-out is ever lost ------------------------------------------------------------------
+
+OUR_ROLE = "arn:aws:iam::123456789012:role/SmsSender-test-TwoWayChannelRole-1A2B3C4D5E6F"
+THEIR_ROLE = "arn:aws:iam::123456789012:role/acme-replies"
+
+
+def refused(sms, identity, number) -> bool:
+    """End User Messaging refuses a send from ``identity`` to ``number`` as opted out (DryRun: the same
+    check, nothing sent)."""
+    try:
+        text(sms, identity, to=number, DryRun=True)
+    except ClientError as err:
+        assert (err.response["Error"]["Code"], err.response.get("Reason")) == (
+            "ConflictException", "DESTINATION_PHONE_NUMBER_OPTED_OUT")
+        return True
+    return False
+
+
+def test_no_opt_out_is_lost_across_create_update_replacement_and_delete(sms, standin):
+    """Everyone who opted out before the deploy (a STOP, or an entry put by a call) is still refused once
+    two-way is on; a STOP while the stack lives lands on the list End User Messaging checks, and the app
+    is told that list (``OptOutListName``, its OPT_OUT_LIST_NAME); an update, a move to another identity
+    (CloudFormation's replacement: Create on the new identity, Delete of the old id) and a delete leave
+    every one of them refused, from each identity. The identity's list is never changed: the number starts
+    on ``Default`` (the user guide, tests/aws_docs/sms-voice-opt-outs.json), and End User Messaging refuses
+    sends to the numbers on the list associated with the sender."""
+    from infra.handlers import two_way
+
+    assert DOCS["default_list"]["quote"].startswith("By default, when a phone number is created it is assigned "
+                                                    "to the Default opt-out list")
+    number = standin.number["PhoneNumberId"]
+    assert sms.describe_phone_numbers(PhoneNumberIds=[number])["PhoneNumbers"][0]["OptOutListName"] == "Default"
+    # A pool of its own, on a list of its own, with an opt-out of its own.
+    member = standin.add_phone_number("+12065550111")
+    pool = standin.add_pool([member["PhoneNumberId"]])["PoolId"]
+    sms.create_opt_out_list(OptOutListName="acme-pool")
+    sms.update_pool(PoolId=pool, OptOutListName="acme-pool")
+    stopped, put, during, pool_before, pool_during = (f"+1425555{n:04d}" for n in (101, 102, 103, 104, 105))
+    standin.receive(stopped, OURS, "STOP")  # texted STOP before the deploy
+    sms.put_opted_out_number(OptOutListName="Default", OptedOutNumber=put)  # put there by a call
+    sms.put_opted_out_number(OptOutListName="acme-pool", OptedOutNumber=pool_before)
+    keywords = [{"Keyword": "HELP", "Message": "Call 206 555 0199", "Action": "AUTOMATIC_RESPONSE"}]
+
+    def event(request, identity, physical_id=None, old=None, words=keywords):
+        props = {"Identity": identity, "TopicArn": TOPIC, "ChannelRoleArn": OUR_ROLE, "Stage": "test",
+                 "Keywords": words}
+        return {"RequestType": request, "ResourceProperties": props, "PhysicalResourceId": physical_id,
+                "OldResourceProperties": old and old["ResourceProperties"]}
+
+    first = event("Create", number)
+    created = two_way.on_event(first, sms=sms)
+    assert created["Data"]["OptOutListName"] == "Default"
+    assert refused(sms, number, stopped) and refused(sms, number, put)
+    standin.receive(during, OURS, "STOP")  # while the stack lives
+    listed = sms.describe_opted_out_numbers(OptOutListName=created["Data"]["OptOutListName"])["OptedOutNumbers"]
+    assert {n["OptedOutNumber"] for n in listed} == {stopped, put, during}  # what the app reads and writes
+    assert not refused(sms, number, pool_before)  # another list's entry stays there
+
+    # An update on the same identity (keywords changed): the same physical id, the same list.
+    changed = event("Update", number, created["PhysicalResourceId"], first, words=keywords + [
+        {"Keyword": "START", "Message": "You are back", "Action": "OPT_IN"}])
+    assert two_way.on_event(changed, sms=sms)["PhysicalResourceId"] == created["PhysicalResourceId"]
+    assert all(refused(sms, number, n) for n in (stopped, put, during))
+
+    # originationIdentity changes to the pool: Create there (a new id), then CloudFormation deletes the old.
+    moved = two_way.on_event(event("Update", pool, created["PhysicalResourceId"], changed), sms=sms)
+    assert moved["PhysicalResourceId"] != created["PhysicalResourceId"]
+    assert moved["Data"]["OptOutListName"] == "acme-pool"
+    assert refused(sms, pool, pool_before)
+    two_way.on_event(event("Delete", number, created["PhysicalResourceId"]), sms=sms)
+    assert all(refused(sms, number, n) for n in (stopped, put, during))
+    standin.receive(pool_during, "+12065550111", "STOP")
+    assert refused(sms, pool, pool_during)
+
+    # The stack is deleted.
+    two_way.on_event(event("Delete", pool, moved["PhysicalResourceId"]), sms=sms)
+    assert all(refused(sms, pool, n) for n in (pool_before, pool_during))
+    assert all(refused(sms, number, n) for n in (stopped, put, during))
+    assert [sms.describe_phone_numbers(PhoneNumberIds=[number])["PhoneNumbers"][0]["OptOutListName"],
+            sms.describe_pools(PoolIds=[pool])["Pools"][0]["OptOutListName"]] == ["Default", "acme-pool"]
+    assert standin.sent == []  # every send above was a refused or dry run
+
+
+# -- issue 20: an identity with a TwoWayChannelRole of its own --------------------------------------------
+
+def test_a_channel_role_of_the_identitys_own_is_replaced_while_the_stack_lives_then_put_back(sms, standin):
+    """End User Messaging publishes as the identity's TwoWayChannelRole where it has one, and that role
+    cannot reach the stack's topic or key. The model does not let it be cleared (IamRoleArn is at least
+    20 characters), so the stack hands its own role over, and puts the identity's back on Delete."""
+    from infra.handlers import two_way
+
+    pid = standin.number["PhoneNumberId"]
+    for operation in ("UpdatePhoneNumber", "UpdatePool"):
+        assert _MODEL.operation_model(operation).input_shape.members["TwoWayChannelRole"].metadata["min"] == 20
+    with pytest.raises(ParamValidationError, match="TwoWayChannelRole"):  # botocore refuses it before sending
+        sms.update_phone_number(PhoneNumberId=pid, TwoWayChannelRole="")
+    with pytest.raises(ApiError, match="TwoWayChannelRole"):  # and so does the stand-in, by the same model
+        standin.handle("UpdatePhoneNumber", {"PhoneNumberId": pid, "TwoWayChannelRole": ""})
+    sms.update_phone_number(PhoneNumberId=pid, TwoWayChannelRole=THEIR_ROLE)
+    props = {"Identity": pid, "TopicArn": TOPIC, "ChannelRoleArn": OUR_ROLE, "Stage": "test", "Keywords": []}
+    done = two_way.on_event({"RequestType": "Create", "ResourceProperties": props}, sms=sms)
+    on = sms.describe_phone_numbers(PhoneNumberIds=[pid])["PhoneNumbers"][0]
+    assert (on["TwoWayEnabled"], on["TwoWayChannelArn"], on["TwoWayChannelRole"]) == (True, TOPIC, OUR_ROLE)
+    two_way.on_event({"RequestType": "Delete", "ResourceProperties": props,
+                      "PhysicalResourceId": done["PhysicalResourceId"]}, sms=sms)
+    assert sms.describe_phone_numbers(PhoneNumberIds=[pid])["PhoneNumbers"][0]["TwoWayChannelRole"] == THEIR_ROLE
+    # Without a role of its own to hand over, the identity is refused, naming its role, and left alone.
+    with pytest.raises(two_way.TwoWayError, match=f"TwoWayChannelRole {THEIR_ROLE}.*every reply would be lost"):
+        two_way.on_event({"RequestType": "Create", "ResourceProperties": {
+            **props, "ChannelRoleArn": None}}, sms=sms)
+    assert sms.describe_phone_numbers(PhoneNumberIds=[pid])["PhoneNumbers"][0]["TwoWayEnabled"] is False

@@ -215,6 +215,14 @@ def test_opt_back_in_then_send_and_a_second_opt_in_within_30_days_is_409(api, aw
     assert texts_to(aws, number, before) == []
 
 
+def test_the_app_keeps_the_numbers_own_opt_out_list(stack):
+    """Two-way leaves the number on its own list (issue 20): the list the app reads and writes is the one
+    End User Messaging checks before every send from that number."""
+    sms = client(stack, "pinpoint-sms-voice-v2")
+    (number,) = [n for n in sms.describe_phone_numbers()["PhoneNumbers"] if n["PhoneNumber"] == OURS]
+    assert number["TwoWayEnabled"] and stack.env["OPT_OUT_LIST_NAME"] == number["OptOutListName"] == "Default"
+
+
 def test_a_number_opted_out_at_end_user_messaging_only_is_refused_as_opted_out(api, aws, stack):
     """Put on the list outside the app (the AWS console, another stage): the provider refuses the send,
     with the same code."""

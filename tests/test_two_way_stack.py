@@ -81,8 +81,9 @@ def handler_role(template) -> str:
 
 # -- which stages ---------------------------------------------------------------------------------
 
-def test_a_stage_without_an_end_user_messaging_number_builds_none_of_it(template, prod_template):
-    for stage in (template, prod_template):
+def test_a_stage_without_an_end_user_messaging_number_builds_none_of_it(template, prod_template, one_way_template):
+    """Nor does a stage whose number could receive but whose ``twoWay`` is false (issue 20, item 3)."""
+    for stage in (template, prod_template, one_way_template):
         assert not of_type(stage, "Custom::TwoWayMessaging")
         assert not of_type(stage, "AWS::SMSVOICE::OptOutList")
         assert FUNCTION not in resources(stage)  # Chalice packages it; the stack leaves it out
@@ -95,6 +96,35 @@ def test_a_stage_without_an_end_user_messaging_number_builds_none_of_it(template
     assert not StageConfig.from_dict("x", {"originationIdentity": sender_id}).two_way
     assert not StageConfig.from_dict("x", {}).two_way
     assert all(config_of(name).two_way for name in TWO_WAY)
+    # The one-way stage still sends MMS through its number (End User Messaging's configuration set).
+    assert of_type(one_way_template, "AWS::SMSVOICE::ConfigurationSet")
+
+
+@pytest.mark.parametrize("settings, two_way", [
+    ({"originationIdentity": "phone-abc"}, True),  # on by default where the identity can receive
+    ({"originationIdentity": "pool-abc", "twoWay": True}, True),
+    ({"originationIdentity": "phone-abc", "twoWay": False}, False),
+    ({"originationIdentity": "arn:aws:sms-voice:us-east-1:111122223333:sender-id/MyBrand/GB"}, False),
+])
+def test_two_way_is_on_wherever_the_identity_can_receive_unless_twoway_is_false(settings, two_way):
+    config = StageConfig.from_dict("x", settings)
+    assert config.two_way is two_way
+    environment = config.app_environment(media_bucket="b", messages_table="m", idempotency_table="i",
+                                         batch_queue_url="q", max_receives=5, worker_concurrency=1)
+    assert "INBOUND_ENABLED" not in environment  # the stack gives the list only where it builds two-way
+
+
+@pytest.mark.parametrize("settings, complaint", [
+    ({"originationIdentity": "phone-abc", "twoWay": "no"}, "twoWay must be true or false"),
+    ({"twoWay": True}, "twoWay true needs an originationIdentity that can receive"),
+    ({"originationIdentity": "arn:aws:sms-voice:us-east-1:111122223333:sender-id/MyBrand/GB", "twoWay": True},
+     "twoWay true needs"),
+    ({"originationIdentity": "phone-abc", "twoWay": False,
+      "keywords": [{"keyword": "JOIN", "message": "m", "action": "OPT_IN"}]}, "twoWay is false"),
+])
+def test_wrong_twoway_settings_fail_with_a_clear_message(settings, complaint):
+    with pytest.raises(StageConfigError, match=complaint):
+        StageConfig.from_dict("x", settings)
 
 
 # -- the topic, its key and the queue ----------------------------------------------------------------
@@ -205,17 +235,49 @@ def test_the_identity_is_pointed_at_the_topic_and_list_with_the_stage_keywords(r
     _, resource = the_resource(template)
     props = resource["Properties"]
     assert props["Identity"] == config.origination_identity
-    (list_id,) = of_type(template, "AWS::SMSVOICE::OptOutList")
-    assert props["OptOutListName"] == {"Ref": list_id}
+    # No opt-out list of the stack's: the identity keeps its own (issue 20, item 1).
+    assert not of_type(template, "AWS::SMSVOICE::OptOutList") and "OptOutListName" not in props
+    assert props["ChannelRoleArn"] == {"Fn::GetAtt": [channel_role(template), "Arn"]}
+    assert props["Stage"] == config.stage  # the refusal's fix names the stage
     assert props["Keywords"] == [{"Keyword": k.keyword, "Message": k.message, "Action": k.action}
                                  for k in config.all_keywords]
     # The topic's policy and key are in place before End User Messaging is pointed at the topic.
     (policy_id,) = [n for n, p in of_type(template, "AWS::SNS::TopicPolicy").items()
                     if {"Ref": topic_id(template)} in p["Properties"]["Topics"]]
     assert {policy_id, topic_id(template)} <= set(resource["DependsOn"])
-    # Who opted out outlives a destroy; the list has no fixed name, so two stages never collide.
-    opt_out_list = resources(template)[list_id]
-    assert opt_out_list["DeletionPolicy"] == "Retain" and "OptOutListName" not in opt_out_list.get("Properties", {})
+    # And the channel role with its policy, before it is handed over.
+    role_policies = [n for n, p in of_type(template, "AWS::IAM::Policy").items()
+                     if {"Ref": channel_role(template)} in p["Properties"]["Roles"]]
+    assert {channel_role(template), *role_policies} <= set(resource["DependsOn"])
+
+
+def channel_role(template) -> str:
+    """The two-way construct's role that End User Messaging assumes (not the event destination's)."""
+    (role_id,) = [n for n, r in of_type(template, "AWS::IAM::Role").items() if n.startswith("TwoWay")
+                  and r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] ==
+                  {"Service": "sms-voice.amazonaws.com"}]
+    return role_id
+
+
+@pytest.mark.parametrize("fixture", sorted(TWO_WAY))
+def test_the_channel_role_is_the_documented_one_held_to_this_topic_and_key(request, fixture):
+    """The role End User Messaging publishes as on an identity with a TwoWayChannelRole of its own
+    (issue 20, item 4): the guide's trust and permission policies
+    (tests/aws_docs/sms-voice-two-way-channel-role.json), the key statement narrowed from * to the key."""
+    template = request.getfixturevalue(fixture)
+    cdk_json = template.to_json()
+    fixture_doc = json.loads((aws_docs.HERE / aws_docs.SMS_VOICE_TWO_WAY_CHANNEL_ROLE).read_text())
+    role_id = channel_role(template)
+    topic_arn = resolve(cdk_json, {"Ref": topic_id(template)})
+    key_id = ref_id(resources(template)[topic_id(template)]["Properties"]["KmsMasterKeyId"])
+    trust = resources(template)[role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert [normal(resolve_all(cdk_json, s)) for s in trust] == [
+        normal(filled(s, accountId=ACCOUNT)) for s in fixture_doc["trust"]["Statement"]]
+    documented = [filled(s, snsTopicArn=topic_arn, accountId=ACCOUNT) for s in fixture_doc["document"]["Statement"]]
+    assert documented[1]["Resource"] == "*"
+    documented[1]["Resource"] = resolve(cdk_json, {"Fn::GetAtt": [key_id, "Arn"]})
+    assert sorted((normal(resolve_all(cdk_json, s)) for s in role_statements(template, role_id)), key=json.dumps) == \
+        sorted((normal(s) for s in documented), key=json.dumps)
 
 
 def test_the_pool_stage_sets_its_own_answers_and_defaults_for_the_rest(sms_voice_template):
@@ -242,6 +304,15 @@ def actions_the_handler_calls(identity: str) -> set[str]:
     return {f"sms-voice:{operation}" for operation, _ in aws.calls}
 
 
+def handled_a_channel_role(identity: str) -> bool:
+    """Whether Create hands End User Messaging a role (iam:PassRole), on the handler tests' account."""
+    from .test_two_way_handler import STAGE_KEYWORDS, account, event, props
+
+    aws = account()
+    handler_module.on_event(event("Create", props(identity, STAGE_KEYWORDS)), sms=aws)
+    return any("TwoWayChannelRole" in params for operation, params in aws.calls if operation.startswith("Update"))
+
+
 @pytest.mark.parametrize("fixture, example", [("sms_voice_template", "pool-0123456789abcdef0123456789abcdef"),
                                               ("mms_template", "phone-0123456789abcdef0123456789abcdef")])
 def test_the_handler_may_do_exactly_what_it_does_on_this_one_identity(request, fixture, example):
@@ -254,11 +325,16 @@ def test_the_handler_may_do_exactly_what_it_does_on_this_one_identity(request, f
                  if any(a.startswith("sms-voice:") for a in actions)}
     assert set(sms_voice) == {arn}
     assert sms_voice[arn] == actions_the_handler_calls(example)
-    # No TwoWayChannelRole is ever passed, so no role is passed either.
-    assert not any("iam:PassRole" in actions for actions in granted.values())
+    # It hands End User Messaging the stack's channel role (an identity with a role of its own: the pool
+    # of the handler tests' account has one), so it may pass that role, to that service only.
+    assert handled_a_channel_role(example) is (fixture == "sms_voice_template")
+    role_arn = resolve(template.to_json(), {"Fn::GetAtt": [channel_role(template), "Arn"]})
+    (passing,) = [s for s in role_statements(template, handler_role(template)) if s["Action"] == "iam:PassRole"]
+    assert resolve(template.to_json(), passing["Resource"]) == role_arn
+    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "sms-voice.amazonaws.com"}}
     # And what it may do beyond that: write its own logs.
     assert {a for actions in granted.values() for a in actions} - sms_voice[arn] == {
-        "logs:CreateLogStream", "logs:PutLogEvents"}
+        "logs:CreateLogStream", "logs:PutLogEvents", "iam:PassRole"}
 
 
 @pytest.mark.parametrize("fixture", sorted(TWO_WAY))
@@ -297,10 +373,11 @@ def test_every_function_gets_the_two_way_settings(request, fixture):
     template = request.getfixturevalue(fixture)
     config = config_of(fixture)
     resource_id, _ = the_resource(template)
-    (list_id,) = of_type(template, "AWS::SMSVOICE::OptOutList")
     for function_id in ("APIHandler", "BatchWorker", "StatusIngest", "WebhookFanout", "WebhookDelivery", FUNCTION):
         variables = env(template, function_id)
-        assert variables["INBOUND_ENABLED"] == "1" and variables["OPT_OUT_LIST_NAME"] == {"Ref": list_id}
+        # The identity's own opt-out list, as the custom resource read it.
+        assert variables["INBOUND_ENABLED"] == "1"
+        assert variables["OPT_OUT_LIST_NAME"] == {"Fn::GetAtt": [resource_id, "OptOutListName"]}
         assert variables["OPT_OUT_KEYWORDS"].split(",") == list(config.keywords_with("OPT_OUT"))
         assert variables["OPT_IN_KEYWORDS"] == ",".join(config.keywords_with("OPT_IN"))
         if fixture == "mms_template":  # a number: its E.164 form, as the custom resource read it
@@ -321,9 +398,13 @@ def test_the_api_may_manage_the_opt_out_lists_of_its_stage(request, fixture):
     assert (granted.get("*", set()) & sns) == (sns if provider == "sns" else set())
     if fixture == "template":
         assert not lists
-    else:
-        (list_id,) = of_type(template, "AWS::SMSVOICE::OptOutList")
-        assert lists == {resolve(template.to_json(), {"Fn::GetAtt": [list_id, "Arn"]}): {
+    else:  # the identity's own list: its ARN from the name the custom resource read
+        resource_id, _ = the_resource(template)
+        (statement,) = [s for s in role_statements(template, function_role(template, "APIHandler"))
+                        if "sms-voice:PutOptedOutNumber" in s["Action"]]
+        assert statement["Resource"]["Fn::Join"][1][-2:] == [
+            ":opt-out-list/", {"Fn::GetAtt": [resource_id, "OptOutListName"]}]
+        assert lists == {f"arn:aws:sms-voice:{REGION}:{ACCOUNT}:opt-out-list/Default": {
             "sms-voice:DescribeOptedOutNumbers", "sms-voice:PutOptedOutNumber", "sms-voice:DeleteOptedOutNumber"}}
 
 
@@ -487,8 +568,13 @@ def test_each_function_is_granted_every_reply_and_opt_out_call_its_code_makes(mm
 
 @pytest.mark.parametrize("fixture", sorted(TWO_WAY))
 def test_the_stack_names_what_an_operator_needs(request, fixture):
-    outputs = request.getfixturevalue(fixture).to_json()["Outputs"]
-    assert {"InboundTopicArn", "OptOutListName", "InboundDeadLetterQueueUrl"} <= set(outputs)
+    template = request.getfixturevalue(fixture)
+    outputs = template.to_json()["Outputs"]
+    assert {"InboundTopicArn", "OptOutListName", "InboundDeadLetterQueueUrl", "KeywordsNotSet"} <= set(outputs)
+    resource_id, _ = the_resource(template)
+    # Which list every STOP lands on, and which HELP or STOP answers AWS kept (issue 20, items 1 and 6).
+    assert outputs["OptOutListName"]["Value"] == {"Fn::GetAtt": [resource_id, "OptOutListName"]}
+    assert outputs["KeywordsNotSet"]["Value"] == {"Fn::GetAtt": [resource_id, "KeywordsNotSet"]}
 
 
 # -- the keywords setting --------------------------------------------------------------------------

@@ -6,6 +6,7 @@ HERE = Path(__file__).parent
 SNS_DELIVERY_STATUS_ROLE = "sns-delivery-status-role-policy.json"
 SMS_VOICE_LOGS_DESTINATION_ROLE = "sms-voice-cloudwatch-destination-policy.json"
 SMS_VOICE_TWO_WAY_TOPIC = "sms-voice-two-way-topic-policy.json"
+SMS_VOICE_TWO_WAY_CHANNEL_ROLE = "sms-voice-two-way-channel-role.json"
 
 
 def document(name: str) -> dict:
@@ -15,4 +16,5 @@ def document(name: str) -> dict:
 
 
 def actions(name: str) -> tuple[str, ...]:
-    return tuple(a for statement in document(name)["Statement"] for a in statement["Action"])
+    return tuple(a for statement in document(name)["Statement"]
+                 for a in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]))
