@@ -100,7 +100,7 @@ class AppRequestHandler(ChaliceRequestHandler):
     do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
 
     def log_message(self, format: str, *args) -> None:
-        from chalicelib.core.phone import scrub
+        from chalicelib.core.log import scrub
 
         # Decoded first, so that %2B-encoded numbers are masked too; control characters escaped after, so
         # that a %0D%0A in a path cannot forge a log line.

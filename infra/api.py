@@ -160,6 +160,8 @@ class SenderApi(Construct):
         for name, role in self.roles.items():
             function = self.chalice.get_resource(self.LOGICAL_IDS[name])
             function.add_property_override("Role", role.role_arn)
+            if name != self.API:  # app.py registers the routes only in the API's function (APP_FUNCTION unset)
+                function.add_property_override("Environment.Variables.APP_FUNCTION", name)
             if name in timeouts:
                 function.add_property_override("Timeout", timeouts[name])
         for name, log_group in self.log_groups.items():

@@ -192,11 +192,12 @@ def api(stack):
 # -- log hygiene ---------------------------------------------------------------------------------
 # A small plugin: every logging record of the session (every logger, at the levels the suite runs;
 # the root logger at INFO) is kept as the line it prints, with the test that was running. The app's
-# Powertools lines are rendered by the app's own formatter, so they are exactly what it prints to
+# JSON lines are rendered by the app's own formatter, so they are exactly what it prints to
 # stdout. At the end none may hold a full phone number the tests used (E.164 or national form), a
 # message body the tests sent, or a credential; the session fails if one does.
 
 TESTS = Path(__file__).parent
+APP_LOGGER = "sms-sender"  # chalicelib.core.log.SERVICE
 # Credentials that must never reach a log line. moto's fake key "testing" counts too: a line that
 # holds the fake key would hold the real one on AWS.
 API_KEY_VALUES = {"SECRET-API-KEY-VALUE-0123456789"}  # the smoke tests' API key; plus every x-api-key sent
@@ -284,12 +285,12 @@ class LogHygiene(logging.Handler):
 
     # -- capture ----------------------------------------------------------------------------------
     def _formatter(self, name: str) -> logging.Formatter | None:
-        """The Powertools formatter that prints this logger's lines, if one does."""
+        """The formatter that prints this logger's lines (the app's JSON one, or Powertools'), if one does."""
         if name not in self.formatters:
             found, logger = None, logging.getLogger(name)
             while logger is not None and found is None:
                 for handler in logger.handlers:
-                    if type(handler.formatter).__module__.startswith("aws_lambda_powertools"):
+                    if type(handler.formatter).__module__.startswith(("aws_lambda_powertools", "chalicelib")):
                         found = handler.formatter
                         break
                 logger = logger.parent if logger.propagate else None
@@ -318,6 +319,9 @@ class LogHygiene(logging.Handler):
         root = logging.getLogger()
         if self not in root.handlers:
             root.addHandler(self)
+        app = logging.getLogger(APP_LOGGER)  # the app's own lines do not propagate to the root logger
+        if self not in app.handlers:
+            app.addHandler(self)
         if root.level > logging.INFO or root.level == logging.NOTSET:
             root.setLevel(logging.INFO)
 

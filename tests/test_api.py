@@ -222,11 +222,11 @@ def test_crash_between_the_writes_leaves_a_record(client, monkeypatch):
 
 
 def test_logs_never_hold_a_full_phone_number(client, sns_stub):
-    from chalicelib.core.log import logger
+    from chalicelib.core.log import JsonFormatter, logger
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logger.registered_formatter)
+    handler.setFormatter(JsonFormatter())
     logger.addHandler(handler)
     try:
         sns_stub.add_client_error("publish", "InvalidParameter",

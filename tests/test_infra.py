@@ -9,6 +9,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from infra import nag
+from infra.api import SenderApi
 from infra.config import StageConfig, StageConfigError
 
 from .synth import synth
@@ -195,6 +196,18 @@ def test_the_function_settings_reach_every_function(template):
         assert env["SMS_PROVIDER"] == "sns" and env["ALLOWED_COUNTRIES"] == "US,CA"
         assert set(env) >= {"MEDIA_BUCKET", "MESSAGES_TABLE", "IDEMPOTENCY_TABLE", "BATCH_QUEUE_URL", "MAX_MPS"}
         assert "ORIGINATION_IDENTITY" not in env  # MMS off on dev: the app answers 503 MmsNotConfigured
+
+
+def test_every_function_but_the_api_names_itself_so_app_py_registers_no_routes_there(template):
+    """app.py registers the routes only where APP_FUNCTION is unset (tests/test_cold_start.py); every other
+    function is told its Chalice name."""
+    resources = template.to_json()["Resources"]
+    named = {function_id: resources[function_id]["Properties"]["Environment"]["Variables"].get("APP_FUNCTION")
+             for function_id in FUNCTIONS}
+    assert named.pop("APIHandler") is None
+    assert named == {SenderApi.LOGICAL_IDS[name]: name for name in SenderApi.LOGICAL_IDS
+                     if SenderApi.LOGICAL_IDS[name] in named}
+    assert set(named) == set(FUNCTIONS) - {"APIHandler"}
 
 
 

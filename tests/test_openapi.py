@@ -17,7 +17,7 @@ from tests.conftest import sender
 from chalicelib.sending import batches
 from chalicelib.core import errors
 from chalicelib.core import inputs
-from chalicelib.sending import idempotency
+from chalicelib.core import idempotency
 from chalicelib.sending import media
 from chalicelib import openapi
 from chalicelib.core import schema

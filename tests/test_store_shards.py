@@ -23,7 +23,7 @@ from chalicelib.core import aws  # noqa: E402
 from chalicelib.sending import messages
 from chalicelib.core import schema
 from chalicelib.status import ingest as status
-from chalicelib.core import store
+from chalicelib.core import pages, store
 from chalicelib.sending import worker
 from chalicelib.core.settings import get_settings  # noqa: E402
 from chalicelib.sending.validation import Outbound  # noqa: E402
@@ -89,7 +89,7 @@ def test_a_page_reads_each_shard_once_when_its_first_page_is_enough(aws_env):
     calls = Counter()
     client = aws.client("dynamodb")
     client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.update([model.name]))
-    records, token = store.page(5)
+    records, token = pages.page(5)
     assert len(records) == 5 and token
     assert calls == {"Query": schema.INDEX_SHARDS, "BatchGetItem": 1}
 
@@ -99,7 +99,7 @@ def test_a_page_asks_a_shard_for_more_only_when_the_merge_needs_it_and_skips_van
     """A shard's Query can stop early (1 MB pages): the merge then fetches that shard's next page.
     BatchGetItem's UnprocessedKeys are asked for again; a record gone meanwhile is left out."""
     client = aws.client("dynamodb")
-    monkeypatch.setattr(store, "_query_shards", lambda c, queries: [c.query(**q) for q in queries])  # in order
+    monkeypatch.setattr(pages, "_query_shards", lambda c, queries: [c.query(**q) for q in queries])  # in order
     newer, older = "2026-11-25T10:00:02.000Z#m-new", "2026-11-25T10:00:01.000Z#m-old"
     shard = store.shard_of("m-new")  # both in one shard, as the merge sees it
     table = get_settings().messages_table
@@ -124,7 +124,7 @@ def test_a_page_asks_a_shard_for_more_only_when_the_merge_needs_it_and_skips_van
             expected_params={"RequestItems": {table: {"Keys": keys, "ConsistentRead": True}}})
         stub.add_response("batch_get_item", {"Responses": {table: []}},  # m-old expired meanwhile
                           expected_params={"RequestItems": {table: {"Keys": keys[1:], "ConsistentRead": True}}})
-        records, token = store.page(2)
+        records, token = pages.page(2)
         stub.assert_no_pending_responses()
     assert [r["id"] for r in records] == ["m-new"] and token is None
 
@@ -168,7 +168,7 @@ def test_a_merged_page_reads_each_shard_of_each_direction_once(aws_env):
     replies(40, seed=12)
     calls = Counter()
     aws.client("dynamodb").meta.events.register("before-call.dynamodb", lambda model, **_: calls.update([model.name]))
-    records, token = store.page(5, directions=(store.OUTBOUND, store.INBOUND))
+    records, token = pages.page(5, directions=(store.OUTBOUND, store.INBOUND))
     assert len(records) == 5 and token
     assert calls == {"Query": 2 * schema.INDEX_SHARDS, "BatchGetItem": 1}
 
@@ -217,8 +217,8 @@ def test_batch_counts_add_up_across_the_shards(aws_env):
     for message_id in ids[4:7]:
         store.settle(message_id, store.DELIVERED, 1_700_000_000_000)
     store.transition(ids[0], store.QUEUED, expect=(store.SENDING,))  # a throttled claim put back
-    assert store.count_batch(batch) == {"queued": 4 + 11, "sent": 3, "delivered": 3, "failed": 3}
-    assert store.count_batch("batch-other") == {}
+    assert pages.count_batch(batch) == {"queued": 4 + 11, "sent": 3, "delivered": 3, "failed": 3}
+    assert pages.count_batch("batch-other") == {}
 
 
 # -- index writes, by the documented rules ---------------------------------------------------------

@@ -20,6 +20,7 @@ from chalicelib.core import aws
 from chalicelib.webhooks import netguard
 from chalicelib.core import schema
 from chalicelib.webhooks import endpoints as webhooks
+from chalicelib.webhooks import manage
 from chalicelib.core.errors import MessagingError
 from chalicelib.core.settings import get_settings
 
@@ -123,7 +124,7 @@ def test_simultaneous_creates_never_pass_the_limit(aws_env, monkeypatch):
     aws_env(MAX_WEBHOOKS="3")
     racers, settings = 8, get_settings()
     ready, one_request = threading.Barrier(racers, timeout=20), threading.Lock()
-    dynamodb, encrypt = aws.client("dynamodb"), webhooks.encrypt
+    dynamodb, encrypt = aws.client("dynamodb"), manage.encrypt
     send = dynamodb._make_api_call
 
     def atomic(operation, params):
@@ -135,12 +136,12 @@ def test_simultaneous_creates_never_pass_the_limit(aws_env, monkeypatch):
         return encrypt(*args)
 
     monkeypatch.setattr(dynamodb, "_make_api_call", atomic)
-    monkeypatch.setattr(webhooks, "encrypt", encrypt_together)
+    monkeypatch.setattr(manage, "encrypt", encrypt_together)
     outcomes = []
 
     def race():
         try:
-            outcomes.append(webhooks.create({"url": URL}, settings)[0]["id"])
+            outcomes.append(manage.create({"url": URL}, settings)[0]["id"])
         except MessagingError as refused:
             outcomes.append(refused.code)
 
@@ -153,7 +154,7 @@ def test_simultaneous_creates_never_pass_the_limit(aws_env, monkeypatch):
     assert len(outcomes) == racers and len(made) == 3, outcomes
     assert sorted(set(outcomes) - set(made)) == ["TooManyWebhooks"]
     assert sorted(e[schema.WEBHOOKS_SORT] for e in webhooks.all_endpoints(settings)) == sorted(made)
-    assert webhooks.stored_count(settings) == 3
+    assert manage.stored_count(settings) == 3
 
 
 def test_a_delete_frees_one_place_once(client, aws_env):
@@ -188,14 +189,14 @@ def test_endpoints_made_before_the_count_are_counted_once(client, aws_env):
     assert create(client).status_code == 400  # counted: 3
     dynamodb.delete_item(**uncount)
     assert client.http.delete(f"/webhooks/{made[0]}").status_code == 204  # counted (3), then 2
-    assert webhooks.stored_count(get_settings()) == 2
+    assert manage.stored_count(get_settings()) == 2
     assert create(client).status_code == 201
     assert create(client).status_code == 400
 
 
 @pytest.mark.parametrize("reasons, status, code", [
     ([["None", "TransactionConflict"]], 201, None),  # another write on the count: again, then written
-    ([["None", "TransactionConflict"]] * webhooks.COUNT_ATTEMPTS, 429, "Throttled"),
+    ([["None", "TransactionConflict"]] * manage.COUNT_ATTEMPTS, 429, "Throttled"),
     ([["None", "ThrottlingError"]], 429, "Throttled"),
     ([["ValidationError", "None"]], 502, "ProviderError"),
 ])
@@ -463,15 +464,15 @@ def test_a_rotation_racing_another_loses_neither_secret(client, monkeypatch):
     and this rotation goes again on top of the other, so both new secrets sign."""
     made = body_of(create(client))
     settings = get_settings()
-    encrypt, raced = webhooks.encrypt, []
+    encrypt, raced = manage.encrypt, []
 
     def encrypt_and_race(*args):
         if not raced:
             raced.append(None)
-            raced[0] = webhooks.rotate(made["id"], settings)[1]  # the other rotation, done first
+            raced[0] = manage.rotate(made["id"], settings)[1]  # the other rotation, done first
         return encrypt(*args)
 
-    monkeypatch.setattr(webhooks, "encrypt", encrypt_and_race)
-    _resource, mine = webhooks.rotate(made["id"], settings)
-    monkeypatch.setattr(webhooks, "encrypt", encrypt)
+    monkeypatch.setattr(manage, "encrypt", encrypt_and_race)
+    _resource, mine = manage.rotate(made["id"], settings)
+    monkeypatch.setattr(manage, "encrypt", encrypt)
     assert webhooks.secrets_in_force(settings, webhooks.load(settings, made["id"])) == [mine, raced[0], made["secret"]]

@@ -72,21 +72,3 @@ def normalize(to, country=None, *, allowed_countries=frozenset()) -> tuple[str, 
             field="to",
         )
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), region
-
-
-def mask(number: str | None) -> str:
-    """'+14155550100' -> '+1*******00': enough to tell numbers apart in logs, never the whole number."""
-    if not number:
-        return ""
-    digits = number.lstrip("+")
-    if len(digits) <= 4:
-        return "*" * len(number)
-    return "+" + digits[:1] + "*" * (len(digits) - 3) + digits[-2:]
-
-
-_E164 = re.compile(r"\+\d{6,15}")
-
-
-def scrub(text: str) -> str:
-    """Mask anything in free text that looks like an E.164 number (the only form the app handles)."""
-    return _E164.sub(lambda m: mask(m.group()), text)

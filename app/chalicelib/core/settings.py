@@ -6,9 +6,8 @@ The CDK stack sets these variables on every Lambda function; the local stack set
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 SMS_PROVIDERS = ("sns", "sms-voice")
 SMS_TYPES = ("transactional", "promotional")
@@ -24,8 +23,7 @@ class ConfigError(ValueError):
     """A setting is missing or has a value the app cannot use."""
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     media_bucket: str
     messages_table: str
     idempotency_table: str

@@ -11,23 +11,14 @@ their keys over ``schema.INDEX_SHARDS`` partition keys.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import heapq
-import itertools
-import json
-import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from decimal import Decimal
-from functools import lru_cache
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from . import aws, schema
-from .errors import InvalidRequest
 from .settings import get_settings
 
 QUEUED, SENT, DELIVERED, FAILED = "queued", "sent", "delivered", "failed"
@@ -124,7 +115,8 @@ def public(record: dict) -> dict:
     return shown
 
 
-def _table() -> str:
+def messages_table() -> str:
+    """The messages table's name (the stage's settings)."""
     return get_settings().messages_table
 
 
@@ -163,7 +155,7 @@ def create_once(record: dict) -> bool:
     client = aws.client("dynamodb")
     try:
         client.put_item(
-            TableName=_table(),
+            TableName=messages_table(),
             Item=_message_item(record),
             ConditionExpression="attribute_not_exists(#id)",
             ExpressionAttributeNames={"#id": schema.MESSAGES_KEY},
@@ -180,7 +172,7 @@ def create_many(records: list[dict], *, extra: dict | None = None) -> None:
     if extra is not None:
         items.append(to_item({**extra, schema.MESSAGES_TTL: _expiry()}))
     for start in range(0, len(items), 25):
-        requests = {_table(): [{"PutRequest": {"Item": item}} for item in items[start:start + 25]]}
+        requests = {messages_table(): [{"PutRequest": {"Item": item}} for item in items[start:start + 25]]}
         for attempt in range(8):
             unprocessed = client.batch_write_item(RequestItems=requests).get("UnprocessedItems") or {}
             if not unprocessed:
@@ -213,7 +205,7 @@ def _update_checked(message_id: str, status: str, fields: dict, condition: str, 
     client = aws.client("dynamodb")
     try:
         response = client.update_item(
-            TableName=_table(),
+            TableName=messages_table(),
             Key={schema.MESSAGES_KEY: {"S": message_id}},
             UpdateExpression="SET " + ", ".join(sets),
             ConditionExpression=condition,
@@ -276,7 +268,7 @@ def find_id_by_provider_id(provider_id: str) -> str | None:
     """The id of the message the provider knows by ``provider_id`` (the provider-id index holds
     keys only)."""
     response = aws.client("dynamodb").query(
-        TableName=_table(),
+        TableName=messages_table(),
         IndexName=schema.MESSAGES_PROVIDER_INDEX,
         KeyConditionExpression="#p = :p",
         ExpressionAttributeNames={"#p": schema.MESSAGES_PROVIDER_KEY},
@@ -285,105 +277,6 @@ def find_id_by_provider_id(provider_id: str) -> str | None:
     )
     items = response.get("Items") or []
     return items[0][schema.MESSAGES_KEY]["S"] if items else None
-
-
-@lru_cache(maxsize=1)
-def _pool() -> ThreadPoolExecutor:
-    """Threads for querying the shards of an index at once (botocore clients are thread-safe): every
-    shard of both directions' list partitions."""
-    return ThreadPoolExecutor(max_workers=schema.INDEX_SHARDS * len(LIST_PREFIXES), thread_name_prefix="shard")
-
-
-def _query_shards(client, queries: list[dict]) -> list[dict]:
-    """The first page of each query, all at once."""
-    return list(_pool().map(lambda params: client.query(**params), queries))
-
-
-def _pages(client, params: dict, response: dict):
-    """Every item of a query, from its first ``response`` on, fetching a page only when asked for it."""
-    while True:
-        yield from response.get("Items", [])
-        last = response.get("LastEvaluatedKey")
-        if not last:
-            return
-        response = client.query(**params, ExclusiveStartKey=last)
-
-
-def count_batch(batch_id: str) -> dict[str, int]:
-    """How many of a batch's message records are in each status (as the API shows them).
-
-    Records written before the batch index held ``shown`` are not counted (none were deployed)."""
-    client = aws.client("dynamodb")
-    queries = [{
-        "TableName": _table(), "IndexName": schema.MESSAGES_BATCH_INDEX,
-        "KeyConditionExpression": "#b = :b", "ProjectionExpression": "#shown",
-        "ExpressionAttributeNames": {"#b": schema.MESSAGES_BATCH_PARTITION, "#shown": schema.MESSAGES_SHOWN},
-        "ExpressionAttributeValues": {":b": {"S": f"{batch_id}#{shard}"}},
-    } for shard in range(schema.INDEX_SHARDS)]
-    counts: dict[str, int] = {}
-    for params, first in zip(queries, _query_shards(client, queries)):
-        for item in _pages(client, params, first):
-            status = item[schema.MESSAGES_SHOWN]["S"]
-            counts[status] = counts.get(status, 0) + 1
-    return counts
-
-
-def reserve_recipient(to: str, gap_seconds: float = 1.0) -> float:
-    """Take the recipient's next send slot (at most one message per ``gap_seconds``), shared by
-    every worker through one conditional write to the short-lived-keys (idempotency) table.
-    Returns 0 when taken, else the seconds to wait."""
-    now = time.time()
-    client = aws.client("dynamodb")
-    table = get_settings().idempotency_table
-    key = {schema.IDEMPOTENCY_KEY: {"S": f"{schema.RECIPIENT_GATE_PREFIX}{to}"}}
-    try:
-        client.put_item(
-            TableName=table,
-            Item={**key, "nextAt": encode(round(now + gap_seconds, 3)),
-                  schema.IDEMPOTENCY_TTL: encode(int(now) + 3600)},
-            ConditionExpression="attribute_not_exists(#id) OR nextAt <= :now",
-            ExpressionAttributeNames={"#id": schema.IDEMPOTENCY_KEY},
-            ExpressionAttributeValues={":now": encode(round(now, 3))},
-        )
-        return 0.0
-    except client.exceptions.ConditionalCheckFailedException:
-        item = client.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
-        wait = float(item["nextAt"]["N"]) - now if item else 0.0
-        return max(wait, 0.01)
-
-
-def get(message_id: str) -> dict | None:
-    response = aws.client("dynamodb").get_item(
-        TableName=_table(), Key={schema.MESSAGES_KEY: {"S": message_id}}, ConsistentRead=True
-    )
-    item = response.get("Item")
-    return from_item(item) if item else None
-
-
-# A list page's token names the sort key (createdAt#id) of the last message it returned.
-_TOKEN_FIELD = "before"
-_SORT_KEY = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z#.+", re.DOTALL)
-
-
-def _decode_token(token: str) -> str:
-    """The sort key a ``next`` token names. Anything this API did not return is 400 ``InvalidNext``
-    (and never reaches DynamoDB, which would refuse an empty or oversized key: a 500)."""
-    try:
-        plain = json.loads(base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4)))
-        if not isinstance(plain, dict) or set(plain) != {_TOKEN_FIELD}:
-            raise ValueError
-        before = plain[_TOKEN_FIELD]
-        # createdAt#id, within DynamoDB's 1,024 bytes for a sort key.
-        if not isinstance(before, str) or not _SORT_KEY.fullmatch(before) or len(before.encode("utf-8")) > 1024:
-            raise ValueError
-    except (ValueError, binascii.Error, UnicodeError):
-        raise InvalidRequest("InvalidNext", "'next' is not a token this API returned.", field="next") from None
-    return before
-
-
-def _encode_token(sort_key: str) -> str:
-    plain = json.dumps({_TOKEN_FIELD: sort_key}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(plain.encode()).decode().rstrip("=")
 
 
 def batch_get(table: str, keys: list[dict], **read) -> list[dict]:
@@ -406,45 +299,9 @@ def batch_get(table: str, keys: list[dict], **read) -> list[dict]:
     return items
 
 
-def _get_many(ids: list[str]) -> dict[str, dict]:
-    """The records with these ids that exist (strongly consistent), by id."""
-    keys = [{schema.MESSAGES_KEY: {"S": i}} for i in ids]
-    records = (from_item(item) for item in batch_get(_table(), keys, ConsistentRead=True))
-    return {record[schema.MESSAGES_KEY]: record for record in records}
-
-
-def page(limit: int, token: str | None = None, directions: tuple[str, ...] = (OUTBOUND,)
-         ) -> tuple[list[dict], str | None]:
-    """Newest first, of the ``directions`` asked for. Returns (records, token for the next page or
-    None when no shard has more).
-
-    Each shard of each direction's list partitions is queried (all at once) for keys older than the
-    token's; the shards are merged newest first, fetching a shard's next page only when the merge
-    reaches it; the first ``limit`` keys are read from the table. Sort keys (createdAt#id) are unique, so a
-    page ends exactly where the next begins. A record gone since the index listed it is skipped."""
-    if not directions:  # nothing to list (a stage without replies asked for them); the token is still checked
-        if token:
-            _decode_token(token)
-        return [], None
-    condition, values = "#pk = :pk", {}
-    names = {"#pk": schema.MESSAGES_LIST_PARTITION}
-    if token:
-        condition += " AND #sk < :before"
-        names["#sk"] = schema.MESSAGES_LIST_SORT
-        values[":before"] = {"S": _decode_token(token)}
-    queries = [{
-        "TableName": _table(), "IndexName": schema.MESSAGES_LIST_INDEX,
-        "KeyConditionExpression": condition, "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": {**values, ":pk": {"S": f"{LIST_PREFIXES[direction]}{shard}"}},
-        "ScanIndexForward": False,
-        "Limit": limit + 1,  # with one more, one round of queries tells whether another page exists
-    } for direction in directions for shard in range(schema.INDEX_SHARDS)]
-    client = aws.client("dynamodb")
-    shards = [((item[schema.MESSAGES_LIST_SORT]["S"], item[schema.MESSAGES_KEY]["S"])
-               for item in _pages(client, params, first))
-              for params, first in zip(queries, _query_shards(client, queries))]
-    keys = list(itertools.islice(heapq.merge(*shards, reverse=True), limit + 1))
-    more, keys = len(keys) > limit, keys[:limit]
-    found = _get_many([message_id for _, message_id in keys])
-    records = [found[message_id] for _, message_id in keys if message_id in found]
-    return records, (_encode_token(keys[-1][0]) if more else None)
+def get(message_id: str) -> dict | None:
+    response = aws.client("dynamodb").get_item(
+        TableName=messages_table(), Key={schema.MESSAGES_KEY: {"S": message_id}}, ConsistentRead=True
+    )
+    item = response.get("Item")
+    return from_item(item) if item else None

@@ -9,7 +9,7 @@ import uuid
 
 from chalice import Response
 
-from . import errors, inputs
+from . import errors, idempotency, inputs
 from .log import logger
 
 STATUS = (
@@ -99,29 +99,22 @@ def json_body(request) -> dict:
     return parsed if parsed is not None else inputs.parse_json(request.raw_body)
 
 
-def handled(app):
-    """Decorator: a route returns (status, body, headers); errors become the contract's error body,
-    and anything unexpected becomes a 500 with a request id, never a stack trace."""
-
-    def decorate(view):
-        @functools.wraps(view)
-        def wrapper(*args, **kwargs):
-            try:
-                screen(getattr(app, "current_request", None), kwargs)
-                status, body, headers = view(*args, **kwargs)
-                return json_response(status, body, headers)
-            except errors.MessagingError as err:
-                return error_response(err)
-            except Exception:
-                rid = request_id(app)
-                logger.exception("unhandled error", extra={"requestId": rid})
-                return json_response(500, {"error": {"code": "InternalError",
-                                                     "message": "An unexpected error occurred.",
-                                                     "requestId": rid}})
-
-        return wrapper
-
-    return decorate
+def answer(app, view, args: tuple, kwargs: dict) -> Response:
+    """What every route goes through (``app.py``'s ``handled``): the request screened, the view run; it
+    returns (status, body, headers), errors become the contract's error body, and anything unexpected
+    becomes a 500 with a request id, never a stack trace."""
+    try:
+        screen(getattr(app, "current_request", None), kwargs)
+        status, body, headers = view(*args, **kwargs)
+        return json_response(status, body, headers)
+    except errors.MessagingError as err:
+        return error_response(err)
+    except Exception:
+        rid = request_id(app)
+        logger.exception("unhandled error", extra={"requestId": rid})
+        return json_response(500, {"error": {"code": "InternalError",
+                                             "message": "An unexpected error occurred.",
+                                             "requestId": rid}})
 
 
 # Chalice answers some requests itself, before any route runs, with a body of its own ({"Code",
@@ -140,3 +133,60 @@ def contract_errors(response: Response) -> Response:
         response.body = json.dumps({"error": {"code": code, "message": str(body["Message"])}}, separators=(",", ":"))
         response.headers["Content-Type"] = "application/json"
     return response
+
+
+# -- what the routes share (each capability's ``routes.py`` is a Chalice blueprint of its routes) ---------------
+# Every route but the open ones needs the API key (API Gateway checks it; the usage plan throttles).
+PROTECTED = {"api_key_required": True}
+# Send routes accept any body type: the body is parsed as JSON whatever curl labels it.
+ANY_BODY = ["application/json", "text/plain", "application/x-www-form-urlencoded", "application/octet-stream"]
+
+
+def handled(routes):
+    """Decorator for a route of the blueprint ``routes``: see ``answer``."""
+    def decorate(view):
+        @functools.wraps(view)
+        def route(*args, **kwargs):
+            return answer(routes, view, args, kwargs)
+
+        return route
+
+    return decorate
+
+
+def body(routes) -> dict:
+    """The request's JSON object (parsed once per request)."""
+    return json_body(routes.current_request)
+
+
+def once(routes, route: str, handler):
+    """A POST's work, at most once per ``Idempotency-Key`` (``idempotency.once``)."""
+    request = routes.current_request
+    return idempotency.once(route, request.headers.get("idempotency-key"), request.raw_body, handler,
+                            routes.lambda_context)
+
+
+def located(routes, outcome: tuple, path: str) -> tuple:
+    """A created resource's ``Location``, added to the outcome after the idempotency layer, so a replayed
+    response points where the replaying caller reaches the API."""
+    status, answer_body, headers = outcome
+    return status, answer_body, {**headers, "Location": here(routes, path.format(id=answer_body["id"]))}
+
+
+def here(routes, path: str) -> str:
+    """``path`` (a route's own path, e.g. ``/messages/{id}``) as the caller of this request reaches it.
+
+    Deployed, API Gateway's proxy event carries the path the caller used in ``requestContext.path``:
+    ``/api/sms`` on the execute-api domain (stage included), ``/sms`` or ``/<base path>/sms`` on a
+    custom domain. ``requestContext.resourcePath`` is the route (``/sms``). Whatever comes before
+    the route's segments is the caller's prefix. Under Chalice local and its test client the two are
+    the same, and the prefix is empty."""
+    context = routes.current_request.context or {}
+    used = [part for part in (context.get("path") or "").split("/") if part]
+    route = [part for part in (context.get("resourcePath") or "").split("/") if part]
+    prefix = used[:len(used) - len(route)] if len(used) > len(route) else []
+    return "".join(f"/{part}" for part in prefix) + path
+
+
+def query(routes) -> dict:
+    return routes.current_request.query_params or {}

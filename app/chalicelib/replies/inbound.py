@@ -31,8 +31,7 @@ import uuid
 from datetime import datetime, timezone
 
 from ..core import store
-from ..core.log import logger
-from ..core.phone import mask
+from ..core.log import logger, mask
 from ..core.segments import segment
 from ..core.settings import Settings, get_settings
 from . import optouts

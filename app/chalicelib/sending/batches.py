@@ -10,7 +10,7 @@ import uuid
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..core import aws, schema, store
+from ..core import aws, pages, schema, store
 from ..core.errors import InvalidRequest, MessagingError, NotConfigured, NotFound, before_send
 from ..core.log import logger
 from ..core.settings import Settings
@@ -114,7 +114,7 @@ def progress(batch_id: str) -> dict:
     summary = store.get(batch_id) if batch_id.startswith(schema.BATCH_ID_PREFIX) else None
     if summary is None or summary.get("kind") != "batch":
         raise NotFound("BatchNotFound", f"No batch with id {batch_id}.")
-    counts = store.count_batch(batch_id)
+    counts = pages.count_batch(batch_id)
     result = {"id": batch_id, "createdAt": summary["createdAt"], "size": summary["size"],
               "rejected": summary["rejected"]}
     for status in COUNTED:

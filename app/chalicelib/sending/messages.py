@@ -27,9 +27,8 @@ import uuid
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core import aws, store
-from ..core.errors import InvalidRequest, MessagingError, NotConfigured, NotFound, ProviderFailure, Throttled, before_send
-from ..core.log import logger
-from ..core.phone import mask
+from ..core.errors import MessagingError, NotConfigured, NotFound, ProviderFailure, Throttled, before_send
+from ..core.log import logger, mask
 from ..core.segments import segment
 from ..core.settings import Settings, get_settings
 from ..replies import optouts
@@ -218,14 +217,3 @@ def get(message_id: str) -> dict:
     if record is None or "channel" not in record:  # batch summaries and pacing gates are not messages
         raise NotFound("MessageNotFound", f"No message with id {message_id}.")
     return store.public(record)
-
-
-def page(limit: int, token: str | None, direction: str | None = None, settings: Settings | None = None) -> dict:
-    """``GET /messages``: both directions newest first, or the one ``direction`` names. A stage
-    without replies (no ``INBOUND_ENABLED``) has no inbound partitions to read."""
-    settings = settings or get_settings()
-    if direction is not None and direction not in store.LIST_PREFIXES:
-        raise InvalidRequest("InvalidDirection", "'direction' must be 'outbound' or 'inbound'.", field="direction")
-    kept = (store.OUTBOUND, store.INBOUND) if settings.inbound_enabled else (store.OUTBOUND,)
-    records, next_token = store.page(limit, token, tuple(d for d in kept if direction in (None, d)))
-    return {"messages": [store.public(r) for r in records], "next": next_token}

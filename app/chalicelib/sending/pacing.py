@@ -38,9 +38,11 @@ import math
 import random
 import threading
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..core import aws, schema
+from ..core.settings import get_settings
+from ..core.store import encode
 
 # How far ahead of now a claim may book (seconds): a claimer waits at most this long for its window.
 MAX_AHEAD = 0.25
@@ -123,8 +125,7 @@ class DynamoItems:
         return True, float(old["N"]) if old else None
 
 
-@dataclass(frozen=True)
-class Slot:
+class Slot(NamedTuple):
     at: float  # granted: when to send; refused: when to ask again (the earliest item takes claims then)
     granted: bool
     calls: int  # UpdateItem calls it took
@@ -252,3 +253,28 @@ class TokenBucket:
                 return False
             self.tokens -= parts
             return True
+
+
+def reserve_recipient(to: str, gap_seconds: float = 1.0, *, now: float | None = None) -> float:
+    """Take the recipient's next send slot (at most one message per ``gap_seconds``), shared by
+    every worker through one conditional write to the short-lived-keys (idempotency) table.
+    Returns 0 when taken, else the seconds to wait. ``now``: the clock (epoch seconds; default the
+    machine's)."""
+    now = time.time() if now is None else now
+    client = aws.client("dynamodb")
+    table = get_settings().idempotency_table
+    key = {schema.IDEMPOTENCY_KEY: {"S": f"{schema.RECIPIENT_GATE_PREFIX}{to}"}}
+    try:
+        client.put_item(
+            TableName=table,
+            Item={**key, "nextAt": encode(round(now + gap_seconds, 3)),
+                  schema.IDEMPOTENCY_TTL: encode(int(now) + 3600)},
+            ConditionExpression="attribute_not_exists(#id) OR nextAt <= :now",
+            ExpressionAttributeNames={"#id": schema.IDEMPOTENCY_KEY},
+            ExpressionAttributeValues={":now": encode(round(now, 3))},
+        )
+        return 0.0
+    except client.exceptions.ConditionalCheckFailedException:
+        item = client.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+        wait = float(item["nextAt"]["N"]) - now if item else 0.0
+        return max(wait, 0.01)

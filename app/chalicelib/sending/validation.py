@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..core import phone
 from ..core.errors import InvalidRequest, Unprocessable
@@ -32,8 +32,7 @@ _SENDER_ID = re.compile(r"[A-Za-z0-9]{1,11}")
 SNS_SENDER_ID_MIN = 3
 
 
-@dataclass(frozen=True)
-class Outbound:
+class Outbound(NamedTuple):
     channel: str  # "sms" | "mms"
     to: str  # E.164
     body: str | None

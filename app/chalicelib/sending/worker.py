@@ -4,7 +4,7 @@ Pacing: every instance claims its send windows, in message parts (an SMS counts 
 MMS counts 1), from one schedule the whole stage shares (``chalicelib.pacing``), so the stage never
 exceeds ``MAX_MPS`` however many instances run, and one instance alone reaches it: it sends up to
 ``senders_for(MAX_MPS)`` messages of its batch at once (a thread each). On top of that, a
-conditional write per recipient (``store.reserve_recipient``) lets at most one message a second go
+conditional write per recipient (``pacing.reserve_recipient``) lets at most one message a second go
 to any one number, across all instances.
 
 At most once: SQS delivers at least once, so a record is claimed (``queued`` -> ``sending``, a
@@ -35,6 +35,7 @@ from ..core.log import logger
 from ..core.settings import Settings, get_settings
 from ..replies import optouts
 from . import messages
+from . import pacing
 from .pacing import ITEM_RATE, DynamoItems, Schedule, TokenBucket
 
 # Stop taking new messages when less than this much of the invocation is left: a send plus its
@@ -145,7 +146,7 @@ def process(sqs_record: dict, settings: Settings, pacer: Pacer, deadline: float)
         return "opted-out"
     if not pacer.acquire(int(record.get("segments") or 1), deadline=deadline):
         raise _OutOfTime()
-    while (wait := store.reserve_recipient(record["to"])) > 0:
+    while (wait := pacing.reserve_recipient(record["to"])) > 0:
         if pacer.clock() + wait > deadline:
             raise _OutOfTime()
         time.sleep(wait)

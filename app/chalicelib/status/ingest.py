@@ -38,12 +38,11 @@ import base64
 import gzip
 import json
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 from ..core import store
-from ..core.log import logger
-from ..core.phone import scrub
+from ..core.log import logger, scrub
 from ..core.schema import CONTEXT_KEY
 
 # End User Messaging statuses that mean the message reached the carrier or the handset. With
@@ -61,8 +60,7 @@ LOOKUP_RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
 RETRY_YOUNGER_THAN_MS = 15 * 60 * 1000
 
 
-@dataclass(frozen=True)
-class Receipt:
+class Receipt(NamedTuple):
     provider_id: str
     status: str  # store.DELIVERED | store.FAILED | store.UNKNOWN
     at_ms: int

@@ -24,8 +24,8 @@ import re
 import socket
 import ssl
 import threading
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 MAX_URL = 2048
@@ -55,8 +55,7 @@ class Refused(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """A checked URL: what the connection needs."""
 
     scheme: str

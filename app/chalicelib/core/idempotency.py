@@ -12,10 +12,10 @@ import json
 from functools import lru_cache
 from typing import Callable
 
-from ..core import aws, errors
-from ..core.errors import Conflict, InvalidRequest, MessagingError
-from ..core.inputs import MAX_KEY_LENGTH
-from ..core.settings import get_settings
+from . import aws, errors
+from .errors import Conflict, InvalidRequest, MessagingError
+from .inputs import MAX_KEY_LENGTH
+from .settings import get_settings
 
 TTL_SECONDS = 24 * 3600
 

@@ -1,0 +1,74 @@
+"""The webhook endpoints' routes. Each loads ``manage`` on its first call: not part of a send's cold start."""
+from __future__ import annotations
+
+from chalice import Blueprint
+
+from ..core import inputs
+from ..core.settings import get_settings
+from ..core.web import ANY_BODY, PROTECTED, body, handled, located, once, query
+
+routes = Blueprint(__name__)
+
+
+@routes.route("/webhooks", methods=["POST"], content_types=ANY_BODY, **PROTECTED)
+@handled(routes)
+def create_webhook():
+    from . import manage
+
+    made = {}  # the secret, when this request made it (a replay of the first answer shows it again)
+
+    def handler():
+        resource, made["secret"] = manage.create(body(routes), get_settings())
+        return 201, resource, {}
+
+    status, answer, headers = located(routes, once(routes, "webhooks", handler), "/webhooks/{id}")
+    return status, manage.with_secret(answer, made.get("secret"), get_settings()), headers
+
+
+@routes.route("/webhooks", methods=["GET"], **PROTECTED)
+@handled(routes)
+def list_webhooks():
+    from . import manage
+
+    return 200, manage.listing(get_settings()), {}
+
+
+@routes.route("/webhooks/{webhook_id}", methods=["GET"], **PROTECTED)
+@handled(routes)
+def get_webhook(webhook_id):
+    from . import manage
+
+    return 200, manage.get(webhook_id, get_settings()), {}
+
+
+@routes.route("/webhooks/{webhook_id}", methods=["DELETE"], **PROTECTED)
+@handled(routes)
+def delete_webhook(webhook_id):
+    from . import manage
+
+    manage.delete(webhook_id, get_settings())
+    return 204, None, {}
+
+
+@routes.route("/webhooks/{webhook_id}/rotate", methods=["POST"], content_types=ANY_BODY, **PROTECTED)
+@handled(routes)
+def rotate_webhook_secret(webhook_id):
+    from . import manage
+
+    made = {}
+
+    def handler():
+        resource, made["secret"] = manage.rotate(webhook_id, get_settings())
+        return 200, resource, {}
+
+    status, answer, headers = once(routes, f"webhooks/{webhook_id}/rotate", handler)
+    return status, manage.with_secret(answer, made.get("secret"), get_settings()), headers
+
+
+@routes.route("/webhooks/{webhook_id}/deliveries", methods=["GET"], **PROTECTED)
+@handled(routes)
+def list_webhook_deliveries(webhook_id):
+    from . import manage
+
+    limit = inputs.limit(query(routes).get("limit"), default=manage.DELIVERIES_LIMIT)
+    return 200, manage.deliveries(webhook_id, limit, get_settings()), {}

@@ -1,0 +1,125 @@
+"""Cold import of every function the stack deploys, each beside bare boto3 with the same clients.
+
+A Lambda function's cold start imports its handler module (``app/app.py``, shared by all six
+functions), then, on its first event, what that function runs; and it makes its AWS clients. This
+bench times exactly that in a fresh process per run: ``import app``, the modules the function's own
+code imports (read from ``app/app.py`` with ``ast``: the imports inside the Lambda function, and for
+the API those of ``POST /sms``, the route every user calls first), and the function's clients made
+through ``chalicelib.core.aws``. The baseline, in the same run, is ``import boto3`` and the same
+clients made bare.
+
+As on Lambda, the app's own code has no bytecode cache: it runs from a fresh copy of ``app/`` with
+``PYTHONDONTWRITEBYTECODE``, so each run compiles it, as each cold start does (a deployment package
+holds sources only). boto3, botocore and the bundled libraries run from the venv, compiled.
+"""
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "app" / "app.py"
+TARGET = 1.10
+ENV = {
+    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+    "MEDIA_BUCKET": "bench-media", "MESSAGES_TABLE": "bench-messages", "IDEMPOTENCY_TABLE": "bench-idem",
+    "POWERTOOLS_LOG_LEVEL": "WARNING", "PYTHONDONTWRITEBYTECODE": "1",
+    "AWS_LAMBDA_FUNCTION_NAME": "bench",  # set on Lambda: app.py pauses the collector for the cold start
+}
+# Each function: its Chalice name (the stack sets APP_FUNCTION to it on every function but the API, whose
+# module import registers every route), and the AWS clients it makes (the services its role is granted;
+# tests/test_*_stack.py record each function's calls).
+FUNCTIONS = {
+    "api": ("api_handler", ("dynamodb", "sns", "s3", "pinpoint-sms-voice-v2", "sqs", "kms")),
+    "batch worker": ("batch_worker", ("dynamodb", "sns", "s3", "pinpoint-sms-voice-v2", "sqs")),
+    "status ingest": ("status_ingest", ("dynamodb",)),
+    "webhook fanout": ("webhook_fanout", ("dynamodb", "sqs")),
+    "webhook delivery": ("webhook_delivery", ("dynamodb", "sqs", "kms")),
+    "inbound replies": ("inbound_reply", ("dynamodb",)),
+}
+
+
+def imports_in(function: str, source: Path = APP) -> list[str]:
+    """The chalicelib modules the Lambda function of this Chalice name imports inside its body in ``app.py``
+    (none for the API: importing the module registers its routes), in order."""
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    found: list[str] = []
+    defined = {node.name: node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+    if function == "api_handler":
+        return found
+    if function not in defined:
+        raise LookupError(f"app.py has no function {function!r}")
+    for name in (function,):
+        for node in ast.walk(defined[name]):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("chalicelib"):
+                for alias in node.names:  # ``from pkg import module``, or ``from module import name``
+                    module = f"{node.module}.{alias.name}"
+                    path = ROOT / "app" / module.replace(".", "/")
+                    module = module if path.with_suffix(".py").exists() or path.is_dir() else node.module
+                    if module not in found:
+                        found.append(module)
+    return found
+
+
+def _app_code(app_dir: Path, modules: list[str], clients: tuple[str, ...]) -> str:
+    return f"""
+import importlib, sys, time
+t = time.perf_counter()
+sys.path.insert(0, {str(app_dir)!r})  # as Lambda does: the package root holds app.py, the handler app.<function>
+import app
+for name in {modules!r}:
+    importlib.import_module(name)
+from chalicelib.core import aws
+for name in {clients!r}:
+    aws.client(name)
+print(time.perf_counter() - t)
+"""
+
+
+def _bare_code(clients: tuple[str, ...]) -> str:
+    return f"""
+import time
+t = time.perf_counter()
+import boto3
+from botocore.config import Config
+session = boto3.session.Session()
+for name in {clients!r}:
+    session.client(name, config=Config(retries={{"mode": "standard", "total_max_attempts": 3}}))
+print(time.perf_counter() - t)
+"""
+
+
+def _once(code: str, function: str | None = None) -> float:
+    env = {**{k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "APP_FUNCTION")}, **ENV}
+    if function and function != "api_handler":
+        env["APP_FUNCTION"] = function
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def rows(runs: int = 7) -> list[tuple[str, float, float, float]]:
+    """(row name, app ms, baseline ms, target) per function: the medians of ``runs`` alternating runs."""
+    found = []
+    with tempfile.TemporaryDirectory() as scratch:
+        app_dir = Path(scratch) / "app"
+        shutil.copytree(ROOT / "app", app_dir, ignore=shutil.ignore_patterns("__pycache__", ".chalice"))
+        for function, (name, clients) in FUNCTIONS.items():
+            app_code, bare_code = _app_code(app_dir, imports_in(name), clients), _bare_code(clients)
+            ours, bare = [], []
+            for _ in range(runs):
+                ours.append(_once(app_code, name))
+                bare.append(_once(bare_code))
+            found.append((f"cold import {function}", statistics.median(ours) * 1e3, statistics.median(bare) * 1e3,
+                          TARGET))
+    return found
+
+
+if __name__ == "__main__":
+    for name, ours, bare, target in rows():
+        print(f"{name:<30}{ours:>10.1f}{bare:>10.1f}{ours / bare:>8.2f}")

@@ -1,0 +1,72 @@
+"""What each Lambda function loads when it starts cold (``app/app.py``): only the API's registers the routes,
+the other functions load nothing of the HTTP edge, and on Lambda the garbage collector waits for the first
+event. ``make bench`` times the cold starts; these tests pin what they rest on."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+APP_DIR = Path(__file__).resolve().parent.parent / "app"
+ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+       "MEDIA_BUCKET": "b", "MESSAGES_TABLE": "m", "IDEMPOTENCY_TABLE": "i"}
+
+PROBE = """
+import gc, json, sys
+sys.path.insert(0, {app_dir!r})
+import app
+after_import = gc.isenabled()
+loaded = sorted(m for m in sys.modules if m.startswith("chalicelib"))
+routes = sorted(app.app.routes)
+event = {event}
+if event is not None:
+    getattr(app, {function!r})(event, None)
+print(json.dumps({{"gc_after_import": after_import, "gc_after_event": gc.isenabled(), "loaded": loaded,
+                  "routes": routes}}))
+"""
+
+
+def probe(function: str | None = None, *, event=None, lambda_env: bool = True) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("APP_FUNCTION", "AWS_LAMBDA_FUNCTION_NAME")}
+    env.update(ENV)
+    if function:
+        env["APP_FUNCTION"] = function
+    if lambda_env:
+        env["AWS_LAMBDA_FUNCTION_NAME"] = "probe"
+    code = PROBE.format(app_dir=str(APP_DIR), event=repr(event), function=function or "app")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_the_api_registers_every_route():
+    api = probe()
+    assert {"/sms", "/mms", "/messages", "/batches/{batch_id}", "/webhooks", "/opt-outs", "/health"} <= set(api["routes"])
+    assert "chalicelib.sending.messages" in api["loaded"]  # the send path comes with the API
+
+
+@pytest.mark.parametrize("function, runs", [
+    ("batch_worker", "chalicelib.sending.worker"), ("status_ingest", "chalicelib.status.ingest"),
+    ("webhook_fanout", "chalicelib.webhooks.events"), ("webhook_delivery", "chalicelib.webhooks.delivery"),
+    ("inbound_reply", "chalicelib.replies.inbound"),
+])
+def test_any_other_function_registers_no_route_and_loads_nothing_of_the_api(function, runs):
+    started = probe(function)
+    assert started["routes"] == []
+    assert not [m for m in started["loaded"] if m.endswith(".routes") or m in (
+        "chalicelib.core.web", "chalicelib.core.inputs", "chalicelib.openapi", "chalicelib.console.page")]
+    assert runs not in started["loaded"]  # its own module comes with its first event
+
+
+def test_on_lambda_the_collector_waits_for_the_first_event():
+    # An event the ingest refuses (not CloudWatch Logs data): still an event handled.
+    handled = probe("status_ingest", event={"awslogs": {"data": "bm90IGd6aXA="}})
+    assert handled["gc_after_import"] is False and handled["gc_after_event"] is True
+
+
+def test_off_lambda_the_collector_is_left_alone():
+    assert probe(lambda_env=False)["gc_after_import"] is True
