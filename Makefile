@@ -10,7 +10,7 @@ STAGE  ?= dev
 NODE   := node_modules/.installed
 CDK    := CDK_DISABLE_VERSION_CHECK=1 npx --no-install cdk --app "$(PY) app.py"
 
-.PHONY: setup dev test bench synth bootstrap preflight deploy smoke destroy clean
+.PHONY: setup dev test bench synth bootstrap preflight deploy smoke destroy clean key keys revoke-key
 
 setup: $(STAMP)
 
@@ -28,7 +28,7 @@ $(STAMP): requirements.txt app/requirements.txt
 # The local stack runs with the settings of cdk.json's stage STAGE (default dev), but for the local
 # overrides devstack/stage.py lists.
 dev: setup
-	$(PY) -m devstack --stage $(STAGE)
+	$(PY) -m devstack --stage $(STAGE) $(if $(filter 1 true yes,$(REQUIRE_KEYS)),--require-keys)
 
 # The browser tests drive Debian's chromium (Playwright's own browser download cannot work here), and the
 # country-code test reads Debian's iso-codes. Installed when missing, as root as CI runs; without them those
@@ -65,6 +65,19 @@ deploy: setup $(NODE)
 # real SMS (charged) to AWS's success simulator number and waits for its receipt (see README, "Smoke test").
 smoke: setup
 	$(PY) -m ops.smoke --stage $(STAGE) $(if $(PAID),--paid)
+
+# A deployed stage's API keys, with your AWS credentials (IAM is the root of trust; see README, "Keys"):
+#   make key STAGE=dev NAME="first admin" SCOPES=keys:manage,messages:send [TEST=1]
+#   make keys STAGE=dev
+#   make revoke-key STAGE=dev ID=key_…
+key: setup
+	$(PY) -m ops.keys create --stage $(STAGE) --name "$(NAME)" --scopes "$(SCOPES)" $(if $(filter 1 true yes,$(TEST)),--test)
+
+keys: setup
+	$(PY) -m ops.keys list --stage $(STAGE)
+
+revoke-key: setup
+	$(PY) -m ops.keys revoke --stage $(STAGE) --id "$(ID)"
 
 destroy: setup $(NODE)
 	$(CDK) destroy -c stage=$(STAGE)

@@ -38,6 +38,8 @@ def _cold_start_over(event, get_response):
 if FUNCTION == API:
     from chalicelib.console.routes import routes as open_routes  # noqa: E402
     from chalicelib.core.web import contract_errors  # noqa: E402
+    from chalicelib.keys.authorizer import routes as authorizer  # noqa: E402
+    from chalicelib.keys.routes import routes as key_routes  # noqa: E402
     from chalicelib.replies.routes import routes as reply_routes  # noqa: E402
     from chalicelib.sending.routes import routes as send_routes  # noqa: E402
     from chalicelib.webhooks.routes import routes as webhook_routes  # noqa: E402
@@ -47,7 +49,9 @@ if FUNCTION == API:
         """Errors Chalice answers itself (405, 415) get the contract's error body too."""
         return contract_errors(get_response(event))
 
-    for blueprint in (open_routes, send_routes, reply_routes, webhook_routes):
+    # The authorizer's blueprint holds only the authorizer, a Lambda function of its own whose handler is its
+    # module (``chalicelib.keys.authorizer.bearer``): its cold start never loads this file.
+    for blueprint in (authorizer, open_routes, send_routes, reply_routes, webhook_routes, key_routes):
         app.register_blueprint(blueprint)
 
 

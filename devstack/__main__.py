@@ -15,15 +15,24 @@ def main(argv: list[str] | None = None) -> None:
         "Serve the app on http://127.0.0.1:8000 against the embedded AWS on http://127.0.0.1:4566, with a "
         "stage's settings from cdk.json (and the local overrides devstack/stage.py lists)."))
     parser.add_argument("--stage", default=stages.DEFAULT_STAGE, help="a stage of cdk.json (default: %(default)s)")
+    parser.add_argument("--require-keys", action="store_true", help=(
+        "refuse requests without a key (401), as a deployed stage does, and print an admin key"))
     args = parser.parse_args(argv)
     try:
-        stack = LocalStack(stage=args.stage)
+        stack = LocalStack(stage=args.stage, require_keys=args.require_keys)
     except stages.StageConfigError as err:
         sys.exit(f"make dev: {err}")
     stack.start()
     app, aws = stack.app_url, stack.aws_url
     config = stack.stage_config
     overrides = "\n".join(f"  {name}={stack.env[name]}" for name in stages.OVERRIDES if name in stack.env)
+    if stack.admin_key:
+        keys = ("Keys are required, as deployed: send 'Authorization: Bearer <key>'. This local key has every scope:\n"
+                f"admin key: {stack.admin_key}\n"
+                "(make keys through POST /keys or the console's Keys panel, each with the scopes it needs)")
+    else:
+        keys = ("A request without a key acts as a live key with every scope; one that carries a key\n"
+                "('Authorization: Bearer sk_...') is checked as deployed. make dev REQUIRE_KEYS=1 refuses keyless requests.")
     print(f"""
 Sender running against the embedded local stack (no AWS account; nothing leaves this machine).
 
@@ -32,6 +41,8 @@ Stage {config.stage} from cdk.json: smsProvider {config.sms_provider}, allowedCo
 {', senderId ' + config.sender_id if config.sender_id else ''}.
 Local overrides (the reason for each is in devstack/stage.py):
 {overrides}
+
+{keys}
 
   send console   {app}/
   API            {app}

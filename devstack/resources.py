@@ -133,6 +133,13 @@ def create_core(client, region: str, account: str, *, visibility_timeout: int = 
     dynamodb.update_time_to_live(TableName=idempotency, TimeToLiveSpecification={
         "Enabled": True, "AttributeName": schema.IDEMPOTENCY_TTL})
 
+    keys = f"{PREFIX}-keys"
+    dynamodb.create_table(
+        TableName=keys, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": schema.KEYS_KEY, "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": schema.KEYS_KEY, "KeyType": "HASH"}],
+    )
+
     sqs = client("sqs")
     queue, dlq = queue_with_dlq(sqs, f"{PREFIX}-batch", f"{PREFIX}-batch-dlq", MAX_RECEIVES, visibility_timeout)
 
@@ -145,6 +152,7 @@ def create_core(client, region: str, account: str, *, visibility_timeout: int = 
         "MEDIA_BUCKET": bucket,
         "MESSAGES_TABLE": messages,
         "IDEMPOTENCY_TABLE": idempotency,
+        "KEYS_TABLE": keys,
         "BATCH_QUEUE_URL": queue,
         "MAX_RECEIVES": str(MAX_RECEIVES),
         **create_webhooks(client, visibility_timeout=visibility_timeout),

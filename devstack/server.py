@@ -12,6 +12,8 @@ import time
 import urllib.parse
 import urllib.request
 
+from http.server import BaseHTTPRequestHandler
+
 from chalice.local import ChaliceRequestHandler, CustomLocalChalice, LocalChalice, LocalDevServer, ThreadedHTTPServer
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.serving import ThreadedWSGIServer
@@ -19,6 +21,7 @@ from werkzeug.serving import ThreadedWSGIServer
 from . import appload, pipeline, resources
 from . import stage as stages
 from .emulator import Emulator
+from .gateway import Gateway, KeyCheck
 
 HOST = "127.0.0.1"
 APP_PORT = 8000
@@ -38,9 +41,11 @@ WEBHOOK_INSTANCES = 5
 
 class AppServer(ThreadedHTTPServer):
     """Chalice's local server (a thread per connection), with a listen backlog that a load test on
-    loopback does not overflow."""
+    loopback does not overflow. ``key_check``: API Gateway's key check, shared by every connection (its
+    cache of the authorizer's answers with it)."""
 
     request_queue_size = LISTEN_BACKLOG
+    key_check: KeyCheck | None = None
 
 
 class EmulatorServer(ThreadedWSGIServer):
@@ -55,6 +60,11 @@ class AppRequestHandler(ChaliceRequestHandler):
     ``Content-Length`` that is not a number (400), a chunked body (411: Chalice reads only
     ``Content-Length`` bodies), and a body over API Gateway's 10 MB payload quota (413, as API Gateway
     answers; the body is read and dropped, never held). The access log masks phone numbers."""
+
+    def __init__(self, request, client_address, server, app_object, config):
+        # Chalice's handler, with API Gateway's key check and its own answers (``devstack/gateway.py``).
+        self.local_gateway = Gateway(app_object, config, key_check=server.key_check)
+        BaseHTTPRequestHandler.__init__(self, request, client_address, server)
 
     # The handler writes a response in several small writes; with Nagle's algorithm on, the last one
     # waits for the client's delayed ACK, about 40 ms a request on loopback.
@@ -108,6 +118,17 @@ class AppRequestHandler(ChaliceRequestHandler):
         sys.stderr.write(f"{self.address_string()} - - [{self.log_date_time_string()}] {line}\n")
 
 
+def make_admin_key(name: str = "make dev admin") -> str:
+    """A live key with every scope in the local keys table (``make dev REQUIRE_KEYS=1`` prints it)."""
+    from chalicelib.core.caller import Caller
+    from chalicelib.core.settings import get_settings
+    from chalicelib.keys import manage, scopes
+
+    root = Caller("local", frozenset(scopes.SCOPES), False)
+    _resource, key = manage.create({"name": name, "scopes": list(scopes.SCOPES)}, root, get_settings())
+    return key
+
+
 def create_app_server(app, config, host: str, port: int) -> LocalDevServer:
     """``chalice.local.create_local_server`` with ``AppServer`` and ``AppRequestHandler``."""
     CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
@@ -125,8 +146,11 @@ class LocalStack:
 
     def __init__(self, *, app_port: int = APP_PORT, aws_port: int = AWS_PORT, settings: dict | None = None,
                  visibility_timeout: int = 30, function_timeout: float = 20.0, receipt_delay: float = 0.5,
-                 stage: str = stages.DEFAULT_STAGE):
+                 stage: str = stages.DEFAULT_STAGE, require_keys: bool = False):
         self._ports = (app_port, aws_port)
+        self.require_keys = require_keys
+        self.key_check: KeyCheck | None = None
+        self.admin_key: str | None = None  # with require_keys: a key with every scope, made at start
         self.stage_config = stages.load(stage)
         self._extra = dict(settings or {})
         self._visibility_timeout, self._function_timeout = visibility_timeout, function_timeout
@@ -180,6 +204,9 @@ class LocalStack:
         # another local stack can start in the same process.
         self._app, self._app_class = module.app, module.app.__class__
         self._app_server = create_app_server(module.app, Config.create(lambda_timeout=60), HOST, self._ports[0])
+        self.key_check = self._app_server.server.key_check = KeyCheck(module.app, require_keys=self.require_keys)
+        if self.require_keys:
+            self.admin_key = make_admin_key()
         self.app_url = f"http://{HOST}:{self._app_server.server.server_port}"
         self._serve(self._app_server.server, "chalice-local")
         settings = get_settings()

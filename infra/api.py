@@ -1,10 +1,10 @@
-"""The Chalice app (API, batch worker, status ingest, webhook fanout and delivery, inbound replies), its
-roles, and the API's key, plan and logs."""
+"""The Chalice app (API, key authorizer, batch worker, status ingest, webhook fanout and delivery, inbound
+replies), its roles, and the API's throttle, gateway responses and logs."""
 from __future__ import annotations
 
 import json
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -15,11 +15,13 @@ from constructs import Construct
 
 from apppath import APP_DIR  # also puts app/ on the path for chalicelib
 from chalicelib.sending import countries  # which countries take sender ids
+from chalicelib.core import gateway as gateway_answers  # API Gateway's own answers, in the contract's body
 from chalicelib.core import schema  # table keys shared with the app and the local stack
 from chalicelib.sending import worker as pacing  # how many worker instances a maxMps takes
 
 from . import nag
 from .config import StageConfig
+from .keys import KeyStore
 from .media import MediaBucket
 from .messaging import EndUserMessaging
 from .queue import BatchQueue
@@ -47,11 +49,13 @@ class SenderApi(Construct):
     # Chalice's function names
     API, WORKER, INGEST, FANOUT, DELIVERY, INBOUND = ("api_handler", "batch_worker", "status_ingest",
                                                       "webhook_fanout", "webhook_delivery", "inbound_reply")
+    AUTHORIZER = "bearer"  # the built-in authorizer (chalicelib/keys/authorizer.py), a function of its own
     LOGICAL_IDS = {API: "APIHandler", WORKER: "BatchWorker", INGEST: "StatusIngest", FANOUT: "WebhookFanout",
-                   DELIVERY: "WebhookDelivery", INBOUND: "InboundReply"}
+                   DELIVERY: "WebhookDelivery", INBOUND: "InboundReply", AUTHORIZER: "Bearer"}
+    AUTHORIZER_TIMEOUT_SECONDS = 10
 
     def __init__(self, scope: Construct, id: str, *, config: StageConfig, media: MediaBucket,
-                 store: MessageStore, batch: BatchQueue, webhooks: Webhooks,
+                 store: MessageStore, batch: BatchQueue, webhooks: Webhooks, keys: KeyStore,
                  messaging: EndUserMessaging | None = None, two_way: TwoWay | None = None) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
@@ -67,6 +71,8 @@ class SenderApi(Construct):
         ingest = self._function_role(self.INGEST, "IngestRole", wildcard_reason=xray_reason)
         fanout = self._function_role(self.FANOUT, "WebhookFanoutRole", wildcard_reason=xray_reason)
         delivery = self._function_role(self.DELIVERY, "WebhookDeliveryRole", wildcard_reason=xray_reason)
+        self._grant_keys(keys, api=api, authorizer=self._function_role(self.AUTHORIZER, "AuthorizerRole",
+                                                                       wildcard_reason=xray_reason))
         if two_way:
             self._grant_two_way(two_way, store, webhooks, api=api, inbound=self._function_role(
                 self.INBOUND, "InboundRole", wildcard_reason=xray_reason))
@@ -139,7 +145,7 @@ class SenderApi(Construct):
             webhook_queue_url=webhooks.queue.queue_url, webhook_dlq_url=webhooks.dead_letters.queue_url,
             webhook_key_id=webhooks.key.key_arn,
             opt_out_list_name=two_way.opt_out_list_name if two_way else None,
-            origination_number=two_way.origination_number if two_way else None)
+            origination_number=two_way.origination_number if two_way else None, keys_table=keys.table.table_name)
         self.chalice = ChaliceApp(self, "Chalice", source_dir=str(APP_DIR), stage_config={
             "api_gateway_stage": "api",
             "environment_variables": environment,
@@ -153,7 +159,7 @@ class SenderApi(Construct):
         # construct's stage_config, so each function's own role and timeout are set here.
         timeouts = {self.WORKER: BatchQueue.WORKER_TIMEOUT_SECONDS, self.INGEST: 60,
                     self.FANOUT: Webhooks.FANOUT_TIMEOUT_SECONDS, self.DELIVERY: Webhooks.DELIVERY_TIMEOUT_SECONDS,
-                    self.INBOUND: TwoWay.INBOUND_TIMEOUT_SECONDS}
+                    self.INBOUND: TwoWay.INBOUND_TIMEOUT_SECONDS, self.AUTHORIZER: self.AUTHORIZER_TIMEOUT_SECONDS}
         if not two_way:
             # Chalice packages every function of app.py; a stage without two-way builds no inbound one.
             self.chalice.sam_template.node.try_remove_child(self.LOGICAL_IDS[self.INBOUND])
@@ -173,8 +179,9 @@ class SenderApi(Construct):
                         "The app validates every field and answers with the contract's error codes; API Gateway "
                         "validation would answer first, in another shape.")
         nag.acknowledge(rest_api, "AwsSolutions-APIG3",
-                        "Sends need the API key, and the usage plan throttles them; add a WAF web ACL in front "
-                        "of a public production API if you need IP or rate rules beyond that.")
+                        "Every route but the open ones needs a scoped key (the Lambda authorizer), and the stage "
+                        "throttles; add a WAF web ACL in front of a public production API if you need IP or rate "
+                        "rules beyond that.")
         self._protect_api(config)
         self._drain(batch)
         self._keep_failed_ingests()
@@ -287,6 +294,20 @@ class SenderApi(Construct):
         mapping.node.add_dependency(self.roles[self.INBOUND])  # the poller needs the SQS rights first
 
     @staticmethod
+    def _grant_keys(keys: KeyStore, *, api: iam.Role, authorizer: iam.Role) -> None:
+        """Only these two touch the keys table. The authorizer reads a key and writes its ``lastUsedAt``, and
+        nothing else of the item (the condition names the only attributes its update may touch); the API's
+        ``/keys`` routes make, list, read and revoke keys."""
+        table = keys.table.table_arn
+        authorizer.add_to_policy(iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[table]))
+        authorizer.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:UpdateItem"], resources=[table],
+            conditions={"ForAllValues:StringEquals": {"dynamodb:Attributes": ["id", "lastUsedAt"]}}))
+        api.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan"],
+            resources=[table]))
+
+    @staticmethod
     def _grant_opt_outs(webhooks: Webhooks, *, api: iam.Role, worker: iam.Role) -> None:
         """The stage's opt-out list lives in the settings table (the webhooks table, under ``pk``
         ``optout``), on every stage. A batch checks its recipients at once (BatchGetItem, the API); the
@@ -367,10 +388,10 @@ class SenderApi(Construct):
         return role
 
     def _protect_api(self, config: StageConfig) -> None:
-        """API key plus a usage plan carrying the stage's throttle; access logs, metrics and X-Ray
-        on the stage. Chalice's routes already require the key (``api_key_required``)."""
+        """The stage's throttle, API Gateway's own answers in the contract's body, access logs (the key id as
+        the principal), metrics and X-Ray. The routes' key check is the authorizer Chalice wires
+        (``chalicelib/keys/authorizer.py``); API Gateway keeps its answer per key for a minute."""
         rest_api = self.chalice.sam_template.get_resource("RestAPI")
-        stage_id = "RestAPIapiStage"  # the stage the SAM transform creates for StageName "api"
         self.access_logs = logs.LogGroup(self, "AccessLogs", retention=logs.RetentionDays.THREE_MONTHS,
                                          removal_policy=RemovalPolicy.DESTROY)
         rest_api.add_property_override("Name", f"{config.prefix}-api")
@@ -380,22 +401,13 @@ class SenderApi(Construct):
             "Format": json.dumps({
                 "requestId": "$context.requestId", "ip": "$context.identity.sourceIp",
                 "method": "$context.httpMethod", "path": "$context.resourcePath", "status": "$context.status",
-                "latencyMs": "$context.responseLatency", "apiKeyId": "$context.identity.apiKeyId"}),
+                "latencyMs": "$context.responseLatency", "principal": "$context.authorizer.principalId"}),
         })
+        # The stage's throttle, for every route of the stage (no usage plan: the API has no API Gateway key).
         rest_api.add_property_override("MethodSettings", [{
-            "ResourcePath": "/*", "HttpMethod": "*", "MetricsEnabled": True, "LoggingLevel": "ERROR"}])
-        self.api_key = apigateway.CfnApiKey(self, "ApiKey", enabled=True,
-                                            description=f"sms-sender {config.stage} API key")
-        plan = apigateway.CfnUsagePlan(
-            self, "UsagePlan",
-            api_stages=[apigateway.CfnUsagePlan.ApiStageProperty(api_id=rest_api.ref, stage="api")],
-            throttle=apigateway.CfnUsagePlan.ThrottleSettingsProperty(
-                rate_limit=config.api_rate_limit, burst_limit=config.api_burst_limit),
-        )
-        plan.add_override("DependsOn", [stage_id])
-        cdk_validations = "CloudFormation-Validate::E3005"
-        Validations.of(plan).acknowledge(Acknowledgment(id=cdk_validations, reason=(
-            f"{stage_id} does exist once CloudFormation runs the SAM transform; the tests check it does.")))
+            "ResourcePath": "/*", "HttpMethod": "*", "MetricsEnabled": True, "LoggingLevel": "ERROR",
+            "ThrottlingRateLimit": config.api_rate_limit, "ThrottlingBurstLimit": config.api_burst_limit}])
+        self._gateway_responses(rest_api)
         if config.account_settings:
             # Access and execution logs need API Gateway's account-wide CloudWatch Logs role (one per
             # account and region, so only the stage with accountSettings sets it, and keeps it on delete).
@@ -410,8 +422,23 @@ class SenderApi(Construct):
             account = apigateway.CfnAccount(self, "Account", cloud_watch_role_arn=role.role_arn)
             account.apply_removal_policy(RemovalPolicy.RETAIN)
             rest_api.node.add_dependency(account)
-        apigateway.CfnUsagePlanKey(self, "UsagePlanKey", key_id=self.api_key.ref, key_type="API_KEY",
-                                   usage_plan_id=plan.ref)
+
+    @staticmethod
+    def _gateway_responses(rest_api) -> None:
+        """API Gateway's own answers (no key, a route outside the key's cached policy, an unknown path, the
+        throttle, the key check failing, the defaults) in the contract's error body, from one table the local
+        stack plays too (``chalicelib/core/gateway.py``). None quotes the ``Authorization`` header.
+
+        They go in the API's definition (``x-amazon-apigateway-gateway-responses``), not as resources of their
+        own: a gateway response takes effect on a stage only with a deployment, and the definition is what
+        each deployment is made from."""
+        rest_api.add_property_override("DefinitionBody.x-amazon-apigateway-gateway-responses", {
+            response_type: {
+                **({"statusCode": str(answer.status)} if answer.status else {}),
+                "responseParameters": {f"gatewayresponse.header.{name}": f"'{value}'" for name, value in
+                                       (("Content-Type", "application/json"), *answer.headers)},
+                "responseTemplates": {"application/json": answer.body()},
+            } for response_type, answer in gateway_answers.RESPONSES.items()})
 
     @staticmethod
     def sms_voice_resources(config: StageConfig, stack: Stack,

@@ -7,6 +7,7 @@ from constructs import Construct
 from .api import SenderApi
 from .config import StageConfig
 from .delivery_logging import DeliveryLogging, acknowledge_provider
+from .keys import KeyStore
 from .media import MediaBucket
 from .messaging import EndUserMessaging
 from .monitoring import Monitoring
@@ -24,13 +25,14 @@ class SenderStack(Stack):
         store = MessageStore(self, "Store", config=config)
         batch = BatchQueue(self, "Batch", config=config)
         webhooks = Webhooks(self, "Webhooks", config=config)
+        keys = KeyStore(self, "Keys", config=config)
         messaging = None
         if config.uses_end_user_messaging:
             messaging = EndUserMessaging(self, "Messaging", config=config)
         # Replies reach the stage only through an End User Messaging number or pool.
         two_way = TwoWay(self, "TwoWay", config=config) if config.two_way else None
         api = SenderApi(self, "Api", config=config, media=media, store=store, batch=batch, webhooks=webhooks,
-                        messaging=messaging, two_way=two_way)
+                        keys=keys, messaging=messaging, two_way=two_way)
         delivery = DeliveryLogging(self, "DeliveryLogging", config=config)
         if config.account_settings and config.monthly_spend_limit_usd and messaging:
             SpendLimits(self, "SpendLimits", config=config)
@@ -56,8 +58,8 @@ class SenderStack(Stack):
             CfnOutput(self, "InboundDeadLetterQueueUrl", value=two_way.dead_letters.queue_url,
                       description="replies the inbound function could not take; an alarm watches it")
         CfnOutput(self, "ApiUrl", value=api.chalice.sam_template.get_output("EndpointURL").value)
-        CfnOutput(self, "ApiKeyId", value=api.api_key.ref,
-                  description="aws apigateway get-api-key --include-value --api-key <id> shows the value")
+        CfnOutput(self, "KeysTableName", value=keys.table.table_name,
+                  description="the stage's API keys (make key and make keys write and read it with your AWS credentials)")
         CfnOutput(self, "SmokeAlarmName", value=monitoring.alarms["DeadLetters"].alarm_name,
                   description="make smoke sets this alarm to ALARM and checks its SNS action ran")
         CfnOutput(self, "DashboardUrl", value=f"https://console.aws.amazon.com/cloudwatch/home?region={self.region}"

@@ -2,8 +2,8 @@
 
     python -m ops.smoke --stage dev [--paid]
 
-Reads cdk-outputs-<stage>.json (written by ``make deploy``), reads the API key's value with your credentials, then
-checks /health, an SMS and an MMS sent with ``dryRun`` (End User Messaging validates them and sends nothing), and that
+Reads cdk-outputs-<stage>.json (written by ``make deploy``), makes a live key for the run with your credentials
+(``messages:send`` and ``messages:read``, expiring in an hour, revoked when the run ends), then checks /health, an SMS and an MMS sent with ``dryRun`` (End User Messaging validates them and sends nothing), and that
 the stage's smoke alarm reaches its SNS topic. ``--paid`` also sends one real SMS to AWS's success simulator number
 and waits for its delivery receipt. Prints one line per step; exits 1 if any step failed.
 """
@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 import uuid
 import zlib
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -26,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.config import StageConfig, StageConfigError, stack_name
 from infra.handlers.two_way import REFUSED  # how the stack's KeywordsNotSet output words a refusal
-from ops import (FAIL, OK, ROOT, SKIP, WARN, Result, aws_error, check_endpoint, mask, refuse, region, report,
+from ops import (FAIL, OK, ROOT, SKIP, WARN, Result, aws_error, check_endpoint, keys, mask, refuse, region, report,
                  stage_settings)
 
 # Destination simulator numbers that report success: messages to them stay inside End User Messaging and never
@@ -60,7 +61,7 @@ class Api:
     def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict | None]:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base + path, data=data, method=method, headers={
-            "x-api-key": self.key, "Content-Type": "application/json", "Accept": "application/json"})
+            "Authorization": f"Bearer {self.key}", "Content-Type": "application/json", "Accept": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return response.status, _json(response.read())
@@ -119,19 +120,36 @@ def load_outputs(stage: str, path: Path) -> Result:
         return Result(FAIL, name, f"{path.name} not found", fix)
     except (ValueError, KeyError, TypeError):
         return Result(FAIL, name, f"{path.name} has no {stack_name(stage)} outputs", fix)
-    missing = [key for key in ("ApiUrl", "ApiKeyId") if key not in outputs]
+    missing = [key for key in ("ApiUrl", "KeysTableName") if key not in outputs]
     if missing:
         return Result(FAIL, name, f"{path.name} lacks {', '.join(missing)}", fix)
     return Result(OK, name, f"{path.name}: API {outputs['ApiUrl']}", value=outputs)
 
 
-def check_api_key(apigateway, key_id: str) -> Result:
+SMOKE_SCOPES = ["messages:send", "messages:read"]
+
+
+def make_key(dynamodb, table: str, now: datetime | None = None) -> Result:
+    """A live key for this run: it may send and read, expires in an hour, and is revoked when the run ends."""
+    now = now or datetime.now(timezone.utc)
+    expires = (now + timedelta(hours=1)).isoformat(timespec="seconds").replace("+00:00", "Z")
     try:
-        key = apigateway.get_api_key(apiKey=key_id, includeValue=True)["value"]
-    except (ClientError, BotoCoreError, KeyError) as err:
-        return Result(FAIL, "API key", f"{key_id}: {aws_error(err)}",
-                      "use credentials for the stage's account and region, allowed apigateway:GET on the key")
-    return Result(OK, "API key", f"read the value of {key_id}", value=key)
+        resource, key = keys.create(dynamodb, table, f"make smoke {now:%Y-%m-%d %H:%M}", SMOKE_SCOPES,
+                                    expires_at=expires, now=now)
+    except (ClientError, BotoCoreError) as err:
+        return Result(FAIL, "smoke key", f"could not write a key to {table}: {aws_error(err)}",
+                      "use credentials for the stage's account and region, allowed dynamodb:PutItem on the keys table")
+    return Result(OK, "smoke key", f"made {resource['id']} ({', '.join(SMOKE_SCOPES)}; expires in an hour)",
+                  value=(resource["id"], key))
+
+
+def revoke_key(dynamodb, table: str, key_id: str) -> Result:
+    try:
+        keys.revoke(dynamodb, table, key_id)
+    except (ClientError, BotoCoreError) as err:
+        return Result(WARN, "smoke key", f"could not revoke {key_id}: {aws_error(err)} (it expires within the hour)",
+                      f"make revoke-key STAGE=<stage> ID={key_id}")
+    return Result(OK, "smoke key", f"revoked {key_id}")
 
 
 def check_health(api: Api) -> Result:
@@ -141,9 +159,8 @@ def check_health(api: Api) -> Result:
         return Result(FAIL, "health", f"{api.base}health: {err}", "check ApiUrl in the outputs file and the network")
     if status == 200 and body == {"status": "ok"}:
         return Result(OK, "health", "GET /health answered 200 {\"status\": \"ok\"}")
-    fix = ("the API key was refused: redeploy (`make deploy`) and run smoke again" if status == 403 else
-           "see the API's log group (the ApiHandler function) in CloudWatch Logs")
-    return Result(FAIL, "health", f"GET /health answered {_problem(status, body)}", fix)
+    return Result(FAIL, "health", f"GET /health answered {_problem(status, body)}",
+                  "see the API's log group (the ApiHandler function) in CloudWatch Logs")
 
 
 def _dry_run(api: Api, name: str, path: str, body: dict) -> Result:
@@ -157,6 +174,10 @@ def _dry_run(api: Api, name: str, path: str, body: dict) -> Result:
     if status == 202:
         return Result(FAIL, name, f"POST /{path} answered 202 without dryRun true: the deployed app ignores dryRun, "
                       "so AWS may have sent and charged for the message", "deploy the current app: `make deploy`")
+    if status == 401:
+        return Result(FAIL, name, f"POST /{path} answered {_problem(status, answer)}: the smoke key was refused",
+                      "see the authorizer's log group (the Bearer function) in CloudWatch Logs, and check that "
+                      "KeysTableName in the outputs file is this stage's (`make deploy` writes it)")
     return Result(FAIL, name, f"POST /{path} with dryRun answered {_problem(status, answer)}",
                   "`make preflight` checks the account side (identity, sandbox, spend limits); a 400 about dryRun "
                   "means the deployed app predates it: `make deploy`")
@@ -273,7 +294,7 @@ def check_paid_receipt(api: Api, to: str, timeout: float = 300, interval: float 
                     f" ({error.get('code')}: {error.get('message')})" if error else "")
                 fix = None if current == "delivered" else (
                     "no carrier receipt came: see the End User Messaging event log group" if current == "unknown" else
-                    "see the message's providerResponse: `curl -H \"x-api-key: …\" <ApiUrl>messages/<id>`")
+                    "see the message's providerResponse: `curl -H \"Authorization: Bearer <key>\" <ApiUrl>messages/<id>`")
                 return Result(FINAL_STATUSES[current], name, detail, fix)
             if time.monotonic() >= deadline:
                 return Result(FAIL, name, f"message {message_id} is still {current or _problem(status, answer)} "
@@ -305,11 +326,20 @@ def run(stage: str, raw: dict, outputs_path: Path, session, paid: bool = False, 
         yield Result(FAIL, "region", "no region is set", "export AWS_DEFAULT_REGION=<the stage's region>")
         return
     client = lambda service: session.client(service, region_name=region_name)  # noqa: E731
-    key = check_api_key(client("apigateway"), outputs.value["ApiKeyId"])
+    dynamodb, table = client("dynamodb"), outputs.value["KeysTableName"]
+    key = make_key(dynamodb, table)
     yield key
     if key.status == FAIL:
         return
-    api = Api(outputs.value["ApiUrl"], key.value)
+    try:
+        yield from _checks(stage, config, outputs, Api(outputs.value["ApiUrl"], key.value[1]), client, paid,
+                           alarm_timeout, receipt_timeout, interval, sleep)
+    finally:
+        yield revoke_key(dynamodb, table, key.value[0])
+
+
+def _checks(stage: str, config: StageConfig, outputs: Result, api: Api, client, paid: bool, alarm_timeout: float,
+            receipt_timeout: float, interval: float, sleep) -> Iterator[Result]:
     yield check_health(api)
     destination = simulator_for(config)
     if config.sms_provider != "sms-voice":

@@ -6,7 +6,8 @@ Gateway routes ``/api/sms`` to the ``/sms`` route and hands the Lambda a REST pr
 (AWS: "Input format of a Lambda function for proxy integration", and ``$context.path``: "for ...
 ``https://{rest-api-id}.execute-api.{region}.amazonaws.com/{stage}/root/child``, the
 ``$context.path`` value is ``/{stage}/root/child``"). A path outside the stage matches no resource,
-and API Gateway answers 403 ``Missing Authentication Token``.
+and API Gateway answers 403 ``Missing Authentication Token``, which the stack's gateway response makes 404
+``RouteNotFound``.
 
 Chalice local (``chalice.local``, which ``make dev`` and ``chalice.test.Client`` use) routes the
 path as given and sets ``requestContext.path`` to it, with no stage. ``through_stage`` turns one of
@@ -18,8 +19,13 @@ from __future__ import annotations
 import functools
 import threading
 
+from http.server import BaseHTTPRequestHandler
+
 from chalice.config import Config
 from chalice.local import ChaliceRequestHandler, LocalChalice, ThreadedHTTPServer
+
+from chalicelib.core.gateway import ROUTE_NOT_FOUND
+from devstack.gateway import Gateway
 
 HOST = "127.0.0.1"
 STAGE = "api"
@@ -43,17 +49,19 @@ def through_stage(event: dict, *, used: str, stage: str = STAGE) -> dict:
 class _StageHandler(ChaliceRequestHandler):
     """Chalice local's request handler, behind a stage path as API Gateway puts it."""
 
-    def __init__(self, *args, prefix: str, stage: str, **kwargs):
+    def __init__(self, request, client_address, server, *, app_object, config, prefix: str, stage: str, key_check=None):
         self._prefix, self._stage = prefix, stage
-        super().__init__(*args, **kwargs)
+        self.local_gateway = Gateway(app_object, config, key_check=key_check)  # API Gateway's key check and answers
+        BaseHTTPRequestHandler.__init__(self, request, client_address, server)
 
     def _generic_handle(self) -> None:
         used, _, query = self.path.partition("?")
         try:
             route = route_of(used, self._prefix)
         except ValueError:
-            self._send_http_response(403, {"x-amzn-ErrorType": "MissingAuthenticationTokenException"},
-                                     b'{"message":"Missing Authentication Token"}')
+            answer = ROUTE_NOT_FOUND  # API Gateway: no resource there (the stack's gateway response: 404)
+            self._send_http_response(answer.status, {"Content-Type": "application/json", **dict(answer.headers)},
+                                     answer.body().encode())
             return
         self.path = route + (f"?{query}" if query else "")
         converter = self.local_gateway.event_converter
@@ -73,11 +81,11 @@ class StageServer:
     The app must already be Chalice local's (the local stack makes it so), whose current request is
     per thread: this server handles each request on its own thread, as the stack's does."""
 
-    def __init__(self, app, *, stage: str = STAGE):
+    def __init__(self, app, *, stage: str = STAGE, key_check=None):
         if not isinstance(app, LocalChalice):
             raise TypeError("start the local stack first: it makes the app Chalice local's")
         handler = functools.partial(_StageHandler, app_object=app, config=Config.create(lambda_timeout=60),
-                                    prefix=f"/{stage}", stage=stage)
+                                    prefix=f"/{stage}", stage=stage, key_check=key_check)
         self._server = ThreadedHTTPServer((HOST, 0), handler)
         self.origin = f"http://{HOST}:{self._server.server_port}"
         self.url = f"{self.origin}/{stage}"

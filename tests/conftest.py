@@ -137,9 +137,16 @@ def second_stage(tmp_path_factory):
 
 @pytest.fixture
 def client(aws_env):
+    """Chalice's test client, behind the local stack's API Gateway (``devstack/gateway.py``): the key check
+    runs, a request without a key acts as a live key with every scope (as under make dev), and API Gateway's
+    own answers come in the contract's body."""
     from chalice.test import Client
 
+    from devstack.gateway import Gateway
+
     with Client(sender.app) as test_client:
+        http = test_client.http
+        http._local_gateway = Gateway(sender.app, http._config)
         yield test_client
 
 
@@ -206,6 +213,8 @@ CREDENTIALS = [
     ("SigV4 signature", re.compile(r"(?i)\b(?:x-amz-)?signature=[0-9a-f]{64}\b")),
     ("SigV4 credential", re.compile(r"(?i)\bcredential=[A-Za-z0-9]{4,}/\d{8}/")),
     ("session token", re.compile(r"(?i)x-amz-security-token[\"'=:\s]+[A-Za-z0-9/+=]{16,}")),
+    # An API key of the app's (chalicelib/keys/tokens.py), sk_live_ or sk_test_ and more: never in a log line.
+    ("API key", re.compile(r"sk_(?:live|test)_[A-Za-z0-9_]{8,}")),
     ("fake AWS key", re.compile(r"(?i)(?:access[_-]?key(?:[_-]?id)?|secret(?:[_-]?access)?[_-]?key|session[_-]?token)"
                                 r"[\"'\s:=]{1,6}testing\b")),
     ("AWS secret key", re.compile(r"(?<![A-Za-z0-9/+])(?=[A-Za-z0-9/+]*[a-z])(?=[A-Za-z0-9/+]*[A-Z])"
@@ -257,6 +266,10 @@ class LogHygiene(logging.Handler):
             for name, value in (headers or {}).items():
                 if str(name).lower() == "x-api-key" and isinstance(value, str) and len(value) >= 8:
                     self.keys.add(value)
+                if str(name).lower() == "authorization" and isinstance(value, str):
+                    key = value.partition(" ")[2].strip()
+                    if len(key) >= 8:
+                        self.keys.add(key)
             if isinstance(body, (bytes, str)):
                 if len(body) > 1_000_000:
                     return

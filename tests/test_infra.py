@@ -9,6 +9,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from infra import nag
+from chalicelib.keys import scopes
 from infra.api import SenderApi
 from infra.config import StageConfig, StageConfigError
 
@@ -262,20 +263,55 @@ def expanded(template):
     return nag.expand(template.to_json())
 
 
-def test_the_api_needs_a_key_and_its_usage_plan_applies_the_stage_throttle(template, expanded):
-    template.has_resource_properties("AWS::ApiGateway::UsagePlan", {
-        "Throttle": {"RateLimit": 10, "BurstLimit": 20}})
-    template.has_resource_properties("AWS::ApiGateway::UsagePlanKey", {"KeyType": "API_KEY"})
-    (plan,) = template.find_resources("AWS::ApiGateway::UsagePlan").values()
-    # The plan waits for the stage that the SAM transform creates.
-    (stage_id,) = plan["DependsOn"]
-    assert expanded["Resources"][stage_id]["Type"] == "AWS::ApiGateway::Stage"
+def test_every_protected_route_goes_through_the_key_authorizer_and_the_stage_throttles(template, expanded):
+    """No API Gateway API key and no usage plan any more: a Lambda authorizer (the app's own, Chalice's
+    built-in, ``chalicelib/keys/authorizer.py``) whose answer API Gateway caches for a minute, and the stage's
+    throttle on the stage itself."""
+    for kind in ("AWS::ApiGateway::ApiKey", "AWS::ApiGateway::UsagePlan", "AWS::ApiGateway::UsagePlanKey"):
+        assert not template.find_resources(kind), kind
     swagger = expanded["Resources"]["RestAPI"]["Properties"]["Body"]
-    assert swagger["paths"]["/sms"]["post"]["security"] == [{"api_key": []}]
-    assert "security" not in swagger["paths"]["/health"]["get"]
+    (scheme,) = swagger["securityDefinitions"].values()
+    assert scheme["x-amazon-apigateway-authorizer"]["type"] == "token"
+    assert scheme["x-amazon-apigateway-authorizer"]["authorizerResultTtlInSeconds"] == 60
+    assert "Bearer.Arn" in json.dumps(scheme["x-amazon-apigateway-authorizer"]["authorizerUri"])
+    assert expanded["Resources"]["Bearer"]["Properties"]["Handler"] == "chalicelib.keys.authorizer.bearer"
+    for path, methods in swagger["paths"].items():
+        for method, operation in methods.items():
+            if (method.upper(), path) in scopes.OPEN:
+                assert "security" not in operation, (method, path)
+            elif method != "options":
+                assert operation["security"] == [{"bearer": []}], (method, path)
+    (stage,) = [r for r in expanded["Resources"].values() if r["Type"] == "AWS::ApiGateway::Stage"]
+    (settings,) = stage["Properties"]["MethodSettings"]
+    assert (settings["ResourcePath"], settings["HttpMethod"]) == ("/*", "*")
+    assert (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"]) == (10, 20)
+    assert '"principal": "$context.authorizer.principalId"' in stage["Properties"]["AccessLogSetting"]["Format"]
     outputs = template.to_json()["Outputs"]
-    assert {"ApiUrl", "ApiKeyId", "MediaBucketName", "MessagesTableName", "BatchQueueUrl", "WebhooksTableName",
-            "WebhookDeadLetterQueueUrl"} <= set(outputs)
+    assert {"ApiUrl", "KeysTableName", "MediaBucketName", "MessagesTableName", "BatchQueueUrl", "WebhooksTableName",
+            "WebhookDeadLetterQueueUrl"} <= set(outputs) and "ApiKeyId" not in outputs
+
+
+def test_api_gateways_own_answers_use_the_contract_body_and_never_quote_the_request(expanded):
+    """Every gateway response type is one API Gateway has (botocore's apigateway model, GatewayResponseType),
+    answers ``{"error": {"code", "message"}}``, and uses no ``$context.error.message``: for an unknown path with
+    an Authorization header, API Gateway's own message quotes the header."""
+    import botocore.session
+
+    known = set(botocore.session.get_session().get_service_model("apigateway")
+                .shape_for("GatewayResponseType").enum)
+    swagger = expanded["Resources"]["RestAPI"]["Properties"]["Body"]
+    responses = swagger["x-amazon-apigateway-gateway-responses"]
+    assert set(responses) <= known and {"UNAUTHORIZED", "ACCESS_DENIED", "MISSING_AUTHENTICATION_TOKEN",
+                                        "THROTTLED", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
+    for response_type, response in responses.items():
+        template = response["responseTemplates"]["application/json"]
+        assert "$context.error.message" not in template and "Authorization" not in template.replace(
+            "'Authorization: Bearer <key>'", "")
+        assert set(json.loads(template.replace("$context.", "context."))["error"]) == {"code", "message"}
+    assert responses["UNAUTHORIZED"]["statusCode"] == "401"
+    assert responses["UNAUTHORIZED"]["responseParameters"]["gatewayresponse.header.WWW-Authenticate"] == "'Bearer'"
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["statusCode"] == "404"
+    assert responses["THROTTLED"]["responseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
 
 
 def test_the_stage_has_access_logs_metrics_and_xray(expanded):

@@ -15,11 +15,12 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
 from tests.conftest import sender
 from chalicelib.sending import batches
-from chalicelib.core import errors
+from chalicelib.core import errors, gateway
 from chalicelib.core import inputs
 from chalicelib.core import idempotency
 from chalicelib.sending import media
 from chalicelib import openapi
+from chalicelib.keys import scopes
 from chalicelib.core import schema
 from chalicelib.core import settings
 from chalicelib.core import store
@@ -77,6 +78,9 @@ def document_codes() -> dict[int, set[str]]:
     # response under components documents it.
     not_allowed = DOC["components"]["responses"]["MethodNotAllowed"]["content"]["application/json"]
     per_status[405] = codes_in(not_allowed["schema"])
+    # Likewise API Gateway's answer for a route the API does not have.
+    no_route = DOC["components"]["responses"]["RouteNotFound"]["content"]["application/json"]
+    per_status.setdefault(404, set()).update(codes_in(no_route["schema"]))
     return per_status
 
 
@@ -147,6 +151,9 @@ def source_codes() -> dict[int, set[str]]:
                             + ", ".join(unresolved))
     for status, code in web.CHALICE_ERRORS.values():
         per_status.setdefault(status, set()).add(code)
+    for answer in gateway.RESPONSES.values():  # API Gateway's own answers (status 0: API Gateway's own status)
+        if answer.status:
+            per_status.setdefault(answer.status, set()).add(answer.code)
     return per_status
 
 
@@ -170,16 +177,32 @@ def test_routes_and_operations_match_in_both_directions():
                                    "only in the document": in_document - in_app}
 
 
-def test_the_open_routes_are_the_ones_without_security():
-    """``x-api-key`` on every route but the open ones, in the app (api_key_required) and in the document."""
-    assert DOC["components"]["securitySchemes"]["api_key"] == {
-        **DOC["components"]["securitySchemes"]["api_key"], "type": "apiKey", "in": "header", "name": "x-api-key"}
-    assert DOC["security"] == [{"api_key": []}]
+def test_every_operation_declares_the_bearer_scheme_with_its_scope():
+    """A bearer key on every route but the open ones, with the one scope the route needs: in the document (its
+    ``security``), in the app (the authorizer, and the scope the route checks) and in ``keys.scopes``."""
+    assert DOC["components"]["securitySchemes"] == {"bearer": {
+        **DOC["components"]["securitySchemes"]["bearer"], "type": "http", "scheme": "bearer"}}
     for path, method, operation in operations():
         route = sender.app.routes[path][method.upper()]
-        assert (operation.get("security", DOC["security"]) != []) == bool(route.api_key_required), (method, path)
-    assert not sender.app.routes["/openapi.json"]["GET"].api_key_required
-    assert not sender.app.routes["/health"]["GET"].api_key_required
+        key = (method.upper(), path)
+        if key in scopes.OPEN:
+            assert operation["security"] == [] and route.authorizer is None, key
+            continue
+        assert route.authorizer is not None and route.authorizer.name == "bearer", key
+        needed = scopes.ROUTES.get(key)
+        assert operation["security"] == [{"bearer": [needed] if needed else []}], key
+        assert route.view_function.scope == (needed or web.ANY_KEY), key
+        assert {"401", "403"} <= set(operation["responses"]), key
+    assert set(scopes.ROUTES) | set(scopes.ANY_KEY) | set(scopes.OPEN) == {
+        (method.upper(), path) for path, _method, _op in operations() for method in [_method]}
+
+
+def test_every_gateway_answer_is_documented():
+    """API Gateway's own answers (``core.gateway``): a status's code among that status's codes (above), and the
+    defaults, whose status varies, in the document's description."""
+    for answer in gateway.RESPONSES.values():
+        if not answer.status:
+            assert f"`{answer.code}`" in DOC["info"]["description"], answer.code
 
 
 def test_error_codes_match_the_code_per_status_in_both_directions():

@@ -20,7 +20,7 @@ from ops.smoke import SIMULATOR_SUCCESS
 
 from .test_preflight import ACCOUNT, REGION, aws  # noqa: F401  (aws: the stubbed-session fixture)
 
-KEY_ID, KEY = "k1a2b3c4d5", "SECRET-API-KEY-VALUE-0123456789"
+KEYS_TABLE = "SmsSender-dev-KeysTable"
 ALARM = "sms-sender-dev-smoke"
 TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:sms-sender-dev-alarms"
 US = SIMULATOR_SUCCESS["US"]
@@ -108,14 +108,20 @@ def api():
 def outputs(tmp_path, api):
     path = tmp_path / "cdk-outputs-dev.json"
     path.write_text(json.dumps({"SmsSender-dev": {
-        "ApiUrl": f"{api.url}/api/", "ApiKeyId": KEY_ID, "SmokeAlarmName": ALARM, "MediaBucketName": "b",
+        "ApiUrl": f"{api.url}/api/", "KeysTableName": KEYS_TABLE, "SmokeAlarmName": ALARM, "MediaBucketName": "b",
         "KeywordsNotSet": "none"}}))
     return path
 
 
-def api_key(aws):
-    aws.stub("apigateway").add_response("get_api_key", {"id": KEY_ID, "value": KEY, "enabled": True},
-                                        {"apiKey": KEY_ID, "includeValue": True})
+def smoke_key(aws, revoked=True):
+    """The run's key: written to the keys table (the operator's credentials), revoked when the run ends."""
+    dynamodb = aws.stub("dynamodb")
+    aws.put_items = getattr(aws, "put_items", [])
+    aws.client("dynamodb").meta.events.register("provide-client-params.dynamodb.PutItem",
+                                                lambda params, **_: aws.put_items.append(params))
+    dynamodb.add_response("put_item", {}, None)
+    if revoked:
+        dynamodb.add_response("update_item", {}, None)
 
 
 def history(*summaries, at=T0):
@@ -142,9 +148,15 @@ def run_smoke(aws, outputs, raw, **options):
     options = {"alarm_timeout": 60, "receipt_timeout": 60, "interval": 0, "sleep": lambda seconds: None, **options}
     status = smoke.report(smoke.run("dev", raw, outputs, aws, **options), out)
     text = out.getvalue()
-    assert KEY not in text  # the API key's value is never printed
+    for start in sent_keys(aws):
+        assert start not in text  # no part of the key is ever printed
     assert US not in text  # nor a full phone number
     return status, text.splitlines()
+
+
+def sent_keys(aws) -> set[str]:
+    """The keys the run wrote to the table (from the stubbed PutItem calls it made)."""
+    return {call["Item"]["prefix"]["S"].rstrip("…") for call in getattr(aws, "put_items", [])}
 
 
 def line(lines, name):
@@ -159,12 +171,14 @@ SUCCESS = f"Successfully executed action {TOPIC}"
 
 
 def test_passing_sms_voice_stage_with_mms(aws, api, outputs):
-    api_key(aws)
+    smoke_key(aws)
     alarm(aws, history(SUCCESS))
     status, lines = run_smoke(aws, outputs, MMS_STAGE)
     assert status == 0, "\n".join(lines)
-    assert lines[1:] == [
-        f"ok    API key: read the value of {KEY_ID}",
+    assert lines[1].startswith("ok    smoke key: made key_") and lines[1].endswith(
+        "(messages:send, messages:read; expires in an hour)")
+    assert lines[9] == "ok    smoke key: revoked " + lines[1].split()[4]
+    assert lines[2:9] + lines[10:] == [
         "ok    health: GET /health answered 200 {\"status\": \"ok\"}",
         "ok    SMS dry run: POST /sms to +142******55 answered 202 with dryRun true (message msg-1): AWS validated "
         "it, nothing was sent",
@@ -176,14 +190,15 @@ def test_passing_sms_voice_stage_with_mms(aws, api, outputs):
         "ok    HELP and STOP: the stage's identity answers them with the stage's text (KeywordsNotSet: none)",
         "skip  paid receipt check: sends a real SMS, which AWS charges for: `make smoke STAGE=dev PAID=1`",
         "",
-        "8 ok, 0 warning(s), 0 failed, 1 skipped",
+        "9 ok, 0 warning(s), 0 failed, 1 skipped",
     ]
     assert lines[0].startswith(f"ok    stack outputs: cdk-outputs-dev.json: API {api.url}/api/")
     # What reached the API: every call under the stage path, with the key, and only dry runs to the simulator.
     sent = api.api_requests()
     assert [(r["method"], r["path"]) for r in sent] == [
         ("GET", "/api/health"), ("POST", "/api/sms"), ("POST", "/api/media"), ("POST", "/api/mms")]
-    assert all(r["headers"]["x-api-key"] == KEY for r in sent)
+    keys = {r["headers"]["authorization"] for r in sent}
+    assert len(keys) == 1 and keys.pop().startswith("Bearer sk_live_")
     assert sent[1]["body"] == {"to": US, "body": "smoke test", "dryRun": True}
     assert sent[2]["body"] == {"contentType": "image/png", "size": 68}
     assert sent[3]["body"] == {"to": US, "mediaUrl": "s3://sms-sender-dev-media/media/smoke.png", "dryRun": True}
@@ -192,11 +207,11 @@ def test_passing_sms_voice_stage_with_mms(aws, api, outputs):
     assert upload["headers"]["content-type"].startswith("multipart/form-data; boundary=")
     assert b'name="x-amz-signature"\r\n\r\n0123abcd' in upload["body"]
     assert upload["body"].index(b'name="key"') < upload["body"].index(b'name="file"')
-    assert b"\x89PNG\r\n\x1a\n" in upload["body"] and "x-api-key" not in upload["headers"]
+    assert b"\x89PNG\r\n\x1a\n" in upload["body"] and "authorization" not in upload["headers"]
 
 
 def test_sns_stage_skips_the_dry_runs_and_says_why(aws, api, outputs):
-    api_key(aws)
+    smoke_key(aws)
     alarm(aws, history(SUCCESS))
     status, lines = run_smoke(aws, outputs, {"smsProvider": "sns"})
     assert status == 0
@@ -207,7 +222,7 @@ def test_sns_stage_skips_the_dry_runs_and_says_why(aws, api, outputs):
 
 
 def test_sns_stage_with_mms_still_checks_the_mms_dry_run(aws, api, outputs):
-    api_key(aws)
+    smoke_key(aws)
     alarm(aws, history(SUCCESS))
     status, lines = run_smoke(aws, outputs, {"smsProvider": "sns", "originationIdentity": "phone-abc"})
     assert status == 0
@@ -215,7 +230,7 @@ def test_sns_stage_with_mms_still_checks_the_mms_dry_run(aws, api, outputs):
 
 
 def test_simulator_follows_allowed_countries(aws, api, outputs):
-    api_key(aws)
+    smoke_key(aws)
     alarm(aws, history(SUCCESS))
     _, lines = run_smoke(aws, outputs, {**MMS_STAGE, "allowedCountries": ["FR"]})
     assert line(lines, "SMS dry run").startswith("ok    SMS dry run: POST /sms to +337******01")
@@ -224,7 +239,7 @@ def test_simulator_follows_allowed_countries(aws, api, outputs):
 
 
 def test_alarm_whose_topic_refuses_cloudwatch_fails_and_is_set_back_to_ok(aws, api, outputs):
-    api_key(aws)
+    smoke_key(aws)
     refused = (f"Failed to execute action {TOPIC}. Received error: \"CloudWatch Alarms is not authorized to "
                f"perform: SNS:Publish on resource:{TOPIC}\"")
     alarm(aws, history(), history(refused))  # nothing yet on the first poll; the failure on the second
@@ -238,7 +253,7 @@ def test_alarm_whose_topic_refuses_cloudwatch_fails_and_is_set_back_to_ok(aws, a
 
 
 def test_alarm_history_from_an_earlier_run_does_not_count(aws, api, outputs):
-    api_key(aws)
+    smoke_key(aws)
     old = f"Successfully executed action {TOPIC}"
     alarm(aws, history(old, at=T0), before=[old])  # the only item predates this run
     status, lines = run_smoke(aws, outputs, {"smsProvider": "sns"}, alarm_timeout=0)
@@ -251,8 +266,8 @@ def test_alarm_history_from_an_earlier_run_does_not_count(aws, api, outputs):
 
 def test_missing_smoke_alarm_output(aws, api, tmp_path):
     path = tmp_path / "cdk-outputs-dev.json"
-    path.write_text(json.dumps({"SmsSender-dev": {"ApiUrl": f"{api.url}/api/", "ApiKeyId": KEY_ID}}))
-    api_key(aws)
+    path.write_text(json.dumps({"SmsSender-dev": {"ApiUrl": f"{api.url}/api/", "KeysTableName": KEYS_TABLE}}))
+    smoke_key(aws)
     status, lines = run_smoke(aws, path, {"smsProvider": "sns"})
     assert status == 1
     assert line(lines, "alarm notification") == (
@@ -267,31 +282,36 @@ def test_no_outputs_file(aws, tmp_path):
                          "      fix: run `make deploy STAGE=dev` (it writes cdk-outputs-dev.json)"]
 
 
-def test_refused_api_key(aws, api, outputs):
-    api.routes[("GET", "/api/health")] = lambda body: (403, {"message": "Forbidden"})
-    api_key(aws)
+def test_a_refused_smoke_key_says_where_to_look_and_is_still_revoked(aws, api, outputs):
+    unauthorized = {"error": {"code": "Unauthorized", "message": "A valid API key is required."}}
+    api.routes[("POST", "/api/sms")] = lambda body: (401, unauthorized)
+    smoke_key(aws)
     alarm(aws, history(SUCCESS))
-    status, lines = run_smoke(aws, outputs, {"smsProvider": "sns"})
-    assert status == 1
-    assert line(lines, "health") == ("FAIL  health: GET /health answered 403 Forbidden\n"
-                                     "      fix: the API key was refused: redeploy (`make deploy`) and run smoke again")
-
-
-def test_api_key_unreadable(aws, api, outputs):
-    aws.stub("apigateway").add_client_error("get_api_key", service_error_code="NotFoundException",
-                                            service_message="Invalid API Key identifier specified",
-                                            http_status_code=404)
     status, lines = run_smoke(aws, outputs, MMS_STAGE)
     assert status == 1
-    assert line(lines, "API key").startswith(
-        f"FAIL  API key: {KEY_ID}: NotFoundException: Invalid API Key identifier specified")
+    assert line(lines, "SMS dry run").startswith(
+        "FAIL  SMS dry run: POST /sms answered 401 Unauthorized: A valid API key is required.: the smoke key was "
+        "refused\n      fix: see the authorizer's log group (the Bearer function)")
+    assert lines[-3].startswith("ok    smoke key: revoked key_")
+
+
+def test_a_key_the_table_refuses_stops_the_run(aws, api, outputs):
+    aws.stub("dynamodb").add_client_error("put_item", service_error_code="AccessDeniedException",
+                                          service_message="not authorized to perform: dynamodb:PutItem",
+                                          http_status_code=400)
+    status, lines = run_smoke(aws, outputs, MMS_STAGE)
+    assert status == 1
+    assert line(lines, "smoke key") == (
+        f"FAIL  smoke key: could not write a key to {KEYS_TABLE}: AccessDeniedException: not authorized to perform: "
+        "dynamodb:PutItem\n      fix: use credentials for the stage's account and region, allowed dynamodb:PutItem "
+        "on the keys table")
     assert api.requests == []  # nothing else ran
 
 
 def test_dry_run_refused_by_aws_shows_the_apis_error(aws, api, outputs):
     api.routes[("POST", "/api/sms")] = lambda body: (409, {"error": {
         "code": "DestinationNotVerified", "message": "the account is in the SMS sandbox"}})
-    api_key(aws)
+    smoke_key(aws)
     alarm(aws, history(SUCCESS))
     status, lines = run_smoke(aws, outputs, MMS_STAGE)
     assert status == 1
@@ -302,7 +322,7 @@ def test_dry_run_refused_by_aws_shows_the_apis_error(aws, api, outputs):
 
 def test_app_that_ignores_dry_run_is_a_failure(aws, api, outputs):
     api.routes[("POST", "/api/sms")] = lambda body: (202, message({**body, "dryRun": False}))
-    api_key(aws)
+    smoke_key(aws)
     alarm(aws, history(SUCCESS))
     _, lines = run_smoke(aws, outputs, MMS_STAGE)
     assert line(lines, "SMS dry run").startswith(
@@ -311,7 +331,7 @@ def test_app_that_ignores_dry_run_is_a_failure(aws, api, outputs):
 
 def test_failed_presigned_upload_skips_the_mms_send(aws, api, outputs):
     api.routes[("POST", "/upload")] = lambda body: (403, None)
-    api_key(aws)
+    smoke_key(aws)
     alarm(aws, history(SUCCESS))
     status, lines = run_smoke(aws, outputs, MMS_STAGE)
     assert status == 1
@@ -324,7 +344,7 @@ def test_failed_presigned_upload_skips_the_mms_send(aws, api, outputs):
 def test_paid_check_says_it_costs_money_then_waits_for_the_receipt(aws, api, outputs):
     statuses = iter(["sent", "sent", "delivered"])
     api.routes[("GET", "/api/messages/msg-1")] = lambda body: (200, {"id": "msg-1", "status": next(statuses)})
-    api_key(aws)
+    smoke_key(aws)
     alarm(aws, history(SUCCESS))
     status, lines = run_smoke(aws, outputs, MMS_STAGE, paid=True)
     assert status == 0
@@ -343,7 +363,7 @@ def test_paid_check_says_it_costs_money_then_waits_for_the_receipt(aws, api, out
 ])
 def test_paid_check_reports_a_final_status_that_is_not_delivered(aws, api, outputs, final, expected):
     api.routes[("GET", "/api/messages/msg-1")] = lambda body: (200, {"id": "msg-1", **final})
-    api_key(aws)
+    smoke_key(aws)
     alarm(aws, history(SUCCESS))
     _, lines = run_smoke(aws, outputs, MMS_STAGE, paid=True)
     assert line(lines, "paid receipt check").startswith("WARN  paid receipt check: sending one real SMS")
@@ -352,7 +372,7 @@ def test_paid_check_reports_a_final_status_that_is_not_delivered(aws, api, outpu
 
 def test_paid_check_gives_up_after_its_time_limit(aws, api, outputs):
     api.routes[("GET", "/api/messages/msg-1")] = lambda body: (200, {"id": "msg-1", "status": "sent"})
-    api_key(aws)
+    smoke_key(aws)
     alarm(aws, history(SUCCESS))
     status, lines = run_smoke(aws, outputs, MMS_STAGE, paid=True, receipt_timeout=0)
     assert status == 1
@@ -370,7 +390,7 @@ def test_main_takes_the_stage_and_the_paid_flag(aws, api, outputs, monkeypatch):
         return real_run(*args, **{**kwargs, "sleep": lambda seconds: None})
 
     monkeypatch.setattr(smoke, "run", run)
-    api_key(aws)
+    smoke_key(aws)
     alarm(aws, history(SUCCESS))
     api.routes[("GET", "/api/messages/msg-1")] = lambda body: (200, {"id": "msg-1", "status": "delivered"})
     out = io.StringIO()
@@ -404,7 +424,7 @@ def test_no_region(aws, outputs, monkeypatch):
 def test_a_number_in_an_api_error_is_masked_too(aws, api, outputs):
     api.routes[("POST", "/api/sms")] = lambda body: (409, {"error": {
         "code": "RecipientOptedOut", "message": f"{body['to']} opted out"}})
-    api_key(aws)
+    smoke_key(aws)
     alarm(aws, history(SUCCESS))
     _, lines = run_smoke(aws, outputs, MMS_STAGE)  # run_smoke asserts the full number appears nowhere
     assert line(lines, "SMS dry run").startswith(
@@ -427,9 +447,9 @@ def test_a_number_in_an_api_error_is_masked_too(aws, api, outputs):
 ])
 def test_a_refused_help_or_stop_answer_is_a_warning_and_the_rest_goes_on(aws, api, tmp_path, kept, expected):
     path = tmp_path / "cdk-outputs-dev.json"
-    stack = {"ApiUrl": f"{api.url}/api/", "ApiKeyId": KEY_ID, "SmokeAlarmName": ALARM}
+    stack = {"ApiUrl": f"{api.url}/api/", "KeysTableName": KEYS_TABLE, "SmokeAlarmName": ALARM}
     path.write_text(json.dumps({"SmsSender-dev": {**stack, **({"KeywordsNotSet": kept} if kept else {})}}))
-    api_key(aws)
+    smoke_key(aws)
     alarm(aws, history(SUCCESS))
     status, lines = run_smoke(aws, path, MMS_STAGE)
     assert status == 0  # the stage works: replies arrive and STOP opts out either way
@@ -438,7 +458,7 @@ def test_a_refused_help_or_stop_answer_is_a_warning_and_the_rest_goes_on(aws, ap
 
 
 def test_a_stage_without_two_way_skips_the_keywords(aws, api, outputs):
-    api_key(aws)
+    smoke_key(aws)
     alarm(aws, history(SUCCESS))
     _, lines = run_smoke(aws, outputs, {**MMS_STAGE, "twoWay": False})
     assert line(lines, "HELP and STOP") == (

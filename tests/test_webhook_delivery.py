@@ -613,8 +613,10 @@ def test_the_guard_runs_again_at_delivery_time(hooks, monkeypatch):
     assert (attempt["outcome"], attempt["error"]) == ("retrying", "address-refused")
 
 
-def test_no_log_line_holds_the_url_path_the_query_the_secret_or_the_payload(hooks, caplog):
+def test_no_log_line_holds_the_url_path_the_query_the_secret_or_the_payload(hooks, caplog, monkeypatch):
     caplog.set_level(logging.INFO)
+    app_logger = logging.getLogger("sms-sender")  # its lines do not propagate to the root logger caplog is on
+    monkeypatch.setattr(app_logger, "handlers", [*app_logger.handlers, caplog.handler])
     answers = iter([500, 200])
     with Receiver(lambda delivery: next(answers)) as receiver:
         endpoint = hooks.endpoint(receiver.url + "/private-path?token=query-value-1234")

@@ -32,6 +32,13 @@ class InvalidRequest(MessagingError):
     """The request itself is wrong."""
 
 
+class Unauthenticated(MessagingError):
+    """No key, or one that does not work: the same answer whatever the reason, so it gives nothing away."""
+
+    def __init__(self):
+        super().__init__("Unauthorized", "A valid API key is required: send it as 'Authorization: Bearer <key>'.")
+
+
 class NotAllowed(MessagingError):
     """The request is well formed but this stage does not allow it."""
 

@@ -92,8 +92,8 @@ def _get_many(ids: list[str]) -> dict[str, dict]:
     return {record[schema.MESSAGES_KEY]: record for record in records}
 
 
-def page(limit: int, token: str | None = None, directions: tuple[str, ...] = (store.OUTBOUND,)
-         ) -> tuple[list[dict], str | None]:
+def page(limit: int, token: str | None = None, directions: tuple[str, ...] = (store.OUTBOUND,), *,
+         test: bool = False) -> tuple[list[dict], str | None]:
     """Newest first, of the ``directions`` asked for. Returns (records, token for the next page or
     None when no shard has more).
 
@@ -101,6 +101,8 @@ def page(limit: int, token: str | None = None, directions: tuple[str, ...] = (st
     token's; the shards are merged newest first, fetching a shard's next page only when the merge
     reaches it; the first ``limit`` keys are read from the table. Sort keys (createdAt#id) are unique, so a
     page ends exactly where the next begins. A record gone since the index listed it is skipped."""
+    prefixes = store.list_prefixes(test)
+    directions = tuple(d for d in directions if d in prefixes)  # a test key has sent messages, no replies
     if not directions:  # nothing to list (a stage without replies asked for them); the token is still checked
         if token:
             _decode_token(token)
@@ -114,7 +116,7 @@ def page(limit: int, token: str | None = None, directions: tuple[str, ...] = (st
     queries = [{
         "TableName": store.messages_table(), "IndexName": schema.MESSAGES_LIST_INDEX,
         "KeyConditionExpression": condition, "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": {**values, ":pk": {"S": f"{store.LIST_PREFIXES[direction]}{shard}"}},
+        "ExpressionAttributeValues": {**values, ":pk": {"S": f"{prefixes[direction]}{shard}"}},
         "ScanIndexForward": False,
         "Limit": limit + 1,  # with one more, one round of queries tells whether another page exists
     } for direction in directions for shard in range(schema.INDEX_SHARDS)]
@@ -129,12 +131,14 @@ def page(limit: int, token: str | None = None, directions: tuple[str, ...] = (st
     return records, (_encode_token(keys[-1][0]) if more else None)
 
 
-def listing(limit: int, token: str | None, direction: str | None = None, settings: Settings | None = None) -> dict:
+def listing(limit: int, token: str | None, direction: str | None = None, settings: Settings | None = None, *,
+            test: bool = False) -> dict:
     """``GET /messages``: both directions newest first, or the one ``direction`` names. A stage
-    without replies (no ``INBOUND_ENABLED``) has no inbound partitions to read."""
+    without replies (no ``INBOUND_ENABLED``) has no inbound partitions to read. A test key lists what test
+    keys sent, a live key everything else."""
     settings = settings or get_settings()
     if direction is not None and direction not in store.LIST_PREFIXES:
         raise InvalidRequest("InvalidDirection", "'direction' must be 'outbound' or 'inbound'.", field="direction")
     kept = (store.OUTBOUND, store.INBOUND) if settings.inbound_enabled else (store.OUTBOUND,)
-    records, next_token = page(limit, token, tuple(d for d in kept if direction in (None, d)))
+    records, next_token = page(limit, token, tuple(d for d in kept if direction in (None, d)), test=test)
     return {"messages": [store.public(r) for r in records], "next": next_token}

@@ -18,6 +18,9 @@ MESSAGES_LIST_PARTITION = "listKey"
 MESSAGES_LIST_PREFIX = "messages#"
 # Replies (issue 14) list under their own partitions, "inbound#<shard>", in the same index.
 MESSAGES_INBOUND_PREFIX = "inbound#"
+# Messages sent with a test key (issue 19) list under theirs, "test#<shard>": a test key lists only those,
+# a live key never sees them.
+MESSAGES_TEST_PREFIX = "test#"
 MESSAGES_LIST_SORT = "sortKey"
 # Delivery receipts carry the provider's message id; this index finds our record from it.
 MESSAGES_PROVIDER_INDEX = "byProviderMessageId"
@@ -25,6 +28,9 @@ MESSAGES_PROVIDER_KEY = "providerMessageId"
 MESSAGES_TTL = "expiresAt"
 
 IDEMPOTENCY_KEY = "id"
+
+# API keys (issue 19): one item per key, by its id ("key_..."), never its secret: only its SHA-256.
+KEYS_KEY = "id"
 IDEMPOTENCY_TTL = "expiration"
 
 # S3 key prefix under which POST /media puts uploads.

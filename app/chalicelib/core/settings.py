@@ -60,6 +60,8 @@ class Settings(NamedTuple):
     # the stack can tell), and the reply keywords that opt a sender out or back in (the stage's
     # ``keywords`` with action OPT_OUT / OPT_IN; End User Messaging's required opt-out keywords
     # by default).
+    # Access (issue 19): the keys table the authorizer reads and the /keys routes write.
+    keys_table: str | None = None
     inbound_enabled: bool = False
     opt_out_list_name: str | None = None
     origination_number: str | None = None
@@ -134,6 +136,7 @@ class Settings(NamedTuple):
             webhook_urls=webhook_urls,
             max_webhooks=number("MAX_WEBHOOKS", 10),
             webhook_backoff_scale=number("WEBHOOK_BACKOFF_SCALE", 1.0, float, minimum=0.001),
+            keys_table=text("KEYS_TABLE"),
             inbound_enabled=(text("INBOUND_ENABLED") or "").lower() in ("1", "true", "yes"),
             opt_out_list_name=text("OPT_OUT_LIST_NAME"),
             origination_number=text("ORIGINATION_NUMBER"),

@@ -36,14 +36,20 @@ RECEIVED = "received"
 FINAL = frozenset({DELIVERED, FAILED, UNKNOWN, VALIDATED, RECEIVED})
 
 OUTBOUND, INBOUND = "outbound", "inbound"
-# Each direction lists under its own partitions of the list index.
+# Each direction lists under its own partitions of the list index; messages a test key sent under theirs
+# (replies come from real phones: there are no test replies).
 LIST_PREFIXES = {OUTBOUND: schema.MESSAGES_LIST_PREFIX, INBOUND: schema.MESSAGES_INBOUND_PREFIX}
+TEST_LIST_PREFIXES = {OUTBOUND: schema.MESSAGES_TEST_PREFIX}
+
+
+def list_prefixes(test: bool = False) -> dict[str, str]:
+    return TEST_LIST_PREFIXES if test else LIST_PREFIXES
 
 # Fields of the public message resource, in the order the API shows them.
 PUBLIC_FIELDS = (
     "id", "direction", "channel", "from", "to", "body", "mediaUrl", "status", "providerMessageId", "segments",
     "encoding", "priceUsd", "error", "providerResponse", "dryRun", "createdAt", "updatedAt", "receivedAt",
-    "inReplyTo",
+    "inReplyTo", "keyId", "test",
 )
 
 
@@ -112,6 +118,7 @@ def public(record: dict) -> dict:
     shown["status"] = shown_status(shown["status"])
     shown["dryRun"] = bool(shown["dryRun"])  # records from before dryRun existed were real sends
     shown["direction"] = shown["direction"] or OUTBOUND  # records from before replies were all sent ones
+    shown["test"] = bool(shown["test"])
     return shown
 
 
@@ -129,7 +136,8 @@ def _message_item(record: dict) -> dict:
     the status the batch index shows, and an expiry for TTL."""
     item = dict(record)
     shard = shard_of(record["id"])
-    item[schema.MESSAGES_LIST_PARTITION] = f"{LIST_PREFIXES[record.get('direction') or OUTBOUND]}{shard}"
+    prefixes = list_prefixes(bool(record.get("test")))
+    item[schema.MESSAGES_LIST_PARTITION] = f"{prefixes[record.get('direction') or OUTBOUND]}{shard}"
     item[schema.MESSAGES_LIST_SORT] = f"{record['createdAt']}#{record['id']}"
     item[schema.MESSAGES_SHOWN] = shown_status(record["status"])
     if record.get(schema.MESSAGES_BATCH_KEY) is not None:

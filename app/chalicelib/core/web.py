@@ -10,10 +10,12 @@ import uuid
 from chalice import Response
 
 from . import errors, idempotency, inputs
+from .caller import Caller
 from .log import logger
 
 STATUS = (
     (errors.InvalidRequest, 400),
+    (errors.Unauthenticated, 401),
     (errors.NotAllowed, 403),
     (errors.NotFound, 404),
     (errors.Conflict, 409),
@@ -57,6 +59,8 @@ def json_response(status: int, body, headers: dict | None = None) -> Response:
 
 def error_response(err: errors.MessagingError) -> Response:
     headers = {"Retry-After": str(err.retry_after)} if err.retry_after else {}
+    if isinstance(err, errors.Unauthenticated):
+        headers["WWW-Authenticate"] = "Bearer"
     body = {"error": err.as_dict()}
     if err.message_id:
         body["error"]["messageId"] = err.message_id
@@ -99,12 +103,15 @@ def json_body(request) -> dict:
     return parsed if parsed is not None else inputs.parse_json(request.raw_body)
 
 
-def answer(app, view, args: tuple, kwargs: dict) -> Response:
-    """What every route goes through (``app.py``'s ``handled``): the request screened, the view run; it
-    returns (status, body, headers), errors become the contract's error body, and anything unexpected
-    becomes a 500 with a request id, never a stack trace."""
+def answer(app, view, args: tuple, kwargs: dict, scope: str | None = None) -> Response:
+    """What every route goes through (``handled``): the caller's key checked for the route's ``scope``,
+    the request screened, the view run; it returns (status, body, headers), errors become the contract's
+    error body, and anything unexpected becomes a 500 with a request id, never a stack trace."""
     try:
-        screen(getattr(app, "current_request", None), kwargs)
+        request = getattr(app, "current_request", None)
+        if scope is not None:
+            require(request, scope)
+        screen(request, kwargs)
         status, body, headers = view(*args, **kwargs)
         return json_response(status, body, headers)
     except errors.MessagingError as err:
@@ -136,22 +143,56 @@ def contract_errors(response: Response) -> Response:
 
 
 # -- what the routes share (each capability's ``routes.py`` is a Chalice blueprint of its routes) ---------------
-# Every route but the open ones needs the API key (API Gateway checks it; the usage plan throttles).
-PROTECTED = {"api_key_required": True}
 # Send routes accept any body type: the body is parsed as JSON whatever curl labels it.
 ANY_BODY = ["application/json", "text/plain", "application/x-www-form-urlencoded", "application/octet-stream"]
 
 
-def handled(routes):
-    """Decorator for a route of the blueprint ``routes``: see ``answer``."""
+def handled(routes, scope: str | None = None):
+    """Decorator for a route of the blueprint ``routes``: see ``answer``. ``scope``: the one scope the route
+    needs (``keys.scopes``), or ``ANY_KEY``; None for an open route."""
     def decorate(view):
         @functools.wraps(view)
         def route(*args, **kwargs):
-            return answer(routes, view, args, kwargs)
+            return answer(routes, view, args, kwargs, scope)
 
+        route.scope = scope
         return route
 
     return decorate
+
+
+# -- who called: the authorizer's answer, as API Gateway (and Chalice local) hands it to the route ---------------
+ANY_KEY = "any key"
+
+
+def caller_of(request) -> Caller | None:
+    """The key the authorizer let through (``requestContext.authorizer``), or None."""
+    context = ((getattr(request, "context", None) or {}).get("authorizer") or {}) if request is not None else {}
+    key_id = context.get("keyId") or context.get("principalId")
+    if not key_id:
+        return None
+    return Caller(str(key_id), frozenset(str(context.get("scopes") or "").split()),
+                  str(context.get("test")).lower() == "true")
+
+
+def caller(routes) -> Caller:
+    found = caller_of(routes.current_request)
+    if found is None:
+        raise errors.Unauthenticated()
+    return found
+
+
+def require(request, scope: str) -> Caller:
+    """The caller, if its key has ``scope``: else 401 (no key) or 403 ``InsufficientScope`` naming it. API
+    Gateway's cached policy already keeps a key to its scopes' routes; this holds the routes to it too."""
+    found = caller_of(request)
+    if found is None:
+        raise errors.Unauthenticated()
+    if scope != ANY_KEY and scope not in found.scopes:
+        context = getattr(request, "context", None) or {}
+        route = f"{getattr(request, 'method', '')} {context.get('resourcePath', '')}".strip()
+        raise errors.NotAllowed("InsufficientScope", f"This key lacks the scope {scope}, which {route} needs.")
+    return found
 
 
 def body(routes) -> dict:
@@ -160,9 +201,12 @@ def body(routes) -> dict:
 
 
 def once(routes, route: str, handler):
-    """A POST's work, at most once per ``Idempotency-Key`` (``idempotency.once``)."""
+    """A POST's work, at most once per ``Idempotency-Key`` and key (``idempotency.once``): two keys that
+    happen to send the same ``Idempotency-Key`` never see each other's answers."""
     request = routes.current_request
-    return idempotency.once(route, request.headers.get("idempotency-key"), request.raw_body, handler,
+    who = caller_of(request)
+    scoped = f"{who.key_id} {route}" if who else route
+    return idempotency.once(scoped, request.headers.get("idempotency-key"), request.raw_body, handler,
                             routes.lambda_context)
 
 

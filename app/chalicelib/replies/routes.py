@@ -5,13 +5,13 @@ from chalice import Blueprint
 
 from ..core import inputs
 from ..core.settings import get_settings
-from ..core.web import PROTECTED, handled, query
+from ..core.web import query
+from ..keys.routing import protected
 
 routes = Blueprint(__name__)
 
 
-@routes.route("/opt-outs", methods=["GET"], **PROTECTED)
-@handled(routes)
+@protected(routes, "GET", "/opt-outs")
 def list_opt_outs():
     from . import optout_routes
 
@@ -19,16 +19,14 @@ def list_opt_outs():
     return 200, optout_routes.listing(inputs.limit(asked.get("limit")), asked.get("next"), get_settings()), {}
 
 
-@routes.route("/opt-outs/{number}", methods=["GET"], **PROTECTED)
-@handled(routes)
+@protected(routes, "GET", "/opt-outs/{number}")
 def get_opt_out(number):
     from . import optout_routes
 
     return 200, optout_routes.get(number, get_settings()), {}
 
 
-@routes.route("/opt-outs/{number}", methods=["PUT"], **PROTECTED)
-@handled(routes)
+@protected(routes, "PUT", "/opt-outs/{number}")
 def put_opt_out(number):
     from . import optout_routes
 
@@ -36,8 +34,7 @@ def put_opt_out(number):
     return status, entry, {}
 
 
-@routes.route("/opt-outs/{number}", methods=["DELETE"], **PROTECTED)
-@handled(routes)
+@protected(routes, "DELETE", "/opt-outs/{number}")
 def delete_opt_out(number):
     from . import optout_routes
 

@@ -14,6 +14,7 @@ from ..core import aws, pages, schema, store
 from ..core.errors import InvalidRequest, MessagingError, NotConfigured, NotFound, before_send
 from ..core.log import logger
 from ..core.settings import Settings
+from ..core.caller import Caller
 from ..replies import optouts
 from . import messages, validation
 
@@ -46,7 +47,7 @@ def _parse(item, settings: Settings, checked_media: dict) -> validation.Outbound
     return message
 
 
-def submit(data: dict, settings: Settings) -> dict:
+def submit(data: dict, settings: Settings, caller: Caller | None = None) -> dict:
     """Validate, record and enqueue. Returns ``{"id", "accepted", "rejected": [{"index", "error"}]}``."""
     items = data.get("messages")
     if not isinstance(items, list) or not items:
@@ -60,7 +61,8 @@ def submit(data: dict, settings: Settings) -> dict:
     parsed, rejected, checked_media = [], [], {}
     for index, item in enumerate(items):
         try:
-            parsed.append((index, _parse(item, settings, checked_media)))
+            message = _parse(item, settings, checked_media)
+            parsed.append((index, message._replace(key_id=caller.key_id, test=caller.test) if caller else message))
         except MessagingError as err:
             rejected.append({"index": index, "error": err.as_dict()})
     try:
@@ -75,7 +77,8 @@ def submit(data: dict, settings: Settings) -> dict:
         records.append(messages.new_record(message, settings,
                                            **{schema.MESSAGES_BATCH_KEY: batch_id, "batchIndex": index}))
     summary = {"id": batch_id, "kind": "batch", "createdAt": store.now_iso(), "size": len(items),
-               "rejected": len(rejected)}
+               "rejected": len(rejected), "keyId": caller.key_id if caller else None,
+               "test": bool(caller and caller.test)}
     store.create_many(records, extra=summary)
     for record, error in _enqueue(settings, batch_id, records):
         store.transition(record["id"], store.FAILED, error=error)
@@ -109,10 +112,10 @@ def _enqueue(settings: Settings, batch_id: str, records: list[dict]) -> list[tup
     return lost
 
 
-def progress(batch_id: str) -> dict:
-    """Counts per status for a batch."""
+def progress(batch_id: str, *, test: bool = False) -> dict:
+    """Counts per status for a batch (a test key sees only test keys' batches, a live key only the others)."""
     summary = store.get(batch_id) if batch_id.startswith(schema.BATCH_ID_PREFIX) else None
-    if summary is None or summary.get("kind") != "batch":
+    if summary is None or summary.get("kind") != "batch" or bool(summary.get("test")) != test:
         raise NotFound("BatchNotFound", f"No batch with id {batch_id}.")
     counts = pages.count_batch(batch_id)
     result = {"id": batch_id, "createdAt": summary["createdAt"], "size": summary["size"],

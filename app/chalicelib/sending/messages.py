@@ -32,7 +32,7 @@ from ..core.log import logger, mask
 from ..core.segments import segment
 from ..core.settings import Settings, get_settings
 from ..replies import optouts
-from . import media, providers
+from . import media, providers, simulator
 from .validation import Outbound
 
 
@@ -72,6 +72,8 @@ def new_record(message: Outbound, settings: Settings | None = None, **extra) -> 
         "dryRun": message.dry_run,
         "type": message.sms_type if message.channel == "sms" else None,
         "senderId": message.sender_id,
+        "keyId": message.key_id,
+        "test": message.test,
     }
     record.update(extra)
     return record
@@ -128,6 +130,8 @@ def deliver(record: dict, settings: Settings | None = None, *, claimed: bool = F
     settings = settings or get_settings()
     expect = (store.SENDING,) if claimed else (store.QUEUED,)
     dry_run = bool(record.get("dryRun"))
+    if record.get("test"):
+        return _simulate(record, settings, expect, dry_run)
     try:
         try:
             provider_id = _call_provider(record, settings, dry_run)
@@ -152,6 +156,32 @@ def deliver(record: dict, settings: Settings | None = None, *, claimed: bool = F
     updated = _record_outcome(record, settings, outcome, expect, providerMessageId=provider_id)
     logger.info(outcome, extra={"messageId": record["id"], "to": mask(record["to"]), "channel": record["channel"],
                                 "segments": record["segments"], "providerMessageId": provider_id})
+    return store.public(updated)
+
+
+TEST_RESPONSE = "Sent with a test key: no provider was called, and nothing was charged."
+
+
+def _simulate(record: dict, settings: Settings, expect: tuple[str, ...], dry_run: bool) -> dict:
+    """A test key's message: recorded and answered as a real one, but no provider is called (not even with
+    ``DryRun``). It is ``sent``, then settles as End User Messaging's simulator numbers do: failed for a
+    failure simulator number, delivered for any other, with nothing charged. Its webhooks fire."""
+    if dry_run:
+        updated = _record_outcome(record, settings, store.VALIDATED, expect, providerResponse=TEST_RESPONSE)
+        return store.public(updated)
+    provider_id = f"test-{uuid.uuid4()}"
+    updated = _record_outcome(record, settings, store.SENT, expect, providerMessageId=provider_id)
+    failed = simulator.fails(record["to"])
+    receipt = {"priceUsd": 0.0, "providerResponse": TEST_RESPONSE}
+    if failed:
+        receipt["error"] = {"code": "DeliveryFailed", "message": "The failure simulator number reports a failure."}
+    try:
+        store.settle(record["id"], store.FAILED if failed else store.DELIVERED, int(time.time() * 1000),
+                     provider_id=provider_id, **receipt)
+    except (ClientError, BotoCoreError) as exc:  # it stays sent; a test message has no receipt to come
+        logger.warning("test message not settled", extra={"messageId": record["id"], "reason": type(exc).__name__})
+    logger.info("sent with a test key", extra={"messageId": record["id"], "to": mask(record["to"]),
+                                               "channel": record["channel"], "failed": failed})
     return store.public(updated)
 
 
@@ -212,8 +242,11 @@ def _record_later(record: dict, settings: Settings, status: str, fields: dict, f
     logger.error("outcome not recorded", extra=about)
 
 
-def get(message_id: str) -> dict:
+def get(message_id: str, *, test: bool = False) -> dict:
+    """One message, as a key of this kind sees it: a test key sees only what test keys sent, a live key
+    never sees those."""
     record = store.get(message_id)
-    if record is None or "channel" not in record:  # batch summaries and pacing gates are not messages
+    if record is None or "channel" not in record or bool(record.get("test")) != test:
+        # batch summaries and pacing gates are not messages; the other kind of key's messages are not there
         raise NotFound("MessageNotFound", f"No message with id {message_id}.")
     return store.public(record)

@@ -8,33 +8,34 @@ from chalice import Blueprint
 
 from ..core import inputs
 from ..core.settings import get_settings
-from ..core.web import ANY_BODY, PROTECTED, body, handled, located, once, query
+from ..core.web import body, caller, located, once, query
+from ..keys.routing import protected
 from . import messages, validation  # the send path, loaded with the API; the other routes load their modules
 
 routes = Blueprint(__name__)
 
 
 def _send(route, parse):
+    who = caller(routes)
+
     def handler():
-        return 202, messages.send(parse(body(routes), get_settings())), {}
+        message = parse(body(routes), get_settings())._replace(key_id=who.key_id, test=who.test)
+        return 202, messages.send(message), {}
 
     return located(routes, once(routes, route, handler), "/messages/{id}")
 
 
-@routes.route("/sms", methods=["POST"], content_types=ANY_BODY, **PROTECTED)
-@handled(routes)
+@protected(routes, "POST", "/sms")
 def send_sms():
     return _send("sms", validation.sms)
 
 
-@routes.route("/mms", methods=["POST"], content_types=ANY_BODY, **PROTECTED)
-@handled(routes)
+@protected(routes, "POST", "/mms")
 def send_mms():
     return _send("mms", validation.mms)
 
 
-@routes.route("/media", methods=["POST"], content_types=ANY_BODY, **PROTECTED)
-@handled(routes)
+@protected(routes, "POST", "/media")
 def create_media_upload():
     from . import media
 
@@ -45,35 +46,32 @@ def create_media_upload():
     return once(routes, "media", handler)
 
 
-@routes.route("/messages/{message_id}", methods=["GET"], **PROTECTED)
-@handled(routes)
+@protected(routes, "GET", "/messages/{message_id}")
 def get_message(message_id):
-    return 200, messages.get(message_id), {}
+    return 200, messages.get(message_id, test=caller(routes).test), {}
 
 
-@routes.route("/messages", methods=["GET"], **PROTECTED)
-@handled(routes)
+@protected(routes, "GET", "/messages")
 def list_messages():
     from ..core import pages
 
     asked = query(routes)
-    return 200, pages.listing(inputs.limit(asked.get("limit")), asked.get("next"), asked.get("direction")), {}
+    return 200, pages.listing(inputs.limit(asked.get("limit")), asked.get("next"), asked.get("direction"),
+                              test=caller(routes).test), {}
 
 
-@routes.route("/batches", methods=["POST"], content_types=ANY_BODY, **PROTECTED)
-@handled(routes)
+@protected(routes, "POST", "/batches")
 def create_batch():
     from . import batches
 
     def handler():
-        return 202, batches.submit(body(routes), get_settings()), {}
+        return 202, batches.submit(body(routes), get_settings(), caller(routes)), {}
 
     return located(routes, once(routes, "batches", handler), "/batches/{id}")
 
 
-@routes.route("/batches/{batch_id}", methods=["GET"], **PROTECTED)
-@handled(routes)
+@protected(routes, "GET", "/batches/{batch_id}")
 def get_batch(batch_id):
     from . import batches
 
-    return 200, batches.progress(batch_id), {}
+    return 200, batches.progress(batch_id, test=caller(routes).test), {}

@@ -42,6 +42,9 @@ class Outbound(NamedTuple):
     sender_id: str | None = None
     media_url: str | None = None
     dry_run: bool = False
+    # Who sends it: the key's id, and whether it is a test key (then no provider is ever called).
+    key_id: str | None = None
+    test: bool = False
 
 
 def _body(data: dict, *, required: bool) -> str | None:

@@ -5,13 +5,13 @@ from chalice import Blueprint
 
 from ..core import inputs
 from ..core.settings import get_settings
-from ..core.web import ANY_BODY, PROTECTED, body, handled, located, once, query
+from ..core.web import body, located, once, query
+from ..keys.routing import protected
 
 routes = Blueprint(__name__)
 
 
-@routes.route("/webhooks", methods=["POST"], content_types=ANY_BODY, **PROTECTED)
-@handled(routes)
+@protected(routes, "POST", "/webhooks")
 def create_webhook():
     from . import manage
 
@@ -25,24 +25,21 @@ def create_webhook():
     return status, manage.with_secret(answer, made.get("secret"), get_settings()), headers
 
 
-@routes.route("/webhooks", methods=["GET"], **PROTECTED)
-@handled(routes)
+@protected(routes, "GET", "/webhooks")
 def list_webhooks():
     from . import manage
 
     return 200, manage.listing(get_settings()), {}
 
 
-@routes.route("/webhooks/{webhook_id}", methods=["GET"], **PROTECTED)
-@handled(routes)
+@protected(routes, "GET", "/webhooks/{webhook_id}")
 def get_webhook(webhook_id):
     from . import manage
 
     return 200, manage.get(webhook_id, get_settings()), {}
 
 
-@routes.route("/webhooks/{webhook_id}", methods=["DELETE"], **PROTECTED)
-@handled(routes)
+@protected(routes, "DELETE", "/webhooks/{webhook_id}")
 def delete_webhook(webhook_id):
     from . import manage
 
@@ -50,8 +47,7 @@ def delete_webhook(webhook_id):
     return 204, None, {}
 
 
-@routes.route("/webhooks/{webhook_id}/rotate", methods=["POST"], content_types=ANY_BODY, **PROTECTED)
-@handled(routes)
+@protected(routes, "POST", "/webhooks/{webhook_id}/rotate")
 def rotate_webhook_secret(webhook_id):
     from . import manage
 
@@ -65,8 +61,7 @@ def rotate_webhook_secret(webhook_id):
     return status, manage.with_secret(answer, made.get("secret"), get_settings()), headers
 
 
-@routes.route("/webhooks/{webhook_id}/deliveries", methods=["GET"], **PROTECTED)
-@handled(routes)
+@protected(routes, "GET", "/webhooks/{webhook_id}/deliveries")
 def list_webhook_deliveries(webhook_id):
     from . import manage
 

@@ -1,0 +1,21 @@
+"""How a capability's blueprint declares a protected route: ``@protected(routes, "POST", "/sms")``. The route
+gets the authorizer (API Gateway runs it first) and the scope ``scopes.ROUTES`` gives it, so the table is the
+one place a route's scope is written; a route the table lacks fails at import."""
+from __future__ import annotations
+
+from ..core.web import ANY_BODY, ANY_KEY, handled
+from .authorizer import bearer
+from .scopes import ANY_KEY as ANY_KEY_ROUTES
+from .scopes import ROUTES
+
+
+def protected(routes, method: str, path: str, *, body: bool | None = None):
+    """Register the decorated view as ``method path`` on ``routes``, behind the authorizer and the route's scope.
+    ``body``: the route reads a JSON body (parsed whatever its Content-Type says); POST and PUT by default."""
+    scope = ANY_KEY if (method, path) in ANY_KEY_ROUTES else ROUTES[(method, path)]
+    options = {"content_types": ANY_BODY} if (body if body is not None else method in ("POST", "PUT")) else {}
+
+    def decorate(view):
+        return routes.route(path, methods=[method], authorizer=bearer, **options)(handled(routes, scope)(view))
+
+    return decorate

@@ -1,0 +1,79 @@
+"""``make key``, ``make keys`` and ``make revoke-key`` (``ops/keys.py``): with AWS credentials alone (moto here),
+a new stage gets its first key, and a key made that way works through the authorizer until it is revoked."""
+from __future__ import annotations
+
+import io
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chalicelib.keys import authorizer
+from ops import keys
+
+from .conftest import REGION, hygiene
+
+ARN = "arn:aws:execute-api:us-east-1:123456789012:abc/api/POST/sms"
+
+
+@pytest.fixture
+def stage(settings_env, tmp_path, monkeypatch):
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        dynamodb.create_table(TableName="SmsSender-dev-Keys", BillingMode="PAY_PER_REQUEST",
+                              AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                              KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+        outputs = tmp_path / "cdk-outputs-dev.json"
+        outputs.write_text(json.dumps({"SmsSender-dev": {"KeysTableName": "SmsSender-dev-Keys"}}))
+        settings_env(KEYS_TABLE="SmsSender-dev-Keys", MEDIA_BUCKET="b", MESSAGES_TABLE="m", IDEMPOTENCY_TABLE="i")
+        yield outputs
+
+
+def run(outputs, *argv, capsys):
+    out = io.StringIO()
+    status = keys.main([*argv, "--stage", "dev", "--outputs", str(outputs)], session=boto3.Session(), out=out)
+    return status, out.getvalue(), capsys.readouterr().err
+
+
+def test_the_first_key_of_a_stage_works_through_the_authorizer_until_revoked(stage, capsys):
+    status, out, err = run(stage, "create", "--name", "first admin", "--scopes", "keys:manage,messages:send",
+                           capsys=capsys)
+    assert status == 0, err
+    made, key = out.splitlines()
+    hygiene.keys.add(key)
+    assert key.startswith("sk_live_") and "key_" in made and "messages:send keys:manage" in made
+    answer = authorizer.check(f"Bearer {key}", ARN)
+    assert answer["context"]["scopes"] == "messages:send keys:manage"
+
+    status, out, _ = run(stage, "list", capsys=capsys)
+    assert status == 0 and "first admin" in out and "last used" in out and key not in out
+    key_id = answer["principalId"]
+    status, out, _ = run(stage, "revoke", "--id", key_id, capsys=capsys)
+    assert status == 0 and key_id in out
+    with pytest.raises(authorizer.Unauthorized):
+        authorizer.check(f"Bearer {key}", ARN)
+    assert f"revoked" in run(stage, "list", capsys=capsys)[1]
+
+
+def test_a_test_key_and_an_expiry(stage, capsys):
+    status, out, _ = run(stage, "create", "--name", "ci", "--scopes", "messages:send", "--test",
+                         "--expires-at", "2030-01-01T00:00:00Z", capsys=capsys)
+    key = out.splitlines()[1]
+    hygiene.keys.add(key)
+    assert status == 0 and key.startswith("sk_test_") and "(test key)" in out
+
+
+@pytest.mark.parametrize("argv, complaint", [
+    (["create", "--name", "x", "--scopes", "messages:delete"], "InvalidScope"),
+    (["create", "--scopes", "messages:read"], "MissingField"),
+    (["revoke", "--id", "key_aaaaaaaaaaaaaaaa"], "KeyNotFound"),
+])
+def test_mistakes_are_one_line_and_a_failure(stage, capsys, argv, complaint):
+    status, out, err = run(stage, *argv, capsys=capsys)
+    assert status == 1 and out == "" and len(err.splitlines()) == 1 and complaint in err
+
+
+def test_without_outputs_the_table_comes_from_cloudformation_or_a_clear_refusal(stage, tmp_path, capsys):
+    status, _, err = run(tmp_path / "none.json", "list", capsys=capsys)
+    assert status == 1 and "make deploy STAGE=dev" in err and len(err.splitlines()) == 1
