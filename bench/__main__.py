@@ -144,6 +144,10 @@ def main() -> None:
         print(f"{name:<30}{ours:>10.1f}{base:>10.1f}{ours / base:>8.2f}  <= {target:.2f} {verdict}")
     print(f"{'Lambda package (bytes)':<30}{size if size is not None else 'failed':>10}")
     print()
+    from bench import keys
+
+    keys.report(keys.rows())
+    print()
     from bench import scale
 
     scale.report(scale.rows())

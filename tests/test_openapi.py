@@ -359,3 +359,53 @@ def test_errors_chalice_answers_itself_carry_the_contract_body(client, status):
 def test_a_next_token_the_api_did_not_return_is_400_invalid_next(client, token):
     response = client.http.get(f"/messages?next={token.replace(' ', '%20')}")
     assert response.status_code == 400 and json.loads(response.body)["error"]["code"] == "InvalidNext"
+
+
+def test_every_request_body_refuses_what_the_route_does_not_define():
+    """The document's request bodies admit no other member (``additionalProperties: false``), and each names
+    exactly the fields its route takes (any other is 400 ``UnknownField``); a route without a request body
+    takes no member at all. A batch's items likewise."""
+    from chalicelib.sending import batches
+
+    for path, method, operation in operations():
+        route = sender.app.routes[path][method.upper()]
+        body = operation.get("requestBody")
+        if body is None:
+            assert getattr(route.view_function, "fields", frozenset()) == frozenset(), (method, path)
+            continue
+        schema = deref(body["content"]["application/json"]["schema"])
+        assert schema["additionalProperties"] is False, (method, path)
+        assert set(schema["properties"]) == set(route.view_function.fields), (method, path)
+    item = deref(DOC["components"]["schemas"]["BatchItem"])
+    assert item["additionalProperties"] is False and set(item["properties"]) == set(batches.ITEM_FIELDS)
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/sms", {"to": "+14255550123", "body": "typo", "dryrun": True}),
+    ("/mms", {"to": "+14255550123", "mediaUrl": "s3://b/k.png", "bodyy": "x"}),
+    ("/media", {"contentType": "image/png", "size": 10, "name": "cat.png"}),
+    ("/batches", {"messages": [{"to": "+14255550123", "body": "x"}], "sendAt": "later"}),
+    ("/webhooks", {"url": "http://127.0.0.1:9/hooks", "secret": "mine"}),
+    ("/keys", {"name": "n", "scopes": ["messages:read"], "admin": True}),
+    ("/webhooks/wh_00000000000000000000000000000000/rotate", {"force": True}),
+])
+def test_a_field_the_route_does_not_define_is_refused_by_name_before_anything_is_done(client, path, body):
+    from .conftest import post
+
+    response = post(client, path, body)
+    assert response.status_code == 400, response.body
+    error = json.loads(response.body)["error"]
+    (unknown,) = set(body) - set(getattr(sender.app.routes[
+        "/webhooks/{webhook_id}/rotate" if path.endswith("/rotate") else path]["POST"].view_function, "fields", ()))
+    assert (error["code"], error["field"]) == ("UnknownField", unknown)
+
+
+def test_a_batch_item_with_an_unknown_field_is_rejected_alone(client):
+    from .conftest import post
+
+    response = post(client, "/batches", {"messages": [{"to": "+14255550123", "body": "ok"},
+                                                      {"to": "+14255550123", "body": "x", "sendat": "later"}]})
+    answer = json.loads(response.body)
+    assert response.status_code == 202 and answer["accepted"] == 1
+    assert answer["rejected"] == [{"index": 1, "error": {
+        "code": "UnknownField", "field": "sendat", "message": answer["rejected"][0]["error"]["message"]}}]

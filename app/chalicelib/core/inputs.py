@@ -105,6 +105,18 @@ def resource_id(value, code: str, noun: str) -> str:
     return value
 
 
+def only(data: dict, fields: frozenset, *, where: str = "") -> dict:
+    """``data``, if it holds no member but ``fields``: else 400 ``UnknownField`` naming the first other one. A
+    typo must not be ignored: ``"dryrun": true`` would send the message for real."""
+    for name in data:
+        if name not in fields:
+            shown = name if len(name) <= 40 else name[:40] + "..."
+            known = ", ".join(sorted(fields)) if fields else "none: it takes no body"
+            raise InvalidRequest("UnknownField", f"{where}{shown!r} is not a field of this request; the fields are "
+                                 f"{known}.", field=shown)
+    return data
+
+
 def limit(raw, default: int = 20, maximum: int = 100) -> int:
     if raw is None:
         return default

@@ -103,7 +103,8 @@ def json_body(request) -> dict:
     return parsed if parsed is not None else inputs.parse_json(request.raw_body)
 
 
-def answer(app, view, args: tuple, kwargs: dict, scope: str | None = None) -> Response:
+def answer(app, view, args: tuple, kwargs: dict, scope: str | None = None,
+           fields: frozenset = frozenset()) -> Response:
     """What every route goes through (``handled``): the caller's key checked for the route's ``scope``,
     the request screened, the view run; it returns (status, body, headers), errors become the contract's
     error body, and anything unexpected becomes a 500 with a request id, never a stack trace."""
@@ -112,6 +113,9 @@ def answer(app, view, args: tuple, kwargs: dict, scope: str | None = None) -> Re
         if scope is not None:
             require(request, scope)
         screen(request, kwargs)
+        parsed = getattr(request, "screened_body", None)
+        if parsed is not None:  # a body member the route does not define is refused, whatever the route
+            inputs.only(parsed, fields)
         status, body, headers = view(*args, **kwargs)
         return json_response(status, body, headers)
     except errors.MessagingError as err:
@@ -147,15 +151,16 @@ def contract_errors(response: Response) -> Response:
 ANY_BODY = ["application/json", "text/plain", "application/x-www-form-urlencoded", "application/octet-stream"]
 
 
-def handled(routes, scope: str | None = None):
+def handled(routes, scope: str | None = None, fields: frozenset = frozenset()):
     """Decorator for a route of the blueprint ``routes``: see ``answer``. ``scope``: the one scope the route
-    needs (``keys.scopes``), or ``ANY_KEY``; None for an open route."""
+    needs (``keys.scopes``), or ``ANY_KEY``; None for an open route. ``fields``: the members its JSON body may
+    have (none: any member is 400 ``UnknownField``)."""
     def decorate(view):
         @functools.wraps(view)
         def route(*args, **kwargs):
-            return answer(routes, view, args, kwargs, scope)
+            return answer(routes, view, args, kwargs, scope, fields)
 
-        route.scope = scope
+        route.scope, route.fields = scope, fields
         return route
 
     return decorate

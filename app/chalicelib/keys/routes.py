@@ -11,7 +11,7 @@ from .routing import protected
 routes = Blueprint(__name__)
 
 
-@protected(routes, "POST", "/keys")
+@protected(routes, "POST", "/keys", fields=manage.REQUEST_FIELDS)
 def create_key():
     made = {}  # the key, when this request made it; a replay of the first answer cannot show it again
 

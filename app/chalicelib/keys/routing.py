@@ -9,13 +9,15 @@ from .scopes import ANY_KEY as ANY_KEY_ROUTES
 from .scopes import ROUTES
 
 
-def protected(routes, method: str, path: str, *, body: bool | None = None):
+def protected(routes, method: str, path: str, *, fields: frozenset = frozenset()):
     """Register the decorated view as ``method path`` on ``routes``, behind the authorizer and the route's scope.
-    ``body``: the route reads a JSON body (parsed whatever its Content-Type says); POST and PUT by default."""
+    ``fields``: the members its JSON body may have (any other is 400 ``UnknownField``). A POST or PUT takes its
+    body whatever its Content-Type says."""
     scope = ANY_KEY if (method, path) in ANY_KEY_ROUTES else ROUTES[(method, path)]
-    options = {"content_types": ANY_BODY} if (body if body is not None else method in ("POST", "PUT")) else {}
+    options = {"content_types": ANY_BODY} if method in ("POST", "PUT") else {}
 
     def decorate(view):
-        return routes.route(path, methods=[method], authorizer=bearer, **options)(handled(routes, scope)(view))
+        return routes.route(path, methods=[method], authorizer=bearer, **options)(
+            handled(routes, scope, frozenset(fields))(view))
 
     return decorate

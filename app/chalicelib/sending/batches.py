@@ -10,7 +10,7 @@ import uuid
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..core import aws, pages, schema, store
+from ..core import aws, inputs, pages, schema, store
 from ..core.errors import InvalidRequest, MessagingError, NotConfigured, NotFound, before_send
 from ..core.log import logger
 from ..core.settings import Settings
@@ -22,11 +22,14 @@ MAX_ITEMS = 1000
 # The statuses GET /batches/{id} counts (a batch item cannot be a dry run, so never ``validated``).
 COUNTED = (store.QUEUED, store.SENT, store.DELIVERED, store.FAILED, store.UNKNOWN)
 SQS_BATCH = 10  # SendMessageBatch takes at most 10 entries
+# An item: an SMS's fields or an MMS's, and which it is (a dryRun is refused by name: a batch cannot be one).
+ITEM_FIELDS = validation.SMS_FIELDS | validation.MMS_FIELDS | {"channel"}
 
 
 def _parse(item, settings: Settings, checked_media: dict) -> validation.Outbound:
     if not isinstance(item, dict):
         raise InvalidRequest("InvalidJson", "Each item of 'messages' must be a JSON object.")
+    inputs.only(item, ITEM_FIELDS)
     channel = item.get("channel", "mms" if "mediaUrl" in item else "sms")
     if channel not in ("sms", "mms"):
         raise InvalidRequest("InvalidChannel", "'channel' must be 'sms' or 'mms'.", field="channel")

@@ -25,17 +25,17 @@ def _send(route, parse):
     return located(routes, once(routes, route, handler), "/messages/{id}")
 
 
-@protected(routes, "POST", "/sms")
+@protected(routes, "POST", "/sms", fields=validation.SMS_FIELDS)
 def send_sms():
     return _send("sms", validation.sms)
 
 
-@protected(routes, "POST", "/mms")
+@protected(routes, "POST", "/mms", fields=validation.MMS_FIELDS)
 def send_mms():
     return _send("mms", validation.mms)
 
 
-@protected(routes, "POST", "/media")
+@protected(routes, "POST", "/media", fields=validation.MEDIA_FIELDS)
 def create_media_upload():
     from . import media
 
@@ -60,7 +60,7 @@ def list_messages():
                               test=caller(routes).test), {}
 
 
-@protected(routes, "POST", "/batches")
+@protected(routes, "POST", "/batches", fields=frozenset({"messages"}))
 def create_batch():
     from . import batches
 

@@ -32,6 +32,12 @@ _SENDER_ID = re.compile(r"[A-Za-z0-9]{1,11}")
 SNS_SENDER_ID_MIN = 3
 
 
+# The members each request body may have (any other is 400 UnknownField: see core.inputs.only).
+SMS_FIELDS = frozenset({"to", "country", "body", "type", "senderId", "dryRun"})
+MMS_FIELDS = frozenset({"to", "country", "body", "mediaUrl", "dryRun"})
+MEDIA_FIELDS = frozenset({"contentType", "size"})
+
+
 class Outbound(NamedTuple):
     channel: str  # "sms" | "mms"
     to: str  # E.164

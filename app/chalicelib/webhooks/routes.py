@@ -11,7 +11,7 @@ from ..keys.routing import protected
 routes = Blueprint(__name__)
 
 
-@protected(routes, "POST", "/webhooks")
+@protected(routes, "POST", "/webhooks", fields=frozenset({"url", "events"}))
 def create_webhook():
     from . import manage
 
