@@ -41,7 +41,8 @@ from werkzeug.wrappers import Request, Response
 from . import appload  # noqa: F401  (puts app/ on the path)
 from chalicelib.core.segments import segment  # noqa: E402
 from chalicelib.sending.worker import TokenBucket  # noqa: E402
-from .sms_voice import TARGET_PREFIX, ApiError, SmsVoiceStandIn, respond
+from .sms_voice.model import TARGET_PREFIX, ApiError
+from .sms_voice.standin import SmsVoiceStandIn, respond
 
 ACCOUNT = DEFAULT_ACCOUNT_ID
 FAKE_SECRET = "testing"  # moto's fake credentials; nothing here is a real key

@@ -1,9 +1,9 @@
 """Two-way messaging and opt-outs end to end (issue 14) on the local stack: a reply is played with
 ``POST /_inbound`` on the embedded AWS, which does what End User Messaging does with a text to the local
-number (devstack/emulator.py, devstack/sms_voice.py): it applies the keyword the text begins with to the
+number (devstack/emulator.py, devstack/sms_voice/): it applies the keyword the text begins with to the
 number's opt-out list and answers it (the answer lands in ``/_outbox``), and publishes the documented
 payload to the stack's inbound SNS topic. moto delivers it to the inbound queue, and the real inbound
-function (``inbound_reply``) reads it there, as the stack's SQS event source does (devstack/pipeline.py).
+function (``inbound_reply``) reads it there, as the stack's SQS event source does (devstack/queues.py).
 
 The outbox is the witness of what was sent. The stack runs with a 3 s visibility timeout on its queues,
 so a reply the function gives up on reaches the dead-letter queue (5 receives) within seconds.
@@ -21,7 +21,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from devstack import resources
-from devstack.pipeline import SIMULATOR_SUCCESS
+from devstack.receipts import SIMULATOR_SUCCESS
 from devstack.receiver import Receiver
 from devstack.server import REGION, LocalStack
 
