@@ -357,7 +357,8 @@ class Emulator:
         the other opt-out keywords put the sender on the number's opt-out list, opt-in keywords take it
         off) and answered, the answer going to ``/_outbox`` (marked ``"keyword"``; it makes no delivery
         receipt: it goes out without the configuration set), and, with two-way on, the documented payload
-        is published to the number's two-way SNS topic. ``previous`` (``previousPublishedMessageId``)
+        is published to the number's two-way SNS topic, naming the number's registered keyword in
+        ``messageKeyword`` whatever the text says. ``previous`` (``previousPublishedMessageId``)
         defaults to the last message the emulated AWS sent that phone (through SNS too, so that under
         ``make dev`` a reply on an SNS stage answers what the console just sent). Returns what happened
         (no phone number, no body)."""
@@ -367,8 +368,9 @@ class Emulator:
         with self._lock:
             previous = previous or self._last_sent.get(origination)
         payload = {"originationNumber": origination, "destinationNumber": destination,
-                   # real payloads name the account for a text that is no keyword
-                   "messageKeyword": result["keyword"] or f"KEYWORD_{ACCOUNT}",
+                   # "the registered keyword that's associated with your dedicated phone number": the
+                   # number's, whatever the text begins with
+                   "messageKeyword": result["registered_keyword"],
                    "messageBody": body, "inboundMessageId": inbound_id}
         if previous:
             payload["previousPublishedMessageId"] = previous

@@ -217,7 +217,8 @@ def test_a_text_that_begins_with_a_keyword_is_answered_case_insensitively(standi
     standin.handle("PutKeyword", {"OriginationIdentity": standin.number["PhoneNumberId"], "Keyword": "UNSTOP",
                                   "KeywordMessage": "You are back", "KeywordAction": "OPT_IN"})
     assert standin.receive(PHONE, OURS, "  help me ") == {
-        "keyword": "HELP", "action": "AUTOMATIC_RESPONSE", "answer": "Call 206 555 0199", "channel": None}
+        "keyword": "HELP", "action": "AUTOMATIC_RESPONSE", "answer": "Call 206 555 0199", "channel": None,
+        "registered_keyword": "KEYWORD_123456789012"}
     assert standin.receive(PHONE, OURS, "helpful")["keyword"] is None  # begins with the word, not the letters
     assert standin.receive(PHONE, OURS, "Thanks, see you")["answer"] is None
     assert not standin.opted_out("Default", PHONE)
@@ -229,6 +230,23 @@ def test_a_text_that_begins_with_a_keyword_is_answered_case_insensitively(standi
         assert standin.opted_out("Default", PHONE)
         assert standin.receive(PHONE, OURS, "unstop")["answer"] == "You are back"
         assert not standin.opted_out("Default", PHONE)
+
+
+def test_a_text_names_the_numbers_registered_keyword_whatever_it_says(standin):
+    """The two-way payload's ``messageKeyword`` is "the registered keyword that's associated with your dedicated
+    phone number" (tests/events/sms-voice-two-way-payload.json): a property of the number, not of the text. A
+    keyword the text begins with is still applied and answered."""
+    joins = standin.add_phone_number("+12065550111", registered_keyword="JOIN")
+    standin.handle("PutKeyword", {"OriginationIdentity": joins["PhoneNumberId"], "Keyword": "JOIN",
+                                  "KeywordMessage": "Welcome", "KeywordAction": "OPT_IN"})
+    for body in ("EXAMPLE", "STOP", "help", "join"):
+        assert standin.receive(PHONE, OURS, body)["registered_keyword"] == "KEYWORD_123456789012", body
+        assert standin.receive(PHONE, "+12065550111", body)["registered_keyword"] == "JOIN", body
+    got = standin.receive(OTHER, "+12065550111", "EXAMPLE")
+    assert (got["keyword"], got["action"], got["answer"]) == (None, None, None)
+    assert standin.receive(OTHER, "+12065550111", "Stop")["keyword"] == "STOP" and standin.opted_out("Default", OTHER)
+    listed = standin.handle("DescribePhoneNumbers", {"PhoneNumberIds": [joins["PhoneNumberId"]]})["PhoneNumbers"]
+    assert "registered_keyword" not in listed[0]  # the stand-in's own bookkeeping, not a member of the model
 
 
 def test_with_self_managed_opt_outs_nothing_is_answered_or_listed(standin):
@@ -253,7 +271,8 @@ def test_the_stacks_two_way_handler_turns_two_way_on_and_puts_everything_back(sm
     done = two_way.on_event({"RequestType": "Create", "ResourceProperties": props}, sms=sms)
     assert done["Data"] == {"PhoneNumber": OURS, "OptOutListName": "Default", "KeywordsNotSet": "none"}
     assert standin.receive(PHONE, OURS, "help") == {"keyword": "HELP", "action": "AUTOMATIC_RESPONSE",
-                                                    "answer": "Call 206 555 0199", "channel": TOPIC}
+                                                    "answer": "Call 206 555 0199", "channel": TOPIC,
+                                                    "registered_keyword": "KEYWORD_123456789012"}
     standin.receive(PHONE, OURS, "stop")
     assert standin.opted_out("Default", PHONE)
     two_way.on_event({"RequestType": "Delete", "ResourceProperties": props,

@@ -30,13 +30,19 @@ class Sending:
     starts with ``two_way``'s defaults; a send checks ``opt_outs``' list."""
 
     # -- set-up used by the local stack -------------------------------------------------------
-    def add_phone_number(self, number: str, capabilities=("SMS", "MMS")) -> dict:
+    def add_phone_number(self, number: str, capabilities=("SMS", "MMS"), registered_keyword: str | None = None) -> dict:
+        """A phone number of the account. ``registered_keyword`` is what End User Messaging names in every
+        two-way payload's ``messageKeyword`` ("the registered keyword that's associated with your dedicated
+        phone number"). AWS documents no value but its example's ``JOIN``; replies captured from real numbers
+        in public code say ``KEYWORD_<account>``, the default here."""
         pid = "phone-" + uuid.uuid4().hex
         entry = {"PhoneNumberId": pid, "PhoneNumber": number,
                  "PhoneNumberArn": f"arn:aws:sms-voice:{self.region}:{self.account}:phone-number/{pid}",
                  "MessageType": "TRANSACTIONAL", "NumberCapabilities": list(capabilities), "Status": "ACTIVE",
                  "IsoCountryCode": self._country(number) or "US", "NumberType": "LONG_CODE",
-                 "MonthlyLeasingPrice": "1.00", "InternationalSendingEnabled": False, **self._two_way_defaults()}
+                 "MonthlyLeasingPrice": "1.00", "InternationalSendingEnabled": False, **self._two_way_defaults(),
+                 # the stand-in's own bookkeeping (DescribePhoneNumbers answers only the model's members)
+                 "registered_keyword": registered_keyword or f"KEYWORD_{self.account}"}
         self.phone_numbers[pid] = entry
         self.keywords[pid] = self._default_keywords()
         return entry

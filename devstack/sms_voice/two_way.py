@@ -119,7 +119,9 @@ class TwoWay:
         """What End User Messaging does when ``origination`` texts ``body`` to the account's number
         ``destination``: applies the keyword the text begins with (opt-out, opt-in) unless opt-outs are
         self-managed, and says what to answer and where the text goes. Returns
-        ``{"keyword": KEYWORD or None, "action", "answer": text or None, "channel": TwoWayChannelArn or None}``;
+        ``{"keyword": KEYWORD or None, "action", "answer": text or None, "channel": TwoWayChannelArn or None,
+        "registered_keyword"}``: ``keyword`` is the one the text begins with, ``registered_keyword`` the
+        number's own, whatever the text says (the two-way payload's ``messageKeyword``).
         ResourceNotFoundException when ``destination`` is none of the account's numbers."""
         with self._lock:
             number = next((e for e in self.phone_numbers.values() if e["PhoneNumber"] == e164(destination)), None)
@@ -136,7 +138,8 @@ class TwoWay:
             elif action == "OPT_IN":
                 self._opt_out_list(owner["OptOutListName"])["numbers"].pop(e164(origination), None)
             channel = owner.get("TwoWayChannelArn") if owner["TwoWayEnabled"] else None
-            return {"keyword": keyword, "action": action, "answer": answer, "channel": channel}
+            return {"keyword": keyword, "action": action, "answer": answer, "channel": channel,
+                    "registered_keyword": number["registered_keyword"]}
 
     @staticmethod
     def _keyword_of(body: str, keywords: dict[str, dict]) -> tuple[str | None, str | None, str | None]:
