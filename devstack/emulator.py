@@ -41,7 +41,8 @@ from werkzeug.wrappers import Request, Response
 from . import appload  # noqa: F401  (puts app/ on the path)
 from chalicelib.core.segments import segment  # noqa: E402
 from chalicelib.sending.worker import TokenBucket  # noqa: E402
-from .sms_voice import TARGET_PREFIX, ApiError, SmsVoiceStandIn, respond
+from .sms_voice.model import TARGET_PREFIX, ApiError
+from .sms_voice.standin import SmsVoiceStandIn, respond
 
 ACCOUNT = DEFAULT_ACCOUNT_ID
 FAKE_SECRET = "testing"  # moto's fake credentials; nothing here is a real key
@@ -356,7 +357,8 @@ class Emulator:
         the other opt-out keywords put the sender on the number's opt-out list, opt-in keywords take it
         off) and answered, the answer going to ``/_outbox`` (marked ``"keyword"``; it makes no delivery
         receipt: it goes out without the configuration set), and, with two-way on, the documented payload
-        is published to the number's two-way SNS topic. ``previous`` (``previousPublishedMessageId``)
+        is published to the number's two-way SNS topic, naming the number's registered keyword in
+        ``messageKeyword`` whatever the text says. ``previous`` (``previousPublishedMessageId``)
         defaults to the last message the emulated AWS sent that phone (through SNS too, so that under
         ``make dev`` a reply on an SNS stage answers what the console just sent). Returns what happened
         (no phone number, no body)."""
@@ -366,8 +368,9 @@ class Emulator:
         with self._lock:
             previous = previous or self._last_sent.get(origination)
         payload = {"originationNumber": origination, "destinationNumber": destination,
-                   # real payloads name the account for a text that is no keyword
-                   "messageKeyword": result["keyword"] or f"KEYWORD_{ACCOUNT}",
+                   # "the registered keyword that's associated with your dedicated phone number": the
+                   # number's, whatever the text begins with
+                   "messageKeyword": result["registered_keyword"],
                    "messageBody": body, "inboundMessageId": inbound_id}
         if previous:
             payload["previousPublishedMessageId"] = previous

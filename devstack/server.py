@@ -18,7 +18,7 @@ from chalice.local import ChaliceRequestHandler, CustomLocalChalice, LocalChalic
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.serving import ThreadedWSGIServer
 
-from . import appload, pipeline, resources
+from . import appload, queues, receipts, resources, streams
 from . import stage as stages
 from .emulator import Emulator
 from .gateway import Gateway, KeyCheck
@@ -210,26 +210,26 @@ class LocalStack:
         self.app_url = f"http://{HOST}:{self._app_server.server.server_port}"
         self._serve(self._app_server.server, "chalice-local")
         settings = get_settings()
-        self.receipts = pipeline.Receipts(
+        self.receipts = receipts.Receipts(
             emulator=self.emulator, logs=aws.client("logs"), ingest=lambda event: module.status_ingest(event, None),
             sns_groups=resources.sns_log_groups(REGION, self.emulator.sms_voice.account),
             events_group=resources.EVENTS_LOG_GROUP, origination=resources.ORIGINATION_NUMBER,
             delay=self._receipt_delay).start()
-        self.queue_runner = pipeline.QueueRunner(
+        self.queue_runner = queues.QueueRunner(
             sqs=aws.client("sqs"), queue_url=settings.batch_queue_url, settings=settings,
             function_timeout=self._function_timeout).start()
         # Webhooks: the messages table's stream into the real fan-out function, the delivery queue into the
         # real delivery function, as the stack's event source mappings do.
-        self.webhook_fanout = pipeline.StreamPlayer(
+        self.webhook_fanout = streams.StreamPlayer(
             streams=aws.client("dynamodbstreams"), dynamodb=aws.client("dynamodb"), table=settings.messages_table,
             function=module.webhook_fanout, region=REGION, function_timeout=self._function_timeout).start()
-        self.webhook_delivery = pipeline.SqsEventSource(
+        self.webhook_delivery = queues.SqsEventSource(
             sqs=aws.client("sqs"), queue_url=settings.webhook_queue_url, function=module.webhook_delivery,
             instances=WEBHOOK_INSTANCES, function_timeout=self._function_timeout, name="webhook-delivery").start()
         # Replies: the inbound queue (which the inbound topic feeds) into the real inbound function; a
         # stage with twoWay false has neither, as deployed.
         if "INBOUND_QUEUE_URL" in created:
-            self.inbound = pipeline.SqsEventSource(
+            self.inbound = queues.SqsEventSource(
                 sqs=aws.client("sqs"), queue_url=created["INBOUND_QUEUE_URL"], function=module.inbound_reply,
                 function_timeout=self._function_timeout, name="inbound-reply").start()
         return self

@@ -8,7 +8,7 @@ import time
 import boto3
 import pytest
 
-from devstack.pipeline import SIMULATOR_FAILURE, SIMULATOR_SUCCESS
+from devstack.receipts import SIMULATOR_FAILURE, SIMULATOR_SUCCESS
 from devstack.server import LocalStack
 
 from .localhttp import Http

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 import pytest
 
-from devstack.pipeline import SIMULATOR_SUCCESS
+from devstack.receipts import SIMULATOR_SUCCESS
 from devstack.server import LocalStack
 
 from .localhttp import Http, wait_for
@@ -366,7 +366,7 @@ def test_the_worker_dies_mid_batch(api, aws, stack, at):
     bodies = [tag(f"dies at {at} {i}") for i in range(8)]
     runner.kill_next_invocation(after=2, at=at)
     # All 8 wait on the queue first, then both instances take them at once: the one that dies is the one
-    # with more than 2 of them (devstack.pipeline.QueueRunner.kill_next_invocation).
+    # with more than 2 of them (devstack.queues.QueueRunner.kill_next_invocation).
     runner.pause()
     try:
         status, _, batch = api.call("POST", "/batches", {"messages": [

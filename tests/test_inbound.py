@@ -5,9 +5,11 @@ cannot read goes back to the queue (and, after the retries, to the dead-letter q
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import boto3
+import botocore.session
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
@@ -192,8 +194,10 @@ def test_odd_events_never_crash_the_function(nothing_sent):
 # -- keywords ----------------------------------------------------------------------------------------
 
 def keyword_reply(body: str, n: int, timestamp: str) -> dict:
-    return sqs_record({**PAYLOAD, "messageBody": body, "messageKeyword": body.split()[0].upper() if body else "",
-                       "inboundMessageId": f"kw-{n}"}, message_id=f"m{n}", timestamp=timestamp)
+    """A reply of ``body``, as End User Messaging publishes it: its ``messageKeyword`` is the number's registered
+    keyword (the documented payload's ``JOIN``), whatever the recipient typed."""
+    return sqs_record({**PAYLOAD, "messageBody": body, "inboundMessageId": f"kw-{n}"}, message_id=f"m{n}",
+                      timestamp=timestamp)
 
 
 def opted_out(client) -> bool:
@@ -231,6 +235,66 @@ def test_the_stages_own_opt_out_keywords_count_too(client, nothing_sent, two_way
     two_way(OPT_OUT_KEYWORDS="BASTA")
     inbound.handle(event(keyword_reply("basta", 1, "2026-11-26T10:00:00.000Z")))
     assert opted_out(client)
+
+
+# -- the body decides, never messageKeyword ---------------------------------------------------------
+# AWS: messageKeyword is "the registered keyword that's associated with your dedicated phone number", and its
+# example pairs "JOIN" with the body "EXAMPLE" (tests/events/sms-voice-two-way-payload.json).
+
+def test_the_documented_example_is_a_reply_and_changes_no_opt_out_even_when_join_is_an_opt_in_word(
+        client, nothing_sent, two_way):
+    assert (PAYLOAD["messageKeyword"], PAYLOAD["messageBody"]) == ("JOIN", "EXAMPLE")
+    assert DOC["fields"]["messageKeyword"] == ("The registered keyword that's associated with your dedicated "
+                                               "phone number.")
+    assert DOC["fields"]["messageBody"] == "The message that the customer sent to you."
+    two_way(OPT_IN_KEYWORDS="JOIN,START")
+    inbound.handle(event(keyword_reply("STOP", 1, "2020-11-26T23:00:00.000Z")))  # before the example's 23:48
+    listed = body_of(client.http.get(f"/opt-outs/%2B{SENDER[1:]}"))
+    assert inbound.handle(event(sqs_record())) == {"batchItemFailures": []}
+    assert reply_of()["body"] == "EXAMPLE" and reply_of()["status"] == "received"
+    assert body_of(client.http.get(f"/opt-outs/%2B{SENDER[1:]}")) == listed  # still out, since the STOP
+
+
+def test_a_stop_sent_before_the_documented_reply_still_applies_when_it_arrives_after_it(
+        client, nothing_sent, two_way):
+    """The example is no keyword: it leaves no mark that would make an earlier STOP arrive too late."""
+    two_way(OPT_IN_KEYWORDS="JOIN")
+    inbound.handle(event(sqs_record()))  # sent at 23:48:02
+    inbound.handle(event(keyword_reply("STOP", 1, "2020-11-26T23:40:00.000Z")))  # sent before, arrives after
+    assert opted_out(client)
+
+
+@pytest.mark.parametrize("registered", ["STOP", "unsubscribe", "BASTA"])
+def test_a_message_keyword_never_opts_out_a_reply_that_is_no_keyword(client, nothing_sent, two_way, registered):
+    two_way(OPT_OUT_KEYWORDS="BASTA")
+    inbound.handle(event(sqs_record(messageKeyword=registered, messageBody="Sounds good, see you at 5")))
+    assert reply_of()["body"] == "Sounds good, see you at 5"
+    assert not opted_out(client)
+
+
+@pytest.mark.parametrize("registered", ["START", "unstop", "JOIN"])
+def test_a_message_keyword_never_opts_back_in_a_reply_that_is_no_keyword(client, nothing_sent, two_way, registered):
+    two_way(OPT_IN_KEYWORDS="START,UNSTOP,JOIN")
+    inbound.handle(event(keyword_reply("STOP", 1, "2026-11-26T10:00:00.000Z")))
+    inbound.handle(event(sqs_record(messageKeyword=registered, messageBody="EXAMPLE", inboundMessageId="later",
+                                    timestamp="2026-11-26T10:05:00.000Z")))
+    assert opted_out(client)
+
+
+def test_a_keyword_of_more_than_one_word_is_read_from_the_body(client, nothing_sent, two_way):
+    """A keyword may hold spaces (botocore's model of PutKeyword: pattern ``[ \\S]+``); the body begins with
+    it when the next character is a space or there is none."""
+    model = botocore.session.get_session().get_service_model("pinpoint-sms-voice-v2")
+    pattern = model.shape_for("Keyword").metadata["pattern"]
+    assert re.fullmatch(pattern, "NO MORE") and re.fullmatch(pattern, "SIGN ME UP")
+    two_way(OPT_OUT_KEYWORDS="NO MORE", OPT_IN_KEYWORDS="SIGN ME UP")
+    inbound.handle(event(keyword_reply("No more texts, thanks", 1, "2026-11-26T10:00:00.000Z")))
+    assert opted_out(client)
+    inbound.handle(event(keyword_reply("nomore", 2, "2026-11-26T10:01:00.000Z")))
+    inbound.handle(event(keyword_reply("Sign me", 3, "2026-11-26T10:02:00.000Z")))
+    assert opted_out(client)
+    inbound.handle(event(keyword_reply("sign me up", 4, "2026-11-26T10:03:00.000Z")))
+    assert not opted_out(client)
 
 
 # -- the webhook ------------------------------------------------------------------------------------

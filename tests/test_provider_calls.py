@@ -4,7 +4,7 @@ errors the app special-cases, checked against the error shapes those models decl
 Calls are recorded on the app's own clients (``chalicelib.aws.client``) as botocore builds them,
 with moto or a Stubber answering. botocore already checks parameter names and types; this adds what
 it leaves out: lengths, patterns and enums of every member (structures, lists, map keys and
-values). The check here is written apart from the sms-voice stand-in's (``devstack/sms_voice.py``)
+values). The check here is written apart from the sms-voice stand-in's (``devstack/sms_voice/``)
 on purpose: the stand-in and the app were written by the same hands.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 from botocore.validate import ParamValidator
 
-from devstack.sms_voice import constraint_problems
+from devstack.sms_voice.model import constraint_problems
 
 from .conftest import REGION, body_of, post, sender
 
@@ -180,7 +180,7 @@ def test_every_call_of_the_whole_flow_passes_the_model(client, sms_voice, put_me
     assert listed["messages"]
     client.http.get(f"/messages/{listed['messages'][0]['id']}")
     client.http.get(f"/batches/{body_of(batch)['id']}")
-    from devstack.pipeline import subscription_event
+    from devstack.receipts import subscription_event
 
     provider_id = next(m["providerMessageId"] for m in listed["messages"] if m.get("providerMessageId"))
     line = json.dumps({"notification": {"messageId": provider_id, "timestamp": "2026-11-22 10:00:00.100"},

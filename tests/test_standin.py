@@ -1,5 +1,5 @@
-"""The End User Messaging stand-in (devstack/sms_voice.py) and the local receipts
-(devstack/pipeline.py) behave as AWS documents, on the points the app relies on.
+"""The End User Messaging stand-in (devstack/sms_voice/) and the local receipts
+(devstack/receipts.py) behave as AWS documents, on the points the app relies on.
 
 - SendTextMessage's OriginationIdentity: "PhoneNumber, PhoneNumberId, PhoneNumberArn, SenderId,
   SenderIdArn, PoolId, or PoolArn" (botocore's model of pinpoint-sms-voice-v2).
@@ -12,8 +12,9 @@
 """
 import pytest
 
-from devstack.pipeline import Receipts
-from devstack.sms_voice import ApiError, SmsVoiceStandIn
+from devstack.receipts import Receipts
+from devstack.sms_voice.model import ApiError
+from devstack.sms_voice.standin import SmsVoiceStandIn
 
 US, GB = "+14255550123", "+442079460958"
 

@@ -1,4 +1,4 @@
-"""The End User Messaging stand-in's two-way and opt-out operations (devstack/sms_voice.py), driven through
+"""The End User Messaging stand-in's two-way and opt-out operations (devstack/sms_voice/), driven through
 a real botocore client: botocore serializes every request from its service model, the stand-in answers
 it, and botocore parses the answer (every answer is also checked against the operation's output shape).
 What AWS documents about them is kept in tests/aws_docs/sms-voice-opt-outs.json, and checked here.
@@ -11,8 +11,10 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, ParamValidationError
 
-from devstack.sms_voice import (OPT_IN_INTERVAL, REQUIRED_OPT_OUT_KEYWORDS, TARGET_PREFIX, ApiError, SmsVoiceStandIn,
-                                _MODEL, constraint_problems, respond)
+from devstack.sms_voice.model import MODEL, TARGET_PREFIX, ApiError, constraint_problems
+from devstack.sms_voice.opt_outs import OPT_IN_INTERVAL
+from devstack.sms_voice.standin import SmsVoiceStandIn, respond
+from devstack.sms_voice.two_way import REQUIRED_OPT_OUT_KEYWORDS
 
 DOCS = json.loads((Path(__file__).parent / "aws_docs" / "sms-voice-opt-outs.json").read_text())["quotes"]
 OURS, PHONE, OTHER = "+12065550100", "+14255550123", "+14255550124"
@@ -56,7 +58,7 @@ def sms(standin):
         target = request.headers["X-Amz-Target"].decode()
         status, body = respond(standin, target, request.body)
         if status == 200:  # what the stand-in answers is what the model says the operation returns
-            output = _MODEL.operation_model(target[len(TARGET_PREFIX):]).output_shape
+            output = MODEL.operation_model(target[len(TARGET_PREFIX):]).output_shape
             missing = [m for m in output.required_members if m not in body]
             unknown = [m for m in body if m not in output.members]
             assert not (missing or unknown or constraint_problems(body, output)), (target, missing, unknown)
@@ -147,7 +149,7 @@ def test_keywords_are_set_replaced_and_deleted_but_help_and_stop_stay(sms, stand
 
 
 def test_a_send_to_an_opted_out_number_is_refused_with_the_models_reason(sms, standin):
-    assert "DESTINATION_PHONE_NUMBER_OPTED_OUT" in _MODEL.shape_for("ConflictExceptionReason").enum
+    assert "DESTINATION_PHONE_NUMBER_OPTED_OUT" in MODEL.shape_for("ConflictExceptionReason").enum
     sms.put_opted_out_number(OptOutListName="Default", OptedOutNumber=PHONE)
     for send in (lambda: text(sms, standin.number["PhoneNumberId"]),
                  lambda: text(sms, standin.number["PhoneNumberArn"], DryRun=True),  # a dry run checks it too
@@ -186,7 +188,7 @@ def test_opted_out_numbers_page_and_filter_on_end_user_opted_out(sms, standin):
 
 def test_a_number_can_be_opted_back_in_once_every_30_days(sms, standin):
     assert DOCS["opt_in_interval"]["value"] * DAY == OPT_IN_INTERVAL
-    assert "PHONE_NUMBER_CANNOT_BE_OPTED_IN" in _MODEL.shape_for("ValidationExceptionReason").enum
+    assert "PHONE_NUMBER_CANNOT_BE_OPTED_IN" in MODEL.shape_for("ValidationExceptionReason").enum
     arn = sms.create_opt_out_list(OptOutListName="sms-sender-test")["OptOutListArn"]
     sms.put_opted_out_number(OptOutListName=arn, OptedOutNumber=PHONE)  # the name or the ARN
     removed = sms.delete_opted_out_number(OptOutListName="sms-sender-test", OptedOutNumber=PHONE)
@@ -215,7 +217,8 @@ def test_a_text_that_begins_with_a_keyword_is_answered_case_insensitively(standi
     standin.handle("PutKeyword", {"OriginationIdentity": standin.number["PhoneNumberId"], "Keyword": "UNSTOP",
                                   "KeywordMessage": "You are back", "KeywordAction": "OPT_IN"})
     assert standin.receive(PHONE, OURS, "  help me ") == {
-        "keyword": "HELP", "action": "AUTOMATIC_RESPONSE", "answer": "Call 206 555 0199", "channel": None}
+        "keyword": "HELP", "action": "AUTOMATIC_RESPONSE", "answer": "Call 206 555 0199", "channel": None,
+        "registered_keyword": "KEYWORD_123456789012"}
     assert standin.receive(PHONE, OURS, "helpful")["keyword"] is None  # begins with the word, not the letters
     assert standin.receive(PHONE, OURS, "Thanks, see you")["answer"] is None
     assert not standin.opted_out("Default", PHONE)
@@ -227,6 +230,23 @@ def test_a_text_that_begins_with_a_keyword_is_answered_case_insensitively(standi
         assert standin.opted_out("Default", PHONE)
         assert standin.receive(PHONE, OURS, "unstop")["answer"] == "You are back"
         assert not standin.opted_out("Default", PHONE)
+
+
+def test_a_text_names_the_numbers_registered_keyword_whatever_it_says(standin):
+    """The two-way payload's ``messageKeyword`` is "the registered keyword that's associated with your dedicated
+    phone number" (tests/events/sms-voice-two-way-payload.json): a property of the number, not of the text. A
+    keyword the text begins with is still applied and answered."""
+    joins = standin.add_phone_number("+12065550111", registered_keyword="JOIN")
+    standin.handle("PutKeyword", {"OriginationIdentity": joins["PhoneNumberId"], "Keyword": "JOIN",
+                                  "KeywordMessage": "Welcome", "KeywordAction": "OPT_IN"})
+    for body in ("EXAMPLE", "STOP", "help", "join"):
+        assert standin.receive(PHONE, OURS, body)["registered_keyword"] == "KEYWORD_123456789012", body
+        assert standin.receive(PHONE, "+12065550111", body)["registered_keyword"] == "JOIN", body
+    got = standin.receive(OTHER, "+12065550111", "EXAMPLE")
+    assert (got["keyword"], got["action"], got["answer"]) == (None, None, None)
+    assert standin.receive(OTHER, "+12065550111", "Stop")["keyword"] == "STOP" and standin.opted_out("Default", OTHER)
+    listed = standin.handle("DescribePhoneNumbers", {"PhoneNumberIds": [joins["PhoneNumberId"]]})["PhoneNumbers"]
+    assert "registered_keyword" not in listed[0]  # the stand-in's own bookkeeping, not a member of the model
 
 
 def test_with_self_managed_opt_outs_nothing_is_answered_or_listed(standin):
@@ -251,7 +271,8 @@ def test_the_stacks_two_way_handler_turns_two_way_on_and_puts_everything_back(sm
     done = two_way.on_event({"RequestType": "Create", "ResourceProperties": props}, sms=sms)
     assert done["Data"] == {"PhoneNumber": OURS, "OptOutListName": "Default", "KeywordsNotSet": "none"}
     assert standin.receive(PHONE, OURS, "help") == {"keyword": "HELP", "action": "AUTOMATIC_RESPONSE",
-                                                    "answer": "Call 206 555 0199", "channel": TOPIC}
+                                                    "answer": "Call 206 555 0199", "channel": TOPIC,
+                                                    "registered_keyword": "KEYWORD_123456789012"}
     standin.receive(PHONE, OURS, "stop")
     assert standin.opted_out("Default", PHONE)
     two_way.on_event({"RequestType": "Delete", "ResourceProperties": props,
@@ -358,7 +379,7 @@ def test_a_channel_role_of_the_identitys_own_is_replaced_while_the_stack_lives_t
 
     pid = standin.number["PhoneNumberId"]
     for operation in ("UpdatePhoneNumber", "UpdatePool"):
-        assert _MODEL.operation_model(operation).input_shape.members["TwoWayChannelRole"].metadata["min"] == 20
+        assert MODEL.operation_model(operation).input_shape.members["TwoWayChannelRole"].metadata["min"] == 20
     with pytest.raises(ParamValidationError, match="TwoWayChannelRole"):  # botocore refuses it before sending
         sms.update_phone_number(PhoneNumberId=pid, TwoWayChannelRole="")
     with pytest.raises(ApiError, match="TwoWayChannelRole"):  # and so does the stand-in, by the same model

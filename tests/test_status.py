@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.pipeline import subscription_event
+from devstack.receipts import subscription_event
 
 from .conftest import sender
 

@@ -13,8 +13,8 @@ import time
 import pytest
 from botocore.stub import Stubber
 
-from devstack import sms_voice as standin
-from devstack.pipeline import eum_receipts, subscription_event
+from devstack.sms_voice import model as standin
+from devstack.receipts import eum_receipts, subscription_event
 from tests.conftest import body_of, post
 from chalicelib.core import aws
 

@@ -1,9 +1,9 @@
 """Two-way messaging and opt-outs end to end (issue 14) on the local stack: a reply is played with
 ``POST /_inbound`` on the embedded AWS, which does what End User Messaging does with a text to the local
-number (devstack/emulator.py, devstack/sms_voice.py): it applies the keyword the text begins with to the
+number (devstack/emulator.py, devstack/sms_voice/): it applies the keyword the text begins with to the
 number's opt-out list and answers it (the answer lands in ``/_outbox``), and publishes the documented
 payload to the stack's inbound SNS topic. moto delivers it to the inbound queue, and the real inbound
-function (``inbound_reply``) reads it there, as the stack's SQS event source does (devstack/pipeline.py).
+function (``inbound_reply``) reads it there, as the stack's SQS event source does (devstack/queues.py).
 
 The outbox is the witness of what was sent. The stack runs with a 3 s visibility timeout on its queues,
 so a reply the function gives up on reaches the dead-letter queue (5 receives) within seconds.
@@ -15,18 +15,20 @@ import time
 import urllib.parse
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import boto3
 import pytest
 from standardwebhooks.webhooks import Webhook
 
 from devstack import resources
-from devstack.pipeline import SIMULATOR_SUCCESS
+from devstack.receipts import SIMULATOR_SUCCESS
 from devstack.receiver import Receiver
 from devstack.server import REGION, LocalStack
 
 from .localhttp import Http, wait_for
 
+EVENTS = Path(__file__).parent / "events"
 OURS = resources.ORIGINATION_NUMBER
 OTHER_OK = sorted(SIMULATOR_SUCCESS)[0]
 
@@ -152,16 +154,65 @@ def test_a_reply_is_stored_once_linked_to_the_message_it_answers_and_fires_a_sig
             api.call("DELETE", f"/webhooks/{endpoint['id']}")
 
 
+def registered_keyword(stack) -> str:
+    """The local number's registered keyword, which End User Messaging puts in every payload's
+    ``messageKeyword`` (tests/events/sms-voice-two-way-payload.json)."""
+    [number] = [n for n in stack.emulator.sms_voice.phone_numbers.values() if n["PhoneNumber"] == OURS]
+    return number["registered_keyword"]
+
+
 def test_help_is_answered_and_the_text_is_still_a_reply(api, aws, stack):
     number = phone()
     before = len(outbox(aws))
     played = reply(aws, number, "help")
-    assert (played["messageKeyword"], played["published"]) == ("HELP", True)
+    assert (played["messageKeyword"], played["published"]) == (registered_keyword(stack), True)
     [answer] = texts_to(aws, number, before)
     assert (answer["body"], answer["keyword"], answer["from"]) == (keyword_answer(stack, "HELP"), "HELP", OURS)
     assert wait_for(lambda: inbound_messages(api, number))[0]["body"] == "help"
     assert opt_out(api, number) is None
     assert api.call("POST", "/sms", {"to": number, "body": "Still here"})[0] == 202
+
+
+def test_every_payload_names_the_numbers_registered_keyword_never_what_the_text_begins_with(api, aws, stack):
+    number = phone()
+    stack.inbound.pause()
+    try:
+        played = [reply(aws, number, body) for body in ("help", "Stop", "Yes please", "JOIN")]
+        sqs, queue = client(stack, "sqs"), stack.resources["INBOUND_QUEUE_URL"]
+        published = {}
+        while len(published) < len(played):
+            got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=0,
+                                      WaitTimeSeconds=1).get("Messages", [])
+            assert got, "End User Messaging did not publish every text"
+            for message in got:
+                payload = json.loads(json.loads(message["Body"])["Message"])
+                if payload["originationNumber"] == number:
+                    published[payload["inboundMessageId"]] = payload
+    finally:
+        stack.inbound.resume()
+    assert registered_keyword(stack) == f"KEYWORD_{stack.emulator.sms_voice.account}"
+    assert {p["messageKeyword"] for p in played} == {registered_keyword(stack)}
+    assert {p["messageKeyword"] for p in published.values()} == {registered_keyword(stack)}
+    assert [p["action"] for p in played] == ["AUTOMATIC_RESPONSE", "OPT_OUT", None, None]
+    assert wait_for(lambda: opt_out(api, number)), "STOP, read from the body, opts out"
+
+
+def test_the_documented_payload_is_a_reply_and_opts_nobody_out_whatever_its_message_keyword(api, aws, stack):
+    """AWS's example (``"messageKeyword": "JOIN"``, ``"messageBody": "EXAMPLE"``) published to the inbound topic
+    for a number of ours, as is and with STOP in ``messageKeyword``: each is stored, nobody is opted out, nothing
+    is sent."""
+    documented = json.loads((EVENTS / "sms-voice-two-way-payload.json").read_text())["event"]
+    numbers = {"JOIN": phone(), "STOP": phone()}
+    before = len(outbox(aws))
+    for keyword, number in numbers.items():
+        client(stack, "sns").publish(TopicArn=stack.resources["INBOUND_TOPIC_ARN"], Message=json.dumps({
+            **documented, "originationNumber": number, "destinationNumber": OURS, "messageKeyword": keyword,
+            "inboundMessageId": str(uuid.uuid4())}))
+    for number in numbers.values():
+        assert [m["body"] for m in wait_for(lambda: inbound_messages(api, number))] == ["EXAMPLE"]
+    assert wait_for(lambda: quiet(stack))
+    assert [opt_out(api, number) for number in numbers.values()] == [None, None]
+    assert outbox(aws)[before:] == [] and stack.inbound.errors == 0
 
 
 # -- opt-outs ----------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Webhooks end to end (issue 13) on the local stack: the real fan-out function reads the messages
-table's stream and the real delivery function reads the delivery queue (``devstack/pipeline.py`` plays
-Lambda's event source mappings), and receivers on loopback (``devstack/receiver.py``) check every
-delivery's signature with the ``standardwebhooks`` package.
+table's stream and the real delivery function reads the delivery queue (``devstack/streams.py`` and
+``devstack/queues.py`` play Lambda's event source mappings), and receivers on loopback
+(``devstack/receiver.py``) check every delivery's signature with the ``standardwebhooks`` package.
 
 The stack runs with the ``make dev`` settings, ``WEBHOOK_BACKOFF_SCALE`` 0.05 among them (retries come
 seconds apart instead of minutes; ``devstack/stage.py``), and a 3 s visibility timeout on its queues, so
@@ -18,8 +18,8 @@ import boto3
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from devstack import pipeline
-from devstack.pipeline import SIMULATOR_FAILURE, SIMULATOR_SUCCESS
+from devstack import queues, streams
+from devstack.receipts import SIMULATOR_FAILURE, SIMULATOR_SUCCESS
 from devstack.receiver import HANG, Receiver
 from devstack.server import REGION, LocalStack
 
@@ -354,9 +354,9 @@ def test_the_stream_player_hands_over_lambdas_dynamodb_stream_event(api, stack):
     got: list[dict] = []
     clients = {s: boto3.client(s, endpoint_url=stack.aws_url, region_name=REGION)
                for s in ("dynamodb", "dynamodbstreams")}
-    player = pipeline.StreamPlayer(streams=clients["dynamodbstreams"], dynamodb=clients["dynamodb"],
-                                   table=stack.env["MESSAGES_TABLE"], region=REGION,
-                                   function=lambda event, context: got.append(json.loads(json.dumps(event))))
+    player = streams.StreamPlayer(streams=clients["dynamodbstreams"], dynamodb=clients["dynamodb"],
+                                  table=stack.env["MESSAGES_TABLE"], region=REGION,
+                                  function=lambda event, context: got.append(json.loads(json.dumps(event))))
     player.start()
     try:
         message_id = send(api, SUCCESS)["id"]
@@ -383,8 +383,8 @@ def test_the_queue_event_source_hands_over_lambdas_sqs_event(stack):
     sqs = boto3.client("sqs", endpoint_url=stack.aws_url, region_name=REGION)
     queue = sqs.create_queue(QueueName="sqs-event-format")["QueueUrl"]
     got: list[dict] = []
-    source = pipeline.SqsEventSource(sqs=sqs, queue_url=queue, name="format-check",
-                                     function=lambda event, context: got.append(json.loads(json.dumps(event))))
+    source = queues.SqsEventSource(sqs=sqs, queue_url=queue, name="format-check",
+                                   function=lambda event, context: got.append(json.loads(json.dumps(event))))
     source.start()
     try:
         sqs.send_message(QueueUrl=queue, MessageBody="Test message.")

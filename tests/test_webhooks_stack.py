@@ -486,7 +486,7 @@ def test_each_function_is_granted_every_call_its_code_makes(client, calls, recei
     from chalicelib.core import store
     from chalicelib.webhooks import delivery, events
     from chalicelib.webhooks import endpoints as webhooks
-    from devstack.pipeline import sqs_record
+    from devstack.queues import sqs_record
 
     from .conftest import REGION, body_of, post
 

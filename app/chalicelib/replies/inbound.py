@@ -6,14 +6,16 @@ Each SQS record's body is an SNS notification (``Type: Notification``; not raw d
 ``originationNumber`` (who replied), ``destinationNumber`` (the stage's number), ``messageKeyword``,
 ``messageBody``, ``inboundMessageId`` and ``previousPublishedMessageId`` (the provider id of the
 message replied to). Unknown keys are ignored. The payload has no time of its own: the notification's
-``Timestamp`` is the reply's ``receivedAt``.
+``Timestamp`` is the reply's ``receivedAt``. ``messageKeyword`` is not read: AWS documents it as "the
+registered keyword that's associated with your dedicated phone number", a property of the number, and its
+own example pairs ``JOIN`` with the body ``EXAMPLE``. What the recipient typed is ``messageBody``.
 
 - A reply is stored once, whatever the number of deliveries: its id is derived from
   ``inboundMessageId`` and written with a conditional put. ``inReplyTo`` is our id of the message
   ``previousPublishedMessageId`` names, when the provider-id index has it.
-- A reply that begins with an opt-out keyword (End User Messaging's required ones, plus the stage's
-  ``OPT_OUT`` keywords) puts the sender on the stage's opt-out list; one with an ``OPT_IN`` keyword
-  takes them off. AWS answers the keywords itself: the app never does.
+- A reply whose body begins with an opt-out keyword (End User Messaging's required ones, plus the
+  stage's ``OPT_OUT`` keywords) puts the sender on the stage's opt-out list; one that begins with an
+  ``OPT_IN`` keyword takes them off. AWS answers the keywords itself: the app never does.
 - A record that cannot be read (not an SNS notification, not the JSON payload, a field missing or of
   the wrong type, numbers that are not E.164, a ``destinationNumber`` other than the stage's number
   when the stage knows it) is reported in ``batchItemFailures``: the queue hands it over again and,
@@ -99,23 +101,26 @@ def parse(sqs_record: dict, settings: Settings) -> dict:
     if not _PROVIDER_ID.fullmatch(inbound_id):
         raise Unreadable("inboundMessageId is not an id")
     body = _SURROGATE.sub("\ufffd", _text(payload, "messageBody"))[:MAX_BODY]
-    keyword = payload.get("messageKeyword") if isinstance(payload.get("messageKeyword"), str) else None
     previous = payload.get("previousPublishedMessageId")
     return {"sender": sender, "destination": destination, "inboundMessageId": inbound_id, "body": body,
-            "keyword": keyword, "receivedAt": _timestamp(envelope.get("Timestamp")),
+            "receivedAt": _timestamp(envelope.get("Timestamp")),
             "previous": previous if isinstance(previous, str) and _PROVIDER_ID.fullmatch(previous) else None}
 
 
 def keyword_action(reply: dict, settings: Settings) -> str | None:
-    """``optouts.OPT_OUT`` / ``OPT_IN`` when the reply is (or begins with) one of the stage's opt-out /
-    opt-in keywords, case-insensitive, as End User Messaging matches them; else None."""
-    words = (reply["body"].split() or [""])[:1] + [(reply["keyword"] or "").strip()]
-    words = {w.upper() for w in words if w}
-    if words & settings.opt_out_keywords:
-        return optouts.OPT_OUT
-    if words & settings.opt_in_keywords:
-        return optouts.OPT_IN
-    return None
+    """``optouts.OPT_OUT`` / ``OPT_IN`` when the body the recipient typed is, or begins with, one of the
+    stage's opt-out / opt-in keywords, as End User Messaging matches them: case-insensitive, a whole keyword
+    (one of several words too) followed by a space or nothing, the longest one when several fit. Else None."""
+    text = reply["body"].strip().upper()
+    fits = [(len(keyword), action == optouts.OPT_OUT, action)
+            for action, keywords in ((optouts.OPT_OUT, settings.opt_out_keywords),
+                                     (optouts.OPT_IN, settings.opt_in_keywords))
+            for keyword in keywords if _begins_with(text, keyword)]
+    return max(fits)[2] if fits else None  # the longest keyword; opt-out when one of each is as long
+
+
+def _begins_with(text: str, keyword: str) -> bool:
+    return text == keyword or (text.startswith(keyword) and text[len(keyword)].isspace())
 
 
 def record_of(reply: dict) -> dict:
