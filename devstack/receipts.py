@@ -25,10 +25,11 @@ from datetime import datetime, timezone
 
 import phonenumbers
 
-# AWS End User Messaging destination simulator numbers (test-phone-numbers in the user guide):
-# success and failure per country.
-SIMULATOR_SUCCESS = {"+14254147755", "+61455944038", "+33755512501"}
-SIMULATOR_FAILURE = {"+14254147167", "+61455944039", "+33755512502"}
+from . import appload  # noqa: F401  (puts chalicelib on the path)
+from chalicelib.sending import simulator
+
+# AWS End User Messaging's destination simulator numbers (one table for the app, the receipts and smoke).
+SIMULATOR_SUCCESS, SIMULATOR_FAILURE = simulator.SUCCESS, simulator.FAILURE
 SMS_PRICE_USD = 0.00581  # per part, for realistic-looking receipts; not a quote
 MMS_PRICE_USD = 0.02
 

@@ -25,6 +25,8 @@ from typing import Iterator
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+import apppath  # noqa: F401  (puts app/ on the path for chalicelib)
+from chalicelib.sending import simulator  # AWS's simulator numbers, one table for the app and smoke
 from infra.config import StageConfig, StageConfigError, stack_name
 from infra.handlers.two_way import REFUSED  # how the stack's KeywordsNotSet output words a refusal
 from ops import (FAIL, OK, ROOT, SKIP, WARN, Result, aws_error, check_endpoint, keys, mask, refuse, region, report,
@@ -34,7 +36,7 @@ from ops import (FAIL, OK, ROOT, SKIP, WARN, Result, aws_error, check_endpoint, 
 # reach a carrier. Source: AWS End User Messaging SMS User Guide, "Simulator phone numbers",
 # https://docs.aws.amazon.com/sms-voice/latest/userguide/test-phone-numbers.html. In order of preference; MMS
 # exists only for US and CA destinations, so the MMS check uses the US one.
-SIMULATOR_SUCCESS = {"US": "+14254147755", "AU": "+61455944038", "FR": "+33755512501"}
+SIMULATOR_SUCCESS = simulator.SUCCESS_BY_COUNTRY
 MMS_COUNTRY = "US"
 FINAL_STATUSES = {"delivered": OK, "failed": FAIL, "unknown": WARN}
 ALARM_SUCCESS = "Successfully executed action"  # how CloudWatch's alarm history words an action it ran
