@@ -64,7 +64,8 @@ def _iso() -> str:
 
 # -- fault injection --------------------------------------------------------------------------
 EFFECTS = ("error", "timeout", "timeout-after-accept")
-# Longer than the app's read timeout (10 s, chalicelib/aws.py), so a held answer is a timeout.
+# Longer than the app's read timeout (AWS_READ_TIMEOUT, 10 s on the local stack: chalicelib/core/aws.py), so a
+# held answer is a timeout.
 DEFAULT_DELAY = 15.0
 MAX_DELAY = 60.0
 

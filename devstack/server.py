@@ -203,6 +203,8 @@ class LocalStack:
         # Chalice's local server changes the app object's class; put it back on stop, so that
         # another local stack can start in the same process.
         self._app, self._app_class = module.app, module.app.__class__
+        # 60 s, not the deployed 28 (chalicelib/core/aws.py): no API Gateway stands in front here, and moto on a busy
+        # machine is far slower than AWS (AWS_READ_TIMEOUT is 10 s here for the same reason).
         self._app_server = create_app_server(module.app, Config.create(lambda_timeout=60), HOST, self._ports[0])
         self.key_check = self._app_server.server.key_check = KeyCheck(module.app, require_keys=self.require_keys)
         if self.require_keys:

@@ -25,6 +25,8 @@ OVERRIDES = {
     "MAX_MPS": ("20", "a quick batch worker: the emulated number has no throughput of its own "
                       "(POST http://127.0.0.1:4566/_limits gives it one)"),
     "WORKER_CONCURRENCY": ("2", "two batch-worker instances, as the stack runs them for 20 MPS"),
+    "AWS_READ_TIMEOUT": ("10", "the embedded AWS (moto, in this process) answers far slower than AWS on a busy "
+                               "machine: an answer may take 10 s, not 5, before a call counts as timed out"),
     "INBOUND_ENABLED": ("1", "replies and STOP work locally on every stage but one with twoWay false: the "
                              "local number is an End User Messaging number with two-way on (POST "
                              "http://127.0.0.1:4566/_inbound plays a reply); deployed, only a stage whose "

@@ -16,6 +16,7 @@ from constructs import Construct
 from apppath import APP_DIR  # also puts app/ on the path for chalicelib
 from chalicelib.sending import countries  # which countries take sender ids
 from chalicelib.core import gateway as gateway_answers  # API Gateway's own answers, in the contract's body
+from chalicelib.core import aws as aws_timing  # the API's timeout, under API Gateway's 29 seconds
 from chalicelib.core import schema  # table keys shared with the app and the local stack
 from chalicelib.sending import worker as pacing  # how many worker instances a maxMps takes
 
@@ -152,7 +153,8 @@ class SenderApi(Construct):
             "manage_iam_role": False,
             "iam_role_arn": api.role_arn,
             "lambda_memory_size": 512,
-            "lambda_timeout": 30,
+            # Under API Gateway's 29 seconds: the app's calls end before it (chalicelib/core/aws.py).
+            "lambda_timeout": aws_timing.API_TIMEOUT_SECONDS,
             "xray": True,
         })
         # Chalice reads per-function settings from .chalice/config.json only, not from the

@@ -69,6 +69,13 @@ class NotConfigured(MessagingError):
     pass
 
 
+class Unavailable(MessagingError):
+    """Not now, and nothing was done: retry shortly (with the same Idempotency-Key)."""
+
+    def __init__(self, message: str, retry_after: int = 1):
+        super().__init__("Unavailable", message, retry_after=retry_after)
+
+
 THROTTLING_CODES = frozenset(
     {"Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException", "RequestLimitExceeded"}
 )

@@ -26,7 +26,7 @@ def _run(request: dict, handler: Callable[[], tuple[int, dict, dict]]) -> dict:
     except MessagingError as err:
         # An attempt that reached the provider and was refused is an outcome: replay it.
         # Bad input and throttling are not: the caller may fix or retry under the same key.
-        if err.message_id is None or err.code == "Throttled":
+        if err.message_id is None or err.code in ("Throttled", "Unavailable"):
             raise
         return {"error": err.as_dict(), "errorClass": type(err).__name__, "messageId": err.message_id}
     return {"status": status, "body": body, "headers": headers}

@@ -9,7 +9,7 @@ import uuid
 
 from chalice import Response
 
-from . import errors, idempotency, inputs
+from . import aws, errors, idempotency, inputs
 from .caller import Caller
 from .log import logger
 
@@ -23,6 +23,7 @@ STATUS = (
     (errors.Throttled, 429),
     (errors.ProviderFailure, 502),
     (errors.NotConfigured, 503),
+    (errors.Unavailable, 503),
 )
 
 
@@ -65,6 +66,19 @@ def error_response(err: errors.MessagingError) -> Response:
     if err.message_id:
         body["error"]["messageId"] = err.message_id
     return json_response(status_for(err), body, headers)
+
+
+# What the function keeps for itself after its last AWS call: the answer, and Lambda handing it over.
+ANSWER_SECONDS = 1.0
+
+
+def time_to_answer(app) -> float | None:
+    """Seconds the route's AWS calls may take: what is left of the function's time, less ``ANSWER_SECONDS``
+    (None where no Lambda context tells: then no deadline)."""
+    context = getattr(app, "lambda_context", None)
+    if not hasattr(context, "get_remaining_time_in_millis"):
+        return None
+    return context.get_remaining_time_in_millis() / 1000.0 - ANSWER_SECONDS
 
 
 def request_id(app) -> str:
@@ -116,7 +130,8 @@ def answer(app, view, args: tuple, kwargs: dict, scope: str | None = None,
         parsed = getattr(request, "screened_body", None)
         if parsed is not None:  # a body member the route does not define is refused, whatever the route
             inputs.only(parsed, fields)
-        status, body, headers = view(*args, **kwargs)
+        with aws.deadline(time_to_answer(app)):
+            status, body, headers = view(*args, **kwargs)
         return json_response(status, body, headers)
     except errors.MessagingError as err:
         return error_response(err)

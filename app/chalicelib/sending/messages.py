@@ -27,7 +27,7 @@ import uuid
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core import aws, store
-from ..core.errors import MessagingError, NotConfigured, NotFound, ProviderFailure, Throttled, before_send
+from ..core.errors import MessagingError, NotConfigured, NotFound, ProviderFailure, Throttled, Unavailable, before_send
 from ..core.log import logger, mask
 from ..core.segments import segment
 from ..core.settings import Settings, get_settings
@@ -132,6 +132,8 @@ def deliver(record: dict, settings: Settings | None = None, *, claimed: bool = F
     dry_run = bool(record.get("dryRun"))
     if record.get("test"):
         return _simulate(record, settings, expect, dry_run)
+    if aws.time_left() < send_seconds_needed():
+        _out_of_time(record, settings, expect)
     try:
         try:
             provider_id = _call_provider(record, settings, dry_run)
@@ -157,6 +159,22 @@ def deliver(record: dict, settings: Settings | None = None, *, claimed: bool = F
     logger.info(outcome, extra={"messageId": record["id"], "to": mask(record["to"]), "channel": record["channel"],
                                 "segments": record["segments"], "providerMessageId": provider_id})
     return store.public(updated)
+
+
+def send_seconds_needed() -> float:
+    """What a send needs before the deadline: one attempt of the provider call, and one of the write of its
+    outcome. With less, the provider is not called at all: a send must never happen after its caller was
+    answered (API Gateway gives up at 29 seconds)."""
+    return 2 * aws.attempt_seconds()
+
+
+def _out_of_time(record: dict, settings: Settings, expect: tuple[str, ...]) -> None:
+    error = Unavailable("There was not time left to send this message and record what the provider said before "
+                        "the request must be answered; nothing was sent. Retry (with the same Idempotency-Key).")
+    error.message_id = record["id"]
+    _record_outcome(record, settings, store.FAILED, expect, error={"code": "NotSent", "message": error.message})
+    logger.warning("not sent: out of time", extra={"messageId": record["id"], "left": round(aws.time_left(), 3)})
+    raise error
 
 
 TEST_RESPONSE = "Sent with a test key: no provider was called, and nothing was charged."
