@@ -9,11 +9,17 @@ Every test saves a screenshot of its last state in ``.build/screenshots/`` (igno
 layout test saves the desktop and phone pictures there too, and writes them over the README's
 ``docs/screenshots/console-desktop.png`` and ``console-phone.png`` when ``UPDATE_SCREENSHOTS=1``
 (so a test run leaves the checkout as it found it).
+
+The page asks ``GET keys/current`` what the key in its key field may do. With the field empty, under the local
+stack, that is the keyless make-dev caller (every scope); the tests that need another key make it through the
+API and enter it, as a person would paste it.
 """
 import base64
 import json
 import os
+import re
 import uuid
+from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,10 +27,12 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from chalicelib.core import segments
+from chalicelib.keys import scopes
 from devstack import appload
 from devstack.server import LocalStack
 
 from .apigateway import StageServer
+from .conftest import hygiene
 from .localhttp import Http
 
 CHROMIUM = "/usr/bin/chromium"
@@ -61,7 +69,7 @@ def stack():
 
 @pytest.fixture(scope="module")
 def stage(stack):
-    with StageServer(appload.load().app) as server:
+    with StageServer(appload.load().app, key_check=stack.key_check) as server:
         yield server
 
 
@@ -69,8 +77,9 @@ class Tab:
     """A page with a record of every request it made and every error it logged."""
 
     def __init__(self, page):
-        self.page, self.requests, self.errors = page, [], []
+        self.page, self.requests, self.errors, self.console = page, [], [], []
         page.set_default_timeout(20_000)
+        page.on("console", lambda msg: self.console.append(msg.text))
         page.on("request", lambda r: self.requests.append(r))
         page.on("response", lambda r: r.status >= 400 and self.errors.append(f"{r.status} {r.request.method} {r.url}"))
         page.on("pageerror", lambda err: self.errors.append(str(err)))
@@ -110,6 +119,19 @@ def row_of(page, text):
 
 def masked(number):
     return number[:-7] + "•••" + number[-4:]
+
+
+def make_key(stack, name, scope_list, *, test=False):
+    """A key made through the API by the keyless make-dev caller; the log-hygiene check then fails the session
+    if any log line ever holds it."""
+    status, _, made = Http(stack.app_url).call("POST", "/keys", {"name": name, "scopes": scope_list, "test": test})
+    assert status == 201, made
+    hygiene.keys.add(made["key"])
+    return made
+
+
+def bearer(key):
+    return {"Authorization": f"Bearer {key}"}
 
 
 def send(page, to, body):
@@ -387,20 +409,24 @@ def test_history_pages_and_never_overflows_with_a_1600_character_body(browser, s
         context.close()
 
 
-def test_the_key_stays_in_session_storage_and_a_lost_service_is_announced(tab, stage):
-    page = tab.page
+def test_the_key_stays_in_session_storage_and_a_lost_service_is_announced(tab, stack, stage):
+    made = make_key(stack, f"session {uuid.uuid4().hex[:8]}", [scopes.READ])
+    key, page = made["key"], tab.page
     page.goto(f"{stage.url}/")
     expect(page.locator("#updated")).to_contain_text("Updated")
-    page.fill("#apiKey", "secret-key-123")
-    assert page.evaluate("sessionStorage.getItem('sms-console-api-key')") == "secret-key-123"
+    page.fill("#apiKey", key)
+    expect(page.locator("#keyInfo")).to_contain_text(made["name"])
+    assert page.evaluate("sessionStorage.getItem('sms-console-api-key')") == key
     assert page.evaluate("localStorage.length") == 0
-    assert "secret-key-123" not in page.request.get(f"{stage.url}/").text()
+    assert key not in page.request.get(f"{stage.url}/").text() and key not in page.url
     page.reload()
-    expect(page.locator("#apiKey")).to_have_value("secret-key-123")
-    # The page sends the key with its calls.
+    expect(page.locator("#apiKey")).to_have_value(key)
+    expect(page.locator("#keyInfo")).to_contain_text(made["name"])
+    # The page sends the key with its calls, as a bearer token.
     with page.expect_request("**/api/messages?*") as sent:
         page.evaluate("refresh()")
-    assert sent.value.headers.get("x-api-key") == "secret-key-123"
+    assert sent.value.headers.get("authorization") == f"Bearer {key}"
+    assert "x-api-key" not in sent.value.headers
     # The service goes away: the page says so, and that the list is stale.
     page.route("**/api/messages?*", lambda route: route.abort())
     expect(page.locator("#notice")).to_contain_text("cannot be reached")
@@ -409,6 +435,7 @@ def test_the_key_stays_in_session_storage_and_a_lost_service_is_announced(tab, s
     expect(page.locator("#notice")).to_be_hidden()
     # The only errors are the aborted requests themselves.
     assert [e for e in tab.errors if "ERR_FAILED" not in e] == []
+    assert not any(key in line for line in tab.console)
 
 
 def test_the_favicon_is_answered_under_the_stage(stage):
@@ -475,3 +502,273 @@ def test_replies_show_in_the_history_and_a_number_reads_as_a_thread(tab, stack, 
     expect(page.locator("#body")).to_be_focused()
     assert tab.errors == []
     assert [s for s in outbox(stack) if any(a in (s["body"] or "") for a in answers)] == []  # nobody answers a reply
+
+
+# -- keys: what the key in use may do, and the Keys panel ------------------------------------------------------
+def cells_of(row):
+    return row.locator("td")
+
+
+def selected_text(page, field):
+    return page.eval_on_selector(field, "f => f.value.substring(f.selectionStart, f.selectionEnd)")
+
+
+def not_in_storage(page, key):
+    stored = page.evaluate("JSON.stringify([Object.entries(sessionStorage), Object.entries(localStorage)])")
+    return key not in stored and key not in page.url
+
+
+def test_the_keys_panel_makes_a_key_shown_once_lists_it_and_revokes_it_after_asking(tab, stack, stage):
+    """The keyless make-dev caller (every scope): make a key with two scopes, copy it from the one place it is
+    shown, find it listed with its last use, and revoke it through the confirmation dialog."""
+    page, api = tab.page, Http(stage.url)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stage.origin)
+    name = f"ci deploy {uuid.uuid4().hex[:8]}"
+    page.goto(f"{stage.url}/")
+    expect(page.locator("#keyInfo")).to_contain_text("make dev (no key sent)")
+    expect(page.locator("#keysView")).to_be_hidden()
+    page.click("#showKeys")
+    expect(page.locator("#keysView")).to_be_visible()
+    expect(page.locator("#messagesView")).to_be_hidden()
+    expect(page.locator("#showKeys")).to_have_attribute("aria-pressed", "true")
+    # One box per scope of the API's table, each with its label; the make-dev caller has them all.
+    boxes = page.locator("#scopeList input[type=checkbox]")
+    expect(boxes).to_have_count(len(scopes.SCOPES))
+    assert boxes.evaluate_all("bs => bs.map(b => [b.value, b.disabled])") == [[s, False] for s in scopes.SCOPES]
+    expect(page.locator("#keyTest")).to_be_enabled()
+
+    page.click("#createKey")  # nothing filled in: said next to the field, and nothing is asked of the API
+    expect(page.locator("#keyName-error")).to_be_visible()
+    expect(page.locator("#keyName")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#keyName")).to_be_focused()
+    page.fill("#keyName", name)
+    expect(page.locator("#keyName")).not_to_have_attribute("aria-invalid", "true")
+    page.get_by_label(scopes.SEND).check()
+    page.get_by_label(scopes.READ).check()
+    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/api/keys")) as answer:
+        page.click("#createKey")
+    assert answer.value.status == 201
+    made = answer.value.request
+    assert len(made.headers.get("idempotency-key", "")) >= 16
+    assert "authorization" not in made.headers  # an empty key field sends no key at all
+    assert json.loads(made.post_data) == {"name": name, "scopes": [scopes.SEND, scopes.READ], "test": False}
+
+    # Shown once: a read-only field, a warning, a Copy button.
+    shown = page.locator("#newKey")
+    expect(shown).to_be_visible()
+    expect(shown).to_contain_text("Copy this key now: it will not be shown again.")
+    field = page.locator("#newKeyValue")
+    expect(field).to_have_value(re.compile(r"^sk_live_"))
+    expect(field).to_have_attribute("readonly", "")
+    secret = field.input_value()
+    hygiene.keys.add(secret)
+    page.click("#copyKey")
+    expect(page.locator("#copyStatus")).to_have_text("Copied to the clipboard.")
+    assert page.evaluate("navigator.clipboard.readText()") == secret
+    shots = README_SHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else SHOTS
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "console-keys.png"))
+    # The copied key is the key made: it works, with exactly the two scopes.
+    status, _, current = api.call("GET", "/keys/current", headers=bearer(secret))
+    assert status == 200 and (current["name"], current["scopes"], current["test"]) == (name, [scopes.SEND, scopes.READ], False)
+
+    # Listed, newest first, never with its secret; "never" used until the call above, which the list shows on return.
+    row = page.locator("#keyRows tr", has_text=name)
+    expect(page.locator("#keyRows tr").first).to_contain_text(name)
+    expect(cells_of(row).nth(1)).to_have_text(current["prefix"])
+    assert secret.startswith(current["prefix"].rstrip("…")) and len(current["prefix"]) < len(secret) // 2
+    expect(cells_of(row).nth(2)).to_have_text(f"{scopes.SEND}, {scopes.READ}")
+    expect(cells_of(row).nth(3)).to_have_text("live")
+    expect(cells_of(row).nth(6)).to_have_text("never")  # expires
+    expect(cells_of(row).nth(7)).to_have_text("active")
+    # Leaving the panel takes the key off the page; back on it, the list shows the key's last use.
+    page.click("#showMessages")
+    expect(page.locator("#messagesView")).to_be_visible()
+    page.click("#showKeys")
+    expect(shown).to_be_hidden()
+    expect(field).to_have_value("")
+    assert secret not in page.content()
+    expect(cells_of(row).nth(5)).not_to_have_text("never")
+    expect(cells_of(row).nth(5)).not_to_be_empty()
+
+    # Revoke asks first, naming the key; Cancel changes nothing.
+    row.get_by_role("button", name=f"Revoke the key {name}").click()
+    dialog = page.locator("#revokeDialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text(f"“{name}”")
+    expect(dialog).to_contain_text(current["prefix"])
+    page.click("#cancelRevoke")
+    expect(dialog).to_be_hidden()
+    expect(cells_of(row).nth(7)).to_have_text("active")
+    row.get_by_role("button", name=f"Revoke the key {name}").click()
+    expect(dialog).to_be_visible()
+    with page.expect_response(lambda r: r.request.method == "DELETE") as revoked:
+        page.click("#confirmRevoke")
+    assert revoked.value.status == 204
+    expect(dialog).to_be_hidden()
+    expect(row).to_have_attribute("data-state", "revoked")
+    expect(cells_of(row).nth(7)).to_contain_text("revoked")
+    expect(row.get_by_role("button", name=f"Revoke the key {name}")).to_have_count(0)
+    expect(page.locator("#keyStatus")).to_contain_text(f"Key “{name}” revoked")
+    assert [p for m, p in tab.paths(stage.origin) if m == "DELETE"] == [f"/api/keys/{current['id']}"]
+    # Revoked for real: once API Gateway's cached answer for it is gone, the key is refused.
+    stack.key_check.forget()
+    assert api.call("GET", "/keys/current", headers=bearer(secret))[0] == 401
+
+    assert not any(secret in line for line in tab.console)
+    assert not_in_storage(page, secret)
+    assert tab.errors == []
+
+
+def test_a_read_only_key_reads_the_history_and_is_offered_nothing_else(tab, stack, stage):
+    tag = uuid.uuid4().hex[:8]
+    text = f"read only {tag}"
+    assert Http(stack.app_url).call("POST", "/sms", {"to": SUCCESS, "body": text})[0] == 202
+    made = make_key(stack, f"dashboard {tag}", [scopes.READ])
+    page = tab.page
+    page.goto(f"{stage.url}/")
+    expect(page.locator("#views")).to_be_visible()  # the keyless make-dev caller may manage keys
+    page.fill("#apiKey", made["key"])
+    info = page.locator("#keyInfo")
+    expect(info).to_contain_text(f"Key in use: dashboard {tag} · {made['prefix']} · live · scopes: {scopes.READ}")
+    expect(page.locator("#sendDenied")).to_have_text("This key cannot send: it lacks messages:send.")
+    expect(page.locator("#send")).to_be_hidden()
+    expect(page.locator("#batchDenied")).to_have_text("This key cannot send a batch: it lacks messages:send.")
+    expect(page.locator("#batch")).to_be_hidden()
+    expect(page.locator("#views")).to_be_hidden()
+    expect(page.locator("#showKeys")).to_be_hidden()
+    expect(page.locator("#keysView")).to_be_hidden()
+    expect(page.locator("#testBadge")).to_be_hidden()
+    expect(page.locator("#historyDenied")).to_be_hidden()
+    row = row_of(page, text)
+    expect(row).to_have_count(1)
+    expect(row.locator("td").nth(5)).to_have_text("delivered")
+    # The conversation opens, without "Write to this number".
+    row.get_by_role("button", name="Conversation with").click()
+    expect(page.locator("#thread")).to_be_visible()
+    expect(page.locator("#threadList")).to_contain_text(text)
+    expect(page.locator("#threadWrite")).to_be_hidden()
+    page.keyboard.press("Escape")
+    # The page goes on reading the history with the key.
+    with page.expect_request(lambda r: "/api/messages?" in r.url) as polled:
+        pass
+    assert polled.value.headers.get("authorization") == f"Bearer {made['key']}"
+
+    used = [p for _, p in tab.paths(stage.origin)]
+    asked_more = [p for p in used if p.endswith(("/sms", "/mms", "/media")) or p.startswith("/api/batches")
+                  or (p.startswith("/api/keys") and p != "/api/keys/current")]
+    assert asked_more == [] and "/api/keys/current" in used
+    assert not any("x-api-key" in r.headers for r in tab.requests)
+    assert tab.errors == []
+
+
+def test_a_test_key_says_nothing_is_sent_and_makes_only_test_keys(tab, stack, stage):
+    tag = uuid.uuid4().hex[:8]
+    made = make_key(stack, f"ci {tag}", [scopes.SEND, scopes.READ, scopes.KEYS], test=True)
+    page = tab.page
+    # No clipboard here (as on a page served over plain http from another host): Copy selects the key instead.
+    page.add_init_script("Object.defineProperty(navigator, 'clipboard', {value: undefined})")
+    page.goto(f"{stage.url}/")
+    page.fill("#apiKey", made["key"])
+    expect(page.locator("#testBadge")).to_be_visible()
+    expect(page.locator("#testBadge")).to_have_text("test key: nothing is sent")
+    expect(page.locator("#keyInfo")).to_contain_text(f"ci {tag} · {made['prefix']} · test")
+    assert made["prefix"].startswith("sk_test_")
+
+    # A send through the form settles as AWS's simulator would, and reaches no provider.
+    text = f"test key {tag}"
+    send(page, SUCCESS, text)
+    expect(page.locator("#result")).to_have_attribute("data-status", "delivered")
+    expect(row_of(page, text)).to_have_count(1)
+    assert sent_bodies(stack, text) == []
+
+    # The Keys panel: only its own scopes may be ticked, and "test key" is forced on.
+    page.click("#showKeys")
+    boxes = page.locator("#scopeList input[type=checkbox]")
+    allowed = {scopes.SEND, scopes.READ, scopes.KEYS}
+    assert boxes.evaluate_all("bs => bs.map(b => [b.value, b.disabled])") == \
+        [[s, s not in allowed] for s in scopes.SCOPES]
+    expect(page.get_by_label(scopes.WEBHOOKS)).to_be_disabled()
+    expect(page.locator("#scopeList label", has_text=scopes.WEBHOOKS)).to_contain_text("the key in use lacks it")
+    expect(page.locator("#keyTest")).to_be_checked()
+    expect(page.locator("#keyTest")).to_be_disabled()
+    expect(page.locator("#keyTest-note")).to_be_visible()
+    page.fill("#keyName", f"ci child {tag}")
+    page.get_by_label(scopes.READ).check()
+    expires = date.today() + timedelta(days=365)
+    page.fill("#keyExpires", expires.isoformat())
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/api/keys")) as asked:
+        page.click("#createKey")
+    assert asked.value.headers.get("authorization") == f"Bearer {made['key']}"
+    # The key ends at the start of the chosen day, the browser's own time.
+    asked_for = json.loads(asked.value.post_data)
+    assert (asked_for["scopes"], asked_for["test"]) == ([scopes.READ], True)
+    assert page.evaluate("s => { const d = new Date(s); return [d.getFullYear(), d.getMonth() + 1, d.getDate(), "
+                         "d.getHours(), d.getMinutes()]; }", asked_for["expiresAt"]) == \
+        [expires.year, expires.month, expires.day, 0, 0]
+    field = page.locator("#newKeyValue")
+    expect(field).to_have_value(re.compile(r"^sk_test_"))
+    child = field.input_value()
+    hygiene.keys.add(child)
+    page.click("#copyKey")
+    expect(page.locator("#copyStatus")).to_contain_text("The key is selected")
+    expect(field).to_be_focused()
+    assert selected_text(page, "#newKeyValue") == child
+    row = page.locator("#keyRows tr", has_text=f"ci child {tag}")
+    expect(cells_of(row).nth(3)).to_have_text("test")
+    expect(cells_of(row).nth(6)).to_contain_text(str(expires.year))
+    # The key in use is marked in the list.
+    expect(page.locator("#keyRows tr", has_text=f"ci {tag}").filter(has_text="(in use here)")).to_have_count(1)
+    # Entering another key takes the new one off the page.
+    page.fill("#apiKey", "")
+    expect(page.locator("#newKey")).to_be_hidden()
+    expect(page.locator("#testBadge")).to_be_hidden()
+    assert not any(child in line or made["key"] in line for line in tab.console)
+    assert tab.errors == []
+
+
+@pytest.fixture
+def keys_required(stack):
+    """The stage refuses requests without a key (``make dev REQUIRE_KEYS=1``, and every deployed stage), for one
+    test; the returned key has every scope."""
+    made = make_key(stack, f"console admin {uuid.uuid4().hex[:8]}", list(scopes.SCOPES))
+    stack.key_check.require_keys = True
+    try:
+        yield made
+    finally:
+        stack.key_check.require_keys = False
+
+
+def test_where_keys_are_required_the_page_asks_for_one_and_says_when_it_is_refused(tab, stage, keys_required):
+    page = tab.page
+    page.clock.install()  # the page's timers (its 3-second poll, the key field's pause) run when the test says
+    page.goto(f"{stage.url}/")
+    error, key = page.locator("#apiKey-error"), page.locator("#apiKey")
+    expect(error).to_have_text("This stage needs an API key: enter one.")
+    expect(key).to_have_attribute("aria-invalid", "true")
+    assert "apiKey-error" in key.get_attribute("aria-describedby").split()
+    refused = "The key was refused, so this page cannot {}. Enter a valid key for this stage."
+    expect(page.locator("#sendDenied")).to_have_text(refused.format("send"))
+    expect(page.locator("#historyDenied")).to_have_text(refused.format("read messages"))
+    expect(page.locator("#views")).to_be_hidden()
+    page.clock.run_for(10_000)  # three polls' time: a refused key is not tried again and again
+    # A key that is no key of the stage: refused, in the key field.
+    page.fill("#apiKey", "sk_live_" + "a" * 16 + "_" + "b" * 49)
+    page.clock.run_for(1_000)
+    expect(error).to_have_text("This key was refused: it is not a key of this stage, or it was revoked or has expired.")
+    page.clock.run_for(10_000)
+    # The stage's key: the page opens up.
+    page.fill("#apiKey", keys_required["key"])
+    page.clock.run_for(1_000)
+    expect(page.locator("#keyInfo")).to_contain_text(keys_required["name"])
+    expect(error).to_be_hidden()
+    expect(key).not_to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#send")).to_be_visible()
+    expect(page.locator("#sendDenied")).to_be_hidden()
+    expect(page.locator("#views")).to_be_visible()
+    expect(page.locator("#updated")).to_contain_text("Updated")
+    # Until a key was accepted the page asked only what a key may do: nothing it knew would be refused.
+    refused_calls = [r for r in tab.requests if "/api/" in r.url and not r.url.endswith("/api/")
+                     and r.headers.get("authorization") != f"Bearer {keys_required['key']}"]
+    assert {urlsplit(r.url).path for r in refused_calls} == {"/api/keys/current"}
+    assert [e for e in tab.errors if "401" not in e] == []

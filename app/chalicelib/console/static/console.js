@@ -22,13 +22,18 @@ const OTHER_TYPES = ["image/tiff", "video/mp4", "video/3gpp", "video/quicktime",
 for (const t of OTHER_TYPES) MEDIA_LIMITS[t] = MEDIA_LIMITS[t] || OTHER_LIMIT;
 
 // ---- the API key: in this tab's sessionStorage only -------------------------------------------
+// The key goes out only in `Authorization: Bearer <key>`, and only when one was entered (under `make dev`
+// a request without a key acts with every scope). It is never written to localStorage, the URL or the log.
 const KEY_STORE = "sms-console-api-key";
 $("apiKey").value = sessionStorage.getItem(KEY_STORE) || "";
+let keyTimer = null;
 $("apiKey").addEventListener("input", () => {
   if ($("apiKey").value) sessionStorage.setItem(KEY_STORE, $("apiKey").value);
   else sessionStorage.removeItem(KEY_STORE);
   clearError("apiKey");
-  refresh();
+  clearNewKey();
+  clearTimeout(keyTimer);
+  keyTimer = setTimeout(checkKey, 300);  // once typing pauses, not per character
 });
 
 function newKey() {
@@ -47,7 +52,7 @@ class Unreachable extends Error {}
 async function call(method, path, body, idempotencyKey) {
   const h = {};
   if (body) h["Content-Type"] = "application/json";
-  if ($("apiKey").value) h["x-api-key"] = $("apiKey").value;
+  if ($("apiKey").value) h["Authorization"] = "Bearer " + $("apiKey").value;
   if (idempotencyKey) h["Idempotency-Key"] = idempotencyKey;
   let response;
   try {
@@ -58,9 +63,14 @@ async function call(method, path, body, idempotencyKey) {
   let data = {};
   try { data = await response.json(); } catch (err) { data = {}; }
   if (!response.ok) {
+    if (response.status === 401) {  // no key, or one that is unknown, revoked or expired: the key field's error
+      throw new ApiError(401, {code: "Unauthorized", field: "apiKey", message: $("apiKey").value ?
+        "This key was refused: it is not a key of this stage, or it was revoked or has expired." :
+        "This stage needs an API key: enter one."});
+    }
     if (data.error) throw new ApiError(response.status, data.error);
-    if (response.status === 401 || response.status === 403) {
-      throw new ApiError(response.status, {message: "The API key is missing or was refused. Enter the key for this stage.", field: "apiKey"});
+    if (response.status === 403) {
+      throw new ApiError(403, {code: "InsufficientScope", message: "This key may not do this."});
     }
     if (response.status >= 500) throw new Unreachable("The service is not answering properly (" + response.status + "). Try again shortly.");
     throw new ApiError(response.status, {message: data.message || ("The service answered " + response.status + ".")});
@@ -68,20 +78,112 @@ async function call(method, path, body, idempotencyKey) {
   return data;
 }
 
+// ---- what the key may do: GET keys/current ---------------------------------------------------------
+// The same scopes as app/chalicelib/keys/scopes.py SCOPES, in its order.
+const SEND = "messages:send", READ = "messages:read", KEYS = "keys:manage";
+const SCOPES = [
+  [SEND, "send SMS, MMS, media and batches"],
+  [READ, "read messages and batches"],
+  ["opt-outs:read", "read the opt-out list"],
+  ["opt-outs:write", "add numbers to the opt-out list and remove them"],
+  ["webhooks:manage", "create, read, rotate and delete webhooks"],
+  [KEYS, "create, list and revoke keys"],
+];
+const SCOPE_ORDER = SCOPES.map(([scope]) => scope);
+// state: "checking" (GET keys/current on its way), "known" (its answer), "refused" (401), "unknown" (the
+// service did not answer: the page offers everything and lets the API decide).
+let who = {state: "checking", scopes: []};
+let checks = 0, listedFor = null;
+function known(scope) { return who.state === "known" && who.scopes.includes(scope); }
+function may(scope) { return who.state === "unknown" || known(scope); }
+function reading() { return (who.state === "known" || who.state === "unknown") && may(READ); }
+function ordered(scopes) { return SCOPE_ORDER.filter((s) => scopes.includes(s)); }
+async function checkKey() {
+  const mine = ++checks;
+  who = {state: "checking", scopes: []};
+  $("keyInfo").textContent = "Checking the key…";
+  let state;
+  try {
+    const key = await call("GET", "keys/current");
+    state = {state: "known", id: key.id, name: key.name, prefix: key.prefix, test: !!key.test,
+             scopes: ordered(key.scopes || [])};
+  } catch (err) {
+    if (mine !== checks) return;
+    if (err instanceof ApiError && err.field === "apiKey") {
+      state = {state: "refused", scopes: []};
+      showError("apiKey", err.message, false);
+    } else {
+      state = {state: "unknown", scopes: [], why: err.message};
+    }
+  }
+  if (mine !== checks) return;  // the key changed meanwhile: that check decides
+  if (state.state !== "refused") clearError("apiKey");
+  who = state;
+  if (listedFor !== $("apiKey").value) {  // another key sees other messages (a test key only test ones)
+    listedFor = $("apiKey").value;
+    firstPage = []; older = []; olderNext = null; firstNext = null; byId.clear(); lastOk = null;
+    $("updated").textContent = ""; render();
+  }
+  applyKey();
+  if (reading()) refresh();
+  if (keysShown()) loadKeys();
+}
+function refusedKey(err) {  // a 401 after the check: the key was revoked or expired meanwhile
+  if (who.state === "refused") return;
+  who = {state: "refused", scopes: []};
+  showError("apiKey", err.message, false);
+  applyKey();
+}
+function gate(parts, denied, scope, what) {
+  const ok = may(scope);
+  for (const part of parts) part.hidden = !ok;
+  denied.hidden = ok;
+  denied.textContent = ok ? "" : who.state === "refused" ?
+    "The key was refused, so this page cannot " + what + ". Enter a valid key for this stage." :
+    "This key cannot " + what + ": it lacks " + scope + ".";
+}
+function applyKey() {
+  if (who.state === "checking") return;
+  if (who.state === "known") {
+    $("keyInfo").textContent = "Key in use: " + who.name + (who.prefix ? " · " + who.prefix : "") + " · " +
+      (who.test ? "test" : "live") + " · scopes: " + (who.scopes.join(", ") || "none");
+  } else if (who.state === "unknown") {
+    $("keyInfo").textContent = "The key could not be checked: " + who.why;
+  } else {
+    $("keyInfo").textContent = "";
+  }
+  $("testBadge").hidden = !(who.state === "known" && who.test);
+  gate([$("send")], $("sendDenied"), SEND, "send");
+  gate([$("batch"), $("batchProgress")], $("batchDenied"), SEND, "send a batch");
+  gate([$("historyBody")], $("historyDenied"), READ, "read messages");
+  $("threadWrite").hidden = !may(SEND);
+  $("views").hidden = !known(KEYS);
+  if (!known(KEYS) && keysShown()) showView("messages");
+  if (keysShown()) applyKeyForm();
+  if (!reading()) setNotice("");
+}
+
 // ---- field errors --------------------------------------------------------------------------
 const FIELD_OF = {to: "to", country: "to", body: "body", type: "type", mediaUrl: "file", contentType: "file",
-  size: "file", file: "file", apiKey: "apiKey", "x-api-key": "apiKey"};
+  size: "file", file: "file", apiKey: "apiKey"};
+// A group of checkboxes (a fieldset) is marked on its boxes: aria-invalid belongs to the controls.
+function controlsOf(id) {
+  const input = $(id);
+  return input.tagName === "FIELDSET" ? [...input.querySelectorAll("input")] : [input];
+}
 function showError(id, message, focus) {
-  const input = $(id), box = $(id + "-error");
+  const box = $(id + "-error");
   box.textContent = message; box.hidden = false;
-  input.setAttribute("aria-invalid", "true");
-  const described = (input.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
-  if (!described.includes(id + "-error")) input.setAttribute("aria-describedby", [...described, id + "-error"].join(" "));
-  if (focus) input.focus();
+  for (const input of controlsOf(id)) {
+    input.setAttribute("aria-invalid", "true");
+    const described = (input.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+    if (!described.includes(id + "-error")) input.setAttribute("aria-describedby", [...described, id + "-error"].join(" "));
+  }
+  if (focus) { const first = controlsOf(id).find((c) => !c.disabled); if (first) first.focus(); }
 }
 function clearError(id) {
   $(id + "-error").hidden = true; $(id + "-error").textContent = "";
-  $(id).removeAttribute("aria-invalid");
+  for (const input of controlsOf(id)) input.removeAttribute("aria-invalid");
 }
 function clearErrors() { for (const id of ["to", "body", "type", "file", "apiKey"]) clearError(id); }
 for (const id of ["to", "body", "type"]) $(id).addEventListener("input", () => clearError(id));
@@ -212,6 +314,7 @@ $("send").addEventListener("submit", async (event) => {
   } catch (err) {
     if (err instanceof ApiError) {
       pending = null;  // the API answered: a corrected message is a new send
+      if (err.field === "apiKey") refusedKey(err);
       const field = FIELD_OF[err.field];
       if (field) { showError(field, err.message, true); $("result").textContent = "Not sent: see the highlighted field."; }
       else $("result").textContent = "Not sent: " + err.message;
@@ -222,12 +325,12 @@ $("send").addEventListener("submit", async (event) => {
     inFlight = false;
     $("sendButton").disabled = false;
   }
-  refresh();
+  if (reading()) refresh();
 });
 
 // ---- live status of the message just sent ------------------------------------------------------
 let following = 0;
-function describe(m) {
+function describe(m, waiting = true) {
   const parts = [(m.channel || "").toUpperCase() + " to " + m.to + ": " + m.status];
   if (m.status === "failed" || m.status === "unknown") {
     const reason = reasonOf(m);
@@ -235,8 +338,8 @@ function describe(m) {
   }
   if (m.segments) parts.push(m.segments + " segment" + (m.segments === 1 ? "" : "s") + (m.encoding ? " (" + m.encoding + ")" : ""));
   if (m.priceUsd != null) parts.push("price $" + Number(m.priceUsd).toFixed(5));
-  if (!FINAL.has(m.status)) parts.push("waiting for the delivery receipt…");
-  return parts.join(" · ");
+  if (waiting && !FINAL.has(m.status)) parts.push("waiting for the delivery receipt…");
+  return parts.join(" · ") + (waiting ? "" : ".");
 }
 function reasonOf(m) {
   if (m.error && m.error.message) return m.error.message;
@@ -250,12 +353,21 @@ async function follow(message) {
   const started = Date.now();
   $("result").dataset.id = m.id;
   $("result").dataset.status = m.status;
+  if (!may(READ)) {  // its status is GET messages/{id}, which needs messages:read
+    $("result").textContent = "Accepted. " + describe(m, false) + " This key cannot read messages (it lacks " +
+      READ + "), so the page cannot follow its status.";
+    return;
+  }
   $("result").textContent = "Accepted. " + describe(m);
   while (!FINAL.has(m.status) && mine === following && Date.now() - started < 30 * 60 * 1000) {
     await new Promise((r) => setTimeout(r, delay));
     delay = Math.min(delay * 1.5, 15000);
     try { m = await call("GET", "messages/" + encodeURIComponent(m.id)); }
-    catch (err) { if (err instanceof Unreachable) { setNotice(err.message); continue; } break; }
+    catch (err) {
+      if (err instanceof Unreachable) { setNotice(err.message); continue; }
+      if (err.field === "apiKey") refusedKey(err);
+      break;
+    }
     if (mine !== following) return;
     $("result").dataset.status = m.status;
     $("result").textContent = (FINAL.has(m.status) ? "Final. " : "Accepted. ") + describe(m);
@@ -319,16 +431,20 @@ function render() {
 }
 function setNotice(text) { $("notice").textContent = text; $("notice").hidden = !text; }
 async function refresh() {
+  const mine = checks;
   try {
     const data = await call("GET", "messages?limit=20");
+    if (mine !== checks) return;  // asked with another key: its check lists the messages again
     firstPage = data.messages; firstNext = data.next || null;
     lastOk = new Date();
     setNotice("");
-    clearError("apiKey");
     $("updated").textContent = "Updated " + lastOk.toLocaleTimeString() + ".";
     render();
   } catch (err) {
+    if (mine !== checks) return;
     if (err instanceof ApiError && err.field === "apiKey") {
+      refusedKey(err);
+    } else if (err instanceof ApiError) {
       setNotice("The messages cannot be shown: " + err.message);
     } else {
       setNotice("The service cannot be reached" + (lastOk ? ". The list below is stale: last updated " + lastOk.toLocaleTimeString() + "." : ". No messages could be loaded yet."));
@@ -511,8 +627,10 @@ $("batch").addEventListener("submit", async (event) => {
     }
     progress.textContent = text;
     $("batchInput").value = ""; $("batchFile").value = ""; checkBatch();
-    await followBatch(batch.id, text);
+    if (may(READ)) await followBatch(batch.id, text);
+    else progress.textContent = text + ". This key cannot read batches (it lacks " + READ + "), so the page cannot follow its progress.";
   } catch (err) {
+    if (err instanceof ApiError && err.field === "apiKey") refusedKey(err);
     progress.textContent = "Batch not sent: " + err.message;
   } finally {
     batchInFlight = false; checkBatch();
@@ -537,15 +655,226 @@ async function followBatch(id, intro) {
     progress.dataset.state = b.done ? "done" : "running";
     const head = document.createElement("p"); head.textContent = intro;
     progress.replaceChildren(head, bar, p);
-    if (b.done) { refresh(); return; }
+    if (b.done) { if (reading()) refresh(); return; }
     await new Promise((r) => setTimeout(r, 1000));
   }
 }
 
+// ---- the Keys panel (keys:manage) -------------------------------------------------------------------
+function keysShown() { return !$("keysView").hidden; }
+function showView(name) {
+  const keys = name === "keys";
+  $("keysView").hidden = !keys;
+  $("messagesView").hidden = keys;
+  $("showKeys").setAttribute("aria-pressed", String(keys));
+  $("showMessages").setAttribute("aria-pressed", String(!keys));
+  if (keys) { applyKeyForm(); loadKeys(); }
+  else { clearNewKey(); $("keyStatus").textContent = ""; if (reading()) refresh(); }
+}
+$("showKeys").addEventListener("click", () => showView("keys"));
+$("showMessages").addEventListener("click", () => showView("messages"));
+
+function buildScopes() {
+  const boxes = SCOPES.map(([scope, what]) => {
+    const label = document.createElement("label");
+    label.className = "check";
+    const box = document.createElement("input");
+    box.type = "checkbox"; box.value = scope; box.name = "scope";
+    box.setAttribute("aria-describedby", "keyScopes-error");
+    box.addEventListener("change", () => clearError("keyScopes"));
+    const name = document.createElement("span"); name.className = "scope"; name.textContent = scope;
+    const hint = document.createElement("span"); hint.className = "hint"; hint.textContent = " — " + what;
+    const lacking = document.createElement("span"); lacking.className = "hint lacking"; lacking.hidden = true;
+    lacking.textContent = " (the key in use lacks it)";
+    const text = document.createElement("span");
+    text.append(name, hint, lacking);
+    label.append(box, text);
+    return label;
+  });
+  $("scopeList").replaceChildren(...boxes);
+}
+function scopeBoxes() { return [...$("scopeList").querySelectorAll("input[type=checkbox]")]; }
+// Only the scopes the key in use has may be ticked (the API refuses the others with 403); a test key
+// makes only test keys.
+function applyKeyForm() {
+  for (const box of scopeBoxes()) {
+    const lacks = !known(box.value);
+    box.disabled = lacks;
+    if (lacks) box.checked = false;
+    box.closest("label").querySelector(".lacking").hidden = !lacks;
+  }
+  const testOnly = who.state === "known" && who.test;
+  if (testOnly) $("keyTest").checked = true;
+  $("keyTest").disabled = testOnly;
+  $("keyTest-note").hidden = !testOnly;
+}
+for (const id of ["keyName", "keyTest", "keyExpires"]) $(id).addEventListener("input", () => clearError(id));
+
+// The new key is on the page only until the panel is left, another key is made or the key in use changes.
+function clearNewKey() {
+  $("newKeyValue").value = "";
+  $("newKeyName").textContent = "";
+  $("copyStatus").textContent = "";
+  $("newKey").hidden = true;
+}
+$("copyKey").addEventListener("click", async () => {
+  const field = $("newKeyValue");
+  try {
+    if (!navigator.clipboard || !navigator.clipboard.writeText) throw new Error("no clipboard");
+    await navigator.clipboard.writeText(field.value);
+    $("copyStatus").textContent = "Copied to the clipboard.";
+  } catch (err) {  // no clipboard access (an insecure origin, or permission refused): select it to copy by hand
+    field.focus();
+    field.select();
+    $("copyStatus").textContent = "The key is selected: press Ctrl+C (⌘C on a Mac) to copy it.";
+  }
+});
+
+// The start of the chosen day, the browser's time, as the API takes it (ISO 8601 in UTC).
+function startOfDay(value) {
+  const [y, m, d] = value.split("-").map(Number);
+  const at = new Date(y, m - 1, d);
+  return isNaN(at) ? null : at.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+const KEY_FIELD_OF = {name: "keyName", scopes: "keyScopes", test: "keyTest", expiresAt: "keyExpires"};
+function clearKeyErrors() { for (const id of Object.values(KEY_FIELD_OF)) clearError(id); }
+let keyPending = null;  // {fingerprint, key}: a retry after a lost answer reuses its Idempotency-Key
+let keyInFlight = false;
+$("keyForm").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (keyInFlight) return;
+  clearKeyErrors();
+  clearNewKey();
+  const name = $("keyName").value.trim();
+  const scopes = scopeBoxes().filter((b) => b.checked && !b.disabled).map((b) => b.value);
+  const test = $("keyTest").checked, expires = $("keyExpires").value;
+  if (!name) return showError("keyName", "Give the key a name: say what it is for.", true);
+  if (!scopes.length) return showError("keyScopes", "Choose at least one scope.", true);
+  const request = {name, scopes, test};
+  if (expires) {
+    const at = startOfDay(expires);
+    if (!at || new Date(at) <= new Date()) return showError("keyExpires", "Choose a day after today, or leave it empty.", true);
+    request.expiresAt = at;
+  }
+  const fingerprint = JSON.stringify(request);
+  if (!keyPending || keyPending.fingerprint !== fingerprint) keyPending = {fingerprint, key: newKey()};
+  keyInFlight = true;
+  $("createKey").disabled = true;
+  $("keyStatus").textContent = "Creating the key…";
+  try {
+    const made = await call("POST", "keys", request, keyPending.key);
+    keyPending = null;
+    if (made.key) {
+      $("newKeyValue").value = made.key;
+      $("newKeyName").textContent = "“" + made.name + "” (" + (made.test ? "test" : "live") + ")";
+      $("newKey").hidden = false;
+      $("keyStatus").textContent = "Key “" + made.name + "” created. Copy it now: it will not be shown again.";
+      $("keyForm").reset();
+      applyKeyForm();
+    } else {  // a replay of a request whose answer was lost: the key was shown to nobody
+      $("keyStatus").textContent = "The key “" + made.name + "” was made by an earlier try whose answer was lost, " +
+        "so it cannot be shown. Revoke it and make another.";
+    }
+  } catch (err) {
+    if (err instanceof ApiError) {
+      keyPending = null;
+      if (err.field === "apiKey") refusedKey(err);
+      const field = err.field === "apiKey" ? "apiKey" : KEY_FIELD_OF[err.field];
+      if (field) { showError(field, err.message, true); $("keyStatus").textContent = "No key made: see the highlighted field."; }
+      else $("keyStatus").textContent = "No key made: " + err.message;
+    } else {
+      $("keyStatus").textContent = "No key made: " + err.message + " Trying again is safe: it will not make two.";
+    }
+  } finally {
+    keyInFlight = false;
+    $("createKey").disabled = false;
+  }
+  loadKeys();
+});
+
+let keyList = [];
+function keyState(k) {
+  if (k.revokedAt) return "revoked";
+  if (k.expiresAt && new Date(k.expiresAt) <= new Date()) return "expired";
+  return "active";
+}
+function renderKeys() {
+  const rows = keyList.map((k) => {
+    const tr = document.createElement("tr");
+    const state = keyState(k);
+    tr.dataset.id = k.id; tr.dataset.state = state;
+    if (state !== "active") tr.className = state;
+    const name = cell(k.name, "Name");
+    if (who.state === "known" && k.id === who.id) {
+      const mark = document.createElement("span"); mark.className = "hint"; mark.textContent = " (in use here)";
+      name.append(mark);
+    }
+    const status = cell(state === "revoked" ? "revoked " + localTime(k.revokedAt) : state, "Status", "key-" + state);
+    const action = document.createElement("td");
+    if (state !== "revoked") {
+      const button = document.createElement("button");
+      button.type = "button"; button.className = "revoke"; button.textContent = "Revoke";
+      button.setAttribute("aria-label", "Revoke the key " + k.name + " (" + k.prefix + ")");
+      button.addEventListener("click", () => askRevoke(k));
+      action.append(button);
+    }
+    tr.append(name, cell(k.prefix, "Prefix", "prefix"), cell(ordered(k.scopes || []).join(", "), "Scopes"),
+              cell(k.test ? "test" : "live", "Kind"), cell(localTime(k.createdAt), "Created"),
+              cell(k.lastUsedAt ? localTime(k.lastUsedAt) : "never", "Last used"),
+              cell(k.expiresAt ? localTime(k.expiresAt) : "never", "Expires"), status, action);
+    return tr;
+  });
+  $("keyRows").replaceChildren(...rows);
+}
+let keyLoads = 0;
+async function loadKeys() {
+  if (!known(KEYS)) return;
+  const mine = ++keyLoads;
+  try {
+    const data = await call("GET", "keys");
+    if (mine !== keyLoads) return;
+    keyList = (data.keys || []).slice().sort((a, b) =>
+      (b.createdAt || "").localeCompare(a.createdAt || "") || b.id.localeCompare(a.id));
+    renderKeys();
+  } catch (err) {
+    if (err instanceof ApiError && err.field === "apiKey") refusedKey(err);
+    else $("keyStatus").textContent = "The keys cannot be listed: " + err.message;
+  }
+}
+
+// Revoking asks first, in a dialog that names the key.
+let revoking = null;
+function askRevoke(k) {
+  revoking = k;
+  const own = who.state === "known" && k.id === who.id;
+  $("revokeText").textContent = "Revoke the key “" + k.name + "” (" + k.prefix + ", " + (k.test ? "test" : "live") +
+    ")? Whatever uses it is refused within a minute. This cannot be undone." +
+    (own ? " It is the key this page is using: the page will be refused too." : "");
+  $("revokeDialog").returnValue = "";
+  $("revokeDialog").showModal();
+}
+$("revokeDialog").addEventListener("close", async () => {
+  const k = revoking;
+  revoking = null;
+  if (!k || $("revokeDialog").returnValue !== "revoke") return;
+  $("keyStatus").textContent = "Revoking “" + k.name + "”…";
+  try {
+    await call("DELETE", "keys/" + encodeURIComponent(k.id));
+    $("keyStatus").textContent = "Key “" + k.name + "” revoked: it stops working within a minute.";
+  } catch (err) {
+    if (err instanceof ApiError && err.field === "apiKey") refusedKey(err);
+    $("keyStatus").textContent = "Not revoked: " + err.message;
+  }
+  loadKeys();
+});
+
 updateMedia();
 checkBatch();
-refresh();
+buildScopes();
+checkKey();
 setInterval(() => {
+  if (who.state === "unknown") { checkKey(); return; }  // the service was away: ask again what the key may do
+  if (!reading() || keysShown()) return;
   refresh();
   if (lastOk && Date.now() - lastOk > 15000 && $("notice").hidden) setNotice("The list may be stale: last updated " + lastOk.toLocaleTimeString() + ".");
 }, 3000);
