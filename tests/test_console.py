@@ -567,7 +567,11 @@ def test_the_keys_panel_makes_a_key_shown_once_lists_it_and_revokes_it_after_ask
     assert page.evaluate("navigator.clipboard.readText()") == secret
     shots = README_SHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else SHOTS
     shots.mkdir(parents=True, exist_ok=True)
+    # The picture shows the field with a stand-in, never a real key (even a dead local one).
+    field.evaluate("(input, shown) => { input.dataset.real = input.value; input.value = shown; }",
+                   "sk_live_" + "x" * 16 + "_" + "…")
     page.screenshot(path=str(shots / "console-keys.png"))
+    field.evaluate("input => { input.value = input.dataset.real; delete input.dataset.real; }")
     # The copied key is the key made: it works, with exactly the two scopes.
     status, _, current = api.call("GET", "/keys/current", headers=bearer(secret))
     assert status == 200 and (current["name"], current["scopes"], current["test"]) == (name, [scopes.SEND, scopes.READ], False)

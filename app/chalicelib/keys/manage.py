@@ -186,7 +186,7 @@ def current(caller: Caller, settings: Settings) -> dict:
     """``GET /keys/current``: the calling key. Under ``make dev`` a request without a key is the local
     stack's own, which has no item."""
     if caller.key_id == LOCAL_KEY_ID or not settings.keys_table:
-        return {"id": caller.key_id, "name": "make dev (no key sent)", "scopes": list(caller.scopes),
+        return {"id": caller.key_id, "name": "make dev (no key sent)", "scopes": [s for s in SCOPES if s in caller.scopes],
                 "test": caller.test, "prefix": None, "createdAt": None, "expiresAt": None, "lastUsedAt": None,
                 "revokedAt": None}
     return get(caller.key_id, settings)

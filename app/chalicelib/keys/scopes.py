@@ -1,5 +1,5 @@
 """Which routes each scope opens: the one table the authorizer's policy, the routes' own check, the OpenAPI
-document and the console follow (``tests/test_keys_scopes.py`` holds them to it in both directions).
+document and the console follow (``tests/test_keys.py``, ``tests/test_openapi.py`` and ``tests/test_console.py`` hold them to it).
 
 Every protected route needs exactly one scope. ``GET /keys/current`` (the calling key itself) is open to any
 valid key; ``GET /health``, ``/``, ``/favicon.ico`` and ``/openapi.json`` need no key at all.
