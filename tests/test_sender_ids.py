@@ -91,10 +91,15 @@ def test_sns_sender_ids(client, aws_env, to, request_sender_id, sent_sender_id):
 
 def test_an_mms_never_goes_from_a_sender_id(client, eum, put_media):
     url = put_media()
+    # An MMS always goes from the stage's identity: a senderId is a field POST /mms does not define, refused by
+    # name before anything is sent (the eum Stubber holds no response: no SendMediaMessage was made).
+    refused = post(client, "/mms", {"to": US, "mediaUrl": url, "senderId": "ACME"})
+    assert refused.status_code == 400
+    assert body_of(refused)["error"]["field"] == "senderId"
     eum.add_response("send_media_message", {"MessageId": "mms-1"}, {
         "DestinationPhoneNumber": US, "OriginationIdentity": IDENTITY, "MediaUrls": [url],
         "ConfigurationSetName": "sms-sender-test", "Context": ANY})
-    assert post(client, "/mms", {"to": US, "mediaUrl": url, "senderId": "ACME"}).status_code == 202
+    assert post(client, "/mms", {"to": US, "mediaUrl": url}).status_code == 202
 
 
 def test_a_batch_item_gets_the_same_sender_id_errors(client, aws_env):

@@ -72,7 +72,7 @@ class NotConfigured(MessagingError):
 class Unavailable(MessagingError):
     """Not now, and nothing was done: retry shortly (with the same Idempotency-Key)."""
 
-    def __init__(self, message: str, retry_after: int = 1):
+    def __init__(self, message: str = "Not now, and nothing was done; retry shortly.", retry_after: int = 1):
         super().__init__("Unavailable", message, retry_after=retry_after)
 
 
