@@ -57,10 +57,12 @@ def sns_receipt(entry: dict, delivered: bool, parts: int) -> str:
 
 
 def eum_receipts(entry: dict, delivered: bool, parts: int, origination: str,
-                 context: dict | None = None) -> list[str]:
+                 context: dict | None = None, expired: bool = False) -> list[str]:
     """End User Messaging events for one send: a pending event, then the final one. Each carries
-    the send's ``Context`` as ``context``, unchanged, as the event format documents."""
+    the send's ``Context`` as ``context``, unchanged, as the event format documents. ``expired``: the
+    send's TimeToLive ran out before the hand-off, so the final event is ``<TEXT|MEDIA>_TTL_EXPIRED``."""
     kind = "TEXT" if entry["channel"] == "sms" else "MEDIA"
+    delivered = delivered and not expired
     price = (SMS_PRICE_USD * parts if kind == "TEXT" else MMS_PRICE_USD) if delivered else 0.0
     now = int(time.time() * 1000)
     try:
@@ -80,8 +82,12 @@ def eum_receipts(entry: dict, delivered: bool, parts: int, origination: str,
         data.update({"totalMessageParts": parts, "totalMessagePrice": round(price, 5), "totalCarrierFee": 0.0})
         return json.dumps(data)
 
-    final = (event("DELIVERED", True, "Message has been accepted by phone", now) if delivered else
-             event("CARRIER_UNREACHABLE", True, "Phone carrier is currently unreachable/unavailable", now))
+    if expired:  # the user guide: "the time it takes to deliver the message exceeds the TTL value"
+        final = event("TTL_EXPIRED", True, "The message was not handed off before its TimeToLive ran out", now)
+    elif delivered:
+        final = event("DELIVERED", True, "Message has been accepted by phone", now)
+    else:
+        final = event("CARRIER_UNREACHABLE", True, "Phone carrier is currently unreachable/unavailable", now)
     return [event("PENDING", False, "Message is pending delivery", now - 10), final]
 
 
@@ -95,6 +101,7 @@ class Receipts:
     def __init__(self, *, emulator, logs, ingest, sns_groups: tuple[str, str], events_group: str,
                  origination: str, delay: float = 0.3, retry_delays: tuple[float, ...] = (1.0, 2.0)):
         self.logs, self.ingest = logs, ingest
+        self._standin = getattr(emulator, "sms_voice", None)  # which sends' TimeToLive ran out
         self.sns_groups, self.events_group, self.origination = sns_groups, events_group, origination
         self.delay, self.retry_delays = delay, tuple(retry_delays)
         self.invocations = 0
@@ -183,8 +190,9 @@ class Receipts:
                 group = self.sns_groups[0] if delivered else self.sns_groups[1]
                 lines.setdefault(group, []).append(sns_receipt(entry, delivered, parts))
             else:
+                expired = self._standin is not None and entry["providerMessageId"] in self._standin.ttl_expired
                 lines.setdefault(self.events_group, []).extend(
-                    eum_receipts(entry, delivered, parts, self.origination, context))
+                    eum_receipts(entry, delivered, parts, self.origination, context, expired))
         for group, group_lines in lines.items():
             now = int(time.time() * 1000)
             self.logs.put_log_events(logGroupName=group, logStreamName="local",

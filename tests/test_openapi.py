@@ -136,8 +136,10 @@ def source_codes() -> dict[int, set[str]]:
                                 unresolved.append(f"{path.name}:{node.lineno} ({where})")
                                 continue
                             codes = DYNAMIC_CODES[key]()
-                    else:
-                        codes = {cls().code}  # a class that sets its own code, e.g. Throttled()
+                    else:  # a class that sets its own code, e.g. Throttled() or Unavailable(message)
+                        required = [p for p in parameters if inspect.signature(cls.__init__).parameters[p].default
+                                    is inspect.Parameter.empty]
+                        codes = {cls(*["-"] * len(required)).code}
                     per_status.setdefault(_status_of(cls), set()).update(codes)
                 if name == "json_response" and node.args and isinstance(node.args[0], ast.Constant):
                     status = node.args[0].value

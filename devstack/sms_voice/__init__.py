@@ -15,6 +15,6 @@ grouped by area, one module each:
 - ``standin``: the class, composed of the three areas, and ``respond()``, one call off the wire.
 
 May import: ``model`` nothing of the package; ``opt_outs`` ``model``; ``two_way`` ``model`` and ``opt_outs``;
-``sending`` ``model``; ``standin`` all of them. This ``__init__`` imports nothing, so no module imports back
-into it (import ``devstack.sms_voice.standin`` for the class).
+``sending`` ``model`` (and, outside the package, the local receipts' prices); ``standin`` all of them. This
+``__init__`` imports nothing, so no module imports back into it (import ``devstack.sms_voice.standin`` for the class).
 """

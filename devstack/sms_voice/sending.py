@@ -11,16 +11,27 @@ As the API reference has it:
 - ``DryRun``: "the message is checked and validated, but isn't sent to the end recipient. You are not charged
   for using DryRun." A dry run is validated like any send and answers a MessageId, but reaches no outbox and
   makes no delivery events.
+- ``MaxPrice``: "If the calculated amount to send the text message is greater than MaxPrice, the message is
+  not sent and an error is returned." The amount here is the local receipts' price per message part
+  (``receipts.SMS_PRICE_USD``, ``receipts.MMS_PRICE_USD``); above the cap the send is refused with
+  ValidationException ``PRICE_OVER_THRESHOLD`` (a reason in the model's ValidationExceptionReason), a dry
+  run too, and nothing reaches the outbox.
+- ``TimeToLive``: "If the messages isn't handed off before the TTL expires we stop attempting to hand off the
+  message and return TTL_EXPIRED event." The local carrier hands a message off ``handoff_seconds`` after it
+  was accepted (0 unless a test raises it); a send whose TimeToLive is shorter is accepted, and its final
+  event is ``TEXT_TTL_EXPIRED`` / ``MEDIA_TTL_EXPIRED`` (``ttl_expired`` holds its MessageId).
 """
 from __future__ import annotations
 
 import re
 import uuid
+from decimal import Decimal
 
 import phonenumbers
 
 from .. import appload  # noqa: F401  (puts chalicelib on the path)
 from chalicelib.sending.media import MAX_BYTES  # the documented MMS limits, one table for app and stand-in
+from ..receipts import MMS_PRICE_USD, SMS_PRICE_USD  # the local price per message part
 from .model import ApiError, matches, only, one_page
 
 
@@ -136,12 +147,24 @@ class Sending:
                            ResourceType="configuration-set", ResourceId=name)
 
     # -- operations ---------------------------------------------------------------------------
+    @staticmethod
+    def _within_price(p: dict, channel: str) -> None:
+        """MaxPrice: refused when a message part costs more than the cap (the local price)."""
+        cap = p.get("MaxPrice")
+        price = SMS_PRICE_USD if channel == "sms" else MMS_PRICE_USD
+        if cap is not None and Decimal(str(price)) > Decimal(cap):
+            raise ApiError("ValidationException", f"The price of this message, {price} USD per part, is over "
+                           f"MaxPrice {cap}", Reason="PRICE_OVER_THRESHOLD")
+
     def _accepted(self, p: dict, channel: str, media_url: str | None) -> dict:
+        self._within_price(p, channel)
         message_id = str(uuid.uuid4())
         self.identities.append((message_id, p.get("OriginationIdentity")))
         if p.get("DryRun"):
             self.dry_runs += 1  # validated, not sent: no outbox entry, no events
         else:
+            if p.get("TimeToLive") is not None and self.handoff_seconds > p["TimeToLive"]:
+                self.ttl_expired.add(message_id)  # accepted, and never handed off: its final event says so
             self._record_send(channel, p["DestinationPhoneNumber"], p.get("MessageBody"), media_url, message_id,
                               context=p.get("Context"))
         return {"MessageId": message_id}

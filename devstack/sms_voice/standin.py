@@ -30,6 +30,8 @@ class SmsVoiceStandIn(Sending, TwoWay, OptOutLists):
         self.pools: dict[str, dict] = {}
         self.configuration_sets: dict[str, dict] = {}
         self.dry_runs = 0  # sends validated with DryRun: none reached the outbox
+        self.handoff_seconds = 0.0  # how long the local carrier takes to hand a message off (TimeToLive)
+        self.ttl_expired: set[str] = set()  # MessageIds whose TimeToLive ran out before the hand-off
         self.identities: list[tuple[str, str | None]] = []  # (MessageId, OriginationIdentity) of each accepted send
         self.clock = time.time  # tests move it to play the 30 days of DeleteOptedOutNumber
         # name -> {"OptOutListName", "OptOutListArn", "CreatedTimestamp"} plus "numbers" (E.164 -> the

@@ -156,6 +156,11 @@ def from_aws(exc: Exception) -> MessagingError:
             return Unprocessable("MediaTypeNotSupported", "The provider does not support this media type.", field="mediaUrl")
         if reason == "MAXIMUM_SIZE_EXCEEDED":
             return Unprocessable("MediaTooLarge", "The media is larger than MMS allows.", field="mediaUrl")
+        if reason == "PRICE_OVER_THRESHOLD":  # SendTextMessage / SendMediaMessage with MaxPrice
+            return Unprocessable("PriceOverMax", (
+                "End User Messaging would charge more per message part to this destination than 'maxPriceUsd' "
+                "allows, so it did not send the message, with nothing charged. Raise 'maxPriceUsd' or leave it "
+                "out."), field="maxPriceUsd")
         if reason == "RESOURCE_NOT_ACCESSIBLE":
             return Unprocessable("MediaNotAccessible", "The provider cannot read the media object.", field="mediaUrl")
         if reason in ("SENDER_ID_NOT_REGISTERED", "SENDER_ID_NOT_SUPPORTED", "SENDER_ID_REQUIRES_REGISTRATION"):

@@ -1,7 +1,8 @@
 """Bulk sends: ``POST /batches`` validates each item, records the accepted ones as ``queued`` and
 puts them on the batch queue; the worker (``worker.py``) sends them at the stage's pace. An item to a
 number on the stage's opt-out list is rejected (``RecipientOptedOut``), and the worker checks again
-before it sends."""
+before it sends. ``validityPeriod`` and ``maxPriceUsd`` given on the batch are the default of every item
+that does not name its own (an item's own value, null included, wins)."""
 from __future__ import annotations
 
 import json
@@ -26,10 +27,11 @@ SQS_BATCH = 10  # SendMessageBatch takes at most 10 entries
 ITEM_FIELDS = validation.SMS_FIELDS | validation.MMS_FIELDS | {"channel"}
 
 
-def _parse(item, settings: Settings, checked_media: dict) -> validation.Outbound:
+def _parse(item, settings: Settings, checked_media: dict, defaults: dict | None = None) -> validation.Outbound:
     if not isinstance(item, dict):
         raise InvalidRequest("InvalidJson", "Each item of 'messages' must be a JSON object.")
     inputs.only(item, ITEM_FIELDS)
+    item = {**(defaults or {}), **item}
     channel = item.get("channel", "mms" if "mediaUrl" in item else "sms")
     if channel not in ("sms", "mms"):
         raise InvalidRequest("InvalidChannel", "'channel' must be 'sms' or 'mms'.", field="channel")
@@ -50,6 +52,14 @@ def _parse(item, settings: Settings, checked_media: dict) -> validation.Outbound
     return message
 
 
+def _defaults(data: dict) -> dict:
+    """The batch's own ``validityPeriod`` and ``maxPriceUsd``, checked as an item's are: a wrong one is a 400
+    for the whole batch, naming it."""
+    validation.validity_period(data)
+    validation.max_price(data)
+    return {name: data[name] for name in validation.LIMIT_FIELDS if data.get(name) is not None}
+
+
 def submit(data: dict, settings: Settings, caller: Caller | None = None) -> dict:
     """Validate, record and enqueue. Returns ``{"id", "accepted", "rejected": [{"index", "error"}]}``."""
     items = data.get("messages")
@@ -58,13 +68,14 @@ def submit(data: dict, settings: Settings, caller: Caller | None = None) -> dict
     if len(items) > MAX_ITEMS:
         raise InvalidRequest("BatchTooLarge", f"A batch holds at most {MAX_ITEMS} messages; this one has {len(items)}.",
                              field="messages")
+    defaults = _defaults(data)
     if not settings.batch_queue_url:
         raise NotConfigured("BatchesNotConfigured", "This stage has no batch queue (BATCH_QUEUE_URL).")
     batch_id = f"{schema.BATCH_ID_PREFIX}{uuid.uuid4()}"
     parsed, rejected, checked_media = [], [], {}
     for index, item in enumerate(items):
         try:
-            message = _parse(item, settings, checked_media)
+            message = _parse(item, settings, checked_media, defaults)
             parsed.append((index, message._replace(key_id=caller.key_id, test=caller.test) if caller else message))
         except MessagingError as err:
             rejected.append({"index": index, "error": err.as_dict()})

@@ -17,17 +17,25 @@ Faults on the way, and what each leaves (``tests/test_faults.py`` injects every 
 - DynamoDB fails after the provider answered: the outcome write is tried again, and if DynamoDB
   still refuses, the outcome goes on the batch queue for the worker to write (``worker.py``). The
   caller gets the outcome as it happened (202 ``sent``). Never a second send.
+
+A message with a ``validityPeriod`` is valid until ``validUntil`` (its ``createdAt`` plus the period).
+``deliver`` never hands a provider one whose period ran out while it waited (queued, scheduled or paced):
+it ends ``failed`` with ``Expired`` (a 422 to a caller still waiting for it). End User Messaging gets
+what is left of the period as ``TimeToLive``, and ``maxPriceUsd`` as ``MaxPrice``.
 """
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core import aws, store
-from ..core.errors import MessagingError, NotConfigured, NotFound, ProviderFailure, Throttled, Unavailable, before_send
+from ..core.errors import (MessagingError, NotConfigured, NotFound, ProviderFailure, Throttled, Unavailable,
+                           Unprocessable, before_send)
 from ..core.log import logger, mask
 from ..core.segments import segment
 from ..core.settings import Settings, get_settings
@@ -47,12 +55,18 @@ def sender(message: Outbound, settings: Settings) -> str | None:
     return settings.origination_number
 
 
+# What the send path reads the time from (seconds since the epoch); tests move it.
+clock = time.time
+
+
 def new_record(message: Outbound, settings: Settings | None = None, **extra) -> dict:
     if message.channel == "sms":
         encoding, segments = segment(message.body or "")
     else:
         encoding, segments = None, 1  # an MMS goes as one part whatever its body
-    stamp = store.now_iso()
+    created = datetime.fromtimestamp(clock(), timezone.utc)
+    stamp = store.now_iso(created)
+    period = message.validity_period
     record = {
         "id": str(uuid.uuid4()),
         "direction": store.OUTBOUND,
@@ -74,9 +88,42 @@ def new_record(message: Outbound, settings: Settings | None = None, **extra) -> 
         "senderId": message.sender_id,
         "keyId": message.key_id,
         "test": message.test,
+        "validityPeriod": period,
+        "validUntil": store.now_iso(created + timedelta(seconds=period)) if period else None,
+        "maxPriceUsd": message.max_price_usd,
     }
     record.update(extra)
     return record
+
+
+def seconds_left(record: dict) -> float | None:
+    """How long the message is still valid for (at most 0 once its period ran out), or None when it has
+    no ``validityPeriod``."""
+    until = record.get("validUntil")
+    if not until:
+        return None
+    return datetime.fromisoformat(until).timestamp() - clock()
+
+
+def expired(record: dict) -> bool:
+    left = seconds_left(record)
+    return left is not None and left <= 0
+
+
+TTL_MIN = 5  # TimeToLive's minimum in botocore's model of pinpoint-sms-voice-v2
+
+
+def expired_error(record: dict) -> Unprocessable:
+    return Unprocessable("Expired", (
+        f"The message's validityPeriod ({record.get('validityPeriod')} s) ran out at {record.get('validUntil')} "
+        "before it could be sent; it was not sent, and nothing was charged."), field="validityPeriod")
+
+
+def time_to_live(record: dict) -> int | None:
+    """End User Messaging's ``TimeToLive`` for the message: the whole seconds left of its period, at least
+    5 (the model's minimum), or None (no period: End User Messaging's default of 72 hours)."""
+    left = seconds_left(record)
+    return None if left is None else max(TTL_MIN, math.floor(left))
 
 
 # Writing the provider's answer to the record: tries after botocore's own (seconds between them).
@@ -130,6 +177,8 @@ def deliver(record: dict, settings: Settings | None = None, *, claimed: bool = F
     settings = settings or get_settings()
     expect = (store.SENDING,) if claimed else (store.QUEUED,)
     dry_run = bool(record.get("dryRun"))
+    if expired(record):  # a test key's message too: it answers as a live one would
+        _expire(record, settings, expect)
     if record.get("test"):
         return _simulate(record, settings, expect, dry_run)
     if aws.time_left() < send_seconds_needed():
@@ -159,6 +208,16 @@ def deliver(record: dict, settings: Settings | None = None, *, claimed: bool = F
     logger.info(outcome, extra={"messageId": record["id"], "to": mask(record["to"]), "channel": record["channel"],
                                 "segments": record["segments"], "providerMessageId": provider_id})
     return store.public(updated)
+
+
+def _expire(record: dict, settings: Settings, expect: tuple[str, ...]) -> None:
+    """The message's period ran out before its send: ``failed`` with ``Expired``, never sent."""
+    error = expired_error(record)
+    error.message_id = record["id"]
+    _record_outcome(record, settings, store.FAILED, expect, error=error.as_dict())
+    logger.info("not sent: validity period over", extra={"messageId": record["id"], "channel": record["channel"],
+                                                         "validUntil": record.get("validUntil")})
+    raise error
 
 
 def send_seconds_needed() -> float:
@@ -204,12 +263,14 @@ def _simulate(record: dict, settings: Settings, expect: tuple[str, ...], dry_run
 
 
 def _call_provider(record: dict, settings: Settings, dry_run: bool) -> str:
+    limits = {"time_to_live": time_to_live(record), "max_price": record.get("maxPriceUsd")}
     if record["channel"] == "sms":
         return providers.send_sms(settings, to=record["to"], body=record["body"],
                                   sms_type=record.get("type") or settings.default_sms_type,
-                                  sender_id=record.get("senderId"), message_id=record["id"], dry_run=dry_run)
+                                  sender_id=record.get("senderId"), message_id=record["id"], dry_run=dry_run,
+                                  **limits)
     return providers.send_mms(settings, to=record["to"], body=record.get("body"),
-                              media_url=record["mediaUrl"], message_id=record["id"], dry_run=dry_run)
+                              media_url=record["mediaUrl"], message_id=record["id"], dry_run=dry_run, **limits)
 
 
 def _uncertain(record: dict, settings: Settings, expect: tuple[str, ...], unknown: Exception) -> dict:

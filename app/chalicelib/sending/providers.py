@@ -5,7 +5,9 @@ Each returns the provider's message id or raises a domain error mapped by ``erro
 Every End User Messaging send carries ``Context: {"messageId": <our record id>}``; End User
 Messaging echoes it in the ``context`` field of each event it logs for the message, so the status
 ingest finds the record by our own id, with no provider-id lookup. ``dry_run`` sets ``DryRun``:
-AWS validates the message all the way and neither sends nor charges it.
+AWS validates the message all the way and neither sends nor charges it. ``time_to_live`` (seconds) and
+``max_price`` (US dollars, a decimal string) set ``TimeToLive`` and ``MaxPrice``; SNS has neither
+(validation refuses a price cap for an SNS SMS, and the send path itself keeps the validity period).
 
 A send is never repeated blindly. botocore's standard retry mode also retries a call whose
 request went out but whose answer never came (a read timeout, or the connection closed before
@@ -61,6 +63,15 @@ def _context(message_id: str | None) -> dict:
     return {"Context": {CONTEXT_KEY: message_id}} if message_id else {}
 
 
+def _limits(time_to_live: int | None, max_price: str | None) -> dict:
+    limits = {}
+    if time_to_live is not None:
+        limits["TimeToLive"] = time_to_live
+    if max_price is not None:
+        limits["MaxPrice"] = max_price
+    return limits
+
+
 def text_identity(settings: Settings, sender_id: str | None) -> str | None:
     """The OriginationIdentity of an End User Messaging SMS: the stage's origination identity,
     or the stage's own sender id where validation chose it (a destination country with sender
@@ -71,18 +82,22 @@ def text_identity(settings: Settings, sender_id: str | None) -> str | None:
 
 
 def send_sms(settings: Settings, *, to: str, body: str, sms_type: str, sender_id: str | None,
-             message_id: str | None = None, dry_run: bool = False) -> str:
+             message_id: str | None = None, dry_run: bool = False, time_to_live: int | None = None,
+             max_price: str | None = None) -> str:
     try:
         if settings.sms_provider == "sns":
             if dry_run:  # validation refuses this first; SNS has no dry run, so never send for real
                 raise InvalidRequest("DryRunNotSupported", "Amazon SNS has no dry run.", field="dryRun")
+            if max_price is not None:  # likewise: never send uncapped what was asked to be capped
+                raise InvalidRequest("MaxPriceNotSupported", "Amazon SNS has no price cap per message.",
+                                     field="maxPriceUsd")
             attributes = {"AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": sms_type.capitalize()}}
             if sender_id:
                 attributes["AWS.SNS.SMS.SenderID"] = {"DataType": "String", "StringValue": sender_id}
             response = _sender("sns").publish(PhoneNumber=to, Message=body, MessageAttributes=attributes)
         else:
             params = {"DestinationPhoneNumber": to, "MessageBody": body, "MessageType": sms_type.upper(),
-                      **_context(message_id)}
+                      **_context(message_id), **_limits(time_to_live, max_price)}
             identity = text_identity(settings, sender_id)
             if identity:
                 params["OriginationIdentity"] = identity
@@ -99,12 +114,14 @@ def send_sms(settings: Settings, *, to: str, body: str, sms_type: str, sender_id
 
 
 def send_mms(settings: Settings, *, to: str, body: str | None, media_url: str,
-             message_id: str | None = None, dry_run: bool = False) -> str:
+             message_id: str | None = None, dry_run: bool = False, time_to_live: int | None = None,
+             max_price: str | None = None) -> str:
     params = {
         "DestinationPhoneNumber": to,
         "OriginationIdentity": settings.origination_identity,
         "MediaUrls": [media_url],
         **_context(message_id),
+        **_limits(time_to_live, max_price),
     }
     if body:
         params["MessageBody"] = body

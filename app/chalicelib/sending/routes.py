@@ -60,7 +60,7 @@ def list_messages():
                               test=caller(routes).test), {}
 
 
-@protected(routes, "POST", "/batches", fields=frozenset({"messages"}))
+@protected(routes, "POST", "/batches", fields=frozenset({"messages"}) | validation.LIMIT_FIELDS)
 def create_batch():
     from . import batches
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from decimal import Decimal
 from typing import NamedTuple
 
 from ..core import phone
@@ -32,9 +33,21 @@ _SENDER_ID = re.compile(r"[A-Za-z0-9]{1,11}")
 SNS_SENDER_ID_MIN = 3
 
 
+# How long a message may wait before it goes (``validityPeriod``, seconds): End User Messaging's TimeToLive
+# goes up to 259,200 (72 hours, its default); the floor of 60 leaves room for a send (TimeToLive's own
+# minimum is 5).
+MIN_VALIDITY, MAX_VALIDITY = 60, 259_200
+# ``maxPriceUsd``: End User Messaging's MaxPrice (botocore's model: a string of 2 to 8 characters matching
+# this pattern), at most "9.99999" (the issue's cap; the model's pattern would take up to "99.99999").
+MAX_PRICE = re.compile(r"[0-9]{0,2}\.[0-9]{1,5}")
+MAX_PRICE_CAP = Decimal("9.99999")
+# Fields that cap a message's life and price: on POST /sms, /mms, each batch item, and a batch as a whole
+# (there the default of its items).
+LIMIT_FIELDS = frozenset({"validityPeriod", "maxPriceUsd"})
+
 # The members each request body may have (any other is 400 UnknownField: see core.inputs.only).
-SMS_FIELDS = frozenset({"to", "country", "body", "type", "senderId", "dryRun"})
-MMS_FIELDS = frozenset({"to", "country", "body", "mediaUrl", "dryRun"})
+SMS_FIELDS = frozenset({"to", "country", "body", "type", "senderId", "dryRun"}) | LIMIT_FIELDS
+MMS_FIELDS = frozenset({"to", "country", "body", "mediaUrl", "dryRun"}) | LIMIT_FIELDS
 MEDIA_FIELDS = frozenset({"contentType", "size"})
 
 
@@ -51,6 +64,10 @@ class Outbound(NamedTuple):
     # Who sends it: the key's id, and whether it is a test key (then no provider is ever called).
     key_id: str | None = None
     test: bool = False
+    # ``validityPeriod`` (seconds from creation after which it is not sent) and ``maxPriceUsd`` (End User
+    # Messaging's MaxPrice, a decimal string), or None.
+    validity_period: int | None = None
+    max_price_usd: str | None = None
 
 
 def _body(data: dict, *, required: bool) -> str | None:
@@ -128,6 +145,42 @@ def _sender_id(data: dict, settings: Settings, country: str) -> str | None:
     return requested
 
 
+def validity_period(data: dict) -> int | None:
+    """``validityPeriod``: whole seconds from 60 to 259,200, or absent (null)."""
+    period = data.get("validityPeriod")
+    if period is None:
+        return None
+    if isinstance(period, bool) or not isinstance(period, int) or not MIN_VALIDITY <= period <= MAX_VALIDITY:
+        raise InvalidRequest("InvalidValidityPeriod", f"'validityPeriod' must be a whole number of seconds from "
+                             f"{MIN_VALIDITY} to {MAX_VALIDITY:,} (72 hours).", field="validityPeriod")
+    return period
+
+
+def max_price(data: dict) -> str | None:
+    """``maxPriceUsd``: a decimal string End User Messaging's MaxPrice takes, above 0 and at most "9.99999",
+    or absent (null). Returned as given: it goes to AWS unchanged."""
+    price = data.get("maxPriceUsd")
+    if price is None:
+        return None
+    if not isinstance(price, str) or not MAX_PRICE.fullmatch(price) or not 0 < Decimal(price) <= MAX_PRICE_CAP:
+        raise InvalidRequest("InvalidMaxPrice", "'maxPriceUsd' must be a string holding a price in US dollars per "
+                             "message part, above 0 and at most \"9.99999\", with a decimal point and at most 5 "
+                             "decimals: \"0.05\", not 0.05 or \"5\".", field="maxPriceUsd")
+    return price
+
+
+def _limits(data: dict, settings: Settings, channel: str) -> dict:
+    """The ``Outbound`` fields of ``validityPeriod`` and ``maxPriceUsd``. SNS has no price cap: an SMS with
+    one on an SNS stage is refused (MMS always goes through End User Messaging)."""
+    period, price = validity_period(data), max_price(data)
+    if price is not None and channel == "sms" and settings.sms_provider == "sns":
+        raise InvalidRequest("MaxPriceNotSupported", (
+            "This stage sends SMS through Amazon SNS, which has no price cap per message. Leave 'maxPriceUsd' "
+            "out, or send from a stage whose smsProvider is 'sms-voice' (End User Messaging SMS, MaxPrice); "
+            "MMS takes it on every stage."), field="maxPriceUsd")
+    return {"validity_period": period, "max_price_usd": price}
+
+
 def sms(data: dict, settings: Settings) -> Outbound:
     body = _body(data, required=True)
     sms_type = data.get("type", settings.default_sms_type)
@@ -137,8 +190,10 @@ def sms(data: dict, settings: Settings) -> Outbound:
         raise InvalidRequest("BodyTooLong", f"SNS sends at most {SNS_MAX_BYTES} bytes per message; shorten 'body'.",
                              field="body")
     dry_run = _dry_run(data, settings, "sms")
+    limits = _limits(data, settings, "sms")
     to, country = _to(data, settings)
-    return Outbound("sms", to, body, sms_type.lower(), _sender_id(data, settings, country), dry_run=dry_run)
+    return Outbound("sms", to, body, sms_type.lower(), _sender_id(data, settings, country), dry_run=dry_run,
+                    **limits)
 
 
 def _media_url(data: dict, settings: Settings) -> str:
@@ -159,8 +214,9 @@ def mms(data: dict, settings: Settings) -> Outbound:
     body = _body(data, required=False)
     _media_url(data, settings)
     dry_run = _dry_run(data, settings, "mms")
+    limits = _limits(data, settings, "mms")
     to, _country = _to(data, settings)
-    return Outbound("mms", to, body, media_url=data["mediaUrl"], dry_run=dry_run)
+    return Outbound("mms", to, body, media_url=data["mediaUrl"], dry_run=dry_run, **limits)
 
 
 def media_request(data: dict) -> tuple[str, int]:

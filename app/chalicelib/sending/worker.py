@@ -144,6 +144,10 @@ def process(sqs_record: dict, settings: Settings, pacer: Pacer, deadline: float)
         store.transition(message_id, store.FAILED, error=optouts.opted_out_error().as_dict())
         logger.info("batch message to an opted-out recipient not sent", extra={"messageId": message_id})
         return "opted-out"
+    if messages.expired(record):  # its validityPeriod ran out while it waited: spend no send window on it
+        store.transition(message_id, store.FAILED, error=messages.expired_error(record).as_dict())
+        logger.info("batch message not sent: validity period over", extra={"messageId": message_id})
+        return "expired"
     if not pacer.acquire(int(record.get("segments") or 1), deadline=deadline):
         raise _OutOfTime()
     while (wait := pacing.reserve_recipient(record["to"])) > 0:

@@ -30,7 +30,9 @@ failing holds back no other message's status.
 A line that is not one of these shapes is counted and skipped; the rest of the batch is applied.
 
 End User Messaging's ``messageStatus`` ``UNKNOWN`` (sent, for one, when no carrier receipt came
-within 72 hours) is its own final status, ``unknown``: not a delivery failure.
+within 72 hours) is its own final status, ``unknown``: not a delivery failure. Its ``TEXT_TTL_EXPIRED``
+and ``MEDIA_TTL_EXPIRED`` events (the message's ``TimeToLive`` ran out before it was handed off) end the
+message ``failed`` with ``Expired``, the code the send path gives one whose period ran out before it left.
 """
 from __future__ import annotations
 
@@ -50,6 +52,13 @@ from ..core.schema import CONTEXT_KEY
 # unreachable, opted out, ...).
 EUM_SUCCESS = frozenset({"SUCCESSFUL", "DELIVERED"})
 EUM_UNKNOWN = "UNKNOWN"
+# The events of a message whose TimeToLive ran out (botocore's EventType enum of pinpoint-sms-voice-v2;
+# TEXT_TTL_EXPIRED is also in the user guide's list of event types), and the messageStatus such an event
+# is expected to carry (an event's messageStatus is its type less the channel, as in TEXT_SUCCESSFUL /
+# SUCCESSFUL; AWS shows no example of this one).
+EUM_EXPIRED_EVENTS = frozenset({"TEXT_TTL_EXPIRED", "MEDIA_TTL_EXPIRED"})
+EUM_EXPIRED_STATUS = "TTL_EXPIRED"
+EXPIRED = "Expired"  # the message error code, as the send path gives it (``messages.expired_error``)
 NO_RECEIPT = "No carrier receipt came within 72 hours; whether it arrived is not known."
 
 # Looking up a provider id the index does not hold yet: sleeps between the attempts (seconds).
@@ -68,6 +77,7 @@ class Receipt(NamedTuple):
     response: str
     message_id: str | None = None  # our record id, when the event echoes the send's Context
     shared: bool = False  # from SNS's account-wide log groups, which hold other senders' receipts too
+    error_code: str = "DeliveryFailed"  # of a failed one: ``Expired`` when its TimeToLive ran out
 
 
 class Malformed(ValueError):
@@ -128,7 +138,10 @@ def parse(line: str) -> Receipt | None:
             if not data.get("isFinal"):
                 return None
             state = data["messageStatus"]
-            if state in EUM_SUCCESS:
+            expired = data["eventType"] in EUM_EXPIRED_EVENTS or state == EUM_EXPIRED_STATUS
+            if expired:
+                status = store.FAILED
+            elif state in EUM_SUCCESS:
                 status = store.DELIVERED
             elif state == EUM_UNKNOWN:
                 status = store.UNKNOWN
@@ -140,7 +153,7 @@ def parse(line: str) -> Receipt | None:
             description = data.get("messageStatusDescription") or (NO_RECEIPT if status == store.UNKNOWN else "")
             response = f"{data['eventType']}: {description}".rstrip(": ")
             return Receipt(str(data["messageId"]), status, int(data["eventTimestamp"]), price, response,
-                           _our_id(data.get("context")))
+                           _our_id(data.get("context")), error_code=EXPIRED if expired else "DeliveryFailed")
     except (KeyError, TypeError, ValueError) as err:
         raise Malformed(f"missing or wrong field: {err}") from None
     raise Malformed("neither an SNS delivery log nor an End User Messaging event")
@@ -149,7 +162,8 @@ def parse(line: str) -> Receipt | None:
 def _fields(receipt: Receipt) -> dict:
     fields = {"priceUsd": receipt.price_usd, "providerResponse": receipt.response}
     if receipt.status == store.FAILED:
-        fields["error"] = {"code": "DeliveryFailed", "message": receipt.response or "The carrier did not deliver it."}
+        fields["error"] = {"code": receipt.error_code,
+                           "message": receipt.response or "The carrier did not deliver it."}
     return fields
 
 
