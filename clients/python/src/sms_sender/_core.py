@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import os
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -19,6 +20,30 @@ from . import errors
 from .models import decode
 
 log = logging.getLogger("sms_sender")
+
+_NUMBER_IN_URL = re.compile(r"(?:%2B|\+)(\d)(\d{3,13})(\d{2})(?!\d)", re.IGNORECASE)
+
+
+def mask_numbers(text: str) -> str:
+    """Phone numbers in a URL (``/opt-outs/%2B14255550123``) as ``+1********23``, the app's own log mask."""
+    return _NUMBER_IN_URL.sub(lambda m: "+" + m[1] + "*" * len(m[2]) + m[3], text)
+
+
+class _MaskNumbers(logging.Filter):
+    """httpx logs every request's URL at INFO; ``/opt-outs/{number}`` puts a phone number in it. This filter,
+    on httpx's logger only, masks the number, so a client's log never holds a whole one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(mask_numbers(str(arg)) if isinstance(arg, (httpx.URL, str)) else arg
+                                for arg in record.args)
+        elif isinstance(record.msg, str):
+            record.msg = mask_numbers(record.msg)
+        return True
+
+
+if not any(isinstance(f, _MaskNumbers) for f in logging.getLogger("httpx").filters):
+    logging.getLogger("httpx").addFilter(_MaskNumbers())
 
 DEFAULT_URL = "http://127.0.0.1:8000"  # make dev
 USER_AGENT = "sms-sender-client/0.1 (python; httpx)"
