@@ -691,7 +691,9 @@ def parser() -> argparse.ArgumentParser:
     deliveries.add_argument("id")
     deliveries.add_argument("--limit", type=int)
 
-    opt = actions(command("opt-outs", cmd_opt_outs, "the opt-out list (default: list)"))
+    opt_command = command("opt-outs", cmd_opt_outs, "the opt-out list (default: list)")
+    opt_command.set_defaults(limit=20, all=False)  # `sms opt-outs` alone lists
+    opt = actions(opt_command)
     listing = opt("list", "the list")
     listing.add_argument("--limit", type=int, default=20)
     listing.add_argument("--all", action="store_true")
@@ -714,7 +716,9 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--media-url")
     tpl("delete", "archive a template").add_argument("id")
 
-    rep = actions(command("reports", cmd_reports, "delivery reports (default: daily)"))
+    reports = command("reports", cmd_reports, "delivery reports (default: daily)")
+    reports.set_defaults(from_=None, to=None)  # `sms reports` alone: the last 7 days
+    rep = actions(reports)
     daily = rep("daily", "figures per UTC day and channel (default: the last 7 days)")
     daily.add_argument("--from", dest="from_", metavar="YYYY-MM-DD")
     daily.add_argument("--to", metavar="YYYY-MM-DD")
