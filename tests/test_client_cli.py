@@ -22,6 +22,8 @@ from .localhttp import Http
 
 from sms_sender import cli  # noqa: E402
 
+pytestmark = pytest.mark.xdist_group("client-cli")  # one local stack for the module, on one worker
+
 SUCCESS, FAILURE = sorted(SIMULATOR_SUCCESS)[0], sorted(SIMULATOR_FAILURE)[0]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 300
 

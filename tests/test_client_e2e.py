@@ -22,6 +22,8 @@ from .localhttp import Http
 import sms_sender  # noqa: E402
 from sms_sender import NO_RETRIES, Client  # noqa: E402
 
+pytestmark = pytest.mark.xdist_group("client-e2e")  # one local stack for the module, on one worker
+
 SUCCESS, FAILURE = sorted(SIMULATOR_SUCCESS)[0], sorted(SIMULATOR_FAILURE)[0]  # US: delivered, failed
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
 

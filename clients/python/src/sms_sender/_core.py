@@ -11,7 +11,7 @@ import math
 import os
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import httpx
@@ -138,28 +138,24 @@ def query_value(value: Any) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
-@dataclass
 class Core:
     """The shared half of a client: its address, key, timeouts and retry rules, and the clocks it reads."""
 
-    base_url: str | None = None
-    api_key: str | None = field(default=None, repr=False)
-    timeout: float = 30.0
-    retries: Retries = Retries()
-    clock: Callable[[], float] = field(default=None, repr=False)  # type: ignore[assignment]
-    random: Callable[[], float] = field(default=None, repr=False)  # type: ignore[assignment]
-    wall: Callable[[], float] = field(default=None, repr=False)  # type: ignore[assignment]
-
-    def __post_init__(self):
+    def __init__(self, base_url: str | None = None, api_key: str | None = None, timeout: float = 30.0,
+                 retries: Retries | None = None, clock: Callable[[], float] | None = None,
+                 random: Callable[[], float] | None = None, wall: Callable[[], float] | None = None):
         import random as _random
         import time
 
-        self.base_url = (self.base_url or os.environ.get("SMS_API_URL") or DEFAULT_URL).rstrip("/")
-        if self.api_key is None:
-            self.api_key = os.environ.get("SMS_API_KEY") or None
-        self.clock = self.clock or time.monotonic
-        self.random = self.random or _random.random
-        self.wall = self.wall or time.time
+        self.base_url: str = (base_url or os.environ.get("SMS_API_URL") or DEFAULT_URL).rstrip("/")
+        self.api_key: str | None = api_key if api_key is not None else (os.environ.get("SMS_API_KEY") or None)
+        self.timeout, self.retries = timeout, retries or Retries()
+        self.clock: Callable[[], float] = clock or time.monotonic
+        self.random: Callable[[], float] = random or _random.random
+        self.wall: Callable[[], float] = wall or time.time
+
+    def __repr__(self) -> str:  # never the key
+        return f"Core(base_url={self.base_url!r})"
 
     # -- building -------------------------------------------------------------------------------------------
     def request(self, call: Call, timeout: float) -> dict[str, Any]:

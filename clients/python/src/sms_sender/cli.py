@@ -749,6 +749,7 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     out = Out(stdout, stderr, getattr(args, "json", False))
     ctx = Context(sleep or time.sleep, clock or time.monotonic)
+    url = ""
     try:
         stage = getattr(args, "stage", None)
         url = api_url(stage, getattr(args, "outputs", None), env)
@@ -769,7 +770,8 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
             print(f"sms: {err.status} {err.code or 'error'}: {err.message}{where}{record}", file=stderr)
         code = EXIT_API
     except errors.ApiConnectionError as err:
-        print(f"sms: cannot reach the API: {err}", file=stderr)
+        hint = " (is `make dev` running?)" if url == "http://127.0.0.1:8000" else ""
+        print(f"sms: cannot reach the API at {url}{hint}: {err}", file=stderr)
         code = EXIT_API
     except errors.WaitTimeout as err:
         print(f"sms: {err}", file=stderr)

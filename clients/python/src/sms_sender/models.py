@@ -93,7 +93,7 @@ def decode(tp: Any, data: Any) -> Any:
         if hints is None:
             hints = _HINTS[cls] = typing.get_type_hints(cls)
         values = {f.name: decode(hints[f.name], data.get(name)) for name, f in model_fields(cls).items()}
-        return cls(**values, raw=data)
+        return cls(**values, raw=data)  # type: ignore[call-arg]
     return data
 
 
