@@ -184,6 +184,10 @@ def test_batch_json_and_a_bad_file(env, carrier, tmp_path):
     summary = result.json()
     assert summary["counts"]["failed"] == 1 and summary["rejected"] == []
     assert summary["batches"][0]["progress"]["done"] is True
+    again = run(["batch", str(rows), "--json", "--idempotency-key", "cli-once"], env, sleep=answering(carrier))
+    repeat = run(["batch", str(rows), "--json", "--idempotency-key", "cli-once"], env, sleep=answering(carrier))
+    assert again.code == repeat.code == 0
+    assert again.json()["batches"][0]["id"] == repeat.json()["batches"][0]["id"]  # the same batch: sent once
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("number,text\n1,2\n")
     refused = run(["batch", str(wrong)], env)

@@ -293,7 +293,8 @@ def cmd_batch(client: Client, args: argparse.Namespace, out: Out, ctx: "Context"
     chunks = [items[i:i + BATCH_LIMIT] for i in range(0, len(items), BATCH_LIMIT)]
     accepted, rejected = [], []
     for number, chunk in enumerate(chunks):
-        answer = client.create_batch(chunk, template_id=args.template, send_at=args.send_at)
+        key = f"{args.idempotency_key}-{number + 1}" if args.idempotency_key else None
+        answer = client.create_batch(chunk, template_id=args.template, send_at=args.send_at, idempotency_key=key)
         accepted.append(answer)
         for reject in answer.rejected:
             line = number * BATCH_LIMIT + reject.index + 2  # the header is line 1
@@ -656,6 +657,9 @@ def parser() -> argparse.ArgumentParser:
     batch.add_argument("--send-at", metavar="TIME")
     batch.add_argument("--no-wait", action="store_true", help="stop once the batch is accepted")
     batch.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for it (default 3600)")
+    batch.add_argument("--idempotency-key", metavar="KEY",
+                       help="KEY-1, KEY-2, ... for its batches of 1,000: the same file again with the same KEY "
+                            "within 24 hours sends nothing more (default: new keys each run)")
 
     status = command("batch-status", cmd_batch_status, "a batch's progress")
     status.add_argument("id")
