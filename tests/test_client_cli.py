@@ -206,8 +206,14 @@ def test_tail_follows_new_messages_and_status_changes_until_ctrl_c(env, api, car
         else:  # ... and the user presses Ctrl-C
             raise KeyboardInterrupt
 
+    carrier.deliver()  # whatever earlier tests sent is settled: only this test's messages change below
+    before = [run(["send", "--to", SUCCESS, "--body", f"before tail {n}", "--json"], env).json()["id"]
+              for n in range(2)]
     result = run(["tail", "--lines", "2", "--interval", "0.5"], env, sleep=sleep)
     assert result.code == 0 and steps == [0.5, 0.5, 0.5]
+    printed = [line.split()[1] for line in result.out.splitlines()]
+    # the last two messages first, oldest first; then only what changed: the new one, and the receipts
+    assert printed[:2] == before and set(printed[2:]) == {*before, sent["id"]}
     lines = [line for line in result.out.splitlines() if sent["id"] in line]
     assert len(lines) == 2
     assert lines[0].split()[-1] == "sent" and lines[1].endswith("sent -> delivered")
@@ -227,6 +233,7 @@ def test_tail_json_lines(env, api, carrier):
         else:
             raise KeyboardInterrupt
 
+    carrier.deliver()
     result = run(["tail", "--lines", "0", "--json"], env, sleep=sleep)
     events = [json.loads(line) for line in result.out.splitlines()]
     mine = [(e["event"], e["previousStatus"], e["message"]["status"]) for e in events

@@ -381,13 +381,11 @@ def cmd_tail(client: Client, args: argparse.Namespace, out: Out, ctx: "Context")
                      f"{'  ' + m.error.code if m.error else ''}")
 
     try:
-        first = client.list_messages(limit=max(1, min(args.lines, 100))) if args.lines else None
-        for m in reversed(first.items if first else []):
-            show("message", m)
+        recent = client.list_messages(limit=100).items  # what exists now: only what comes after is new
+        for m in recent:
             seen[m.id] = m.status
-        if first is None:  # nothing shown: remember what exists, so only what comes after is printed
-            for m in client.list_messages(limit=100).items:
-                seen[m.id] = m.status
+        for m in reversed(recent[:max(0, args.lines)]):  # the last few, oldest first, as tail shows them
+            show("message", m)
         if not out.json:
             out.note("following new messages and status changes; Ctrl-C stops")
         while True:
