@@ -1,5 +1,5 @@
 """``sms_sender.verify_webhook`` against the Standard Webhooks spec's own test vector
-(tests/events/standard-webhooks-signature.json, with its sources) and against the ``standardwebhooks``
+(tests/standard-webhooks-signature.json, with its sources; tests/events/ holds AWS's documents only) and against the ``standardwebhooks``
 package both ways. The end-to-end check on real deliveries is in tests/test_client_e2e.py."""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from . import clientlib  # noqa: F401
 from sms_sender import WebhookVerificationError, verify_webhook  # noqa: E402
 from sms_sender.webhooks import sign  # noqa: E402
 
-SPEC = json.loads((Path(__file__).parent / "events" / "standard-webhooks-signature.json").read_text())
+SPEC = json.loads((Path(__file__).parent / "standard-webhooks-signature.json").read_text())
 VECTOR = SPEC["vector"]
 
 
