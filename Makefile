@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
-STAMP  := $(VENV)/.installed-$(shell cat requirements.txt app/requirements.txt | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt app/requirements.txt clients/python/pyproject.toml | cksum | cut -d' ' -f1)
 
 STAGE  ?= dev
 
@@ -19,7 +19,8 @@ $(NODE): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-$(STAMP): requirements.txt app/requirements.txt
+# requirements.txt ends with the client (clients/python, editable), which puts the `sms` command in $(BIN).
+$(STAMP): requirements.txt app/requirements.txt clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	rm -f $(VENV)/.installed-*
