@@ -134,6 +134,9 @@ class Message(Model):
     in_reply_to: str | None
     key_id: str | None
     test: bool
+    validity_period: int | None
+    valid_until: str | None
+    max_price_usd: str | None
     # Coming with templates (PENDING_FIELDS in _operations.py): None until the server sends them.
     template_id: str | None = None
     template_version: int | None = None
