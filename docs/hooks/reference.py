@@ -1,0 +1,153 @@
+"""MkDocs hook: the API reference page, written from the OpenAPI document the app serves
+(``app/chalicelib/openapi.json``) at every build, so the reference cannot drift from the contract.
+
+``reference/api.md`` in the docs folder holds only a marker line; this hook replaces it with one section per
+tag: each operation's method and path, the scope its key needs, its parameters, its request body's fields and
+its answers (with each error status's codes), then the schemas the operations name.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+DOCUMENT = Path(__file__).resolve().parents[2] / "app" / "chalicelib" / "openapi.json"
+MARKER = "<!-- the API reference, written from app/chalicelib/openapi.json by docs/hooks/reference.py -->"
+METHODS = ("get", "post", "put", "delete", "patch")
+
+
+def _ref_name(node: dict) -> str | None:
+    ref = node.get("$ref") if isinstance(node, dict) else None
+    return ref.rsplit("/", 1)[-1] if ref else None
+
+
+def _deref(doc: dict, node):
+    while isinstance(node, dict) and "$ref" in node:
+        target = doc
+        for part in node["$ref"][2:].split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def _cell(text) -> str:
+    return str(text or "").replace("|", "\\|").replace("\n", " ").strip()
+
+
+def _type(doc: dict, schema: dict) -> str:
+    name = _ref_name(schema)
+    if name:
+        return f"[`{name}`](#schema-{name.lower()})"
+    schema = _deref(doc, schema)
+    if "enum" in schema:
+        return "one of " + ", ".join(f"`{v}`" for v in schema["enum"])
+    if "const" in schema:
+        return f"`{schema['const']}`"
+    kind = schema.get("type", "")
+    kinds = kind if isinstance(kind, list) else [kind]
+    if "array" in kinds and "items" in schema:
+        return "array of " + _type(doc, schema["items"])
+    for combo in ("anyOf", "oneOf", "allOf"):
+        if combo in schema:
+            return f" {'or' if combo != 'allOf' else 'and'} ".join(_type(doc, part) for part in schema[combo])
+    return " or ".join(f"`{k}`" for k in kinds if k) or "any"
+
+
+def _limits(schema: dict) -> str:
+    found = [f"{label} {schema[key]}" for key, label in (
+        ("minLength", "min length"), ("maxLength", "max length"), ("minimum", "min"), ("maximum", "max"),
+        ("minItems", "min items"), ("maxItems", "max items"), ("pattern", "pattern"), ("default", "default"))
+        if key in schema]
+    return "; ".join(f"`{f}`" if f.startswith("pattern") else f for f in found)
+
+
+def _fields(doc: dict, schema: dict) -> list[str]:
+    schema = _deref(doc, schema)
+    properties = schema.get("properties", {})
+    if not properties:
+        return []
+    required = set(schema.get("required", []))
+    rows = ["| field | type | required | limits | |", "|---|---|---|---|---|"]
+    for name, prop in properties.items():
+        resolved = _deref(doc, prop)
+        rows.append(f"| `{name}` | {_type(doc, prop)} | {'yes' if name in required else ''} | "
+                    f"{_cell(_limits(resolved))} | {_cell(resolved.get('description'))} |")
+    if schema.get("additionalProperties") is False:
+        rows.append("")
+        rows.append("Any other member is 400 `UnknownField`.")
+    return rows
+
+
+def _codes(doc: dict, schema) -> list[str]:
+    schema = _deref(doc, schema)
+    found: list[str] = []
+    for combo in ("allOf", "anyOf", "oneOf"):
+        for part in schema.get(combo, []):
+            found += _codes(doc, part)
+    code = _deref(doc, _deref(doc, schema.get("properties", {}).get("error", {})).get("properties", {}).get("code", {}))
+    return found + list(code.get("enum", []))
+
+
+def render(doc: dict) -> str:
+    out: list[str] = [f"{doc['info'].get('summary', '')}", "", doc["info"].get("description", ""), ""]
+    scheme = doc.get("components", {}).get("securitySchemes", {}).get("bearer", {})
+    if scheme:
+        out += ["## Keys", "", scheme.get("description", ""), ""]
+    named: list[str] = []
+    for tag in doc.get("tags", []):
+        operations = [(path, method, op) for path, item in doc["paths"].items() for method, op in item.items()
+                      if method in METHODS and tag["name"] in op.get("tags", [])]
+        if not operations:
+            continue
+        out += [f"## {tag['name'].capitalize()}", "", tag.get("description", ""), ""]
+        for path, method, op in operations:
+            out += [f"### `{method.upper()} {path}`", "", f"**{op.get('summary', '')}** (`{op['operationId']}`)", ""]
+            security = op.get("security", doc.get("security", []))
+            scopes = [s for entry in security for s in entry.get("bearer", [])]
+            out.append("Key: none (open)." if security == [] else
+                       f"Key: a key with the scope `{scopes[0]}`." if scopes else "Key: any valid key.")
+            out.append("")
+            if op.get("description"):
+                out += [op["description"], ""]
+            parameters = [_deref(doc, p) for p in op.get("parameters", [])]
+            if parameters:
+                out += ["| parameter | in | type | required | |", "|---|---|---|---|---|"]
+                out += [f"| `{p['name']}` | {p['in']} | {_type(doc, p.get('schema', {}))} | "
+                        f"{'yes' if p.get('required') else ''} | {_cell(p.get('description'))} |" for p in parameters]
+                out.append("")
+            body = op.get("requestBody")
+            if body:
+                schema = body["content"]["application/json"]["schema"]
+                name = _ref_name(schema)
+                if name:
+                    named.append(name)
+                out += ["Request body" + (f" ([`{name}`](#schema-{name.lower()}))" if name else "") + ":", ""]
+                out += _fields(doc, schema) + [""]
+            out += ["| answer | |", "|---|---|"]
+            for status, response in op.get("responses", {}).items():
+                response = _deref(doc, response)
+                content = response.get("content", {}).get("application/json", {})
+                schema = content.get("schema", {})
+                name = _ref_name(schema)
+                if name:
+                    named.append(name)
+                codes = _codes(doc, schema) if int(status) >= 400 else []
+                text = _cell(response.get("description"))
+                if codes:
+                    text += " Codes: " + ", ".join(f"`{c}`" for c in codes) + "."
+                elif name:
+                    text += f" [`{name}`](#schema-{name.lower()})"
+                out.append(f"| {status} | {text} |")
+            out.append("")
+    out += ["## Schemas", ""]
+    for name, schema in doc.get("components", {}).get("schemas", {}).items():
+        if name.startswith("Error") and name != "ErrorDetail":
+            continue
+        out += [f'### {name} {{ #schema-{name.lower()} }}', "", _cell(schema.get("description")), ""]
+        out += _fields(doc, schema) + [""]
+    return "\n".join(out)
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:
+    if MARKER not in markdown:
+        return markdown
+    return markdown.replace(MARKER, render(json.loads(DOCUMENT.read_text(encoding="utf-8"))))
