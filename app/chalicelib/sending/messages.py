@@ -74,6 +74,8 @@ def new_record(message: Outbound, settings: Settings | None = None, **extra) -> 
         "senderId": message.sender_id,
         "keyId": message.key_id,
         "test": message.test,
+        "templateId": message.template_id,
+        "templateVersion": message.template_version,
     }
     record.update(extra)
     return record
