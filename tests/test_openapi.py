@@ -200,6 +200,27 @@ def test_every_operation_declares_the_bearer_scheme_with_its_scope():
         (method.upper(), path) for path, _method, _op in operations() for method in [_method]}
 
 
+def test_every_list_of_scopes_in_the_document_is_the_scope_table():
+    """Wherever the document enumerates scopes (a key's, the request that makes one), it names every scope of
+    ``keys.scopes`` in its order, and the bearer scheme's description names each."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("enum"), list) and scopes.KEYS in node["enum"]:
+                found.append(node["enum"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(DOC)
+    assert len(found) >= 3 and all(enum == list(scopes.SCOPES) for enum in found), found
+    described = DOC["components"]["securitySchemes"]["bearer"]["description"]
+    assert re.findall(r"`([a-z-]+:[a-z]+)`", described) == list(scopes.SCOPES)
+
+
 def test_every_gateway_answer_is_documented():
     """API Gateway's own answers (``core.gateway``): a status's code among that status's codes (above), and the
     defaults, whose status varies, in the document's description."""
@@ -241,6 +262,11 @@ def test_the_message_resource_matches_store_public_fields():
     assert set(message["properties"]["status"]["enum"]) == shown  # ``sending`` shows as ``queued``
     assert message["properties"]["direction"]["enum"] == list(store.LIST_PREFIXES)
     assert store.shown_status(store.SENDING) == store.QUEUED
+    # A webhook event's data is the same resource less its body (webhooks/events.py).
+    hook = DOC["components"]["schemas"]["WebhookMessage"]
+    assert list(hook["properties"]) == hook["required"] == [f for f in store.PUBLIC_FIELDS if f != "body"]
+    assert hook["additionalProperties"] is False
+    assert all(hook["properties"][f] == message["properties"][f] for f in hook["properties"])
 
 
 def test_batch_progress_matches_the_counted_statuses():

@@ -90,6 +90,7 @@ def test_values_are_strings_or_numbers_put_in_as_they_are_and_never_rendered_aga
 
 @pytest.mark.parametrize("personalisation", [
     "Ada", ["Ada"], {"v": True}, {"v": None}, {"v": ["x"]}, {"v": {"x": 1}}, {"V": "a", " v": "b"},
+    json.loads('{"v": 1e400}'),  # JSON that parses as infinity
 ])
 def test_personalisation_that_is_not_an_object_of_strings_and_numbers_is_refused(personalisation):
     refused = refusal(lambda: render.render("((v))", personalisation))

@@ -4,13 +4,14 @@
   without regard to case or to spaces at its ends: ``((First name))``, ``(( first NAME ))`` and the
   personalisation key ``"first name"`` are one placeholder.
 - A ``((`` opens a placeholder and the first ``))`` after it closes it. A ``((…))`` whose name is empty or holds
-  any other character is ``InvalidTemplate``, naming it. A ``((`` never closed is text, as in GOV.UK Notify, and
-  so are brackets beyond the two that open and close a placeholder: ``(((name)))`` renders ``(value)``.
+  any other character is ``InvalidTemplate``, naming it. A ``((`` never closed is text, and so are
+  brackets beyond the two that open and close a placeholder: ``(((name)))`` renders ``(value)``.
 - A value is a string or a number, put in as it is (a number as JSON writes it). Every placeholder needs one:
   ``MissingPersonalisation`` names every one that lacks a value. Keys the template does not use are ignored.
 """
 from __future__ import annotations
 
+import math
 import re
 from typing import NamedTuple
 
@@ -64,7 +65,8 @@ def values(personalisation) -> dict[str, str]:
                              "and their values.", field="personalisation")
     found: dict[str, tuple[str, str]] = {}
     for given, value in personalisation.items():
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)) \
+                or (isinstance(value, float) and not math.isfinite(value)):  # 1e400 parses as infinity
             raise InvalidRequest("InvalidPersonalisation", f"The value of {_shown(given)!r} in 'personalisation' "
                                  "must be a string or a number.", field="personalisation")
         key = key_of(given)
