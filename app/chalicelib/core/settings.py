@@ -67,6 +67,11 @@ class Settings(NamedTuple):
     origination_number: str | None = None
     opt_out_keywords: frozenset[str] = REQUIRED_OPT_OUT_KEYWORDS
     opt_in_keywords: frozenset[str] = frozenset()
+    # Delivery reports (issue 22): the counters and exports table, the export queue, and the stage's
+    # monthlySpendLimitUsd (shown beside the month's cost; None when the stage sets none).
+    reports_table: str | None = None
+    export_queue_url: str | None = None
+    monthly_spend_limit_usd: int | None = None
 
     @property
     def mms_enabled(self) -> bool:
@@ -142,6 +147,9 @@ class Settings(NamedTuple):
             origination_number=text("ORIGINATION_NUMBER"),
             opt_out_keywords=REQUIRED_OPT_OUT_KEYWORDS | words("OPT_OUT_KEYWORDS"),
             opt_in_keywords=words("OPT_IN_KEYWORDS"),
+            reports_table=text("REPORTS_TABLE"),
+            export_queue_url=text("EXPORT_QUEUE_URL"),
+            monthly_spend_limit_usd=number("MONTHLY_SPEND_LIMIT_USD", None),
         )
 
 
