@@ -599,6 +599,21 @@ def test_an_unknown_export_is_404(client, export_id):
     assert response.status_code == 404 and body_of(response)["error"]["code"] == "ExportNotFound"
 
 
+def test_an_export_the_queue_refuses_is_502_and_ends_failed(client, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from chalicelib.core import aws
+
+    def refused(**params):
+        raise ClientError({"Error": {"Code": "InternalError", "Message": "SQS failed"}}, "SendMessage")
+
+    monkeypatch.setattr(aws.client("sqs"), "send_message", refused)
+    response = post(client, "/exports", {"from": DAY, "to": DAY})
+    assert response.status_code == 502 and body_of(response)["error"]["code"] == "ProviderError"
+    (item,) = boto3.client("dynamodb", region_name=REGION).scan(TableName=os.environ["REPORTS_TABLE"])["Items"]
+    assert item["status"]["S"] == "failed" and "queued" in item["reason"]["S"]
+
+
 def test_a_replayed_post_starts_one_export(client):
     key = {"Idempotency-Key": "export-once-1"}
     first = body_of(post(client, "/exports", {"from": DAY, "to": DAY}, key))
