@@ -583,6 +583,9 @@ def test_an_export_that_keeps_failing_ends_failed_with_the_reason(client, monkey
     ({"from": 20261205, "to": DAY}, "InvalidRange", "from"),
     ({"from": "2025-01-01", "to": DAY}, "InvalidRange", "from"),
     ({"from": DAY, "to": DAY, "direction": "sideways"}, "InvalidDirection", "direction"),
+    ({"from": DAY, "to": DAY, "direction": {"is": "inbound"}}, "InvalidDirection", "direction"),
+    ({"from": DAY, "to": DAY, "status": ["failed"]}, "InvalidStatus", "status"),
+    ({"from": {"day": DAY}, "to": DAY}, "InvalidRange", "from"),
     ({"from": DAY, "to": DAY, "status": "Delivered!"}, "InvalidStatus", "status"),
     ({"from": DAY, "to": DAY, "format": "xlsx"}, "UnknownField", "format"),
 ])

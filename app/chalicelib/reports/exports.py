@@ -56,7 +56,7 @@ def object_key(export_id: str) -> str:
 def filters(data: dict) -> tuple[str | None, str | None]:
     """(direction, status) of an export request: each optional."""
     direction, status = data.get("direction"), data.get("status")
-    if direction is not None and direction not in store.LIST_PREFIXES:
+    if direction is not None and not (isinstance(direction, str) and direction in store.LIST_PREFIXES):
         raise InvalidRequest("InvalidDirection", "'direction' must be 'outbound' or 'inbound'.", field="direction")
     if status is not None and not (isinstance(status, str) and _STATUS.fullmatch(status)):
         raise InvalidRequest("InvalidStatus", "'status' must be a message status, such as 'delivered' or 'failed'.",
