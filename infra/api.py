@@ -44,7 +44,7 @@ def opt_out_items(*partitions: str) -> dict:
 
 class SenderApi(Construct):
     """The Chalice app: the API, the batch worker, the status ingest, the webhook fanout and
-    delivery, and (on a two-way stage) the inbound function. Each function runs as a role CDK owns,
+    delivery, the report tally and the export function, and (on a two-way stage) the inbound function. Each function runs as a role CDK owns,
     granted only what that function uses, and logs to a log group CDK owns (with retention), the only
     group its role may write to. A stage without two-way has no inbound function at all."""
 
