@@ -14,6 +14,7 @@ SCOPES = (SEND, READ, OPT_OUTS_READ, OPT_OUTS_WRITE, WEBHOOKS, KEYS)
 # (method, route) -> the scope it needs
 ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/sms"): SEND, ("POST", "/mms"): SEND, ("POST", "/media"): SEND, ("POST", "/batches"): SEND,
+    ("POST", "/messages/{message_id}/cancel"): SEND, ("POST", "/batches/{batch_id}/cancel"): SEND,
     ("GET", "/messages"): READ, ("GET", "/messages/{message_id}"): READ, ("GET", "/batches/{batch_id}"): READ,
     ("GET", "/opt-outs"): OPT_OUTS_READ, ("GET", "/opt-outs/{number}"): OPT_OUTS_READ,
     ("PUT", "/opt-outs/{number}"): OPT_OUTS_WRITE, ("DELETE", "/opt-outs/{number}"): OPT_OUTS_WRITE,

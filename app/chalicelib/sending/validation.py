@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
+from datetime import datetime, timedelta, timezone
 from typing import NamedTuple
 
-from ..core import phone
+from ..core import phone, store
 from ..core.errors import InvalidRequest, Unprocessable
 from ..core.inputs import SURROGATE
 from ..core.settings import SMS_TYPES, Settings
@@ -33,8 +35,10 @@ SNS_SENDER_ID_MIN = 3
 
 
 # The members each request body may have (any other is 400 UnknownField: see core.inputs.only).
-SMS_FIELDS = frozenset({"to", "country", "body", "type", "senderId", "dryRun"})
-MMS_FIELDS = frozenset({"to", "country", "body", "mediaUrl", "dryRun"})
+SMS_FIELDS = frozenset({"to", "country", "body", "type", "senderId", "dryRun", "sendAt"})
+MMS_FIELDS = frozenset({"to", "country", "body", "mediaUrl", "dryRun", "sendAt"})
+# How far ahead a message may be scheduled.
+MAX_SEND_AHEAD = timedelta(days=35)
 MEDIA_FIELDS = frozenset({"contentType", "size"})
 
 
@@ -51,6 +55,8 @@ class Outbound(NamedTuple):
     # Who sends it: the key's id, and whether it is a test key (then no provider is ever called).
     key_id: str | None = None
     test: bool = False
+    # When it is to leave (``sendAt``, UTC as the API writes times), or None: now.
+    send_at: str | None = None
 
 
 def _body(data: dict, *, required: bool) -> str | None:
@@ -128,6 +134,29 @@ def _sender_id(data: dict, settings: Settings, country: str) -> str | None:
     return requested
 
 
+def send_at(raw, *, dry_run: bool = False, now: float | None = None) -> str | None:
+    """``sendAt``: None (absent or null: send now), or an ISO 8601 time with an offset or ``Z``, in the future
+    and at most ``MAX_SEND_AHEAD`` ahead, as the API writes times (UTC, milliseconds). Else 400
+    ``InvalidSendAt``. ``now``: the clock (epoch seconds; default the machine's)."""
+    if raw is None:
+        return None
+    try:
+        at = datetime.fromisoformat(raw) if isinstance(raw, str) and len(raw) <= 64 else None
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None or not re.fullmatch(r"\d{4}-\d\d-\d\d[Tt ].+", raw):
+        raise InvalidRequest("InvalidSendAt", "'sendAt' must be an ISO 8601 time with an offset or Z, such as "
+                             "2027-01-31T09:00:00Z or 2027-01-31T10:00:00+01:00.", field="sendAt")
+    moment = datetime.fromtimestamp(time.time() if now is None else now, timezone.utc)
+    if at <= moment or at > moment + MAX_SEND_AHEAD:
+        raise InvalidRequest("InvalidSendAt", f"'sendAt' must lie in the future, and at most "
+                             f"{MAX_SEND_AHEAD.days} days ahead.", field="sendAt")
+    if dry_run:
+        raise InvalidRequest("InvalidSendAt", "A dry run is checked and answered at once, so it cannot be "
+                             "scheduled: leave out 'sendAt' or 'dryRun'.", field="sendAt")
+    return store.now_iso(at)
+
+
 def sms(data: dict, settings: Settings) -> Outbound:
     body = _body(data, required=True)
     sms_type = data.get("type", settings.default_sms_type)
@@ -138,7 +167,8 @@ def sms(data: dict, settings: Settings) -> Outbound:
                              field="body")
     dry_run = _dry_run(data, settings, "sms")
     to, country = _to(data, settings)
-    return Outbound("sms", to, body, sms_type.lower(), _sender_id(data, settings, country), dry_run=dry_run)
+    return Outbound("sms", to, body, sms_type.lower(), _sender_id(data, settings, country), dry_run=dry_run,
+                    send_at=send_at(data.get("sendAt"), dry_run=dry_run))
 
 
 def _media_url(data: dict, settings: Settings) -> str:
@@ -160,7 +190,8 @@ def mms(data: dict, settings: Settings) -> Outbound:
     _media_url(data, settings)
     dry_run = _dry_run(data, settings, "mms")
     to, _country = _to(data, settings)
-    return Outbound("mms", to, body, media_url=data["mediaUrl"], dry_run=dry_run)
+    return Outbound("mms", to, body, media_url=data["mediaUrl"], dry_run=dry_run,
+                    send_at=send_at(data.get("sendAt"), dry_run=dry_run))
 
 
 def media_request(data: dict) -> tuple[str, int]:
