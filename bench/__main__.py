@@ -151,6 +151,7 @@ def main() -> None:
     from bench import scale
 
     scale.report(scale.rows())
+    scale.report_scheduled(scale.scheduled_rows(scale.scheduled()))
     print()
     from bench import api_latency
 

@@ -1,6 +1,6 @@
 """Cold import of every function the stack deploys, each beside bare boto3 with the same clients.
 
-A Lambda function's cold start imports its handler module (``app/app.py``, shared by all six
+A Lambda function's cold start imports its handler module (``app/app.py``, shared by all the
 functions), then, on its first event, what that function runs; and it makes its AWS clients. This
 bench times exactly that in a fresh process per run: ``import app``, the modules the function's own
 code imports (read from ``app/app.py`` with ``ast``: the imports inside the Lambda function, and for
@@ -42,6 +42,7 @@ FUNCTIONS = {
     "webhook fanout": ("webhook_fanout", ("dynamodb", "sqs")),
     "webhook delivery": ("webhook_delivery", ("dynamodb", "sqs", "kms")),
     "inbound replies": ("inbound_reply", ("dynamodb",)),
+    "schedule sweep": ("schedule_sweep", ("dynamodb", "sqs")),
     # Its handler is its own module (chalicelib.keys.authorizer.bearer), not app.py.
     "key authorizer": ("bearer", ("dynamodb",)),
 }

@@ -52,7 +52,7 @@ def test_the_api_registers_every_route():
 @pytest.mark.parametrize("function, runs", [
     ("batch_worker", "chalicelib.sending.worker"), ("status_ingest", "chalicelib.status.ingest"),
     ("webhook_fanout", "chalicelib.webhooks.events"), ("webhook_delivery", "chalicelib.webhooks.delivery"),
-    ("inbound_reply", "chalicelib.replies.inbound"),
+    ("inbound_reply", "chalicelib.replies.inbound"), ("schedule_sweep", "chalicelib.sending.schedule"),
 ])
 def test_any_other_function_registers_no_route_and_loads_nothing_of_the_api(function, runs):
     started = probe(function)
@@ -70,3 +70,19 @@ def test_on_lambda_the_collector_waits_for_the_first_event():
 
 def test_off_lambda_the_collector_is_left_alone():
     assert probe(lambda_env=False)["gc_after_import"] is True
+
+
+def test_the_schedule_sweep_loads_neither_the_phone_number_library_nor_the_send_path():
+    """Its cold start: the sweep reads an index and puts ids on a queue; it needs none of what sends."""
+    code = (f"import json, sys; sys.path.insert(0, {str(APP_DIR)!r}); import app; "
+            "from chalicelib.sending import schedule; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('chalicelib', 'phonenumbers')))))")
+    env = {**{k: v for k, v in os.environ.items() if k != "AWS_LAMBDA_FUNCTION_NAME"}, **ENV,
+           "APP_FUNCTION": "schedule_sweep"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "chalicelib.sending.schedule" in loaded
+    assert not [m for m in loaded if m.startswith("phonenumbers") or m in (
+        "chalicelib.sending.messages", "chalicelib.sending.validation", "chalicelib.core.phone",
+        "chalicelib.sending.worker")]

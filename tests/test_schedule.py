@@ -197,7 +197,7 @@ def test_the_sweep_reads_a_step_at_a_time_from_its_cursor_and_queues_test_keys_m
     _, test_key = make_key(client, ["messages:send", "messages:read"], test=True)
     live = [body_of(post(client, "/sms", {"to": TO, "body": f"live {i}", "sendAt": at(i * 60 + 5, base)}))
             for i in range(3)]
-    tested = body_of(post(client, "/sms", {"to": TO, "body": "test key", "sendAt": at(65, base)}, bearer(test_key)))
+    tested = body_of(post(client, "/sms", {"to": TO, "body": "a test-keyed one", "sendAt": at(65, base)}, bearer(test_key)))
     assert schedule.sweep(settings=settings, now=base - 3600)["enqueued"] == 0  # sets the cursor
     start = len(calls)
     # Three minutes' worth of steps: each message in the run of its minute.
@@ -333,7 +333,7 @@ def test_the_allowlist_at_send_time_applies_not_the_one_at_scheduling_time(clien
 def test_a_scheduled_test_key_message_is_simulated_when_due(client, now):
     _, key = make_key(client, ["messages:send", "messages:read"], test=True)
     send_at = at(60, now.value)
-    message = body_of(post(client, "/sms", {"to": TO, "body": "test key, later", "sendAt": send_at}, bearer(key)))
+    message = body_of(post(client, "/sms", {"to": TO, "body": "a test-keyed later one", "sendAt": send_at}, bearer(key)))
     now.set(schedule.epoch(send_at))
     assert run_worker(handed_over(message["id"])) == {"batchItemFailures": []}
     assert body_of(client.http.get(f"/messages/{message['id']}", headers=bearer(key)))["status"] == "delivered"
@@ -476,7 +476,7 @@ def test_the_scheduled_list_pages_soonest_first_and_each_key_kind_sees_its_own(c
     made = [body_of(post(client, "/sms", {"to": TO, "body": f"in {s}s", "sendAt": at(s, base)}))
             for s in (7200, 60, 3600, 300)]
     body_of(post(client, "/sms", {"to": TO, "body": "right now"}))
-    tested = body_of(post(client, "/sms", {"to": TO, "body": "test key", "sendAt": at(90, base)}, bearer(test_key)))
+    tested = body_of(post(client, "/sms", {"to": TO, "body": "a test-keyed one", "sendAt": at(90, base)}, bearer(test_key)))
     soonest_first = [m["id"] for m in sorted(made, key=lambda m: m["sendAt"])]
     seen, token = [], None
     while True:

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core import aws, inputs, pages, schema, store
-from ..core.errors import Conflict, InvalidRequest, MessagingError, NotConfigured, NotFound, before_send
+from ..core.errors import Conflict, InvalidRequest, MessagingError, NotConfigured, NotFound, aws_errors, before_send
 from ..core.log import logger
 from ..core.settings import Settings
 from ..core.caller import Caller
@@ -162,6 +162,7 @@ def progress(batch_id: str, *, test: bool = False, statuses: dict[str, str] | No
     return result
 
 
+@aws_errors("cancel the batch")
 def cancel(batch_id: str, *, test: bool = False) -> dict:
     """``POST /batches/{id}/cancel``: every message of the batch still ``scheduled`` to ``canceled``, each in one
     conditional write (16 at once; one the worker claimed meanwhile is left to it). Returns the batch's

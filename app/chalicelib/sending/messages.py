@@ -30,7 +30,8 @@ import uuid
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core import aws, store
-from ..core.errors import MessagingError, NotConfigured, NotFound, ProviderFailure, Throttled, Unavailable, before_send
+from ..core.errors import (MessagingError, NotConfigured, NotFound, ProviderFailure, Throttled, Unavailable,
+                           aws_errors, before_send)
 from ..core.log import logger, mask
 from ..core.segments import segment
 from ..core.settings import Settings, get_settings
@@ -308,6 +309,7 @@ def get(message_id: str, *, test: bool = False) -> dict:
     return store.public(_own(message_id, test))
 
 
+@aws_errors("cancel the message")
 def cancel(message_id: str, *, test: bool = False) -> dict:
     """``POST /messages/{id}/cancel``: ``scheduled -> canceled`` (final), in one conditional write that also
     takes it out of the due index, so it and the worker's claim cannot both win. A message no longer scheduled
