@@ -140,6 +140,13 @@ def test_a_batch_item_cannot_have_its_own_send_at(client):
         (1, "UnknownField", "sendAt")]
 
 
+def test_a_stage_without_a_batch_queue_cannot_schedule(client, aws_env):
+    aws_env(BATCH_QUEUE_URL=None)
+    response = post(client, "/sms", {"to": TO, "body": "no queue to leave by", "sendAt": at(600)})
+    assert response.status_code == 503 and body_of(response)["error"]["code"] == "BatchesNotConfigured"
+    assert body_of(client.http.get("/messages"))["messages"] == []  # nothing recorded
+
+
 def test_scheduling_settings_must_keep_the_sweep_behind_the_api_and_within_sqs_delay():
     base = {"MEDIA_BUCKET": "b", "MESSAGES_TABLE": "m", "IDEMPOTENCY_TABLE": "i"}
     assert Settings.from_env(base).schedule_direct_seconds == 600

@@ -41,6 +41,12 @@ def at(seconds: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def late(entry: dict, send_at: str) -> float:
+    """How long after ``send_at`` the provider took it (printed, never asserted: the machine may be busy)."""
+    return (datetime.fromisoformat(entry["at"].replace("Z", "+00:00"))
+            - datetime.fromisoformat(send_at.replace("Z", "+00:00"))).total_seconds()
+
+
 def out(aws: Http, body: str) -> list[dict]:
     return [entry for entry in aws.call("GET", "/_outbox")[2] if entry.get("body") == body]
 
@@ -70,6 +76,7 @@ def test_a_message_due_soon_is_queued_by_the_api_and_leaves_at_its_send_at_never
     assert due_family(stack, message["id"]) == "due-queued#"
     sent = wait_for(lambda: out(aws, "scheduled: due in four seconds"), SETTLE)
     assert len(sent) == 1 and sent[0]["at"] >= message["sendAt"]
+    print(f"queued by the API: left {late(sent[0], message['sendAt']):.2f} s after its sendAt")
     final = wait_for(lambda: api.call("GET", f"/messages/{message['id']}")[2]["status"] == "delivered", SETTLE)
     assert final and len(out(aws, "scheduled: due in four seconds")) == 1
 
@@ -81,6 +88,7 @@ def test_a_message_due_later_is_queued_by_the_sweep_and_leaves_at_its_send_at_ne
     assert message["id"] in [m["id"] for m in listed]
     sent = wait_for(lambda: out(aws, "scheduled: due in twelve seconds"), SETTLE)
     assert len(sent) == 1 and sent[0]["at"] >= message["sendAt"]
+    print(f"queued by the sweep: left {late(sent[0], message['sendAt']):.2f} s after its sendAt")
     assert stack.sweep.runs > 1 and stack.sweep.errors == 0
     gone = wait_for(lambda: message["id"] not in [
         m["id"] for m in api.call("GET", "/messages?status=scheduled&limit=100")[2]["messages"]], SETTLE)

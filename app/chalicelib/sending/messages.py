@@ -115,6 +115,9 @@ def send(message: Outbound, settings: Settings | None = None) -> dict:
     whose ``message_id`` names the failed record when one was written."""
     settings = settings or get_settings()
     check_channel(message, settings)
+    if message.send_at is not None and not settings.batch_queue_url:
+        raise NotConfigured("BatchesNotConfigured", "This stage has no batch queue (BATCH_QUEUE_URL), which "
+                            "scheduled messages leave through.")
     try:
         optouts.refuse_opted_out(message.to, settings)
     except (ClientError, BotoCoreError) as exc:
