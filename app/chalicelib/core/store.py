@@ -6,8 +6,9 @@ strings, integers, floats, booleans, nulls and maps of those, and reads back as 
 
 Index writes (DynamoDB writes an index only when a write changes its key or a projected
 attribute): the list index holds keys only, set once when the record is created; the batch index
-holds ``shown``, which an update sets only when the status the API shows can change. Both spread
-their keys over ``schema.INDEX_SHARDS`` partition keys.
+holds ``shown``, which an update sets only when the status the API shows can change; the due index
+holds keys only, and only while a message is ``scheduled`` (the write that takes it out of ``scheduled``
+removes them). All three spread their keys over ``schema.INDEX_SHARDS`` partition keys.
 """
 from __future__ import annotations
 
@@ -263,18 +264,11 @@ def transition(message_id: str, status: str, *, expect: tuple[str, ...] = (QUEUE
     index holds exactly the messages still waiting; two writers racing for it (the worker's claim and a
     cancel) cannot both win, since each holds only while the record is ``scheduled``.
     """
-    return transition_checked(message_id, status, expect=expect, **fields)[0]
-
-
-def transition_checked(message_id: str, status: str, *, expect: tuple[str, ...] = (QUEUED,),
-                       **fields) -> tuple[dict | None, bool]:
-    """``transition``, and whether the record exists (when the move was refused: its status was not one of
-    ``expect``, or there is no such record)."""
     allowed = {f":e{i}": encode(state) for i, state in enumerate(expect)}
     shown = any(shown_status(state) != shown_status(status) for state in expect)
     remove = DUE_KEYS if SCHEDULED in expect and status != SCHEDULED else ()
     return _update_checked(message_id, status, fields, f"#status IN ({', '.join(allowed)})", {}, allowed,
-                           shown=shown, remove=remove)
+                           shown=shown, remove=remove)[0]
 
 
 def settle(message_id: str, status: str, at_ms: int, *, provider_id: str | None = None, **fields) -> dict | None:
