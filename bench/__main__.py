@@ -152,6 +152,7 @@ def main() -> None:
     from bench import scale
 
     scale.report(scale.rows())
+    scale.report_scheduled(scale.scheduled_rows(scale.scheduled()))
     print()
     scale.tally_report(scale.tally_rows())
     print()
