@@ -22,6 +22,7 @@ from . import appload, queues, receipts, resources, streams
 from . import stage as stages
 from .emulator import Emulator
 from .gateway import Gateway, KeyCheck
+from .hangups import QuietHangUps
 
 HOST = "127.0.0.1"
 APP_PORT = 8000
@@ -55,11 +56,12 @@ class EmulatorServer(ThreadedWSGIServer):
     request_queue_size = LISTEN_BACKLOG
 
 
-class AppRequestHandler(ChaliceRequestHandler):
+class AppRequestHandler(QuietHangUps, ChaliceRequestHandler):
     """Chalice's request handler, answering what it would otherwise drop or read without bound: a
     ``Content-Length`` that is not a number (400), a chunked body (411: Chalice reads only
     ``Content-Length`` bodies), and a body over API Gateway's 10 MB payload quota (413, as API Gateway
-    answers; the body is read and dropped, never held). The access log masks phone numbers."""
+    answers; the body is read and dropped, never held). The access log masks phone numbers. A client that hangs
+    up before its answer is written costs one line, not a traceback (``devstack/hangups.py``)."""
 
     def __init__(self, request, client_address, server, app_object, config):
         # Chalice's handler, with API Gateway's key check and its own answers (``devstack/gateway.py``).
