@@ -73,7 +73,7 @@ class AppRequestHandler(QuietHangUps, ChaliceRequestHandler):
     disable_nagle_algorithm = True
 
     def _refuse(self, status: int, message: str) -> None:
-        body = json.dumps({"message": message}).encode()
+        body = (json.dumps({"message": message}, separators=(",", ":")) + "\n").encode()  # compact, one line
         self.close_connection = True  # the unread body must not be taken for the next request
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
