@@ -15,7 +15,9 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from .hangups import QuietHangUps
 
 HANG = "hang"
 MAX_BODY = 1024 * 1024  # a webhook payload is a message resource: far less
@@ -62,7 +64,7 @@ class Receiver:
         self._closing = threading.Event()
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHangUps):  # a sender that gave up waiting costs no traceback
             protocol_version = "HTTP/1.1"
 
             def do_POST(self):

@@ -22,6 +22,7 @@ from . import appload, queues, receipts, resources, rules, streams
 from . import stage as stages
 from .emulator import Emulator
 from .gateway import Gateway, KeyCheck
+from .hangups import QuietHangUps
 
 HOST = "127.0.0.1"
 APP_PORT = 8000
@@ -58,11 +59,12 @@ class EmulatorServer(ThreadedWSGIServer):
     request_queue_size = LISTEN_BACKLOG
 
 
-class AppRequestHandler(ChaliceRequestHandler):
+class AppRequestHandler(QuietHangUps, ChaliceRequestHandler):
     """Chalice's request handler, answering what it would otherwise drop or read without bound: a
     ``Content-Length`` that is not a number (400), a chunked body (411: Chalice reads only
     ``Content-Length`` bodies), and a body over API Gateway's 10 MB payload quota (413, as API Gateway
-    answers; the body is read and dropped, never held). The access log masks phone numbers."""
+    answers; the body is read and dropped, never held). The access log masks phone numbers. A client that hangs
+    up before its answer is written costs one line, not a traceback (``devstack/hangups.py``)."""
 
     def __init__(self, request, client_address, server, app_object, config):
         # Chalice's handler, with API Gateway's key check and its own answers (``devstack/gateway.py``).
@@ -74,7 +76,7 @@ class AppRequestHandler(ChaliceRequestHandler):
     disable_nagle_algorithm = True
 
     def _refuse(self, status: int, message: str) -> None:
-        body = json.dumps({"message": message}).encode()
+        body = (json.dumps({"message": message}, separators=(",", ":")) + "\n").encode()  # compact, one line
         self.close_connection = True  # the unread body must not be taken for the next request
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

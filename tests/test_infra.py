@@ -317,6 +317,7 @@ def test_api_gateways_own_answers_use_the_contract_body_and_never_quote_the_requ
         assert "$context.error.message" not in template and "Authorization" not in template.replace(
             "'Authorization: Bearer <key>'", "")
         assert set(json.loads(template.replace("$context.", "context."))["error"]) == {"code", "message"}
+        assert template.endswith("}\n")  # sent as written, like the app's JSON (tests/test_json_newline.py)
     assert responses["UNAUTHORIZED"]["statusCode"] == "401"
     assert responses["UNAUTHORIZED"]["responseParameters"]["gatewayresponse.header.WWW-Authenticate"] == "'Bearer'"
     assert responses["MISSING_AUTHENTICATION_TOKEN"]["statusCode"] == "404"
