@@ -46,8 +46,9 @@ def media_url(stack):
 
 
 def mixed_batch(tag: str, media_url: str, size: int = 500) -> tuple[list[dict], set[int]]:
-    """SMS and MMS to distinct numbers, some to the failure simulator, a few to one recipient
-    (paced to one a second), and a few invalid items. Returns (items, indexes that are invalid)."""
+    """SMS and MMS to distinct numbers, some to the failure simulator, four in a row to one recipient
+    (next to each other in the batch, so that they are sent at the same time but for the pacing to one
+    a second), and a few invalid items. Returns (items, indexes that are invalid)."""
     items, invalid = [], set()
     for i in range(size):
         body = f"{tag} #{i}"
@@ -56,7 +57,7 @@ def mixed_batch(tag: str, media_url: str, size: int = 500) -> tuple[list[dict], 
             invalid.add(i)
         elif i % 50 == 7:
             items.append({"to": FAILURE, "body": body})
-        elif i % 125 == 3:
+        elif 3 <= i <= 6:
             items.append({"to": SUCCESS, "body": body})
         elif i % 5 == 0:
             items.append({"to": f"+1206555{1000 + i:04d}", "body": body, "mediaUrl": media_url})
@@ -97,9 +98,9 @@ def recipient_slots(monkeypatch):
 
     granted, lock, reserve = [], threading.Lock(), pacing.reserve_recipient
 
-    def watched(to, gap_seconds=1.0, *, now=None):
-        now = time.time() if now is None else now
-        wait = reserve(to, gap_seconds, now=now)
+    def watched(to, *args, now=None, **kwargs):
+        now = time.time() if now is None else now  # the clock the gate would read, read here to be seen
+        wait = reserve(to, *args, now=now, **kwargs)
         if wait == 0:
             with lock:
                 granted.append((to, now))
