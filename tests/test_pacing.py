@@ -198,25 +198,30 @@ def test_one_instance_sends_several_messages_of_its_batch_at_once_and_each_once(
     post(client, "/batches", {"messages": [{"to": f"+1415555012{i}", "body": f"at once {i}"} for i in range(8)]})
     event = as_event(queued_messages())
 
+    senders = worker.senders_for(100)
+
     class Watched(TokenBucket):
-        """A local bucket that notes how many messages wait for their window at the same time."""
+        """A local bucket that notes how many messages wait for their window at the same time. The first
+        ones wait until ``senders`` of them wait together (then the windows open): a worker that sent fewer
+        at once would never get there, and would only go on after the hang guard, having shown fewer."""
 
         def __init__(self):
             super().__init__(1000)
             self.waiting = self.most = 0
-            self.guard = threading.Lock()
+            self.guard, self.together = threading.Lock(), threading.Event()
 
         def acquire(self, parts, deadline=None):
             with self.guard:
                 self.waiting += 1
                 self.most = max(self.most, self.waiting)
-            time.sleep(0.05)  # a window a little ahead
+                if self.waiting == senders:
+                    self.together.set()
+            self.together.wait(HANG_GUARD)
             with self.guard:
                 self.waiting -= 1
             return super().acquire(parts, deadline)
 
     pacer = Watched()
-    senders = worker.senders_for(100)
     assert worker.handle(event, settings=get_settings(), pacer=pacer, senders=senders) == {"batchItemFailures": []}
     assert worker.handle(event, settings=get_settings(), pacer=pacer, senders=senders) == {"batchItemFailures": []}
     assert pacer.most == senders

@@ -25,6 +25,7 @@ from chalicelib.core.errors import MessagingError
 from chalicelib.core.settings import get_settings
 
 from .conftest import REGION, body_of, post
+from .localhttp import HANG_GUARD
 from .test_provider_calls import model_problems
 
 URL = "http://127.0.0.1:9/hooks"  # loopback (WEBHOOK_URLS=loopback in the API tests); nothing listens there
@@ -123,7 +124,7 @@ def test_simultaneous_creates_never_pass_the_limit(aws_env, monkeypatch):
     alone, as DynamoDB applies one request atomically (moto does not: it copies and restores tables)."""
     aws_env(MAX_WEBHOOKS="3")
     racers, settings = 8, get_settings()
-    ready, one_request = threading.Barrier(racers, timeout=20), threading.Lock()
+    ready, one_request = threading.Barrier(racers, timeout=HANG_GUARD), threading.Lock()  # a hang guard
     dynamodb, encrypt = aws.client("dynamodb"), manage.encrypt
     send = dynamodb._make_api_call
 
@@ -149,7 +150,8 @@ def test_simultaneous_creates_never_pass_the_limit(aws_env, monkeypatch):
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(30)
+        thread.join(HANG_GUARD)
+    assert not any(thread.is_alive() for thread in threads), f"a create still running after {HANG_GUARD:.0f} s"
     made = [o for o in outcomes if o.startswith("wh_")]
     assert len(outcomes) == racers and len(made) == 3, outcomes
     assert sorted(set(outcomes) - set(made)) == ["TooManyWebhooks"]
