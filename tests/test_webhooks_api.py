@@ -10,6 +10,7 @@ import os
 import re
 import socket
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import boto3
@@ -400,10 +401,12 @@ class Calls:
 
     def __init__(self):
         self.calls: list[tuple[str, str, dict]] = []
+        self.at: list[float] = []  # when each call was made (time.time()), in the same order
         for service in ("dynamodb", "kms", "sqs"):
             aws.client(service).meta.events.register("before-parameter-build", self._record)
 
     def _record(self, params, model, **_):
+        self.at.append(time.time())
         self.calls.append((model.service_model.service_name, model.name, copy.deepcopy(params)))
 
     def operations(self) -> set[tuple[str, str]]:
