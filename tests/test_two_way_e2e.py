@@ -106,7 +106,10 @@ def stop(api, aws, stack, number: str) -> None:
     assert reply(aws, number, "STOP")["action"] == "OPT_OUT"
     [answer] = texts_to(aws, number, before)  # End User Messaging answers STOP itself
     assert (answer["body"], answer["keyword"], answer["from"]) == (keyword_answer(stack, "STOP"), "STOP", OURS)
-    assert wait_for(lambda: opt_out(api, number)), "the inbound function did not record the opt-out"
+    # End User Messaging's own list shows the number at once (GET /opt-outs falls back to it); the inbound
+    # function's record comes when it has taken the reply off the queue: wait for that too, or a later
+    # opt-in could be undone by this STOP still on its way.
+    assert wait_for(lambda: opt_out(api, number) and quiet(stack)), "the inbound function did not record the opt-out"
 
 
 # -- replies -----------------------------------------------------------------------------------------
