@@ -147,11 +147,6 @@ def test_a_message_claimed_by_a_worker_that_died_is_never_sent_again(client, sns
     # sns_stub has no responses queued: any Publish would have failed the test.
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "worker.process answers 'already' when another delivery claimed the message first, so the event source "
-    "deletes it; a throttled claimant then puts the record back to queued with no message left to come "
-    "back (seen under load: tests/test_bulk_e2e.py, a message queued for good). Fix: raise _Later(claimed=True) "
-    "there; then drop this marker."))
 def test_a_delivery_that_loses_the_claim_leaves_the_message_on_the_queue(client, sns_stub):
     """SQS delivers at least once, so two deliveries of one message can be in two workers at once. The
     one that loses the claim must leave the message on the queue: the claimant may still hand it back

@@ -187,7 +187,12 @@ def process(sqs_record: dict, settings: Settings, pacer: Pacer, deadline: float)
         time.sleep(wait)
     claimed = store.transition(message_id, store.SENDING, expect=(waiting,), claimedAt=time.time())
     if claimed is None:
-        return "already"  # another delivery of the same message claimed it first, or it was canceled
+        now = store.get(message_id)
+        if now is not None and now["status"] == store.SENDING:
+            # Another delivery of the same message claimed it first. It may still hand the record back
+            # (a throttled send puts it back to queued), so this copy stays on the queue to come again.
+            raise _Later(claimed=True)
+        return "already"  # it was canceled, or sent or failed since
     try:
         messages.deliver(claimed, settings, claimed=True)
     except Throttled:
