@@ -60,9 +60,25 @@ def _limits(schema: dict) -> str:
     return "; ".join(f"`{f}`" if f.startswith("pattern") else f for f in found)
 
 
+def _narrowed(part: dict, prefix: str = "") -> list[str]:
+    """What an ``allOf`` part pins, as ``name`` ``value`` pairs: ``type`` ``message.sent``, ``data.status`` ``sent``."""
+    found = []
+    for name, prop in part.get("properties", {}).items():
+        if "const" in prop:
+            found.append(f"`{prefix}{name}` `{prop['const']}`")
+        elif "enum" in prop:
+            found.append(f"`{prefix}{name}` one of " + ", ".join(f"`{v}`" for v in prop["enum"]))
+        found += _narrowed(prop, f"{prefix}{name}.")
+    return found
+
+
 def _fields(doc: dict, schema: dict) -> list[str]:
     schema = _deref(doc, schema)
     properties = schema.get("properties", {})
+    if not properties and "allOf" in schema:  # a schema that narrows another: name it, and what it pins
+        bases = [_schema_link(_ref_name(part)) for part in schema["allOf"] if _ref_name(part)]
+        pinned = [pair for part in schema["allOf"] if not _ref_name(part) for pair in _narrowed(part)]
+        return ["As " + ", ".join(bases) + (", with " + ", ".join(pinned) if pinned else "") + "."]
     if not properties:
         return []
     required = set(schema.get("required", []))
