@@ -42,6 +42,7 @@ if FUNCTION == API:
     from chalicelib.keys.routes import routes as key_routes  # noqa: E402
     from chalicelib.replies.routes import routes as reply_routes  # noqa: E402
     from chalicelib.sending.routes import routes as send_routes  # noqa: E402
+    from chalicelib.templates.routes import routes as template_routes  # noqa: E402
     from chalicelib.webhooks.routes import routes as webhook_routes  # noqa: E402
 
     @app.middleware("http")
@@ -51,7 +52,8 @@ if FUNCTION == API:
 
     # The authorizer's blueprint holds only the authorizer, a Lambda function of its own whose handler is its
     # module (``chalicelib.keys.authorizer.bearer``): its cold start never loads this file.
-    for blueprint in (authorizer, open_routes, send_routes, reply_routes, webhook_routes, key_routes):
+    for blueprint in (authorizer, open_routes, send_routes, template_routes, reply_routes, webhook_routes,
+                      key_routes):
         app.register_blueprint(blueprint)
 
 

@@ -140,6 +140,8 @@ def create_core(client, region: str, account: str, *, visibility_timeout: int = 
         KeySchema=[{"AttributeName": schema.KEYS_KEY, "KeyType": "HASH"}],
     )
 
+    templates = create_templates(dynamodb)
+
     sqs = client("sqs")
     queue, dlq = queue_with_dlq(sqs, f"{PREFIX}-batch", f"{PREFIX}-batch-dlq", MAX_RECEIVES, visibility_timeout)
 
@@ -153,10 +155,32 @@ def create_core(client, region: str, account: str, *, visibility_timeout: int = 
         "MESSAGES_TABLE": messages,
         "IDEMPOTENCY_TABLE": idempotency,
         "KEYS_TABLE": keys,
+        "TEMPLATES_TABLE": templates,
         "BATCH_QUEUE_URL": queue,
         "MAX_RECEIVES": str(MAX_RECEIVES),
         **create_webhooks(client, visibility_timeout=visibility_timeout),
     }
+
+
+def create_templates(dynamodb) -> str:
+    """The templates table, as ``infra/templates.py`` makes it: a template's versions under its id, and the list
+    index, keys only, which holds only the templates' heads. Returns its name."""
+    table = f"{PREFIX}-templates"
+    dynamodb.create_table(
+        TableName=table, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": schema.TEMPLATES_KEY, "AttributeType": "S"},
+            {"AttributeName": schema.TEMPLATES_SORT, "AttributeType": "N"},
+            {"AttributeName": schema.TEMPLATES_LIST_PARTITION, "AttributeType": "S"},
+            {"AttributeName": schema.TEMPLATES_LIST_SORT, "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": schema.TEMPLATES_KEY, "KeyType": "HASH"},
+                   {"AttributeName": schema.TEMPLATES_SORT, "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[
+            {"IndexName": schema.TEMPLATES_LIST_INDEX, "Projection": {"ProjectionType": "KEYS_ONLY"},
+             "KeySchema": [{"AttributeName": schema.TEMPLATES_LIST_PARTITION, "KeyType": "HASH"},
+                           {"AttributeName": schema.TEMPLATES_LIST_SORT, "KeyType": "RANGE"}]}],
+    )
+    return table
 
 
 WEBHOOK_MAX_RECEIVES = 100  # as the stack's redrive policy: only the backstop for a function that keeps dying

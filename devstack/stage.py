@@ -61,7 +61,8 @@ def environment(config: StageConfig, created: dict) -> dict[str, str]:
         configuration_set_name=created["CONFIGURATION_SET_NAME"], webhooks_table=created["WEBHOOKS_TABLE"],
         webhook_queue_url=created["WEBHOOK_QUEUE_URL"], webhook_dlq_url=created["WEBHOOK_DLQ_URL"],
         webhook_key_id=created["WEBHOOK_KEY_ID"], opt_out_list_name=created.get("OPT_OUT_LIST_NAME"),
-        origination_number=created.get("ORIGINATION_NUMBER"), keys_table=created["KEYS_TABLE"])
+        origination_number=created.get("ORIGINATION_NUMBER"), keys_table=created["KEYS_TABLE"],
+        templates_table=created["TEMPLATES_TABLE"])
     for name, (value, _reason) in OVERRIDES.items():
         if config.two_way_off and name in TWO_WAY_OVERRIDES:
             continue

@@ -28,6 +28,7 @@ from .messaging import EndUserMessaging
 from .queue import BatchQueue
 from .runtime import ChaliceApp
 from .store import MessageStore
+from .templates import TemplateStore
 from .two_way import TwoWay, identity_arn
 from .webhooks import Webhooks
 
@@ -57,7 +58,8 @@ class SenderApi(Construct):
 
     def __init__(self, scope: Construct, id: str, *, config: StageConfig, media: MediaBucket,
                  store: MessageStore, batch: BatchQueue, webhooks: Webhooks, keys: KeyStore,
-                 messaging: EndUserMessaging | None = None, two_way: TwoWay | None = None) -> None:
+                 templates: TemplateStore, messaging: EndUserMessaging | None = None,
+                 two_way: TwoWay | None = None) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
         self.log_groups: dict[str, logs.LogGroup] = {}
@@ -74,6 +76,7 @@ class SenderApi(Construct):
         delivery = self._function_role(self.DELIVERY, "WebhookDeliveryRole", wildcard_reason=xray_reason)
         self._grant_keys(keys, api=api, authorizer=self._function_role(self.AUTHORIZER, "AuthorizerRole",
                                                                        wildcard_reason=xray_reason))
+        self._grant_templates(templates, api=api)
         if two_way:
             self._grant_two_way(two_way, store, webhooks, api=api, inbound=self._function_role(
                 self.INBOUND, "InboundRole", wildcard_reason=xray_reason))
@@ -146,7 +149,8 @@ class SenderApi(Construct):
             webhook_queue_url=webhooks.queue.queue_url, webhook_dlq_url=webhooks.dead_letters.queue_url,
             webhook_key_id=webhooks.key.key_arn,
             opt_out_list_name=two_way.opt_out_list_name if two_way else None,
-            origination_number=two_way.origination_number if two_way else None, keys_table=keys.table.table_name)
+            origination_number=two_way.origination_number if two_way else None, keys_table=keys.table.table_name,
+            templates_table=templates.table.table_name)
         self.chalice = ChaliceApp(self, "Chalice", source_dir=str(APP_DIR), stage_config={
             "api_gateway_stage": "api",
             "environment_variables": environment,
@@ -308,6 +312,19 @@ class SenderApi(Construct):
         api.add_to_policy(iam.PolicyStatement(
             actions=["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan"],
             resources=[table]))
+
+    @staticmethod
+    def _grant_templates(templates: TemplateStore, *, api: iam.Role) -> None:
+        """Only the API touches the templates table: it creates a template and its first version, and each next
+        version, in one transaction of Put and Update items; reads a head or a version (GetItem) and a page of
+        heads (BatchGetItem) found in the list index (Query); archives with an UpdateItem. Versions are never
+        deleted. ``tests/test_templates_stack.py`` records the calls and checks them."""
+        table = templates.table.table_arn
+        api.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem"],
+            resources=[table]))
+        api.add_to_policy(iam.PolicyStatement(actions=["dynamodb:Query"], resources=[
+            f"{table}/index/{schema.TEMPLATES_LIST_INDEX}"]))
 
     @staticmethod
     def _grant_opt_outs(webhooks: Webhooks, *, api: iam.Role, worker: iam.Role) -> None:

@@ -194,7 +194,8 @@ class StageConfig:
                         configuration_set_name: str | None = None, webhooks_table: str | None = None,
                         webhook_queue_url: str | None = None, webhook_dlq_url: str | None = None,
                         webhook_key_id: str | None = None, opt_out_list_name: str | None = None,
-                        origination_number: str | None = None, keys_table: str | None = None) -> dict[str, str]:
+                        origination_number: str | None = None, keys_table: str | None = None,
+                        templates_table: str | None = None) -> dict[str, str]:
         """The app's environment variables (what ``chalicelib.settings.Settings.from_env`` reads) for this stage,
         given the names of its resources. The CDK stack (``infra/api.py``) and the local stack (``devstack``)
         both take the app's settings from here, so what runs locally is what is deployed. Webhook endpoints
@@ -229,6 +230,7 @@ class StageConfig:
                            ("CONFIGURATION_SET_NAME", configuration_set_name),
                            ("SENDER_ID", self.sender_id),
                            ("KEYS_TABLE", keys_table),
+                           ("TEMPLATES_TABLE", templates_table),
                            ("WEBHOOKS_TABLE", webhooks_table), ("WEBHOOK_QUEUE_URL", webhook_queue_url),
                            ("WEBHOOK_DLQ_URL", webhook_dlq_url), ("WEBHOOK_KEY_ID", webhook_key_id)):
             if value:

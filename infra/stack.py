@@ -14,6 +14,7 @@ from .monitoring import Monitoring
 from .queue import BatchQueue
 from .spend import SpendLimits
 from .store import MessageStore
+from .templates import TemplateStore
 from .two_way import TwoWay
 from .webhooks import Webhooks
 
@@ -26,13 +27,14 @@ class SenderStack(Stack):
         batch = BatchQueue(self, "Batch", config=config)
         webhooks = Webhooks(self, "Webhooks", config=config)
         keys = KeyStore(self, "Keys", config=config)
+        templates = TemplateStore(self, "Templates", config=config)
         messaging = None
         if config.uses_end_user_messaging:
             messaging = EndUserMessaging(self, "Messaging", config=config)
         # Replies reach the stage only through an End User Messaging number or pool.
         two_way = TwoWay(self, "TwoWay", config=config) if config.two_way else None
         api = SenderApi(self, "Api", config=config, media=media, store=store, batch=batch, webhooks=webhooks,
-                        keys=keys, messaging=messaging, two_way=two_way)
+                        keys=keys, templates=templates, messaging=messaging, two_way=two_way)
         delivery = DeliveryLogging(self, "DeliveryLogging", config=config)
         if config.account_settings and config.monthly_spend_limit_usd and messaging:
             SpendLimits(self, "SpendLimits", config=config)

@@ -4,7 +4,7 @@ against the local stack over real HTTP on loopback.
 Delivery receipts come when a test says so: the stack's own receipts are held back an hour, and ``Carrier``
 writes the receipts of what was sent when the command waits (its injected ``sleep``). So ``sms batch`` and
 ``sms tail`` see each status change at a known step, whatever the machine's speed. Routes still to come
-(templates, reports) are driven against a scripted loopback server instead.
+(reports, scheduled sends) are driven against a scripted loopback server instead.
 """
 from __future__ import annotations
 
@@ -318,17 +318,34 @@ def test_reports_daily_prints_each_day_and_the_totals():
     assert as_json.json() == report and server.requests[1].path == "/reports/daily"
 
 
-def test_templates_create_sends_the_documented_body():
-    template = {"id": "tpl_1", "name": "reminder", "body": "Hi ((name))", "channel": "sms", "mediaUrl": None,
-                "version": 1, "placeholders": ["name"], "createdAt": "2026-12-05T10:00:00Z"}
-    with Scripted([(201, {}, template)]) as server:
-        made = run(["templates", "create", "--name", "reminder", "--body", "Hi ((name))", "--json"],
-                   {"SMS_API_URL": server.url})
-    assert made.code == 0 and made.json() == template
-    request = server.requests[0]
-    assert (request.method, request.path, request.json()) == ("POST", "/templates",
-                                                              {"name": "reminder", "body": "Hi ((name))"})
-    assert request.headers["idempotency-key"]
+def test_templates_from_the_command_line(stack, env):
+    """A template's life on the local stack: made, sent from with --var, replaced (a new version, the first
+    message keeps its body), archived (a send from it is then refused with the API's code)."""
+    made = run(["templates", "create", "--name", "reminder", "--body", "Hi ((Name)), see you at ((time))",
+                "--json"], env)
+    assert made.code == 0, made.err
+    template = made.json()
+    assert (template["version"], template["placeholders"]) == (1, ["Name", "time"])
+    before = len(outbox(stack))
+    sent = run(["send", "--to", SUCCESS, "--template", template["id"], "--var", "name=Ada", "--var", "time=7pm",
+                "--json"], env)
+    assert sent.code == 0, sent.err
+    first = sent.json()
+    assert (first["body"], first["templateId"], first["templateVersion"]) == (
+        "Hi Ada, see you at 7pm", template["id"], 1)
+    assert [o["body"] for o in outbox(stack)[before:]] == ["Hi Ada, see you at 7pm"]
+    replaced = run(["templates", "replace", template["id"], "--name", "reminder", "--body", "Bye ((name))",
+                    "--json"], env)
+    assert replaced.code == 0 and replaced.json()["version"] == 2
+    listed = run(["templates", "--json"], env)
+    assert template["id"] in [t["id"] for t in listed.json()["templates"]]
+    assert run(["get", first["id"], "--json"], env).json()["body"] == "Hi Ada, see you at 7pm"
+    assert run(["templates", "get", template["id"], "--version", "1", "--json"], env).json()["body"] == \
+        template["body"]
+    archived = run(["templates", "archive", template["id"]], env)
+    assert archived.code == 0 and archived.out == "done\n"
+    refused = run(["send", "--to", SUCCESS, "--template", template["id"], "--var", "name=Ada"], env)
+    assert refused.code == 1 and refused.err.startswith("sms: 404 TemplateNotFound: ")
 
 
 def test_send_from_a_template_with_variables_and_a_send_time():

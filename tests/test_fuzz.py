@@ -125,8 +125,9 @@ def excluded(case):
     if case.operation.label == "POST /batches":
         return [negative_data_rejection]
     # DELETE /keys/{id} revokes: the key stays readable, with its revokedAt, as the contract says (the
-    # messages it sent still name it).
-    if case.operation.path.startswith("/keys"):
+    # messages it sent still name it). DELETE /templates/{id} archives: the template stays readable, with
+    # its archivedAt (the messages sent from it name it).
+    if case.operation.path.startswith(("/keys", "/templates")):
         return [use_after_free]
     return []
 

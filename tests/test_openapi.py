@@ -1,7 +1,8 @@
 """The OpenAPI document (app/chalicelib/openapi.json, served at GET /openapi.json) and the code, held to
 each other in both directions: routes and methods, the error codes each status can carry (found in the
 source), the message resource's fields, the request limits, the open routes, and the error table of
-the documentation (docs/reference/errors.md). tests/test_fuzz.py then checks the running API's answers against the document."""
+the documentation (docs/reference/errors.md). tests/test_fuzz.py then checks the running API's answers
+against the document."""
 from __future__ import annotations
 
 import ast
@@ -26,6 +27,7 @@ from chalicelib.core import settings
 from chalicelib.core import store
 from chalicelib.sending import validation
 from chalicelib.core import web
+from chalicelib.templates import manage as templates
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "app" / "chalicelib").rglob("*.py")) + [ROOT / "app" / "app.py"]
@@ -136,10 +138,10 @@ def source_codes() -> dict[int, set[str]]:
                                 unresolved.append(f"{path.name}:{node.lineno} ({where})")
                                 continue
                             codes = DYNAMIC_CODES[key]()
-                    else:  # a class that sets its own code, e.g. Throttled() or Unavailable(message)
-                        required = [p for p in parameters if inspect.signature(cls.__init__).parameters[p].default
-                                    is inspect.Parameter.empty]
-                        codes = {cls(*["-"] * len(required)).code}
+                    else:  # a class that sets its own code, e.g. Throttled(), or Unavailable(message)
+                        needed = [name for name, parameter in inspect.signature(cls.__init__).parameters.items()
+                                  if name != "self" and parameter.default is inspect.Parameter.empty]
+                        codes = {cls(*[""] * len(needed)).code}
                     per_status.setdefault(_status_of(cls), set()).update(codes)
                 if name == "json_response" and node.args and isinstance(node.args[0], ast.Constant):
                     status = node.args[0].value
@@ -199,6 +201,27 @@ def test_every_operation_declares_the_bearer_scheme_with_its_scope():
         (method.upper(), path) for path, _method, _op in operations() for method in [_method]}
 
 
+def test_every_list_of_scopes_in_the_document_is_the_scope_table():
+    """Wherever the document enumerates scopes (a key's, the request that makes one), it names every scope of
+    ``keys.scopes`` in its order, and the bearer scheme's description names each."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("enum"), list) and scopes.KEYS in node["enum"]:
+                found.append(node["enum"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(DOC)
+    assert len(found) >= 3 and all(enum == list(scopes.SCOPES) for enum in found), found
+    described = DOC["components"]["securitySchemes"]["bearer"]["description"]
+    assert re.findall(r"`([a-z-]+:[a-z]+)`", described) == list(scopes.SCOPES)
+
+
 def test_every_gateway_answer_is_documented():
     """API Gateway's own answers (``core.gateway``): a status's code among that status's codes (above), and the
     defaults, whose status varies, in the document's description."""
@@ -240,6 +263,11 @@ def test_the_message_resource_matches_store_public_fields():
     assert set(message["properties"]["status"]["enum"]) == shown  # ``sending`` shows as ``queued``
     assert message["properties"]["direction"]["enum"] == list(store.LIST_PREFIXES)
     assert store.shown_status(store.SENDING) == store.QUEUED
+    # A webhook event's data is the same resource less its body (webhooks/events.py).
+    hook = DOC["components"]["schemas"]["WebhookMessage"]
+    assert list(hook["properties"]) == hook["required"] == [f for f in store.PUBLIC_FIELDS if f != "body"]
+    assert hook["additionalProperties"] is False
+    assert all(hook["properties"][f] == message["properties"][f] for f in hook["properties"])
 
 
 def test_batch_progress_matches_the_counted_statuses():
@@ -255,8 +283,23 @@ def test_request_constraints_are_the_codes():
     item = schemas["BatchItem"]["properties"]
     for body in (sms["body"], mms["body"], item["body"]):
         assert body["maxLength"] == validation.MAX_BODY
-    assert sms["body"]["minLength"] == 1 and schemas["SmsRequest"]["required"] == ["to", "body"]
-    assert schemas["MmsRequest"]["required"] == ["to", "mediaUrl"]
+    # A send gives its own body (an MMS its own media) or a template's: exactly one of the two forms.
+    assert sms["body"]["minLength"] == 1 and schemas["SmsRequest"]["required"] == ["to"]
+    assert [form["required"] for form in schemas["SmsRequest"]["oneOf"]] == [["body"], ["templateId"]]
+    assert schemas["MmsRequest"]["required"] == ["to"]
+    assert [form["required"] for form in schemas["MmsRequest"]["oneOf"]] == [["mediaUrl"], ["templateId"]]
+    template = schemas["TemplateRequest"]["properties"]
+    assert template["body"]["maxLength"] == validation.MAX_BODY and template["body"]["minLength"] == 1
+    assert template["body"]["pattern"] == sms["body"]["pattern"]
+    assert template["name"]["maxLength"] == templates.MAX_NAME and template["mediaUrl"]["maxLength"] == \
+        validation.MEDIA_URL_MAX == templates.MEDIA_URL_MAX
+    assert list(schemas["Template"]["properties"]) == list(templates.FIELDS) == schemas["Template"]["required"]
+    assert schemas["Template"]["properties"]["id"]["pattern"] == f"^{schema.TEMPLATE_ID_PREFIX}"
+    for request in ("SmsRequest", "MmsRequest", "BatchItem", "BatchRequest"):
+        version = schemas[request]["properties"]["templateVersion"]
+        assert version["minimum"] == 1 and "integer" in version["type"]
+    assert schemas["BatchItem"]["properties"]["personalisation"]["additionalProperties"] == {
+        "type": ["string", "number"]}
     assert sms["type"]["enum"] == item["type"]["enum"] == list(settings.SMS_TYPES)
     assert item["channel"]["enum"] == ["sms", "mms"]
     assert mms["mediaUrl"]["maxLength"] == validation.MEDIA_URL_MAX
@@ -293,7 +336,8 @@ def test_every_post_takes_an_idempotency_key_and_created_resources_have_a_locati
 def test_links_send_then_read_back():
     """The links a stateful run follows point at real operations and parameters."""
     by_id = {operation["operationId"]: (path, operation) for path, _method, operation in operations()}
-    expected = {("sendSms", "GetMessage"), ("sendMms", "GetMessage"), ("createBatch", "GetBatch")}
+    expected = {("sendSms", "GetMessage"), ("sendMms", "GetMessage"), ("createBatch", "GetBatch"),
+                ("createTemplate", "GetTemplate")}
     found = set()
     for _path, _method, operation in operations():
         for response in operation["responses"].values():

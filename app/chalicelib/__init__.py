@@ -8,11 +8,13 @@ the Lambda functions; each calls into one of these.
   idempotency.
 - ``status``: delivery-status ingest (receipts from SNS and End User Messaging logs).
 - ``webhooks``: endpoints and their secrets, the stream fanout, signed delivery, the address guard.
+- ``templates``: message templates with ``((placeholders))``, their versions, and the placeholder rules.
 - ``replies``: inbound replies and the stage's opt-out list.
 - ``console``: the send console (the page and its static files).
 - ``openapi``: the HTTP contract, ``openapi.json``, served at ``GET /openapi.json``.
 
 Dependencies point one way: every capability imports ``core``; ``sending`` calls ``replies`` (opt-out
-checks) and nothing else calls back. No module uses another's private (``_``) names, and there is no
-import cycle (``tests/test_layout.py`` reads every import, lazy ones included).
+checks) and ``templates`` (a send from a template renders it), and nothing calls back. No module uses
+another's private (``_``) names, and there is no import cycle (``tests/test_layout.py`` reads every import,
+lazy ones included).
 """

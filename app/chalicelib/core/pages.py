@@ -85,6 +85,17 @@ def _encode_token(sort_key: str) -> str:
     return base64.urlsafe_b64encode(plain.encode()).decode().rstrip("=")
 
 
+# Other listings sorted by ``createdAt#id`` (GET /templates) page with the same tokens.
+def next_token(sort_key: str) -> str:
+    """The ``next`` token of a page whose last item has this sort key."""
+    return _encode_token(sort_key)
+
+
+def before(token: str) -> str:
+    """The sort key a ``next`` token names (400 ``InvalidNext`` for a token this API did not return)."""
+    return _decode_token(token)
+
+
 def _get_many(ids: list[str]) -> dict[str, dict]:
     """The records with these ids that exist (strongly consistent), by id."""
     keys = [{schema.MESSAGES_KEY: {"S": i}} for i in ids]

@@ -69,3 +69,16 @@ WEBHOOK_ATTEMPT_DAYS = 7
 # time of the last reply keyword (pk "optin", sk the number; expiring 31 days after its last write).
 OPT_OUTS = "optout"
 OPT_INS = "optin"
+
+# Templates (issue 21): one item per version (pk the template id "tpl_...", sk its version number, from 1), and
+# the template's head at version 0: the latest version's content, which version that is ("latest"), and
+# "archivedAt" once archived. Only heads carry the list keys: GET /templates lists newest first from this index
+# (keys only, one partition; a page reads the heads by key).
+TEMPLATES_KEY = "id"
+TEMPLATES_SORT = "version"
+TEMPLATE_HEAD = 0
+TEMPLATE_ID_PREFIX = "tpl_"
+TEMPLATES_LIST_INDEX = "byCreatedAt"
+TEMPLATES_LIST_PARTITION = "listKey"
+TEMPLATES_LIST_VALUE = "templates"
+TEMPLATES_LIST_SORT = "sortKey"

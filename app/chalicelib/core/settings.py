@@ -67,6 +67,8 @@ class Settings(NamedTuple):
     origination_number: str | None = None
     opt_out_keywords: frozenset[str] = REQUIRED_OPT_OUT_KEYWORDS
     opt_in_keywords: frozenset[str] = frozenset()
+    # Templates (issue 21): the table of templates and their versions.
+    templates_table: str | None = None
 
     @property
     def mms_enabled(self) -> bool:
@@ -142,6 +144,7 @@ class Settings(NamedTuple):
             origination_number=text("ORIGINATION_NUMBER"),
             opt_out_keywords=REQUIRED_OPT_OUT_KEYWORDS | words("OPT_OUT_KEYWORDS"),
             opt_in_keywords=words("OPT_IN_KEYWORDS"),
+            templates_table=text("TEMPLATES_TABLE"),
         )
 
 

@@ -49,7 +49,7 @@ def list_prefixes(test: bool = False) -> dict[str, str]:
 PUBLIC_FIELDS = (
     "id", "direction", "channel", "from", "to", "body", "mediaUrl", "status", "providerMessageId", "segments",
     "encoding", "priceUsd", "error", "providerResponse", "dryRun", "createdAt", "updatedAt", "receivedAt",
-    "inReplyTo", "keyId", "test", "validityPeriod", "validUntil", "maxPriceUsd",
+    "inReplyTo", "keyId", "test", "validityPeriod", "validUntil", "maxPriceUsd", "templateId", "templateVersion",
 )
 
 

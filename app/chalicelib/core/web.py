@@ -87,7 +87,7 @@ def request_id(app) -> str:
 
 # Path parameters that name one of our resources, and the 404 a malformed one gets (without a look-up).
 RESOURCE_IDS = {"message_id": ("MessageNotFound", "message"), "batch_id": ("BatchNotFound", "batch"),
-                "webhook_id": ("WebhookNotFound", "webhook")}
+                "webhook_id": ("WebhookNotFound", "webhook"), "template_id": ("TemplateNotFound", "template")}
 BODY_METHODS = ("POST", "PUT", "PATCH")
 
 

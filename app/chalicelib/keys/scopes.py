@@ -7,14 +7,19 @@ valid key; ``GET /health``, ``/``, ``/favicon.ico`` and ``/openapi.json`` need n
 from __future__ import annotations
 
 SEND, READ = "messages:send", "messages:read"
+TEMPLATES = "templates:manage"
 OPT_OUTS_READ, OPT_OUTS_WRITE = "opt-outs:read", "opt-outs:write"
 WEBHOOKS, KEYS = "webhooks:manage", "keys:manage"
-SCOPES = (SEND, READ, OPT_OUTS_READ, OPT_OUTS_WRITE, WEBHOOKS, KEYS)
+SCOPES = (SEND, READ, TEMPLATES, OPT_OUTS_READ, OPT_OUTS_WRITE, WEBHOOKS, KEYS)
 
 # (method, route) -> the scope it needs
 ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/sms"): SEND, ("POST", "/mms"): SEND, ("POST", "/media"): SEND, ("POST", "/batches"): SEND,
     ("GET", "/messages"): READ, ("GET", "/messages/{message_id}"): READ, ("GET", "/batches/{batch_id}"): READ,
+    # A sender reads the templates it sends from; making and changing them is templates:manage.
+    ("GET", "/templates"): SEND, ("GET", "/templates/{template_id}"): SEND,
+    ("POST", "/templates"): TEMPLATES, ("PUT", "/templates/{template_id}"): TEMPLATES,
+    ("DELETE", "/templates/{template_id}"): TEMPLATES,
     ("GET", "/opt-outs"): OPT_OUTS_READ, ("GET", "/opt-outs/{number}"): OPT_OUTS_READ,
     ("PUT", "/opt-outs/{number}"): OPT_OUTS_WRITE, ("DELETE", "/opt-outs/{number}"): OPT_OUTS_WRITE,
     ("POST", "/webhooks"): WEBHOOKS, ("GET", "/webhooks"): WEBHOOKS, ("GET", "/webhooks/{webhook_id}"): WEBHOOKS,

@@ -1,8 +1,14 @@
 """Bulk sends: ``POST /batches`` validates each item, records the accepted ones as ``queued`` and
 puts them on the batch queue; the worker (``worker.py``) sends them at the stage's pace. An item to a
 number on the stage's opt-out list is rejected (``RecipientOptedOut``), and the worker checks again
-before it sends. ``validityPeriod`` and ``maxPriceUsd`` given on the batch are the default of every item
-that does not name its own (an item's own value, null included, wins)."""
+before it sends.
+
+A personalised batch names a template once (``{"templateId", "messages": [{"to", "personalisation"}]}``); an
+item may name its own instead. Each template version is read once per batch, and each item rendered on its own
+(``templated``): an item that fails comes back in ``rejected`` with its index.
+
+``validityPeriod`` and ``maxPriceUsd`` given on the batch are the default of every item that does not name its
+own (an item's own value, null included, wins)."""
 from __future__ import annotations
 
 import json
@@ -17,7 +23,7 @@ from ..core.log import logger
 from ..core.settings import Settings
 from ..core.caller import Caller
 from ..replies import optouts
-from . import messages, validation
+from . import messages, templated, validation
 
 MAX_ITEMS = 1000
 # The statuses GET /batches/{id} counts (a batch item cannot be a dry run, so never ``validated``).
@@ -27,19 +33,45 @@ SQS_BATCH = 10  # SendMessageBatch takes at most 10 entries
 ITEM_FIELDS = validation.SMS_FIELDS | validation.MMS_FIELDS | {"channel"}
 
 
-def _parse(item, settings: Settings, checked_media: dict, defaults: dict | None = None) -> validation.Outbound:
+class _Templates:
+    """The template versions a batch sends from, each read once: the batch's own (``templateId``), and those its
+    items name. A version that cannot be read rejects each item that names it, with the same error."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.read: dict[tuple, object] = {}
+
+    def get(self, chosen: templated.Asked):
+        key = (repr(chosen.template_id), chosen.version)
+        if key not in self.read:
+            try:
+                self.read[key] = templated.fetch(chosen, self.settings)
+            except MessagingError as err:
+                self.read[key] = err
+        if isinstance(self.read[key], MessagingError):
+            raise self.read[key]
+        return self.read[key]
+
+
+def _parse(item, settings: Settings, checked_media: dict, templates: _Templates,
+           batch_template: templated.Asked | None = None, defaults: dict | None = None) -> validation.Outbound:
     if not isinstance(item, dict):
         raise InvalidRequest("InvalidJson", "Each item of 'messages' must be a JSON object.")
     inputs.only(item, ITEM_FIELDS)
     item = {**(defaults or {}), **item}
-    channel = item.get("channel", "mms" if "mediaUrl" in item else "sms")
+    chosen = templated.asked(item, batch_template)
+    template = templates.get(chosen) if chosen else None
+    channel = item.get("channel", template.channel if template else "mms" if "mediaUrl" in item else "sms")
     if channel not in ("sms", "mms"):
         raise InvalidRequest("InvalidChannel", "'channel' must be 'sms' or 'mms'.", field="channel")
     if item.get("dryRun") is True:
         raise InvalidRequest("DryRunNotSupported", (
             "A batch item cannot be a dry run: the worker sends at the stage's pace. "
             "Validate one message with POST /sms or POST /mms and \"dryRun\": true."), field="dryRun")
-    message = (validation.sms if channel == "sms" else validation.mms)(item, settings)
+    if template:
+        message = templated.rendered(channel, item, settings, template)
+    else:
+        message = templated.PARSERS[channel](item, settings)
     if channel == "mms":  # one media preflight per distinct mediaUrl in the batch
         if message.media_url not in checked_media:
             try:
@@ -71,11 +103,16 @@ def submit(data: dict, settings: Settings, caller: Caller | None = None) -> dict
     defaults = _defaults(data)
     if not settings.batch_queue_url:
         raise NotConfigured("BatchesNotConfigured", "This stage has no batch queue (BATCH_QUEUE_URL).")
+    templates = _Templates(settings)
+    batch_template = templated.asked({"templateId": data.get("templateId"),
+                                      "templateVersion": data.get("templateVersion")})
+    if batch_template is not None:
+        templates.get(batch_template)  # a batch's own template must be there: else the whole request is refused
     batch_id = f"{schema.BATCH_ID_PREFIX}{uuid.uuid4()}"
     parsed, rejected, checked_media = [], [], {}
     for index, item in enumerate(items):
         try:
-            message = _parse(item, settings, checked_media, defaults)
+            message = _parse(item, settings, checked_media, templates, batch_template, defaults)
             parsed.append((index, message._replace(key_id=caller.key_id, test=caller.test) if caller else message))
         except MessagingError as err:
             rejected.append({"index": index, "error": err.as_dict()})

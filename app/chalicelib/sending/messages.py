@@ -91,6 +91,8 @@ def new_record(message: Outbound, settings: Settings | None = None, **extra) -> 
         "validityPeriod": period,
         "validUntil": store.now_iso(created + timedelta(seconds=period)) if period else None,
         "maxPriceUsd": message.max_price_usd,
+        "templateId": message.template_id,
+        "templateVersion": message.template_version,
     }
     record.update(extra)
     return record

@@ -10,29 +10,30 @@ from ..core import inputs
 from ..core.settings import get_settings
 from ..core.web import body, caller, located, once, query
 from ..keys.routing import protected
-from . import messages, validation  # the send path, loaded with the API; the other routes load their modules
+# The send path, loaded with the API (a send from a template included); the other routes load their modules.
+from . import messages, templated, validation
 
 routes = Blueprint(__name__)
 
 
-def _send(route, parse):
+def _send(channel):
     who = caller(routes)
 
     def handler():
-        message = parse(body(routes), get_settings())._replace(key_id=who.key_id, test=who.test)
+        message = templated.message(channel, body(routes), get_settings())._replace(key_id=who.key_id, test=who.test)
         return 202, messages.send(message), {}
 
-    return located(routes, once(routes, route, handler), "/messages/{id}")
+    return located(routes, once(routes, channel, handler), "/messages/{id}")
 
 
 @protected(routes, "POST", "/sms", fields=validation.SMS_FIELDS)
 def send_sms():
-    return _send("sms", validation.sms)
+    return _send("sms")
 
 
 @protected(routes, "POST", "/mms", fields=validation.MMS_FIELDS)
 def send_mms():
-    return _send("mms", validation.mms)
+    return _send("mms")
 
 
 @protected(routes, "POST", "/media", fields=validation.MEDIA_FIELDS)
@@ -60,7 +61,8 @@ def list_messages():
                               test=caller(routes).test), {}
 
 
-@protected(routes, "POST", "/batches", fields=frozenset({"messages"}) | validation.LIMIT_FIELDS)
+@protected(routes, "POST", "/batches",
+           fields=frozenset({"messages", "templateId", "templateVersion"}) | validation.LIMIT_FIELDS)
 def create_batch():
     from . import batches
 

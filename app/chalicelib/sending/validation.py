@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -10,21 +9,12 @@ from ..core import phone
 from ..core.errors import InvalidRequest, Unprocessable
 from ..core.inputs import SURROGATE
 from ..core.settings import SMS_TYPES, Settings
+from ..core.text import BODY_CONTROL, MAX_BODY, visible
 from . import countries, media
 
-MAX_BODY = 1600
 SNS_MAX_BYTES = 1600
-# Characters a message body may not hold: C0 controls but tab, line feed and carriage return; DEL; C1 controls.
-# No handset shows them, and some carrier systems cut a message at a NUL.
-_BODY_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # Any control character at all: never part of a phone number, a media URL or a header value.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-# Letters that render as blank space though Unicode files them as letters or symbols (Hangul fillers,
-# the blank Braille pattern): a body of only these is as empty as one of spaces.
-_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-# Unicode categories that never show: separators, controls, format characters (zero-width spaces and joiners,
-# byte order marks, direction marks), surrogates.
-_INVISIBLE = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cs"})
 # S3 object keys are at most 1024 bytes of UTF-8; SendMediaMessage takes media URLs of at most 2048 characters.
 S3_MAX_KEY_BYTES = 1024
 MEDIA_URL_MAX = 2048
@@ -46,8 +36,10 @@ MAX_PRICE_CAP = Decimal("9.99999")
 LIMIT_FIELDS = frozenset({"validityPeriod", "maxPriceUsd"})
 
 # The members each request body may have (any other is 400 UnknownField: see core.inputs.only).
-SMS_FIELDS = frozenset({"to", "country", "body", "type", "senderId", "dryRun"}) | LIMIT_FIELDS
-MMS_FIELDS = frozenset({"to", "country", "body", "mediaUrl", "dryRun"}) | LIMIT_FIELDS
+# A send from a template gives these instead of ``body`` (``templated``).
+TEMPLATE_FIELDS = frozenset({"templateId", "templateVersion", "personalisation"})
+SMS_FIELDS = frozenset({"to", "country", "body", "type", "senderId", "dryRun"}) | LIMIT_FIELDS | TEMPLATE_FIELDS
+MMS_FIELDS = frozenset({"to", "country", "body", "mediaUrl", "dryRun"}) | LIMIT_FIELDS | TEMPLATE_FIELDS
 MEDIA_FIELDS = frozenset({"contentType", "size"})
 
 
@@ -68,6 +60,9 @@ class Outbound(NamedTuple):
     # Messaging's MaxPrice, a decimal string), or None.
     validity_period: int | None = None
     max_price_usd: str | None = None
+    # The template version the body was rendered from (``templated``), if any.
+    template_id: str | None = None
+    template_version: int | None = None
 
 
 def _body(data: dict, *, required: bool) -> str | None:
@@ -81,22 +76,15 @@ def _body(data: dict, *, required: bool) -> str | None:
     if len(body) > MAX_BODY:
         raise InvalidRequest("BodyTooLong", f"'body' may be at most {MAX_BODY} characters; it has {len(body)}.",
                              field="body")
-    if _BODY_CONTROL.search(body):
+    if BODY_CONTROL.search(body):
         raise InvalidRequest("InvalidBody", "'body' holds control characters; only tab, line feed and carriage "
                              "return are allowed.", field="body")
-    if not _visible(body):
+    if not visible(body):
         # End User Messaging refuses such a body too (MessageBody's pattern is (?!\s*$)[\s\S]+).
         hint = "" if required else " Leave 'body' out to send only the media."
         raise InvalidRequest("InvalidBody", "'body' has no visible character (only spaces, line breaks or "
                              f"invisible characters).{hint}", field="body")
     return body
-
-
-def _visible(text: str) -> bool:
-    """Whether any character would show: not a space or separator, not a control or format character
-    (zero-width spaces and joiners, byte order marks, ...), not a blank filler letter."""
-    return any(not (char.isspace() or char in _BLANK_LETTERS or unicodedata.category(char) in _INVISIBLE)
-               for char in text)
 
 
 def _to(data: dict, settings: Settings) -> tuple[str, str]:

@@ -84,6 +84,7 @@ const SEND = "messages:send", READ = "messages:read", KEYS = "keys:manage";
 const SCOPES = [
   [SEND, "send SMS, MMS, media and batches"],
   [READ, "read messages and batches"],
+  ["templates:manage", "create, change and archive templates"],
   ["opt-outs:read", "read the opt-out list"],
   ["opt-outs:write", "add numbers to the opt-out list and remove them"],
   ["webhooks:manage", "create, read, rotate and delete webhooks"],

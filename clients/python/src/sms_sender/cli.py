@@ -529,11 +529,12 @@ def cmd_templates(client: Client, args: argparse.Namespace, out: Out, ctx: "Cont
         _show(out, client.get_template(args.id, version=args.version))
     elif action == "create":
         _show(out, client.create_template(args.name, args.body, channel=args.channel, media_url=args.media_url))
-    elif action == "update":
-        _show(out, client.update_template(args.id, name=args.name, body=args.body, channel=args.channel,
-                                          media_url=args.media_url))
-    elif action == "delete":
-        _show(out, client.delete_template(args.id))
+    elif action == "replace":
+        _show(out, client.replace_template(args.id, args.name, args.body, channel=args.channel,
+                                           media_url=args.media_url))
+    elif action == "archive":
+        client.archive_template(args.id)
+        _show(out, None) if not out.json else out.data({"archived": args.id})
     return EXIT_OK
 
 
@@ -708,15 +709,16 @@ def parser() -> argparse.ArgumentParser:
     one = tpl("get", "one template")
     one.add_argument("id")
     one.add_argument("--version", type=int)
-    for name, helptext in (("create", "make a template"), ("update", "a new version of a template")):
+    for name, helptext in (("create", "make a template"),
+                           ("replace", "a new version of a template: give the whole template")):
         p = tpl(name, helptext)
-        if name == "update":
+        if name == "replace":
             p.add_argument("id")
-        p.add_argument("--name", required=name == "create")
-        p.add_argument("--body", required=name == "create", help="the text, with ((placeholders))")
+        p.add_argument("--name", required=True)
+        p.add_argument("--body", required=True, help="the text, with ((placeholders))")
         p.add_argument("--channel", choices=["sms", "mms"])
         p.add_argument("--media-url")
-    tpl("delete", "archive a template").add_argument("id")
+    tpl("archive", "archive a template: no new sends from it").add_argument("id")
 
     reports = command("reports", cmd_reports, "delivery reports (default: daily)")
     reports.set_defaults(from_=None, to=None)  # `sms reports` alone: the last 7 days

@@ -347,6 +347,8 @@ class Template(Model):
     version: int
     placeholders: list[str]
     created_at: str
+    updated_at: str
+    archived_at: str | None
     raw: dict[str, Any] = _raw()
 
 
