@@ -117,3 +117,17 @@ def test_a_broken_link_or_anchor_fails_the_strict_build(tmp_path):
     built = mkdocs_build(config, tmp_path / "site")
     assert built.returncode != 0
     assert "missing.md" in built.stderr and "no-such-heading" in built.stderr, built.stderr
+
+
+def test_no_sub_item_is_indented_less_than_four_spaces():
+    """Python-Markdown nests a list only under four spaces: a sub-item indented two (as GitHub takes it) renders as
+    one more item of the list above, flattening what was written as its detail."""
+    shallow = []
+    for page in sorted((ROOT / "docs").rglob("*.md")):
+        fenced = False
+        for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+            if line.lstrip().startswith("```"):
+                fenced = not fenced
+            elif not fenced and re.match(r"^ {1,3}(?:[-*+]|\d+\.) ", line):
+                shallow.append(f"{page.relative_to(ROOT)}:{number}: {line.strip()[:60]}")
+    assert not shallow, "\n".join(shallow)
