@@ -126,7 +126,7 @@ async function loadPrices() {
   }
   checkBatch();
 }
-function money(amount) { return "$" + (amount < 0.01 && amount > 0 ? amount.toFixed(5) : amount.toFixed(amount < 1 ? 4 : 2)); }
+function money(amount) { return "$" + amount.toFixed(amount >= 1 ? 2 : 5); }
 function costOf(good) {
   if (who.state === "known" && who.test) return "nothing: a test key sends nothing, so nothing is charged.";
   if (!priced) return "price unknown (this key cannot read the stage's messages, whose recorded prices are the only ones this page knows).";
@@ -139,13 +139,13 @@ function costOf(good) {
     total += price.perPart * (row.mms ? 1 : row.parts);
     used.set((row.mms ? "MMS to " : "SMS to ") + code, price);
   }
-  const sources = [...used].map(([what, p]) => money(p.perPart) + (what.startsWith("MMS") ? " a message " : " a part ") +
-    "for " + what + " numbers (message " + p.id + ")").join("; ");
+  const sources = [...used].map(([what, p]) => what + " numbers, " + money(p.perPart) +
+    (what.startsWith("MMS") ? " a message" : " a part") + " (message " + p.id + ")").join("; ");
   if (!used.size) return "price unknown: no message of this stage to " + [...unknownCodes].join(", ") +
     " has a recorded price yet.";
   return "about " + money(total) + (unknownRows ? " for the rows whose price is known, and price unknown for " +
     plural(unknownRows, "row") + " (" + [...unknownCodes].join(", ") + ")" : "") +
-    ". Source: the price AWS recorded for this stage's latest " + sources + "; not a quote.";
+    ". Source: the price AWS recorded for this stage's latest " + sources + ". An estimate, not a quote.";
 }
 
 function li(text) { const item = document.createElement("li"); item.textContent = text; return item; }

@@ -287,7 +287,11 @@ function mountLimits(box) {
   const ids = ["SendAt", "Validity", "MaxPrice"].map((n) => idFor(prefix, n));
   const update = () => { $(idFor(prefix, "OptionsSummary")).textContent = limitsSummary(prefix); };
   for (const id of [...ids, idFor(prefix, "ValidityUnit")]) {
-    $(id).addEventListener("input", () => { if (ids.includes(id)) clearError(id); else clearError(idFor(prefix, "Validity")); update(); });
+    $(id).addEventListener("input", () => {
+      clearError(ids.includes(id) ? id : idFor(prefix, "Validity"));
+      update();
+      settleResult();
+    });
   }
   return ids;
 }
