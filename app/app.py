@@ -41,6 +41,7 @@ if FUNCTION == API:
     from chalicelib.keys.authorizer import routes as authorizer  # noqa: E402
     from chalicelib.keys.routes import routes as key_routes  # noqa: E402
     from chalicelib.replies.routes import routes as reply_routes  # noqa: E402
+    from chalicelib.reports.routes import routes as report_routes  # noqa: E402
     from chalicelib.sending.routes import routes as send_routes  # noqa: E402
     from chalicelib.templates.routes import routes as template_routes  # noqa: E402
     from chalicelib.webhooks.routes import routes as webhook_routes  # noqa: E402
@@ -53,7 +54,7 @@ if FUNCTION == API:
     # The authorizer's blueprint holds only the authorizer, a Lambda function of its own whose handler is its
     # module (``chalicelib.keys.authorizer.bearer``): its cold start never loads this file.
     for blueprint in (authorizer, open_routes, send_routes, template_routes, reply_routes, webhook_routes,
-                      key_routes):
+                      key_routes, report_routes):
         app.register_blueprint(blueprint)
 
 
@@ -97,3 +98,21 @@ def inbound_reply(event, context):
     from chalicelib.replies import inbound  # loaded by this function only, not on the API's cold start
 
     return inbound.handle(event, context)
+
+
+# Wired by the CDK stack: its own event source mapping on the messages table's stream (the webhook fanout
+# reads it too), retrying without limit: every change counts once in the daily figures.
+@app.lambda_function(name="report_tally")
+def report_tally(event, context):
+    from chalicelib.reports import tally  # loaded by this function only, not on the API's cold start
+
+    return tally.handle(event, context)
+
+
+# Wired by the CDK stack: an SQS event source on the export queue (one export at a time, partial batch
+# failures on).
+@app.lambda_function(name="export_writer")
+def export_writer(event, context):
+    from chalicelib.reports import writer  # loaded by this function only, not on the API's cold start
+
+    return writer.handle(event, context)

@@ -1,7 +1,7 @@
 """Cold import of every function the stack deploys, each beside bare boto3 with the same clients.
 
-A Lambda function's cold start imports its handler module (``app/app.py``, shared by all six
-functions), then, on its first event, what that function runs; and it makes its AWS clients. This
+A Lambda function's cold start imports its handler module (``app/app.py``, shared by all
+the functions), then, on its first event, what that function runs; and it makes its AWS clients. This
 bench times exactly that in a fresh process per run: ``import app``, the modules the function's own
 code imports (read from ``app/app.py`` with ``ast``: the imports inside the Lambda function, and for
 the API those of ``POST /sms``, the route every user calls first), and the function's clients made
@@ -42,6 +42,8 @@ FUNCTIONS = {
     "webhook fanout": ("webhook_fanout", ("dynamodb", "sqs")),
     "webhook delivery": ("webhook_delivery", ("dynamodb", "sqs", "kms")),
     "inbound replies": ("inbound_reply", ("dynamodb",)),
+    "report tally": ("report_tally", ("dynamodb",)),
+    "export writer": ("export_writer", ("dynamodb", "s3", "sqs")),
     # Its handler is its own module (chalicelib.keys.authorizer.bearer), not app.py.
     "key authorizer": ("bearer", ("dynamodb",)),
 }

@@ -43,6 +43,19 @@ send (the event source and the worker's first calls) are alike in both designs a
 hottest key is the most write units any one key was asked for in one second, throttled ones
 included. The queue wait runs from the start of the drain (every message queued at 0) to the send.
 
+The report tally (issue 22) is simulated too (``tally_drain``): 1,000 MPS for ``TALLY_SECONDS``, each
+message's writes in the messages table's stream (its insert, the claim, ``sent``, the final status: what the
+mapping's filter passes), spread over ``STREAM_SHARDS`` stream shards by message id; one invocation per shard
+at a time, batches of up to 100 records gathered for up to a second (infra/reports.py), each
+``TransactWriteItems`` taking ``TX_SECONDS``. Two designs: one transaction per counted record, its counters on
+the shard of its message id (16 shards, ``TX_THREADS`` transactions at once per invocation), and the one the
+tally runs, with its real chunking and shard choice (``tally.chunks``, ``tally.shard_for``): a batch's records
+in as few transactions as fit, each one's counters on one shard. Transactional writes cost 2 write units an
+item (markers are one key each). Figures: the hottest key's write units in a second; transactions a second;
+the transactions that overlapped another on the same counter item (DynamoDB cancels one of them,
+``TransactionConflict``, and the tally tries it again); the stream's lag. And the items a 30-day report reads
+(``daily.items_for``), whatever the traffic.
+
 Run: ``python -m bench.scale`` (also part of ``make bench``).
 """
 from __future__ import annotations
@@ -63,6 +76,9 @@ from chalicelib.sending import pacing  # noqa: E402
 from chalicelib.core import schema
 from chalicelib.core import store
 from chalicelib.sending import worker
+from chalicelib.reports import daily as report_days
+from chalicelib.reports import figures as report_figures
+from chalicelib.reports import tally
 
 DOCS = ROOT / "tests" / "aws_docs"
 
@@ -389,6 +405,125 @@ def rows() -> list[tuple[str, list[tuple]]]:
     return sections
 
 
+# -- the report tally ------------------------------------------------------------------------------
+TALLY_MPS = 1000
+TALLY_SECONDS = 20
+STREAM_SHARDS = 8  # the messages table at 1,000 MPS writes some 4,000 units a second: several partitions
+RECORDS = ("insert", "claim", "sent", "final")  # a message's writes, as the stream hands them over
+TX_SECONDS = 0.020
+INVOKE_SECONDS = 0.010
+TX_THREADS = 10  # per-record transactions at once in one invocation (the per-record design needs them)
+TALLY_BATCH, TALLY_WINDOW = 100, 1.0
+TRANSACTION_UNITS = 2  # write units per item of a transactional write (items under 1 KB)
+
+
+@dataclass(frozen=True)
+class StreamRecord:
+    at: float
+    message: str
+    counted: bool
+
+
+def stream_records(mps: int, seconds: int) -> dict[int, list[StreamRecord]]:
+    """Each stream shard's records in order: every message's writes, ``sent`` 50 ms after it is created and its
+    final status 2 s later (the receipt); only those two change the figures."""
+    shards: dict[int, list[StreamRecord]] = {}
+    for i in range(mps * seconds):
+        created, message = i / mps, f"m{i:07d}"
+        shard = int(message[1:]) * 2654435761 % 2 ** 32 % STREAM_SHARDS
+        for name, delay in zip(RECORDS, (0.0, 0.02, 0.05, 0.05 + RECEIPT)):
+            shards.setdefault(shard, []).append(StreamRecord(created + delay, message, name in ("sent", "final")))
+    return {shard: sorted(found, key=lambda r: r.at) for shard, found in shards.items()}
+
+
+def _batches(records: list[StreamRecord]):
+    """(time the invocation starts, its records) as the mapping hands them over: up to 100 records, or what
+    came within a second of the first."""
+    i, free = 0, 0.0
+    while i < len(records):
+        start = max(free, records[i].at)
+        full = records[i + TALLY_BATCH - 1].at if i + TALLY_BATCH - 1 < len(records) else float("inf")
+        start = max(start, min(full, records[i].at + TALLY_WINDOW))
+        batch = [r for r in records[i:i + TALLY_BATCH] if r.at <= start]
+        i += len(batch)
+        free = yield start, batch
+
+
+def tally_drain(design: str, mps: int = TALLY_MPS, seconds: int = TALLY_SECONDS) -> dict:
+    """Play the stream into the tally: ``per record`` or ``batched``. Figures of the report."""
+    units: Counter = Counter()  # (key, second) -> write units
+    spans: dict[str, list[tuple[float, float]]] = {}  # counter item -> its transactions' (start, end)
+    transactions, lag = 0, 0.0
+    day = "2026-12-05"
+    for records in stream_records(mps, seconds).values():
+        batches = _batches(records)
+        start, batch = next(batches)
+        while True:
+            lag = max(lag, start - batch[0].at)
+            now = start + INVOKE_SECONDS
+            counted = [r for r in batch if r.counted]
+            if design == "batched":
+                groups = tally.chunks([tally.Counted(f"{r.message}-{r.at}", {report_figures.Key(day, "sms"): {
+                    "accepted": 1}}) for r in counted])
+                for group in groups:
+                    keys = [f"daily#{day}#{tally.shard_for(group)}"]
+                    for key in keys:
+                        units[key, int(now)] += TRANSACTION_UNITS
+                        spans.setdefault(key, []).append((now, now + TX_SECONDS))
+                    transactions += 1
+                    now += TX_SECONDS
+            else:
+                lanes = [now] * TX_THREADS
+                for r in counted:
+                    lane = lanes.index(min(lanes))
+                    key = f"daily#{day}#{store.shard_of(r.message) % schema.REPORT_SHARDS}"
+                    units[key, int(lanes[lane])] += TRANSACTION_UNITS
+                    spans.setdefault(key, []).append((lanes[lane], lanes[lane] + TX_SECONDS))
+                    lanes[lane] += TX_SECONDS
+                    transactions += 1
+                now = max(lanes)
+            try:
+                start, batch = batches.send(now)
+            except StopIteration:
+                break
+    overlapping = 0
+    for found in spans.values():
+        found.sort()
+        end = -1.0
+        for begin, finish in found:
+            overlapping += begin < end
+            end = max(end, finish)
+    (key, _), hottest = max(units.items(), key=lambda entry: entry[1])
+    return {"hot": hottest, "hot_key": key, "tx": transactions / seconds,
+            "conflicts": overlapping / max(transactions, 1), "lag": lag}
+
+
+def tally_rows() -> list[tuple]:
+    designs = {name: tally_drain(name) for name in ("per record", "batched")}
+    return [
+        ("hottest counter key, write units/s", designs, "hot", "{:,}", "< 1,000", lambda v: v < 1000),
+        ("transactions/s", designs, "tx", "{:,.0f}", "", None),
+        ("transactions overlapping on an item", designs, "conflicts", "{:.1%}", "", None),
+        ("stream lag, most (s)", designs, "lag", "{:.1f}", "< 60", lambda v: v < 60),
+    ]
+
+
+def tally_report(rows_) -> None:
+    print(f"{'report counters (simulated)':<40}{'per record':>12}{'':6}{'batched':>12}{'':6}{'target':>9}")
+    print(f"{TALLY_MPS:,} MPS for {TALLY_SECONDS} s, {STREAM_SHARDS} stream shards, {schema.REPORT_SHARDS} counter "
+          f"shards a day and channel")
+    for label, result, key, fmt, target, check in rows_:
+        cells = ""
+        for name in ("per record", "batched"):
+            value = result[name][key]
+            verdict = "" if check is None else ("ok" if check(value) else "MISS")
+            cells += f"{fmt.format(value):>12} {verdict:<5}"
+        print(f"  {label:<38}{cells}{target:>9}")
+    items = report_days.items_for(30)
+    print(f"  {'items a 30-day report reads':<38}{items:>12,}{'':6}{'':>12}{'':6}{'bounded':>9}")
+    print(f"  {'BatchGetItem calls (100 keys each)':<38}{-(-items // report_days.BATCH_KEYS):>12,}")
+
+
 def report(sections) -> None:
     print(f"{'scale (simulated)':<34}{'today':>12}{'':6}{'new':>12}{'':6}{'target':>9}")
     for heading, section in sections:
@@ -404,3 +539,5 @@ def report(sections) -> None:
 
 if __name__ == "__main__":
     report(rows())
+    print()
+    tally_report(tally_rows())

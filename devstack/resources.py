@@ -159,6 +159,7 @@ def create_core(client, region: str, account: str, *, visibility_timeout: int = 
         "BATCH_QUEUE_URL": queue,
         "MAX_RECEIVES": str(MAX_RECEIVES),
         **create_webhooks(client, visibility_timeout=visibility_timeout),
+        **create_reports(client, bucket, visibility_timeout=visibility_timeout),
     }
 
 
@@ -210,3 +211,27 @@ def create_webhooks(client, *, visibility_timeout: int = 30) -> dict:
                                    KeySpec="SYMMETRIC_DEFAULT")["KeyMetadata"]["KeyId"]
     return {"WEBHOOKS_TABLE": table, "WEBHOOK_QUEUE_URL": queue, "WEBHOOK_DLQ_URL": dlq,
             "WEBHOOK_KEY_ID": key, "WEBHOOK_URLS": "loopback"}
+
+
+def create_reports(client, bucket: str, *, visibility_timeout: int = 30) -> dict:
+    """The reports table, the export queue with its dead-letter queue, and the media bucket's rule for exports,
+    as ``infra/reports.py`` and ``infra/media.py`` make them; returns their settings."""
+    from chalicelib.reports import writer
+
+    dynamodb = client("dynamodb")
+    table = f"{PREFIX}-reports"
+    dynamodb.create_table(
+        TableName=table, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"}
+                              for n in (schema.REPORTS_KEY, schema.REPORTS_SORT)],
+        KeySchema=[{"AttributeName": schema.REPORTS_KEY, "KeyType": "HASH"},
+                   {"AttributeName": schema.REPORTS_SORT, "KeyType": "RANGE"}],
+    )
+    dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification={
+        "Enabled": True, "AttributeName": schema.REPORTS_TTL})
+    queue, dlq = queue_with_dlq(client("sqs"), f"{PREFIX}-exports", f"{PREFIX}-exports-dlq", writer.MAX_RECEIVES,
+                                visibility_timeout)
+    client("s3").put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [{
+        "ID": "exports", "Status": "Enabled", "Filter": {"Prefix": schema.EXPORTS_PREFIX},
+        "Expiration": {"Days": schema.EXPORT_DAYS}, "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]})
+    return {"REPORTS_TABLE": table, "EXPORT_QUEUE_URL": queue, "EXPORT_DLQ_URL": dlq}

@@ -37,6 +37,9 @@ DISCARD_LIMIT, DISCARD_SECONDS = 64 * 1024 * 1024, 5.0
 # Concurrent invocations of the webhook delivery function: "Lambda processes up to five batches at a time"
 # from an SQS queue before it scales up (AWS Lambda Developer Guide, "Using Lambda with Amazon SQS").
 WEBHOOK_INSTANCES = 5
+# The report tally's mapping retries a failing batch without limit on AWS; locally, this many times.
+REPORT_TALLY_RETRIES = 20
+EXPORT_WRITER_TIMEOUT = 900.0  # Lambda's most, as the stack sets it
 
 
 class AppServer(ThreadedHTTPServer):
@@ -156,6 +159,7 @@ class LocalStack:
         self._visibility_timeout, self._function_timeout = visibility_timeout, function_timeout
         self._receipt_delay = receipt_delay
         self.queue_runner = self.receipts = self.webhook_fanout = self.webhook_delivery = self.inbound = None
+        self.report_tally = self.export_writer = None
         self.resources: dict[str, str] = {}
         self._saved_env: dict[str, str | None] = {}
         self._threads: list[threading.Thread] = []
@@ -228,6 +232,16 @@ class LocalStack:
         self.webhook_delivery = queues.SqsEventSource(
             sqs=aws.client("sqs"), queue_url=settings.webhook_queue_url, function=module.webhook_delivery,
             instances=WEBHOOK_INSTANCES, function_timeout=self._function_timeout, name="webhook-delivery").start()
+        # Reports: the same stream into the real tally function (its own mapping, as on AWS: a stream shard takes
+        # two readers), retrying a failing record far more often than the fanout's (deployed: without limit);
+        # the export queue into the real export function, one export per invocation, with Lambda's 15 minutes.
+        self.report_tally = streams.StreamPlayer(
+            streams=aws.client("dynamodbstreams"), dynamodb=aws.client("dynamodb"), table=settings.messages_table,
+            function=module.report_tally, region=REGION, retries=REPORT_TALLY_RETRIES,
+            function_timeout=self._function_timeout).start()
+        self.export_writer = queues.SqsEventSource(
+            sqs=aws.client("sqs"), queue_url=settings.export_queue_url, function=module.export_writer,
+            function_timeout=EXPORT_WRITER_TIMEOUT, name="export-writer").start()
         # Replies: the inbound queue (which the inbound topic feeds) into the real inbound function; a
         # stage with twoWay false has neither, as deployed.
         if "INBOUND_QUEUE_URL" in created:
@@ -240,7 +254,8 @@ class LocalStack:
         self.emulator.close()  # answers a fault holds back go now, not after their delay
         # The pollers end within a long poll (a second): stopped together, not one after another.
         stopping = [threading.Thread(target=part.stop) for part in (
-            self.webhook_delivery, self.webhook_fanout, self.queue_runner, self.receipts, self.inbound)
+            self.webhook_delivery, self.webhook_fanout, self.queue_runner, self.receipts, self.inbound,
+            self.report_tally, self.export_writer)
             if part is not None]
         for thread in stopping:
             thread.start()

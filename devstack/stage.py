@@ -62,7 +62,8 @@ def environment(config: StageConfig, created: dict) -> dict[str, str]:
         webhook_queue_url=created["WEBHOOK_QUEUE_URL"], webhook_dlq_url=created["WEBHOOK_DLQ_URL"],
         webhook_key_id=created["WEBHOOK_KEY_ID"], opt_out_list_name=created.get("OPT_OUT_LIST_NAME"),
         origination_number=created.get("ORIGINATION_NUMBER"), keys_table=created["KEYS_TABLE"],
-        templates_table=created["TEMPLATES_TABLE"])
+        templates_table=created["TEMPLATES_TABLE"], reports_table=created["REPORTS_TABLE"],
+        export_queue_url=created["EXPORT_QUEUE_URL"])
     for name, (value, _reason) in OVERRIDES.items():
         if config.two_way_off and name in TWO_WAY_OVERRIDES:
             continue

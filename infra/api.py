@@ -1,5 +1,5 @@
 """The Chalice app (API, key authorizer, batch worker, status ingest, webhook fanout and delivery, inbound
-replies), its roles, and the API's throttle, gateway responses and logs."""
+replies, report tally and export writer), its roles, and the API's throttle, gateway responses and logs."""
 from __future__ import annotations
 
 import json
@@ -26,6 +26,7 @@ from .keys import KeyStore
 from .media import MediaBucket
 from .messaging import EndUserMessaging
 from .queue import BatchQueue
+from .reports import Reports
 from .runtime import ChaliceApp
 from .store import MessageStore
 from .templates import TemplateStore
@@ -44,21 +45,23 @@ def opt_out_items(*partitions: str) -> dict:
 
 class SenderApi(Construct):
     """The Chalice app: the API, the batch worker, the status ingest, the webhook fanout and
-    delivery, and (on a two-way stage) the inbound function. Each function runs as a role CDK owns,
+    delivery, the report tally and the export function, and (on a two-way stage) the inbound function. Each function runs as a role CDK owns,
     granted only what that function uses, and logs to a log group CDK owns (with retention), the only
     group its role may write to. A stage without two-way has no inbound function at all."""
 
     # Chalice's function names
     API, WORKER, INGEST, FANOUT, DELIVERY, INBOUND = ("api_handler", "batch_worker", "status_ingest",
                                                       "webhook_fanout", "webhook_delivery", "inbound_reply")
+    TALLY, WRITER = "report_tally", "export_writer"
     AUTHORIZER = "bearer"  # the built-in authorizer (chalicelib/keys/authorizer.py), a function of its own
     LOGICAL_IDS = {API: "APIHandler", WORKER: "BatchWorker", INGEST: "StatusIngest", FANOUT: "WebhookFanout",
-                   DELIVERY: "WebhookDelivery", INBOUND: "InboundReply", AUTHORIZER: "Bearer"}
+                   DELIVERY: "WebhookDelivery", INBOUND: "InboundReply", AUTHORIZER: "Bearer",
+                   TALLY: "ReportTally", WRITER: "ExportWriter"}
     AUTHORIZER_TIMEOUT_SECONDS = 10
 
     def __init__(self, scope: Construct, id: str, *, config: StageConfig, media: MediaBucket,
                  store: MessageStore, batch: BatchQueue, webhooks: Webhooks, keys: KeyStore,
-                 templates: TemplateStore, messaging: EndUserMessaging | None = None,
+                 templates: TemplateStore, reports: Reports, messaging: EndUserMessaging | None = None,
                  two_way: TwoWay | None = None) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
@@ -77,6 +80,9 @@ class SenderApi(Construct):
         self._grant_keys(keys, api=api, authorizer=self._function_role(self.AUTHORIZER, "AuthorizerRole",
                                                                        wildcard_reason=xray_reason))
         self._grant_templates(templates, api=api)
+        self._grant_reports(reports, store, media, api=api,
+                            tally=self._function_role(self.TALLY, "ReportTallyRole", wildcard_reason=xray_reason),
+                            writer=self._function_role(self.WRITER, "ExportWriterRole", wildcard_reason=xray_reason))
         if two_way:
             self._grant_two_way(two_way, store, webhooks, api=api, inbound=self._function_role(
                 self.INBOUND, "InboundRole", wildcard_reason=xray_reason))
@@ -150,7 +156,8 @@ class SenderApi(Construct):
             webhook_key_id=webhooks.key.key_arn,
             opt_out_list_name=two_way.opt_out_list_name if two_way else None,
             origination_number=two_way.origination_number if two_way else None, keys_table=keys.table.table_name,
-            templates_table=templates.table.table_name)
+            templates_table=templates.table.table_name, reports_table=reports.table.table_name,
+            export_queue_url=reports.queue.queue_url)
         self.chalice = ChaliceApp(self, "Chalice", source_dir=str(APP_DIR), stage_config={
             "api_gateway_stage": "api",
             "environment_variables": environment,
@@ -165,7 +172,8 @@ class SenderApi(Construct):
         # construct's stage_config, so each function's own role and timeout are set here.
         timeouts = {self.WORKER: BatchQueue.WORKER_TIMEOUT_SECONDS, self.INGEST: 60,
                     self.FANOUT: Webhooks.FANOUT_TIMEOUT_SECONDS, self.DELIVERY: Webhooks.DELIVERY_TIMEOUT_SECONDS,
-                    self.INBOUND: TwoWay.INBOUND_TIMEOUT_SECONDS, self.AUTHORIZER: self.AUTHORIZER_TIMEOUT_SECONDS}
+                    self.INBOUND: TwoWay.INBOUND_TIMEOUT_SECONDS, self.AUTHORIZER: self.AUTHORIZER_TIMEOUT_SECONDS,
+                    self.TALLY: Reports.TALLY_TIMEOUT_SECONDS, self.WRITER: Reports.WRITER_TIMEOUT_SECONDS}
         if not two_way:
             # Chalice packages every function of app.py; a stage without two-way builds no inbound one.
             self.chalice.sam_template.node.try_remove_child(self.LOGICAL_IDS[self.INBOUND])
@@ -195,6 +203,8 @@ class SenderApi(Construct):
         self._deliver(webhooks)
         if two_way:
             self._receive(two_way)
+        self._tally(store)
+        self._write_exports(reports)
 
     def function(self, name: str) -> lambda_.IFunction:
         """A Chalice function as a CDK ``IFunction``, in this stack's environment, so that CDK may
@@ -298,6 +308,82 @@ class SenderApi(Construct):
             event_source_arn=two_way.queue.queue_arn, batch_size=10,
             function_response_types=["ReportBatchItemFailures"])
         mapping.node.add_dependency(self.roles[self.INBOUND])  # the poller needs the SQS rights first
+
+    @staticmethod
+    def _grant_reports(reports: Reports, store: MessageStore, media: MediaBucket, *, api: iam.Role, tally: iam.Role,
+                       writer: iam.Role) -> None:
+        """Each reports call, to its function's role, and each DynamoDB one only on its kind of item of the
+        reports table (``dynamodb:LeadingKeys``: every partition key the call names). The tally reads the
+        stream and counts each record in a transaction (a marker ``Put`` and counter ``Update``s, authorized
+        item by item as PutItem and UpdateItem); the API reads the counters (``GET /reports/daily``), keeps the
+        exports and queues them; the writer reads the messages by the list index, keeps its export's
+        progress, writes the file under ``exports/`` (a multipart upload is PutObject throughout) and puts
+        an export back on the queue when its time runs low. ``tests/test_reports_stack.py`` records the calls
+        and checks them."""
+        table, messages = reports.table.table_arn, store.messages.table_arn
+
+        def items(*prefixes: str) -> dict:
+            return {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{p}*" for p in prefixes]}}
+
+        # The stream, as for the webhook fanout (the DynamoDB guide's trigger policy, less ListStreams).
+        tally.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
+            resources=[store.messages.table_stream_arn]))
+        tally.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:PutItem", "dynamodb:UpdateItem"], resources=[table],
+            conditions=items(schema.REPORTS_APPLIED, schema.REPORTS_DAILY)))
+        api.add_to_policy(iam.PolicyStatement(actions=["dynamodb:BatchGetItem"], resources=[table],
+                                              conditions=items(schema.REPORTS_DAILY)))
+        api.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[table],
+            conditions=items(schema.REPORTS_EXPORT)))
+        api.add_to_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[reports.queue.queue_arn]))
+        writer.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[table],
+            conditions=items(schema.REPORTS_EXPORT)))
+        writer.add_to_policy(iam.PolicyStatement(actions=["dynamodb:BatchGetItem"], resources=[messages]))
+        writer.add_to_policy(iam.PolicyStatement(actions=["dynamodb:Query"],
+                                                 resources=[f"{messages}/index/{schema.MESSAGES_LIST_INDEX}"]))
+        exports = media.bucket.arn_for_objects(f"{schema.EXPORTS_PREFIX}*")
+        writer.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                                                 resources=[exports]))
+        bucket_id = Stack.of(media).get_logical_id(media.bucket.node.default_child)
+        nag.acknowledge(writer.node.find_child("DefaultPolicy"),
+                        f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{schema.EXPORTS_PREFIX}*]",
+                        "Each export writes its own file, under a random key of the exports prefix of this one "
+                        "bucket.")
+        writer.add_to_policy(iam.PolicyStatement(
+            actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:SendMessage"],
+            resources=[reports.queue.queue_arn]))
+
+    def _tally(self, store: MessageStore) -> None:
+        """The tally reads the messages table's stream from now on: its own mapping (a stream shard takes two
+        readers; the webhook fanout is the other), batches of up to ``TALLY_BATCH_SIZE`` records gathered for a
+        second. A failing batch is split until the bad record stands alone and retried without limit, whatever
+        the record's age: a record left out would make the figures wrong, and counting is exactly once however
+        often a record comes (its marker). The stream keeps records 24 hours: an alarm watches the age of what
+        the function reads (``infra/monitoring.py``). The filter passes writes only, as the fanout's does."""
+        new_image = {"dynamodb": {"NewImage": {schema.MESSAGES_KEY: {"S": [{"exists": True}]}}}}
+        mapping = lambda_.CfnEventSourceMapping(
+            self, "ReportStream", function_name=self.function(self.TALLY).function_name,
+            event_source_arn=store.messages.table_stream_arn, starting_position="LATEST",
+            batch_size=Reports.TALLY_BATCH_SIZE,
+            maximum_batching_window_in_seconds=Reports.TALLY_BATCHING_WINDOW_SECONDS,
+            bisect_batch_on_function_error=True, maximum_retry_attempts=-1, maximum_record_age_in_seconds=-1,
+            filter_criteria=lambda_.CfnEventSourceMapping.FilterCriteriaProperty(filters=[
+                lambda_.CfnEventSourceMapping.FilterProperty(pattern=json.dumps(new_image))]))
+        mapping.node.add_dependency(self.roles[self.TALLY])  # Lambda checks the stream rights
+
+    def _write_exports(self, reports: Reports) -> None:
+        """The export function drains the export queue one export at a time, at most
+        ``WRITER_CONCURRENCY`` at once."""
+        mapping = lambda_.CfnEventSourceMapping(
+            self, "ExportQueue", function_name=self.function(self.WRITER).function_name,
+            event_source_arn=reports.queue.queue_arn, batch_size=1,
+            function_response_types=["ReportBatchItemFailures"],
+            scaling_config=lambda_.CfnEventSourceMapping.ScalingConfigProperty(
+                maximum_concurrency=Reports.WRITER_CONCURRENCY))
+        mapping.node.add_dependency(self.roles[self.WRITER])  # the poller needs the SQS rights first
 
     @staticmethod
     def _grant_keys(keys: KeyStore, *, api: iam.Role, authorizer: iam.Role) -> None:

@@ -195,7 +195,8 @@ class StageConfig:
                         webhook_queue_url: str | None = None, webhook_dlq_url: str | None = None,
                         webhook_key_id: str | None = None, opt_out_list_name: str | None = None,
                         origination_number: str | None = None, keys_table: str | None = None,
-                        templates_table: str | None = None) -> dict[str, str]:
+                        templates_table: str | None = None, reports_table: str | None = None,
+                        export_queue_url: str | None = None) -> dict[str, str]:
         """The app's environment variables (what ``chalicelib.settings.Settings.from_env`` reads) for this stage,
         given the names of its resources. The CDK stack (``infra/api.py``) and the local stack (``devstack``)
         both take the app's settings from here, so what runs locally is what is deployed. Webhook endpoints
@@ -204,7 +205,10 @@ class StageConfig:
         Two-way (the stage receives replies: given the opt-out list of its identity, which two-way leaves in
         place): ``INBOUND_ENABLED``, ``OPT_OUT_LIST_NAME``, the stage's opt-out and opt-in words
         (``OPT_OUT_KEYWORDS``, ``OPT_IN_KEYWORDS``: upper case, comma-separated), and ``ORIGINATION_NUMBER``
-        (E.164) when known."""
+        (E.164) when known.
+
+        Reports: ``REPORTS_TABLE`` and ``EXPORT_QUEUE_URL`` (without them the report routes answer 503
+        ``ReportsNotConfigured``), and ``MONTHLY_SPEND_LIMIT_USD``, which the daily report shows beside the cost."""
         environment = {
             "STAGE": self.stage,
             "SMS_PROVIDER": self.sms_provider,
@@ -231,6 +235,8 @@ class StageConfig:
                            ("SENDER_ID", self.sender_id),
                            ("KEYS_TABLE", keys_table),
                            ("TEMPLATES_TABLE", templates_table),
+                           ("REPORTS_TABLE", reports_table), ("EXPORT_QUEUE_URL", export_queue_url),
+                           ("MONTHLY_SPEND_LIMIT_USD", str(self.monthly_spend_limit_usd or "")),
                            ("WEBHOOKS_TABLE", webhooks_table), ("WEBHOOK_QUEUE_URL", webhook_queue_url),
                            ("WEBHOOK_DLQ_URL", webhook_dlq_url), ("WEBHOOK_KEY_ID", webhook_key_id)):
             if value:

@@ -13,6 +13,7 @@ from constructs import Construct
 from .api import SenderApi
 from .config import StageConfig
 from .queue import BatchQueue
+from .reports import Reports
 from .two_way import TwoWay
 from .webhooks import Webhooks
 
@@ -34,8 +35,10 @@ def spend_metrics(config: StageConfig, period: Duration) -> dict[str, tuple[clou
 class Monitoring(Construct):
     """Alarms, all to one topic (with an email subscription when alarmEmail is set), and a dashboard."""
 
+    TALLY_BEHIND_MS = 15 * 60 * 1000
+
     def __init__(self, scope: Construct, id: str, *, config: StageConfig, api: SenderApi,
-                 batch: BatchQueue, webhooks: Webhooks, two_way: TwoWay | None = None) -> None:
+                 batch: BatchQueue, webhooks: Webhooks, reports: Reports, two_way: TwoWay | None = None) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
         self.topic = sns.Topic(self, "Alarms", enforce_ssl=True)
@@ -69,7 +72,8 @@ class Monitoring(Construct):
         greater = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
         alarms = {"SmsDeliveryFailures": (failed, 5, "5 or more SMS failed delivery in 5 minutes")}
         functions = [("Api", api.API), ("Worker", api.WORKER), ("Ingest", api.INGEST),
-                     ("WebhookFanout", api.FANOUT), ("WebhookDelivery", api.DELIVERY)]
+                     ("WebhookFanout", api.FANOUT), ("WebhookDelivery", api.DELIVERY), ("ReportTally", api.TALLY),
+                     ("ExportWriter", api.WRITER)]
         if two_way:
             functions.append(("Inbound", api.INBOUND))
         for label, name in functions:
@@ -102,6 +106,15 @@ class Monitoring(Construct):
         alarms["WebhookFanoutFailures"] = (webhook_depth["WebhookFanoutFailures"], 1,
                                            "status changes the webhook fanout gave up on: their events were "
                                            "never queued (the queue holds where they are in the stream)")
+        # The tally retries a failing batch without limit, and the stream keeps records 24 hours: a record
+        # waiting this long means the figures are behind, and within the day it would be lost.
+        tally_age = api.function(api.TALLY).metric("IteratorAge", statistic="Maximum", period=five)
+        alarms["ReportTallyBehind"] = (tally_age, self.TALLY_BEHIND_MS,
+                                       "the report tally is 15 minutes or more behind the messages table's stream "
+                                       "(records older than 24 hours are lost)")
+        alarms["ExportDeadLetters"] = (reports.dead_letters.metric_approximate_number_of_messages_visible(period=five),
+                                       1, "CSV exports the export function could not write sit in the dead-letter "
+                                          "queue")
         self.alarms = {}
         for name, (metric, threshold, description) in alarms.items():
             alarm = cloudwatch.Alarm(self, name, metric=metric, threshold=threshold, evaluation_periods=1,
@@ -135,6 +148,10 @@ class Monitoring(Construct):
                                    left=list(webhook_depth.values())),
             cloudwatch.GraphWidget(title="Webhook fanout: stream record age when read (ms)", left=[
                 api.function(api.FANOUT).metric("IteratorAge", statistic="Maximum", period=five)]),
+            cloudwatch.GraphWidget(title="Reports: tally's stream record age when read (ms); exports failed",
+                                   left=[tally_age],
+                                   right=[reports.dead_letters.metric_approximate_number_of_messages_visible(
+                                       period=five)]),
         )
         if two_way:
             self.dashboard.add_widgets(cloudwatch.GraphWidget(

@@ -12,6 +12,7 @@ from .media import MediaBucket
 from .messaging import EndUserMessaging
 from .monitoring import Monitoring
 from .queue import BatchQueue
+from .reports import Reports
 from .spend import SpendLimits
 from .store import MessageStore
 from .templates import TemplateStore
@@ -28,20 +29,21 @@ class SenderStack(Stack):
         webhooks = Webhooks(self, "Webhooks", config=config)
         keys = KeyStore(self, "Keys", config=config)
         templates = TemplateStore(self, "Templates", config=config)
+        reports = Reports(self, "Reports", config=config)
         messaging = None
         if config.uses_end_user_messaging:
             messaging = EndUserMessaging(self, "Messaging", config=config)
         # Replies reach the stage only through an End User Messaging number or pool.
         two_way = TwoWay(self, "TwoWay", config=config) if config.two_way else None
         api = SenderApi(self, "Api", config=config, media=media, store=store, batch=batch, webhooks=webhooks,
-                        keys=keys, templates=templates, messaging=messaging, two_way=two_way)
+                        keys=keys, templates=templates, reports=reports, messaging=messaging, two_way=two_way)
         delivery = DeliveryLogging(self, "DeliveryLogging", config=config)
         if config.account_settings and config.monthly_spend_limit_usd and messaging:
             SpendLimits(self, "SpendLimits", config=config)
         api.ingest_from([delivery.success, delivery.failure] + ([messaging.events] if messaging else []),
                         after=delivery.ready)
         monitoring = Monitoring(self, "Monitoring", config=config, api=api, batch=batch, webhooks=webhooks,
-                                two_way=two_way)
+                                reports=reports, two_way=two_way)
         acknowledge_provider(self)
         CfnOutput(self, "MediaBucketName", value=media.bucket.bucket_name)
         CfnOutput(self, "MessagesTableName", value=store.messages.table_name)
@@ -62,6 +64,10 @@ class SenderStack(Stack):
         CfnOutput(self, "ApiUrl", value=api.chalice.sam_template.get_output("EndpointURL").value)
         CfnOutput(self, "KeysTableName", value=keys.table.table_name,
                   description="the stage's API keys (make key and make keys write and read it with your AWS credentials)")
+        CfnOutput(self, "ReportsTableName", value=reports.table.table_name,
+                  description="the daily counters (kept 400 days) and the CSV exports' progress")
+        CfnOutput(self, "ExportDeadLetterQueueUrl", value=reports.dead_letters.queue_url,
+                  description="exports the export function could not write; an alarm watches it")
         CfnOutput(self, "SmokeAlarmName", value=monitoring.alarms["DeadLetters"].alarm_name,
                   description="make smoke sets this alarm to ALARM and checks its SNS action ran")
         CfnOutput(self, "DashboardUrl", value=f"https://console.aws.amazon.com/cloudwatch/home?region={self.region}"

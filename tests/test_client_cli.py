@@ -4,12 +4,14 @@ against the local stack over real HTTP on loopback.
 Delivery receipts come when a test says so: the stack's own receipts are held back an hour, and ``Carrier``
 writes the receipts of what was sent when the command waits (its injected ``sleep``). So ``sms batch`` and
 ``sms tail`` see each status change at a known step, whatever the machine's speed. Routes still to come
-(reports, scheduled sends) are driven against a scripted loopback server instead.
+(scheduled sends) are driven against a scripted loopback server instead.
 """
 from __future__ import annotations
 
+import csv
 import io
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -18,13 +20,14 @@ from devstack.receiver import Receiver
 from devstack.server import LocalStack
 
 from .clientlib import Scripted
-from .localhttp import Http
+from .localhttp import Http, wait_for
 
 from sms_sender import cli  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("client-cli")  # one local stack for the module, on one worker
 
 SUCCESS, FAILURE = sorted(SIMULATOR_SUCCESS)[0], sorted(SIMULATOR_FAILURE)[0]
+HANG_GUARD = 120.0  # how long a wait for something that never comes goes on before the test fails
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 300
 
 
@@ -88,7 +91,8 @@ def answering(carrier):
 
 
 @pytest.fixture
-def env(stack):
+def env(stack, carrier):
+    """The command's environment; the carrier listens from the module's first send on."""
     return {"SMS_API_URL": stack.app_url}
 
 
@@ -297,25 +301,40 @@ def test_webhooks_and_opt_outs(env):
     assert "404 OptOutNotFound" in run(["opt-outs", "get", number], env).err
 
 
-# -- the commands for routes still to come, against a scripted server ---------------------------------------------
+def test_reports_and_an_export_from_the_command_line(stack, env, carrier, tmp_path):
+    """The daily figures count a delivered send once the tally has read it, the table shows the API's figures,
+    and an export lands as a CSV file holding the message's row and never its body."""
+    today = datetime.now(timezone.utc).date()
+    span = ["--from", (today - timedelta(days=1)).isoformat(), "--to", today.isoformat()]
 
-FIGURES = {"accepted": 5, "delivered": 3, "failed": 2, "unknown": 0, "pending": 0, "received": 1, "segments": 5,
-           "costUsd": 0.02905, "failuresByCode": {"DeliveryFailed": 2}}
-NONE = {"accepted": 0, "delivered": 0, "failed": 0, "unknown": 0, "pending": 0, "received": 0, "segments": 0,
-        "costUsd": 0, "failuresByCode": {}}
+    def sms_totals():
+        answer = run(["reports", "daily", *span, "--json"], env)
+        assert answer.code == 0, answer.err
+        return answer.json()["totals"]["sms"]
 
+    carrier.deliver()  # what earlier tests sent settles first, so only this test's message moves the figures
+    before = wait_for(lambda: (lambda t: t if t["pending"] == 0 else None)(sms_totals()), HANG_GUARD)
+    assert before, "the earlier messages never settled in the report"
+    sent = run(["send", "--to", SUCCESS, "--body", "counted once", "--json"], env)
+    assert sent.code == 0, sent.err
+    carrier.deliver()
+    after = wait_for(lambda: (lambda t: t if t["delivered"] == before["delivered"] + 1 and t["pending"] == 0
+                              else None)(sms_totals()), HANG_GUARD)
+    assert after, "the delivered message never reached the report"
+    assert (after["accepted"], after["failed"]) == (before["accepted"] + 1, before["failed"])
 
-def test_reports_daily_prints_each_day_and_the_totals():
-    report = {"days": [{"date": "2026-12-05", "sms": FIGURES, "mms": NONE}], "totals": {"sms": FIGURES, "mms": NONE}}
-    with Scripted([(200, {}, report), (200, {}, report)]) as server:
-        env = {"SMS_API_URL": server.url}
-        human = run(["reports", "daily", "--from", "2026-12-05", "--to", "2026-12-05"], env)
-        as_json = run(["reports", "--json"], env)
-    assert human.code == 0 and server.requests[0].path == "/reports/daily?from=2026-12-05&to=2026-12-05"
-    rows = [line.split() for line in human.out.splitlines()]
-    assert rows[1] == ["2026-12-05", "sms", "5", "3", "2", "0", "0", "1", "5", "0.02905"]
-    assert rows[-2][:3] == ["total", "sms", "5"]
-    assert as_json.json() == report and server.requests[1].path == "/reports/daily"
+    table = run(["reports", "daily", *span], env)
+    total = next(line.split() for line in table.out.splitlines() if line.startswith("total") and " sms " in line)
+    assert total[2:9] == [str(after[k]) for k in ("accepted", "delivered", "failed", "unknown", "pending",
+                                                  "received", "segments")]
+
+    target = tmp_path / "messages.csv"
+    exported = run(["reports", "export", *span, "--output", str(target), "--timeout", str(HANG_GUARD)], env)
+    assert exported.code == 0, exported.err
+    rows = list(csv.DictReader(target.open()))
+    mine = [row for row in rows if row["id"] == sent.json()["id"]]
+    assert [(row["status"], row["to"], row["channel"]) for row in mine] == [("delivered", SUCCESS, "sms")]
+    assert "counted once" not in target.read_text()
 
 
 def test_templates_from_the_command_line(stack, env):

@@ -45,14 +45,17 @@ def probe(function: str | None = None, *, event=None, lambda_env: bool = True) -
 
 def test_the_api_registers_every_route():
     api = probe()
-    assert {"/sms", "/mms", "/messages", "/batches/{batch_id}", "/webhooks", "/opt-outs", "/health"} <= set(api["routes"])
+    assert {"/sms", "/mms", "/messages", "/batches/{batch_id}", "/webhooks", "/opt-outs", "/health", "/reports/daily",
+            "/exports", "/exports/{export_id}"} <= set(api["routes"])
+    assert not [m for m in api["loaded"] if m.startswith("chalicelib.reports.") and not m.endswith(".routes")]
     assert "chalicelib.sending.messages" in api["loaded"]  # the send path comes with the API
 
 
 @pytest.mark.parametrize("function, runs", [
     ("batch_worker", "chalicelib.sending.worker"), ("status_ingest", "chalicelib.status.ingest"),
     ("webhook_fanout", "chalicelib.webhooks.events"), ("webhook_delivery", "chalicelib.webhooks.delivery"),
-    ("inbound_reply", "chalicelib.replies.inbound"),
+    ("inbound_reply", "chalicelib.replies.inbound"), ("report_tally", "chalicelib.reports.tally"),
+    ("export_writer", "chalicelib.reports.writer"),
 ])
 def test_any_other_function_registers_no_route_and_loads_nothing_of_the_api(function, runs):
     started = probe(function)
@@ -70,3 +73,21 @@ def test_on_lambda_the_collector_waits_for_the_first_event():
 
 def test_off_lambda_the_collector_is_left_alone():
     assert probe(lambda_env=False)["gc_after_import"] is True
+
+
+def test_make_bench_times_every_function_app_py_defines():
+    """bench/cold_start.py has a row for each Lambda function of app.py (and the authorizer, its own module)."""
+    import ast
+
+    from bench import cold_start
+
+    tree = ast.parse((APP_DIR / "app.py").read_text(encoding="utf-8"))
+    defined = {keyword.value.value for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
+               for decorator in node.decorator_list if isinstance(decorator, ast.Call)
+               and getattr(decorator.func, "attr", "") == "lambda_function"
+               for keyword in decorator.keywords if keyword.arg == "name"}
+    assert {"report_tally", "export_writer"} <= defined
+    benched = {name for name, _clients in cold_start.FUNCTIONS.values()}
+    assert benched == defined | {"api_handler", "bearer"}
+    assert cold_start.imports_in("report_tally") == ["chalicelib.reports.tally"]
+    assert cold_start.imports_in("export_writer") == ["chalicelib.reports.writer"]

@@ -43,7 +43,11 @@ def test_media_bucket_is_private_encrypted_ssl_only_and_expires(template):
         "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
                                            "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
         "BucketEncryption": Match.object_like({"ServerSideEncryptionConfiguration": Match.any_value()}),
-        "LifecycleConfiguration": {"Rules": [Match.object_like({"ExpirationInDays": 30, "Status": "Enabled"})]},
+        "LifecycleConfiguration": {"Rules": [
+            Match.object_like({"ExpirationInDays": 30, "Status": "Enabled"}),
+            # CSV exports (issue 22): 7 days, and an export's unfinished upload aborted after a day.
+            {"Prefix": "exports/", "ExpirationInDays": 7, "Status": "Enabled",
+             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]},
         "CorsConfiguration": {"CorsRules": [Match.object_like({"AllowedMethods": ["POST"]})]},
     })
     template.has_resource_properties("AWS::S3::BucketPolicy", {"PolicyDocument": {"Statement": Match.array_with([
@@ -66,13 +70,14 @@ def test_batch_queue_is_encrypted_and_redrives_to_the_dlq(template):
         "RedrivePolicy": {"deadLetterTargetArn": Match.any_value(), "maxReceiveCount": 5},
     })
     queues = template.find_resources("AWS::SQS::Queue")
-    # The batch queue, its dead-letter queue, the status ingest's on-failure queue, and the webhook
-    # delivery queue, its dead-letter queue and the fanout's on-failure queue.
-    assert len(queues) == 6 and all(q["Properties"].get("SqsManagedSseEnabled") for q in queues.values())
+    # The batch queue, its dead-letter queue, the status ingest's on-failure queue, the webhook
+    # delivery queue, its dead-letter queue and the fanout's on-failure queue, and the export queue and
+    # its dead-letter queue.
+    assert len(queues) == 8 and all(q["Properties"].get("SqsManagedSseEnabled") for q in queues.values())
     ssl_policies = [p for p in template.find_resources("AWS::SQS::QueuePolicy").values()
                     if any(s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
                            for s in p["Properties"]["PolicyDocument"]["Statement"])]
-    assert len(ssl_policies) == 6
+    assert len(ssl_policies) == 8
 
 
 def test_publish_is_allowed_for_sms_but_denied_on_every_topic(template):

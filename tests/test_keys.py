@@ -61,12 +61,14 @@ def request_for(method: str, route: str) -> tuple[str, str, dict | None]:
     path = (route.replace("{message_id}", "00000000-0000-4000-8000-000000000000")
             .replace("{batch_id}", "batch-00000000-0000-4000-8000-000000000000")
             .replace("{number}", "%2B14255550123").replace("{webhook_id}", "wh_" + "0" * 32)
-            .replace("{key_id}", "key_" + "a" * 16).replace("{template_id}", "tpl_" + "0" * 32))
+            .replace("{key_id}", "key_" + "a" * 16).replace("{template_id}", "tpl_" + "0" * 32)
+            .replace("{export_id}", "exp_" + "a" * 26))
     bodies = {"/sms": {"to": TO, "body": "scope check"}, "/mms": {"to": TO, "mediaUrl": "s3://nowhere/x.png"},
               "/media": {"contentType": "image/png", "size": 10}, "/batches": {"messages": [{"to": TO, "body": "x"}]},
               "/webhooks": {"url": "http://127.0.0.1:9/hooks"}, "/keys": {"name": "n", "scopes": [scopes.KEYS]},
               "/templates": {"name": "scope check", "body": "Hi ((name))"},
-              "/templates/{template_id}": {"name": "scope check", "body": "Hi ((name)), again"}}
+              "/templates/{template_id}": {"name": "scope check", "body": "Hi ((name)), again"},
+              "/exports": {"from": "2026-12-05", "to": "2026-12-05"}}
     body = bodies.get(route, {}) if method in ("POST", "PUT") else None
     return method, path, body
 

@@ -11,7 +11,8 @@ from chalicelib.keys import authorizer, scopes
 from .conftest import body_of, post
 from .test_webhooks_stack import granted, ref_id, resources
 
-EVERY_FUNCTION = ("APIHandler", "BatchWorker", "StatusIngest", "WebhookFanout", "WebhookDelivery", "Bearer")
+EVERY_FUNCTION = ("APIHandler", "BatchWorker", "StatusIngest", "WebhookFanout", "WebhookDelivery", "Bearer",
+                  "ReportTally", "ExportWriter")
 
 
 def keys_table(template) -> str:

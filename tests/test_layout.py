@@ -222,6 +222,7 @@ def test_every_package_says_what_it_owns_and_few_modules_stay_loose():
     assert len(loose) <= MAX_LOOSE, loose
 
 
-@pytest.mark.parametrize("package", ["core", "sending", "templates", "status", "webhooks", "replies", "console"])
+@pytest.mark.parametrize("package", ["core", "sending", "templates", "status", "webhooks", "replies", "console",
+                                     "reports"])
 def test_the_capability_packages_exist(package):
     assert (LIB / package / "__init__.py").is_file()

@@ -64,3 +64,32 @@ def test_ten_messages_at_3_mps_take_twice_the_ideal_under_per_instance_pacing():
     queued = scale.messages(10)
     assert scale.drain(scale.TODAY, 3, queued)["drain_ratio"] == pytest.approx(2, rel=0.1)
     assert scale.drain(scale.NEW, 3, queued)["drain_ratio"] == pytest.approx(1, rel=0.1)
+
+
+def test_the_report_counters_make_no_hot_key_at_1000_mps_and_batching_them_cuts_the_transactions():
+    """The tally at 1,000 MPS (accept and settle: 2,000 counted records a second): no counter item is asked for
+    1,000 write units in a second, one transaction per record would make 2,000 transactions a second nearly all
+    overlapping another on the same item (each a TransactionConflict to retry), and the tally's batches make
+    a fiftieth of them; the stream never falls behind. A 30-day report reads a bounded number of items."""
+    per_record, batched = scale.tally_drain("per record"), scale.tally_drain("batched")
+    assert per_record["tx"] == pytest.approx(2 * scale.TALLY_MPS, rel=0.01)
+    assert batched["tx"] < per_record["tx"] / 20
+    assert per_record["hot"] < 1000 and batched["hot"] < 100
+    assert per_record["conflicts"] > 0.5 > batched["conflicts"]
+    assert batched["lag"] < 5
+    from chalicelib.reports import daily
+
+    assert daily.items_for(30) == 30 * 16 * 2 == 960
+
+
+def test_a_hot_key_would_show_in_the_tally_simulation():
+    """The model counts what one key is asked for: one counter item for everything would pass 1,000."""
+    from chalicelib.core import schema
+
+    original = schema.REPORT_SHARDS
+    try:
+        schema.REPORT_SHARDS = 1
+        crowded = scale.tally_drain("per record")
+    finally:
+        schema.REPORT_SHARDS = original
+    assert crowded["hot"] > 1000

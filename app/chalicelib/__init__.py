@@ -10,6 +10,7 @@ the Lambda functions; each calls into one of these.
 - ``webhooks``: endpoints and their secrets, the stream fanout, signed delivery, the address guard.
 - ``templates``: message templates with ``((placeholders))``, their versions, and the placeholder rules.
 - ``replies``: inbound replies and the stage's opt-out list.
+- ``reports``: delivery reports: daily figures counted from the messages table's stream, and CSV exports.
 - ``console``: the send console (the page and its static files).
 - ``openapi``: the HTTP contract, ``openapi.json``, served at ``GET /openapi.json``.
 

@@ -82,3 +82,23 @@ TEMPLATES_LIST_INDEX = "byCreatedAt"
 TEMPLATES_LIST_PARTITION = "listKey"
 TEMPLATES_LIST_VALUE = "templates"
 TEMPLATES_LIST_SORT = "sortKey"
+
+# Delivery reports (issue 22): one table of two kinds of item, pk ``REPORTS_KEY`` and sk ``REPORTS_SORT``.
+# - Daily counters: pk "daily#<YYYY-MM-DD>#<shard>" (the UTC day the message was created on; shards
+#   0 .. REPORT_SHARDS-1), sk the channel ("sms" | "mms"); numbers only, expiring REPORT_DAYS after
+#   their day. A day's figures are the sum of its REPORT_SHARDS items per channel.
+# - Markers: pk "applied#<stream eventID>", sk "-": the stream record was counted (written in the same
+#   transaction as its counts), expiring after a couple of days (the stream keeps records 24 hours).
+# - Exports: pk "export#<export id>", sk "-": a CSV export's state and progress, expiring with its file.
+REPORTS_KEY = "pk"
+REPORTS_SORT = "sk"
+REPORTS_TTL = "expiresAt"
+REPORTS_DAILY = "daily#"
+REPORTS_APPLIED = "applied#"
+REPORTS_EXPORT = "export#"
+REPORTS_ONE = "-"  # the sort key of an item that is alone in its partition
+REPORT_SHARDS = 16
+REPORT_DAYS = 400
+# S3 key prefix of the CSV exports, in the media bucket (a lifecycle rule expires them).
+EXPORTS_PREFIX = "exports/"
+EXPORT_DAYS = 7

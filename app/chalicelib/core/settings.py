@@ -69,6 +69,11 @@ class Settings(NamedTuple):
     opt_in_keywords: frozenset[str] = frozenset()
     # Templates (issue 21): the table of templates and their versions.
     templates_table: str | None = None
+    # Delivery reports (issue 22): the counters and exports table, the export queue, and the stage's
+    # monthlySpendLimitUsd (shown beside the month's cost; None when the stage sets none).
+    reports_table: str | None = None
+    export_queue_url: str | None = None
+    monthly_spend_limit_usd: int | None = None
 
     @property
     def mms_enabled(self) -> bool:
@@ -145,6 +150,9 @@ class Settings(NamedTuple):
             opt_out_keywords=REQUIRED_OPT_OUT_KEYWORDS | words("OPT_OUT_KEYWORDS"),
             opt_in_keywords=words("OPT_IN_KEYWORDS"),
             templates_table=text("TEMPLATES_TABLE"),
+            reports_table=text("REPORTS_TABLE"),
+            export_queue_url=text("EXPORT_QUEUE_URL"),
+            monthly_spend_limit_usd=number("MONTHLY_SPEND_LIMIT_USD", None),
         )
 
 

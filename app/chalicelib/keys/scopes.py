@@ -27,6 +27,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/webhooks/{webhook_id}/deliveries"): WEBHOOKS,
     ("POST", "/keys"): KEYS, ("GET", "/keys"): KEYS, ("GET", "/keys/{key_id}"): KEYS,
     ("DELETE", "/keys/{key_id}"): KEYS,
+    ("GET", "/reports/daily"): READ, ("POST", "/exports"): READ, ("GET", "/exports/{export_id}"): READ,
 }
 # Routes any valid key may call, whatever its scopes.
 ANY_KEY = (("GET", "/keys/current"),)

@@ -386,8 +386,20 @@ class ReportTotals(Model):
 @dataclasses.dataclass(frozen=True)
 class DailyReport(Model):
     SCHEMA: ClassVar[str | None] = "DailyReport"
+    from_: str
+    to: str
     days: list[ReportDay]
     totals: ReportTotals
+    spend_limit_usd: int | None
+    raw: dict[str, Any] = _raw()
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportFilter(Model):
+    """What an export was asked to hold: ``direction`` and ``status``, None for all."""
+
+    direction: str | None
+    status: str | None
     raw: dict[str, Any] = _raw()
 
 
@@ -398,8 +410,16 @@ class Export(Model):
     SCHEMA: ClassVar[str | None] = "Export"
     id: str
     status: str
-    rows: int | None = None
-    url: str | None = None
+    from_: str
+    to: str
+    filter: ExportFilter
+    rows: int
+    url: str | None
+    url_expires_in: int | None
+    reason: str | None
+    created_at: str
+    updated_at: str
+    expires_at: str | None
     raw: dict[str, Any] = _raw()
 
 

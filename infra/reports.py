@@ -1,0 +1,55 @@
+"""Delivery reports: the reports table (daily counters, the stream records they counted, exports) and the
+export queue with its dead-letter queue. The functions (``report_tally``, ``export_writer``) and their grants
+are wired in ``infra/api.py``; the exports' lifecycle rule is the media bucket's (``infra/media.py``)."""
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+import apppath  # noqa: F401  (puts app/ on the path for chalicelib)
+from chalicelib.core import schema  # table keys shared with the app and the local stack
+from chalicelib.reports import writer  # how often an export is tried before it ends failed
+
+from .config import StageConfig
+
+
+class Reports(Construct):
+    """The counters outlive the messages (400 days, whatever the message retention) and are kept on delete,
+    like the messages table. An export waits on the queue for the export function, which runs up to Lambda's
+    15 minutes and hands what is left to its next invocation; a message that keeps failing goes to the
+    dead-letter queue after ``writer.MAX_RECEIVES`` receives (the function ends the export ``failed`` first)."""
+
+    WRITER_TIMEOUT_SECONDS = 900  # Lambda's most
+    TALLY_TIMEOUT_SECONDS = 60
+    # The tally's batches: up to 100 records, gathered for up to a second.
+    TALLY_BATCH_SIZE = 100
+    TALLY_BATCHING_WINDOW_SECONDS = 1
+    # Export invocations at once: each streams one export.
+    WRITER_CONCURRENCY = 5
+
+    def __init__(self, scope: Construct, id: str, *, config: StageConfig) -> None:
+        super().__init__(scope, id)
+        string = dynamodb.AttributeType.STRING
+        self.table = dynamodb.Table(
+            self, "Table",
+            partition_key=dynamodb.Attribute(name=schema.REPORTS_KEY, type=string),
+            sort_key=dynamodb.Attribute(name=schema.REPORTS_SORT, type=string),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True),
+            time_to_live_attribute=schema.REPORTS_TTL,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # SQS keeps a redriven message's first enqueue time, so a dead-letter queue must keep messages longer
+        # than its source queue (tests/aws_docs/sqs-dead-letter-queue-retention.json).
+        self.dead_letters = sqs.Queue(
+            self, "ExportDeadLetters", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
+            retention_period=Duration.days(14))
+        self.queue = sqs.Queue(
+            self, "ExportQueue", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
+            retention_period=Duration.days(4),
+            # Six times the function's timeout, as AWS advises for Lambda event sources.
+            visibility_timeout=Duration.seconds(6 * self.WRITER_TIMEOUT_SECONDS),
+            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=writer.MAX_RECEIVES, queue=self.dead_letters))
