@@ -5,13 +5,17 @@ import os
 import shutil
 import sys
 
-# The machine's Node.js works with jsii; its end-of-life banner is noise on every synth.
+# The machine's Node.js (Debian's nodejs, 20) works with jsii; its end-of-life banner is a dozen lines of noise on
+# every synth. jsii silences the banner of a deprecated Node for any value, and that of an end-of-life one (Node 20
+# since 2026-10-30) only for the major versions listed.
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 import aws_cdk as cdk  # noqa: E402
 
 from infra import nag  # noqa: E402
 from infra.config import StageConfig, StageConfigError, stack_name  # noqa: E402
+from infra.runtime import PackagingError  # noqa: E402
 from infra.stack import SenderStack  # noqa: E402
 
 
@@ -27,11 +31,11 @@ def main() -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("CDK_DEFAULT_REGION", "us-east-1"))
     app = cdk.App()
     try:
-        build(app)
-    except StageConfigError as err:  # one line that says what to fix, not a traceback
-        sys.exit(f"{err}")
-    nag.add_checks(app)  # an unacknowledged cdk-nag finding fails the synth
-    try:
+        try:
+            build(app)  # packages the Chalice app (infra/runtime.py)
+        except (StageConfigError, PackagingError) as err:  # one line that says what to fix, not a traceback
+            sys.exit(f"{err}")
+        nag.add_checks(app)  # an unacknowledged cdk-nag finding fails the synth
         app.synth()
     finally:
         # Chalice packages into ./chalice.out on every synth; the cloud assembly has its own copy.

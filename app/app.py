@@ -91,6 +91,15 @@ def webhook_delivery(event, context):
     return delivery.deliver_batch(event, context)
 
 
+# Wired by the CDK stack: an EventBridge rule runs it every minute (the local stack: every second). It puts
+# scheduled messages that fall due soon on the batch queue, each delayed until its sendAt.
+@app.lambda_function(name="schedule_sweep")
+def schedule_sweep(event, context):
+    from chalicelib.sending import schedule  # loaded by this function only, not on the API's cold start
+
+    return schedule.sweep(event, context)
+
+
 # Wired by the CDK stack on two-way stages: an SQS event source on the inbound queue (partial batch
 # failures on); a stage without two-way has no such function.
 @app.lambda_function(name="inbound_reply")

@@ -16,7 +16,8 @@
   ``GET /messages/{id}`` under 16 concurrent clients on the local stack, beside bare Chalice routes
   on the same server (one bare, and ones making the same AWS calls without the app).
 - webhooks (``bench/webhooks_latency.py``): on the local stack, receipt to webhook p50 and p99 beside send
-  to receipt, and deliveries per second to a local receiver with 16 events in flight, beside bare POSTs.
+  to receipt, ``POST /sms`` beside a receiver that never answers against without one, and deliveries per
+  second to a local receiver with 16 events in flight, beside bare POSTs.
 """
 from __future__ import annotations
 
@@ -152,6 +153,7 @@ def main() -> None:
     from bench import scale
 
     scale.report(scale.rows())
+    scale.report_scheduled(scale.scheduled_rows(scale.scheduled()))
     print()
     scale.tally_report(scale.tally_rows())
     print()

@@ -44,6 +44,7 @@ FUNCTIONS = {
     "inbound replies": ("inbound_reply", ("dynamodb",)),
     "report tally": ("report_tally", ("dynamodb",)),
     "export writer": ("export_writer", ("dynamodb", "s3", "sqs")),
+    "schedule sweep": ("schedule_sweep", ("dynamodb", "sqs")),
     # Its handler is its own module (chalicelib.keys.authorizer.bearer), not app.py.
     "key authorizer": ("bearer", ("dynamodb",)),
 }

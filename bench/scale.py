@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import math
 import random
 import re
 import sys
@@ -524,6 +525,128 @@ def tally_report(rows_) -> None:
     print(f"  {'BatchGetItem calls (100 keys each)':<38}{-(-items // report_days.BATCH_KEYS):>12,}")
 
 
+# -- scheduled sends (issue 21) ----------------------------------------------------------------------------
+# 100,000 messages scheduled for the same moment, at 1,000 MPS: created beforehand (POST /batches with sendAt,
+# 1,000 a batch), queued by one run of the sweep about SWEEP_LOOKAHEAD_SECONDS ahead, each delayed by SQS until
+# the moment, then drained by the worker as any batch. Keys per message:
+#
+#   | write | keys |
+#   |---|---|
+#   | create | list index ``messages#<n>``, due index ``due#<n>``, batch index ``<batch>#<n>`` |
+#   | the claim (``scheduled -> sending``, its due keys removed) | due index ``due#<n>`` (the entry deleted), batch index (``shown`` scheduled -> queued) |
+#   | ``sent``, final | batch index, as any batch message |
+#   | the sweep | one cursor item in the idempotency table, once per step (a minute) |
+SCHEDULED = (1000, 100_000)
+CREATE_RATE = 5_000  # messages created a second: 5 batches of 1,000 (the list index takes about 6,000: README)
+QUERY_PAGE = 0.050  # one Query page of the due index (up to 1 MB), seconds
+SQS_CALL = 0.020  # one SendMessageBatch call (10 entries), seconds
+QUERY_PAGE_BYTES = 1024 * 1024  # "a maximum of 1 MB of data" per Query page (the Query API reference)
+# One due-index entry as DynamoDB sizes it (names and values in UTF-8: "id" + a uuid, "dueShard" + "due#7",
+# "dueAt" + "<sendAt>#<id>"), plus the 100 bytes DynamoDB adds per index item: counted so as to err long.
+DUE_ENTRY_BYTES = (2 + 36) + (8 + 5) + (5 + 24 + 1 + 36) + 100
+
+
+def _scheduled_keys(message: Message) -> tuple[str, ...]:
+    shard = store.shard_of(message.id)
+    return (f"{schema.DUE_SWEEP_PREFIX}{shard}", f"batch {message.batch}#{shard}")
+
+
+SCHEDULED_DESIGN = Design("scheduled", _shared_schedule, worker.senders_for, _scheduled_keys, NEW.status_keys)
+
+
+def creates(queued: list[Message], rate: float = CREATE_RATE) -> dict:
+    """The writes of creating ``queued`` at ``rate`` a second: the hottest key of each index, write units a second."""
+    per_index: dict[str, Keys] = {name: Keys(partition_write_units()) for name in ("list", "due", "batch")}
+    for i, message in enumerate(queued):
+        at, shard = i / rate, store.shard_of(message.id)
+        per_index["list"].ask(f"{schema.MESSAGES_LIST_PREFIX}{shard}", at)
+        per_index["due"].ask(f"{schema.DUE_SWEEP_PREFIX}{shard}", at)
+        per_index["batch"].ask(f"batch {message.batch}#{shard}", at)
+    return {name: keys.hottest() for name, keys in per_index.items()}
+
+
+def sweep_run(queued: list[Message], senders: int | None = None) -> dict:
+    """One sweep step that finds every message of ``queued``: the due index's shards read at once (pages of
+    QUERY_PAGE_BYTES), then SendMessageBatch calls of 10, ``senders`` at a time, then the cursor moved."""
+    from chalicelib.sending import schedule
+
+    senders = senders or schedule.SENDERS
+    per_shard = Counter(store.shard_of(m.id) for m in queued)
+    per_page = QUERY_PAGE_BYTES // DUE_ENTRY_BYTES
+    # 2 x 8 Queries (live and test keys' families), each paging through its shard; all at once.
+    reading = max(math.ceil(max(n, 1) / per_page) for n in per_shard.values()) * QUERY_PAGE
+    sim = Sim()
+    calls = math.ceil(len(queued) / schedule.SQS_BATCH)
+    todo = deque(range(calls))
+    done_at: list[float] = []
+
+    def sender(join: Join):
+        while todo:
+            todo.popleft()
+            yield SQS_CALL
+            done_at.append(sim.now)
+        join.done()
+
+    def run():
+        yield reading
+        join = Join(sim, min(senders, calls))
+        for _ in range(join.n):
+            sim.start(sender(join))
+        yield None
+        yield CALL  # the cursor's UpdateItem
+
+    sim.start(run())
+    sim.run()
+    busiest = Counter(int(t) for t in done_at).most_common(1)[0][1] if done_at else 0
+    return {"seconds": sim.now, "reading": reading, "calls": calls, "calls_per_second": busiest,
+            "messages_per_second": min(len(queued), busiest * schedule.SQS_BATCH), "cursor_writes": 1}
+
+
+def scheduled() -> dict:
+    """The figures of the scheduled section."""
+    from chalicelib.sending import schedule
+
+    mps, count = SCHEDULED
+    queued = messages(count)
+    drained = drain(SCHEDULED_DESIGN, mps, queued)
+    return {"creates": creates(queued), "sweep": sweep_run(queued), "drain": drained,
+            "timeout": schedule.SWEEP_TIMEOUT_SECONDS, "mps": mps, "count": count}
+
+
+def scheduled_rows(result: dict) -> tuple[str, list[tuple]]:
+    """(heading, [(label, value text, target, ok or None)])."""
+    limit = partition_write_units()
+    drained, sweep = result["drain"], result["sweep"]
+    rows = []
+    for name, label in (("due", "due index"), ("list", "list index"), ("batch", "batch index")):
+        key, units = result["creates"][name]
+        rows.append((f"creates: hottest {label} key, writes/s", f"{units:,}", f"< {limit:,}", units < limit))
+    rows += [
+        ("sweep: Query pages, s", f"{sweep['reading']:.2f}", "", None),
+        ("sweep: SendMessageBatch calls", f"{sweep['calls']:,}", "", None),
+        ("sweep: calls/s (busiest second)", f"{sweep['calls_per_second']:,}", "no quota", None),
+        ("sweep: one run, s", f"{sweep['seconds']:.1f}", f"< {result['timeout']}", sweep["seconds"] < result["timeout"]),
+        ("sweep: cursor writes per run", f"{sweep['cursor_writes']}", f"< {limit:,}/s", True),
+        ("drain: parts/s / MPS", f"{drained['ratio']:.3f}", ">= 0.95", drained["ratio"] >= 0.95),
+        ("drain: hottest key, writes/s", f"{drained['hot']:,}", f"< {limit:,}", drained["hot"] < limit),
+        ("  that key", drained["hot_key"], "", None),
+        ("drain: provider throttles", f"{drained['provider_throttles']:,}", "0", drained["provider_throttles"] == 0),
+        ("drain: DynamoDB throttles", f"{drained['dynamodb_throttles']:,}", "0", drained["dynamodb_throttles"] == 0),
+        ("drain: 99% out, s after sendAt", f"{drained['p99']:.0f}", "", None),
+    ]
+    heading = (f"scheduled: {result['count']:,} messages due in one minute at {result['mps']:,} MPS "
+               f"(created at {CREATE_RATE:,}/s, queued by one sweep run, drained through the batch queue)")
+    return heading, rows
+
+
+def report_scheduled(section: tuple[str, list[tuple]]) -> None:
+    heading, rows = section
+    print(heading)
+    for label, value, target, ok in rows:
+        verdict = "" if ok is None else ("ok" if ok else "MISS")
+        print(f"  {label:<38}{value:>16} {verdict:<5}{target:>12}")
+
+
 def report(sections) -> None:
     print(f"{'scale (simulated)':<34}{'today':>12}{'':6}{'new':>12}{'':6}{'target':>9}")
     for heading, section in sections:
@@ -541,3 +664,5 @@ if __name__ == "__main__":
     report(rows())
     print()
     tally_report(tally_rows())
+    print()
+    report_scheduled(scheduled_rows(scheduled()))

@@ -11,6 +11,10 @@ it); this process holds the receiver (``devstack/receiver.py``, on loopback) and
   function. Beside it, the time of the receipt itself: from the send (``POST /sms``) to that status write,
   which locally is the emulated carrier's delay (``receipt_delay``, 0.5 s) plus the status ingest, and on
   AWS whatever the carrier takes (seconds to minutes). Every delivery's signature is checked.
+- A send beside a receiver that never answers: ``SENDS`` ``POST /sms`` one after another with an endpoint that
+  answers at once, then ``SENDS`` more once a second endpoint's receiver holds a delivery it never answers
+  (the test suite shows by order that a send waits for no webhook, tests/test_webhooks_e2e.py; this is how
+  long it takes). Target: p50 with the hung receiver at most 3 times the p50 without, plus 250 ms.
 - Deliveries per second: 16 events in flight at all times (a new one is put on the delivery queue as each
   arrives), for ``MEASURE`` seconds, through the real delivery function (endpoint look-up, signature,
   address guard, POST, the attempt's record, the queue's bookkeeping). Beside it, 16 threads POSTing the
@@ -41,9 +45,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.child import serving  # noqa: E402
-from devstack.receiver import Receiver  # noqa: E402
+from devstack.receiver import HANG, Receiver  # noqa: E402
 
 MESSAGES, GAP = 60, 0.1
+SENDS = 20
+HUNG_FACTOR, HUNG_SLACK_MS = 3.0, 250.0
 IN_FLIGHT, WARMUP, MEASURE = 16, 1.0, 6.0
 TARGET_P99_MS, TARGET_RATE = 1000.0, 40.0
 DEADLINE = 90.0
@@ -114,6 +120,36 @@ def receipt_latency(app: str, receiver: Receiver) -> dict:
             webhook.append(delivery.at - written)
             payload = delivery.body.decode()
     return {"receipt": receipt, "webhook": webhook, "missing": len(set(sent)) - len(webhook), "payload": payload}
+
+
+def send_latency(app: str, receiver: Receiver) -> dict:
+    """``POST /sms`` times (seconds), ``SENDS`` with an endpoint that answers (``receiver``), then ``SENDS``
+    with a receiver that never answers as well, once it holds a delivery."""
+    def timed(first: int) -> list[float]:
+        times = []
+        for i in range(first, first + SENDS):
+            started = time.perf_counter()
+            status, message = _call(app, "POST", "/sms", {"to": f"+1206555{8000 + i:04d}", "body": "bench"})
+            times.append(time.perf_counter() - started)
+            assert status == 202, message
+        return times
+
+    endpoints = []
+    with Receiver(HANG, lifetime=DEADLINE) as hung:
+        try:
+            for url in (receiver.url, hung.url):
+                status, endpoint = _call(app, "POST", "/webhooks", {"url": url, "events": ["message.sent"]})
+                assert status == 201, endpoint
+                endpoints.append(endpoint["id"])
+                if url == receiver.url:
+                    before = timed(0)
+            held = bool(hung.wait_for(lambda ds: ds, 30))
+            during = timed(SENDS)
+            held = held and all(d.status is None for d in hung.deliveries)
+        finally:
+            for endpoint_id in endpoints:
+                _call(app, "DELETE", f"/webhooks/{endpoint_id}")
+    return {"before": before, "during": during, "held": held}
 
 
 def delivery_rate(app: str, aws: str, queue: str, receiver: Receiver, payload: str) -> tuple[float, int]:
@@ -187,9 +223,11 @@ def rows() -> dict:
     with serving("bench.webhooks_latency") as urls:
         with Receiver(200, lifetime=DEADLINE) as receiver:
             latency = receipt_latency(urls["app"], receiver)
+            sends = send_latency(urls["app"], receiver)
             rate, failed = delivery_rate(urls["app"], urls["aws"], urls["queue"], receiver, latency["payload"])
             bare = bare_rate(receiver, latency["payload"])
-    return {**latency, "rate": rate, "failed": failed, "bare": bare, "seconds": time.monotonic() - began}
+    return {**latency, "sends": sends, "rate": rate, "failed": failed, "bare": bare,
+            "seconds": time.monotonic() - began}
 
 
 def report(results: dict) -> bool:
@@ -202,11 +240,19 @@ def report(results: dict) -> bool:
     missing = f" ({results['missing']} never arrived)" if results["missing"] else ""
     print(f"{'receipt -> webhook arrival':<44}{_pct(webhook, 0.5):>9.0f}{_pct(webhook, 0.99):>9.0f}"
           f"{'p99 <= ' + format(TARGET_P99_MS, '.0f'):>12} {'ok' if ok else 'MISS'}{missing}")
+    sends = results["sends"]
+    before, during = ([t * 1e3 for t in sends[k]] for k in ("before", "during"))
+    print(f"{'POST /sms, an endpoint that answers (baseline)':<44}{_pct(before, 0.5):>9.0f}{_pct(before, 0.99):>9.0f}")
+    limit = HUNG_FACTOR * _pct(before, 0.5) + HUNG_SLACK_MS
+    sends_ok = sends["held"] and _pct(during, 0.5) <= limit
+    print(f"{'POST /sms, and a receiver that never answers':<44}{_pct(during, 0.5):>9.0f}{_pct(during, 0.99):>9.0f}"
+          f"{'p50 <= ' + format(limit, '.0f'):>12} {'ok' if sends_ok else 'MISS'}"
+          f"{'' if sends['held'] else ' (the receiver held no delivery)'}")
     rate_ok = results["rate"] >= TARGET_RATE and not results["failed"]
     print(f"{'deliveries/s, ' + str(IN_FLIGHT) + ' events in flight':<44}{results['rate']:>9.0f}"
           f"{'':>9}{'>= ' + format(TARGET_RATE, '.0f'):>12} {'ok' if rate_ok else 'MISS'}")
     print(f"{'  bare POSTs/s, ' + str(IN_FLIGHT) + ' threads (baseline)':<44}{results['bare']:>9.0f}")
-    return ok and rate_ok
+    return ok and sends_ok and rate_ok
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     app, aws = stack.app_url, stack.aws_url
     config = stack.stage_config
     overrides = "\n".join(f"  {name}={stack.env[name]}" for name in stages.OVERRIDES if name in stack.env)
+    overrides += "".join(f"\n  {name}: every {every:g} s (an EventBridge rule deployed)"
+                         for name, (every, _reason) in stages.RULES.items())
     if stack.admin_key:
         keys = ("Keys are required, as deployed: send 'Authorization: Bearer <key>'. This local key has every scope:\n"
                 f"admin key: {stack.admin_key}\n"

@@ -24,6 +24,8 @@ import hmac
 import io
 import json
 import re
+import select
+import socket
 import threading
 import time
 import uuid
@@ -81,7 +83,7 @@ def _fault_spec(spec: dict) -> dict:
     fault = {"operation": spec["operation"], "effect": effect,
              "code": spec.get("code", "ThrottlingException"),
              "message": spec.get("message", "Rate exceeded"), "status": int(spec.get("status", 400)),
-             "count": int(spec.get("count", 1)), "fields": spec.get("fields", {}), "taken": 0}
+             "count": int(spec.get("count", 1)), "fields": spec.get("fields", {}), "taken": 0, "holding": 0}
     if spec.get("service"):
         fault["service"] = str(spec["service"])
     if spec.get("match"):
@@ -169,6 +171,18 @@ def _inbound_problem(reply) -> str | None:
     return None
 
 
+def _hung_up(connection, wait: float) -> bool | None:
+    """Whether the client has closed its side of ``connection`` (waiting up to ``wait`` seconds to see);
+    None if that cannot be told (it sent more bytes, which a caller waiting for its answer does not)."""
+    try:
+        readable, _, _ = select.select([connection], [], [], wait)
+        if not readable:
+            return False
+        return None if connection.recv(1, socket.MSG_PEEK) else True
+    except (OSError, ValueError):  # reset, or closed on this side
+        return True
+
+
 class Emulator:
     def __init__(self, region: str = "us-east-1"):
         self.region = region
@@ -245,9 +259,27 @@ class Emulator:
                 return fault
         return None
 
-    def _hold(self, seconds: float) -> None:
-        """Keep a call's answer back (bounded: the fault's delay is at most MAX_DELAY)."""
-        self._closing.wait(seconds)
+    def _hold(self, fault: dict, environ) -> None:
+        """Keep a call's answer back until the caller has given up on it (closed its connection, as
+        botocore does on its read timeout), or for the fault's delay (at most MAX_DELAY), whichever comes
+        first: the answer goes to nobody, however slow the machine. The fault's ``holding`` counts the
+        calls it holds back now: a test waits for it to be 0 again (the answer has gone) instead of
+        sleeping for the delay."""
+        with self._lock:
+            fault["holding"] += 1
+        try:
+            deadline = time.monotonic() + fault["delay"]
+            connection = environ.get("werkzeug.socket")
+            while not self._closing.is_set() and (left := deadline - time.monotonic()) > 0:
+                gone = None if connection is None else _hung_up(connection, min(left, 0.05))
+                if gone is None:
+                    self._closing.wait(left)  # cannot tell: the whole delay
+                    break
+                if gone:
+                    break
+        finally:
+            with self._lock:
+                fault["holding"] -= 1
 
     def close(self) -> None:
         """Let every held answer go now (nothing else needs stopping: the server owns the threads)."""
@@ -275,7 +307,7 @@ class Emulator:
             return _aws_error(environ, start_response, call, fault["status"], fault["code"], fault["message"],
                               fault.get("fields", {}))
         if fault["effect"] == "timeout":  # the service never sees the call; the answer comes too late
-            self._hold(fault["delay"])
+            self._hold(fault, environ)
             return _aws_error(environ, start_response, call, 504, "RequestTimeout",
                               "The local fault injection held this call back.", {})
         # timeout-after-accept: the service carries the call out; its answer is held back.
@@ -286,7 +318,7 @@ class Emulator:
             return lambda data: None
 
         chunks = b"".join(self._dispatch(environ, capture, raw))
-        self._hold(fault["delay"])
+        self._hold(fault, environ)
         start_response(captured["status"], captured["headers"])
         return [chunks]
 
@@ -330,7 +362,9 @@ class Emulator:
                 self.faults.clear()
             return Response("", status=204)(environ, start_response)
         if request.method != "POST":
-            return Response(json.dumps(self.faults), mimetype="application/json")(environ, start_response)
+            with self._lock:
+                listed = json.dumps(self.faults)
+            return Response(listed, mimetype="application/json")(environ, start_response)
         try:
             fault = _fault_spec(json.loads(request.get_data() or b"{}"))
         except (ValueError, TypeError, KeyError, re.error) as err:

@@ -15,7 +15,9 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from .hangups import QuietHangUps
 
 HANG = "hang"
 MAX_BODY = 1024 * 1024  # a webhook payload is a message resource: far less
@@ -62,7 +64,7 @@ class Receiver:
         self._closing = threading.Event()
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHangUps):  # a sender that gave up waiting costs no traceback
             protocol_version = "HTTP/1.1"
 
             def do_POST(self):
@@ -123,8 +125,11 @@ class Receiver:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def wait_for(self, check, timeout: float = 20.0):
-        """Wait until ``check(deliveries)`` is truthy (re-checked on every request); its value, or None."""
+    def wait_for(self, check, timeout: float = 120.0):
+        """Wait until ``check(deliveries)`` is truthy (re-checked on every request); its value, or None.
+        ``timeout`` is a hang guard, not a measurement: the wait ends as soon as the check holds, so it
+        only decides how soon a wait for something that never comes gives up (tests/localhttp.py,
+        ``HANG_GUARD``: generous, for a machine other work keeps busy)."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:

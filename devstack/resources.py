@@ -109,7 +109,8 @@ def create_core(client, region: str, account: str, *, visibility_timeout: int = 
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},  # the webhook fanout
         AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in (
             schema.MESSAGES_KEY, schema.MESSAGES_LIST_PARTITION, schema.MESSAGES_LIST_SORT,
-            schema.MESSAGES_PROVIDER_KEY, schema.MESSAGES_BATCH_PARTITION)],
+            schema.MESSAGES_PROVIDER_KEY, schema.MESSAGES_BATCH_PARTITION, schema.MESSAGES_DUE_PARTITION,
+            schema.MESSAGES_DUE_SORT)],
         KeySchema=[{"AttributeName": schema.MESSAGES_KEY, "KeyType": "HASH"}],
         GlobalSecondaryIndexes=[
             {"IndexName": schema.MESSAGES_LIST_INDEX, "Projection": {"ProjectionType": "KEYS_ONLY"},
@@ -120,6 +121,9 @@ def create_core(client, region: str, account: str, *, visibility_timeout: int = 
             {"IndexName": schema.MESSAGES_BATCH_INDEX,
              "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(schema.MESSAGES_BATCH_PROJECTION)},
              "KeySchema": [{"AttributeName": schema.MESSAGES_BATCH_PARTITION, "KeyType": "HASH"}]},
+            {"IndexName": schema.MESSAGES_DUE_INDEX, "Projection": {"ProjectionType": "KEYS_ONLY"},
+             "KeySchema": [{"AttributeName": schema.MESSAGES_DUE_PARTITION, "KeyType": "HASH"},
+                           {"AttributeName": schema.MESSAGES_DUE_SORT, "KeyType": "RANGE"}]},
         ],
     )
     dynamodb.update_time_to_live(TableName=messages, TimeToLiveSpecification={

@@ -18,10 +18,11 @@ from chalice.local import ChaliceRequestHandler, CustomLocalChalice, LocalChalic
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.serving import ThreadedWSGIServer
 
-from . import appload, queues, receipts, resources, streams
+from . import appload, queues, receipts, resources, rules, streams
 from . import stage as stages
 from .emulator import Emulator
 from .gateway import Gateway, KeyCheck
+from .hangups import QuietHangUps
 
 HOST = "127.0.0.1"
 APP_PORT = 8000
@@ -58,11 +59,12 @@ class EmulatorServer(ThreadedWSGIServer):
     request_queue_size = LISTEN_BACKLOG
 
 
-class AppRequestHandler(ChaliceRequestHandler):
+class AppRequestHandler(QuietHangUps, ChaliceRequestHandler):
     """Chalice's request handler, answering what it would otherwise drop or read without bound: a
     ``Content-Length`` that is not a number (400), a chunked body (411: Chalice reads only
     ``Content-Length`` bodies), and a body over API Gateway's 10 MB payload quota (413, as API Gateway
-    answers; the body is read and dropped, never held). The access log masks phone numbers."""
+    answers; the body is read and dropped, never held). The access log masks phone numbers. A client that hangs
+    up before its answer is written costs one line, not a traceback (``devstack/hangups.py``)."""
 
     def __init__(self, request, client_address, server, app_object, config):
         # Chalice's handler, with API Gateway's key check and its own answers (``devstack/gateway.py``).
@@ -74,7 +76,7 @@ class AppRequestHandler(ChaliceRequestHandler):
     disable_nagle_algorithm = True
 
     def _refuse(self, status: int, message: str) -> None:
-        body = json.dumps({"message": message}).encode()
+        body = (json.dumps({"message": message}, separators=(",", ":")) + "\n").encode()  # compact, one line
         self.close_connection = True  # the unread body must not be taken for the next request
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -149,7 +151,7 @@ class LocalStack:
 
     def __init__(self, *, app_port: int = APP_PORT, aws_port: int = AWS_PORT, settings: dict | None = None,
                  visibility_timeout: int = 30, function_timeout: float = 20.0, receipt_delay: float = 0.5,
-                 stage: str = stages.DEFAULT_STAGE, require_keys: bool = False):
+                 stage: str = stages.DEFAULT_STAGE, require_keys: bool = False, sweep_every: float | None = None):
         self._ports = (app_port, aws_port)
         self.require_keys = require_keys
         self.key_check: KeyCheck | None = None
@@ -158,8 +160,10 @@ class LocalStack:
         self._extra = dict(settings or {})
         self._visibility_timeout, self._function_timeout = visibility_timeout, function_timeout
         self._receipt_delay = receipt_delay
+        # The schedule sweep's rule: every ``sweep_every`` seconds (devstack/stage.py RULES says why not a minute).
+        self._sweep_every = stages.RULES["schedule_sweep"][0] if sweep_every is None else sweep_every
         self.queue_runner = self.receipts = self.webhook_fanout = self.webhook_delivery = self.inbound = None
-        self.report_tally = self.export_writer = None
+        self.report_tally = self.export_writer = self.sweep = None
         self.resources: dict[str, str] = {}
         self._saved_env: dict[str, str | None] = {}
         self._threads: list[threading.Thread] = []
@@ -242,6 +246,9 @@ class LocalStack:
         self.export_writer = queues.SqsEventSource(
             sqs=aws.client("sqs"), queue_url=settings.export_queue_url, function=module.export_writer,
             function_timeout=EXPORT_WRITER_TIMEOUT, name="export-writer").start()
+        # Scheduled sends: the real sweep function, as the stack's EventBridge rule runs it.
+        self.sweep = rules.RateRule(function=module.schedule_sweep, every=self._sweep_every,
+                                    function_timeout=self._function_timeout, name="schedule-sweep").start()
         # Replies: the inbound queue (which the inbound topic feeds) into the real inbound function; a
         # stage with twoWay false has neither, as deployed.
         if "INBOUND_QUEUE_URL" in created:
@@ -254,7 +261,7 @@ class LocalStack:
         self.emulator.close()  # answers a fault holds back go now, not after their delay
         # The pollers end within a long poll (a second): stopped together, not one after another.
         stopping = [threading.Thread(target=part.stop) for part in (
-            self.webhook_delivery, self.webhook_fanout, self.queue_runner, self.receipts, self.inbound,
+            self.sweep, self.webhook_delivery, self.webhook_fanout, self.queue_runner, self.receipts, self.inbound,
             self.report_tally, self.export_writer)
             if part is not None]
         for thread in stopping:

@@ -41,6 +41,15 @@ OVERRIDES = {
                                       "(backoff, jitter, cap and Retry-After) times 0.05, so the first retry "
                                       "comes after about 1.5 s instead of 30 s; the 24 h limit is unchanged"),
 }
+# How often the local stack runs each function an EventBridge rule runs deployed, with the reason. Not an app
+# setting (the rule's rate is the stack's): ``LocalStack`` takes it, and ``make dev`` prints it with the overrides.
+RULES = {
+    "schedule_sweep": (1.0, "the schedule sweep every second, not every minute (EventBridge's shortest rate): "
+                            "under make dev a scheduled message due later than SCHEDULE_DIRECT_SECONDS is put "
+                            "on the batch queue within a second of the step it falls in, as deployed within a "
+                            "minute; nearer ones are queued by the API itself, on the stage and locally"),
+}
+
 # The overrides that make the local number two-way: none on a stage with ``twoWay: false``, which runs
 # one-way locally as deployed (a STOP to the number is still End User Messaging's to apply).
 TWO_WAY_OVERRIDES = ("INBOUND_ENABLED", "OPT_OUT_LIST_NAME", "ORIGINATION_NUMBER")
@@ -80,5 +89,5 @@ def sender_id_countries(config: StageConfig) -> list[str]:
     return sorted(wanted & set(countries.SENDER_ID))
 
 
-__all__ = ["CDK_JSON", "DEFAULT_STAGE", "OVERRIDES", "TWO_WAY_OVERRIDES", "StageConfigError", "environment",
+__all__ = ["CDK_JSON", "DEFAULT_STAGE", "OVERRIDES", "RULES", "TWO_WAY_OVERRIDES", "StageConfigError", "environment",
            "load", "sender_id_countries"]

@@ -1,11 +1,14 @@
 """The Chalice app (API, key authorizer, batch worker, status ingest, webhook fanout and delivery, inbound
-replies, report tally and export writer), its roles, and the API's throttle, gateway responses and logs."""
+replies, report tally, export writer and schedule sweep), its roles, and the API's throttle, gateway responses
+and logs."""
 from __future__ import annotations
 
 import json
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -19,6 +22,7 @@ from chalicelib.core import gateway as gateway_answers  # API Gateway's own answ
 from chalicelib.core import aws as aws_timing  # the API's timeout, under API Gateway's 29 seconds
 from chalicelib.core import schema  # table keys shared with the app and the local stack
 from chalicelib.sending import worker as pacing  # how many worker instances a maxMps takes
+from chalicelib.sending import schedule as scheduling  # the schedule sweep's timeout
 
 from . import nag
 from .config import StageConfig
@@ -39,7 +43,8 @@ WEBHOOK_CONTEXT_KEY, WEBHOOK_ID_PREFIX = "webhookId", "wh_"
 
 def opt_out_items(*partitions: str) -> dict:
     """A condition holding a DynamoDB call to items of these partition keys (the opt-out list and
-    the opt-in history in the settings table): every key the call names must be one of them."""
+    the opt-in history in the settings table; the sweep's cursor): every key the call names must be
+    one of them."""
     return {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": list(partitions)}}
 
 
@@ -52,11 +57,11 @@ class SenderApi(Construct):
     # Chalice's function names
     API, WORKER, INGEST, FANOUT, DELIVERY, INBOUND = ("api_handler", "batch_worker", "status_ingest",
                                                       "webhook_fanout", "webhook_delivery", "inbound_reply")
-    TALLY, WRITER = "report_tally", "export_writer"
+    TALLY, WRITER, SWEEP = "report_tally", "export_writer", "schedule_sweep"
     AUTHORIZER = "bearer"  # the built-in authorizer (chalicelib/keys/authorizer.py), a function of its own
     LOGICAL_IDS = {API: "APIHandler", WORKER: "BatchWorker", INGEST: "StatusIngest", FANOUT: "WebhookFanout",
                    DELIVERY: "WebhookDelivery", INBOUND: "InboundReply", AUTHORIZER: "Bearer",
-                   TALLY: "ReportTally", WRITER: "ExportWriter"}
+                   TALLY: "ReportTally", WRITER: "ExportWriter", SWEEP: "ScheduleSweep"}
     AUTHORIZER_TIMEOUT_SECONDS = 10
 
     def __init__(self, scope: Construct, id: str, *, config: StageConfig, media: MediaBucket,
@@ -77,6 +82,7 @@ class SenderApi(Construct):
         ingest = self._function_role(self.INGEST, "IngestRole", wildcard_reason=xray_reason)
         fanout = self._function_role(self.FANOUT, "WebhookFanoutRole", wildcard_reason=xray_reason)
         delivery = self._function_role(self.DELIVERY, "WebhookDeliveryRole", wildcard_reason=xray_reason)
+        sweep = self._function_role(self.SWEEP, "SweepRole", wildcard_reason=xray_reason)
         self._grant_keys(keys, api=api, authorizer=self._function_role(self.AUTHORIZER, "AuthorizerRole",
                                                                        wildcard_reason=xray_reason))
         self._grant_templates(templates, api=api)
@@ -123,7 +129,8 @@ class SenderApi(Construct):
                      "dynamodb:BatchGetItem"],  # BatchGetItem: a list page reads its records by key
             resources=[messages]))
         api.add_to_policy(iam.PolicyStatement(actions=["dynamodb:Query"], resources=[
-            f"{messages}/index/{schema.MESSAGES_LIST_INDEX}", f"{messages}/index/{schema.MESSAGES_BATCH_INDEX}"]))
+            f"{messages}/index/{schema.MESSAGES_LIST_INDEX}", f"{messages}/index/{schema.MESSAGES_BATCH_INDEX}",
+            f"{messages}/index/{schema.MESSAGES_DUE_INDEX}"]))  # the due index: GET /messages?status=scheduled
         api.add_to_policy(iam.PolicyStatement(
             actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
             resources=[store.idempotency.table_arn]))
@@ -143,6 +150,7 @@ class SenderApi(Construct):
             actions=["dynamodb:Query"], resources=[f"{messages}/index/{schema.MESSAGES_PROVIDER_INDEX}"]))
         ingest.add_to_policy(iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[messages]))
         self._grant_webhooks(webhooks, store, api=api, fanout=fanout, delivery=delivery)
+        self._grant_sweep(store, batch, sweep=sweep)
         self.concurrency = pacing.instances_for(config.max_mps)  # the event source's maximum concurrency
         self._functions: dict[str, lambda_.IFunction] = {}
 
@@ -173,7 +181,8 @@ class SenderApi(Construct):
         timeouts = {self.WORKER: BatchQueue.WORKER_TIMEOUT_SECONDS, self.INGEST: 60,
                     self.FANOUT: Webhooks.FANOUT_TIMEOUT_SECONDS, self.DELIVERY: Webhooks.DELIVERY_TIMEOUT_SECONDS,
                     self.INBOUND: TwoWay.INBOUND_TIMEOUT_SECONDS, self.AUTHORIZER: self.AUTHORIZER_TIMEOUT_SECONDS,
-                    self.TALLY: Reports.TALLY_TIMEOUT_SECONDS, self.WRITER: Reports.WRITER_TIMEOUT_SECONDS}
+                    self.TALLY: Reports.TALLY_TIMEOUT_SECONDS, self.WRITER: Reports.WRITER_TIMEOUT_SECONDS,
+                    self.SWEEP: scheduling.SWEEP_TIMEOUT_SECONDS}
         if not two_way:
             # Chalice packages every function of app.py; a stage without two-way builds no inbound one.
             self.chalice.sam_template.node.try_remove_child(self.LOGICAL_IDS[self.INBOUND])
@@ -201,6 +210,7 @@ class SenderApi(Construct):
         self._keep_failed_ingests()
         self._fan_out(store, webhooks)
         self._deliver(webhooks)
+        self._sweep_every_minute()
         if two_way:
             self._receive(two_way)
         self._tally(store)
@@ -308,6 +318,32 @@ class SenderApi(Construct):
             event_source_arn=two_way.queue.queue_arn, batch_size=10,
             function_response_types=["ReportBatchItemFailures"])
         mapping.node.add_dependency(self.roles[self.INBOUND])  # the poller needs the SQS rights first
+
+    def _sweep_every_minute(self) -> None:
+        """An EventBridge rule runs the schedule sweep every minute (EventBridge's shortest rate). A failed run
+        is not tried again, by EventBridge nor by Lambda: the next minute's run starts from the cursor the
+        failed one left, so a retry would only overlap it. Its errors metric has an alarm (monitoring)."""
+        function = self.function(self.SWEEP)
+        self.sweep_rule = events.Rule(self, "SweepRule", schedule=events.Schedule.rate(Duration.minutes(1)),
+                                      description="Puts scheduled messages that fall due soon on the batch queue")
+        self.sweep_rule.add_target(targets.LambdaFunction(function, retry_attempts=0,
+                                                          max_event_age=Duration.minutes(1)))
+        lambda_.CfnEventInvokeConfig(
+            self, "SweepInvokeConfig", function_name=self.chalice.get_resource(self.LOGICAL_IDS[self.SWEEP]).ref,
+            qualifier="$LATEST", maximum_retry_attempts=0, maximum_event_age_in_seconds=60)
+
+    @staticmethod
+    def _grant_sweep(store: MessageStore, batch: BatchQueue, *, sweep: iam.Role) -> None:
+        """The schedule sweep reads the due index, keeps its cursor (one item of the idempotency table, and
+        only that item: the condition holds every key the call names to it) and puts messages on the batch
+        queue (SendMessageBatch is authorized as ``sqs:SendMessage``). ``tests/test_schedule_stack.py``
+        records its calls and checks them against these grants, both ways."""
+        sweep.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:Query"], resources=[f"{store.messages.table_arn}/index/{schema.MESSAGES_DUE_INDEX}"]))
+        sweep.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[store.idempotency.table_arn],
+            conditions=opt_out_items(schema.SWEEP_CURSOR)))
+        sweep.add_to_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[batch.queue.queue_arn]))
 
     @staticmethod
     def _grant_reports(reports: Reports, store: MessageStore, media: MediaBucket, *, api: iam.Role, tally: iam.Role,

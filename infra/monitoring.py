@@ -73,7 +73,7 @@ class Monitoring(Construct):
         alarms = {"SmsDeliveryFailures": (failed, 5, "5 or more SMS failed delivery in 5 minutes")}
         functions = [("Api", api.API), ("Worker", api.WORKER), ("Ingest", api.INGEST),
                      ("WebhookFanout", api.FANOUT), ("WebhookDelivery", api.DELIVERY), ("ReportTally", api.TALLY),
-                     ("ExportWriter", api.WRITER)]
+                     ("ExportWriter", api.WRITER), ("ScheduleSweep", api.SWEEP)]
         if two_way:
             functions.append(("Inbound", api.INBOUND))
         for label, name in functions:
@@ -125,6 +125,7 @@ class Monitoring(Construct):
         # Counts the worker and the status ingest log once per invocation, turned into metrics.
         counted = {}
         for function, field, metric_name in ((api.WORKER, "sent", "BatchSends"),
+                                             (api.SWEEP, "enqueued", "ScheduledEnqueued"),
                                              (api.INGEST, "applied", "StatusesApplied"),
                                              (api.INGEST, "unknown", "StatusUnknownMessage"),
                                              (api.INGEST, "malformed", "StatusMalformedLine")):
@@ -135,7 +136,8 @@ class Monitoring(Construct):
                                                      statistic="Sum", period=five)
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{config.prefix}")
         self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(title="Sends (API requests, batch sends)", left=[sends, counted["BatchSends"]]),
+            cloudwatch.GraphWidget(title="Sends (API requests, batch sends, scheduled messages the sweep queued)",
+                                   left=[sends, counted["BatchSends"], counted["ScheduledEnqueued"]]),
             cloudwatch.GraphWidget(title="SMS deliveries and failures", left=[delivered, failed]),
             cloudwatch.GraphWidget(title="Month-to-date spend (USD)", left=[m for m, _ in spend.values()]),
             cloudwatch.GraphWidget(title="API latency p99 (ms)", left=[latency]),

@@ -7,10 +7,19 @@ pip picks every wheel for it (its ``--python-version``, ABI and Amazon Linux 202
 platforms, binary wheels only). Before the synth goes on, ``package_problems`` reads the package
 Chalice built: a wheel that would not run on ``PYTHON``, or a dependency missing from it (Chalice
 only prints a warning for one), fails the synth.
+
+The first synth downloads the wheels, and so does the first after any change under ``app/`` (Chalice's package
+cache is keyed on the requirements and the app's code). Offline that fails with ``PackagingError``: one line
+naming the package index pip could not reach (read from pip's own log of the attempt) and what to do, where
+Chalice would raise with a long traceback.
 """
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import sys
+import tempfile
 import zipfile
 from contextlib import contextmanager
 from email.parser import Parser
@@ -20,6 +29,7 @@ from aws_cdk import aws_lambda as lambda_
 from chalice.cdk import Chalice
 from chalice.cli.factory import CLIFactory
 from chalice.config import Config
+from chalice.deploy.packager import NoSuchPackageError, PackageDownloadError
 from packaging import tags
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -125,24 +135,75 @@ class _PackagedRuntime(Config):
         return PYTHON.name
 
 
+class PackagingError(Exception):
+    """The Lambda package could not be built. The message is one line saying why and what to do."""
+
+
+# pip's verbose log (``--log``), for an index page it could not fetch: the page's URL (``<index>/<project>/``,
+# any password redacted) and the reason. A connection error covers a refused connection, a failed DNS
+# look-up, a timeout and a proxy that refused; a certificate pip could not verify is also a registry not reached.
+_NOT_FETCHED = re.compile(r"Could not fetch URL (\S+): (connection error: |There was a problem confirming the "
+                          r"ssl certificate: )(.*)")
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+_CAUSE = re.compile(r"Caused by (\w+)")
+
+
+def download_failure(pip_log: str, error: Exception, cache: str) -> str:
+    """The one line a synth prints when Chalice's pip download failed: the package indexes pip could not
+    reach and why, from ``pip_log`` (pip's own log of the attempt), with what to do; otherwise pip's last
+    error. ``cache``: where Chalice keeps the built package, which later synths reuse without the network."""
+    unreachable: dict[str, str] = {}
+    for url, kind, detail in _NOT_FETCHED.findall(pip_log):
+        index = url.rstrip("/").rsplit("/", 1)[0]
+        found = _ERRNO.search(detail) or _CAUSE.search(detail)
+        why = found.group(1).strip() if found else ("certificate not verified" if "ssl" in kind else "")
+        unreachable.setdefault(index, why)
+    if unreachable:
+        where = ", ".join(f"{index} ({why})" if why else index for index, why in unreachable.items())
+        indexes = "package index" if len(unreachable) == 1 else "package indexes"
+        return (f"Cannot build the Lambda package: the {indexes} {where} could not be reached. A synth downloads "
+                f"the Lambda's wheels the first time and again after any change under app/: connect to the network "
+                f"and synth again; until app/ changes, later synths reuse {cache} and need no network.")
+    errors = [line.split(" ", 1)[-1] for line in pip_log.splitlines() if " ERROR: " in line]
+    reason = errors[-1] if errors else (str(error).strip().splitlines() or [type(error).__name__])[-1]
+    return f"Cannot build the Lambda package: pip could not download its dependencies: {reason}"
+
+
 @contextmanager
-def _pip_for(runtime: str, machine: str):
+def _pip_for(runtime: str, machine: str, log: Path):
     """pip, while Chalice packages, downloads for the runtime: every option set the way pip reads
     any option from the environment (``PIP_<OPTION>``), binary wheels only. Chalice's own pip calls
-    add its per-package ``--platform``/``--abi`` to these."""
+    add its per-package ``--platform``/``--abi`` to these. Each call appends its verbose log to ``log``
+    (``--log``): Chalice keeps only pip's exit status and, at times, its stderr."""
     major, minor = version(runtime)
     settings = {"PIP_PYTHON_VERSION": f"{major}.{minor}", "PIP_IMPLEMENTATION": "cp", "PIP_ABI": f"cp{major}{minor}",
-                "PIP_PLATFORM": " ".join(platforms(machine)), "PIP_ONLY_BINARY": ":all:"}
+                "PIP_PLATFORM": " ".join(platforms(machine)), "PIP_ONLY_BINARY": ":all:", "PIP_LOG": str(log)}
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
     try:
-        yield
+        yield log
     finally:
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextmanager
+def _without_bytecode(source_dir: Path):
+    """Chalice packages with no bytecode under the Chalice project: its ``__pycache__`` folders removed first, and
+    none written while it loads the app. Chalice keys its package cache on every file under ``chalicelib/``
+    (bytecode too) and zips them all: bytecode that ``make dev`` or the tests left behind would make a synth miss
+    the package it built before and download the wheels again (offline: fail), and it would ship this Python's
+    bytecode, which ``PYTHON`` does not load. Python writes it again the next time it imports the app."""
+    for cache in sorted(source_dir.rglob("__pycache__")):
+        shutil.rmtree(cache, ignore_errors=True)
+    saved, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    try:
+        yield
+    finally:
+        sys.dont_write_bytecode = saved
 
 
 class ChaliceApp(Chalice):
@@ -158,8 +219,14 @@ class ChaliceApp(Chalice):
         packager = factory.create_app_packager(config, factory.create_package_options(),
                                                package_format="cloudformation", template_format="json")
         machine = MACHINES[config.lambda_architecture]
-        with _pip_for(PYTHON.name, machine):
-            packager.package_app(config, self._sam_package_dir, self.stage_name)
+        with tempfile.TemporaryDirectory(prefix="pip-log-") as scratch, _without_bytecode(Path(self.source_dir)), \
+                _pip_for(PYTHON.name, machine, Path(scratch) / "pip.log") as log:
+            try:
+                packager.package_app(config, self._sam_package_dir, self.stage_name)
+            except (NoSuchPackageError, PackageDownloadError) as failed:
+                pip_log = log.read_text(errors="replace") if log.exists() else ""
+                cache = f"{Path(self.source_dir).name}/.chalice/deployments/"
+                raise PackagingError(download_failure(pip_log, failed, cache)) from None
         problems = package_problems(Path(self._sam_package_dir) / "deployment.zip",
                                     Path(self.source_dir) / "requirements.txt", PYTHON.name, machine)
         if problems:

@@ -12,7 +12,7 @@ from .config import StageConfig
 
 
 class MessageStore(Construct):
-    """Message records (with the list and provider-id indexes) and the idempotency records."""
+    """Message records (with the list, provider-id, batch and due indexes) and the idempotency records."""
 
     def __init__(self, scope: Construct, id: str, *, config: StageConfig) -> None:
         super().__init__(scope, id)
@@ -37,6 +37,15 @@ class MessageStore(Construct):
             partition_key=dynamodb.Attribute(name=schema.MESSAGES_BATCH_PARTITION, type=string),
             projection_type=dynamodb.ProjectionType.INCLUDE,
             non_key_attributes=list(schema.MESSAGES_BATCH_PROJECTION),
+        )
+        # Scheduled sends: only a message waiting for its sendAt holds these keys (a sparse index), and keys
+        # only: the sweep needs the id and sendAt (both in the keys), a page of GET /messages?status=scheduled
+        # reads its records by key. One write when a message is scheduled, one when it leaves scheduled.
+        self.messages.add_global_secondary_index(
+            index_name=schema.MESSAGES_DUE_INDEX,
+            partition_key=dynamodb.Attribute(name=schema.MESSAGES_DUE_PARTITION, type=string),
+            sort_key=dynamodb.Attribute(name=schema.MESSAGES_DUE_SORT, type=string),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
         self.idempotency = self._table("Idempotency", schema.IDEMPOTENCY_KEY, schema.IDEMPOTENCY_TTL,
                                        RemovalPolicy.DESTROY)

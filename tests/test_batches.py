@@ -147,6 +147,34 @@ def test_a_message_claimed_by_a_worker_that_died_is_never_sent_again(client, sns
     # sns_stub has no responses queued: any Publish would have failed the test.
 
 
+def test_a_delivery_that_loses_the_claim_leaves_the_message_on_the_queue(client, sns_stub):
+    """SQS delivers at least once, so two deliveries of one message can be in two workers at once. The
+    one that loses the claim must leave the message on the queue: the claimant may still hand it back
+    (a throttled send puts the record back to queued, for the message's next receive)."""
+    import time
+
+    from chalicelib.core import store
+    from chalicelib.sending import worker
+    from chalicelib.core.settings import get_settings
+
+    post(client, "/batches", {"messages": [{"to": "+14155550100", "body": "hi"}]})
+    event = as_event(queued_messages())
+    message_id = json.loads(event["Records"][0]["body"])["messageId"]
+
+    class OtherDeliveryClaimsMeanwhile(worker.TokenBucket):
+        """While this delivery waits for its window, the other one claims the message."""
+
+        def acquire(self, parts, deadline=None):
+            assert store.transition(message_id, store.SENDING, expect=(store.QUEUED,), claimedAt=time.time())
+            return super().acquire(parts, deadline)
+
+    result = worker.handle(event, settings=get_settings(), pacer=OtherDeliveryClaimsMeanwhile(1000))
+    # The claimant's send is throttled: the record goes back to queued, waiting for the message to come again.
+    assert store.transition(message_id, store.QUEUED, expect=(store.SENDING,))
+    assert result["batchItemFailures"], "the message left the queue while its record went back to queued"
+    # sns_stub has no responses queued: a Publish by the delivery that lost the claim would fail the test.
+
+
 def test_a_worker_near_its_timeout_hands_the_rest_back(client):
     from chalicelib.sending import worker
     from chalicelib.core.settings import get_settings

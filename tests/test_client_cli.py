@@ -3,8 +3,7 @@ against the local stack over real HTTP on loopback.
 
 Delivery receipts come when a test says so: the stack's own receipts are held back an hour, and ``Carrier``
 writes the receipts of what was sent when the command waits (its injected ``sleep``). So ``sms batch`` and
-``sms tail`` see each status change at a known step, whatever the machine's speed. Routes still to come
-(scheduled sends) are driven against a scripted loopback server instead.
+``sms tail`` see each status change at a known step, whatever the machine's speed.
 """
 from __future__ import annotations
 
@@ -19,7 +18,6 @@ from devstack.receipts import SIMULATOR_FAILURE, SIMULATOR_SUCCESS
 from devstack.receiver import Receiver
 from devstack.server import LocalStack
 
-from .clientlib import Scripted
 from .localhttp import Http, wait_for
 
 from sms_sender import cli  # noqa: E402
@@ -367,13 +365,32 @@ def test_templates_from_the_command_line(stack, env):
     assert refused.code == 1 and refused.err.startswith("sms: 404 TemplateNotFound: ")
 
 
-def test_send_from_a_template_with_variables_and_a_send_time():
-    with Scripted([(202, {}, {"id": "m-1", "status": "scheduled"})]) as server:
-        sent = run(["send", "--to", SUCCESS, "--template", "tpl_1", "--var", "name=Ada", "--var", "time=7pm",
-                    "--send-at", "2026-12-06T09:00:00Z", "--json"], {"SMS_API_URL": server.url})
-    assert sent.code == 0 and server.requests[0].json() == {
-        "to": SUCCESS, "templateId": "tpl_1", "personalisation": {"name": "Ada", "time": "7pm"},
-        "sendAt": "2026-12-06T09:00:00Z"}
+def test_scheduled_sends_listed_and_canceled_from_the_command_line(stack, env, tmp_path):
+    """A send and a batch for tomorrow wait as ``scheduled`` (``list --status scheduled`` shows them), and
+    ``sms cancel`` stops both: nothing reaches the outbox, and a second cancel prints the API's 409."""
+    tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).replace(microsecond=0).isoformat()
+    before = len(outbox(stack))
+    sent = run(["send", "--to", SUCCESS, "--body", "see you tomorrow", "--send-at", tomorrow, "--json"], env)
+    assert sent.code == 0, sent.err
+    message = sent.json()
+    assert message["status"] == "scheduled" and message["sendAt"].startswith(tomorrow[:19])
+    rows = tmp_path / "later.csv"
+    rows.write_text(f"to,body\n{SUCCESS},one\n{SUCCESS},two\n")
+    batch = run(["batch", str(rows), "--send-at", tomorrow, "--no-wait", "--json"], env)
+    assert batch.code == 0, batch.err
+    batch_id = batch.json()["batches"][0]["id"]
+    waiting = run(["list", "--status", "scheduled", "--all", "--json"], env)
+    assert message["id"] in [m["id"] for m in waiting.json()["messages"]]
+
+    canceled = run(["cancel", message["id"], "--json"], env)
+    assert canceled.code == 0 and canceled.json()["status"] == "canceled"
+    progress = run(["cancel", batch_id, "--batch", "--json"], env)
+    assert progress.code == 0 and (progress.json()["canceled"], progress.json()["scheduled"]) == (2, 0)
+    again = run(["cancel", message["id"]], env)
+    assert again.code == 1 and again.err.startswith("sms: 409 NotCancelable: ")
+    assert message["id"] not in [m["id"] for m in run(["list", "--status", "scheduled", "--all", "--json"],
+                                                      env).json()["messages"]]
+    assert len(outbox(stack)) == before
 
 
 def test_a_command_alone_runs_its_default_action(env):

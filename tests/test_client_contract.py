@@ -1,7 +1,6 @@
 """The Python client (clients/python) against the API's own description, app/chalicelib/openapi.json.
 
-Every operation of the document has a method, and every method names an operation of the document (but those
-in ``PENDING_OPERATIONS``, whose routes are not in yet). Each method's HTTP method, route, path, query and body
+Every operation of the document has a method, and every method names an operation of the document. Each method's HTTP method, route, path, query and body
 members, and the model it answers, match the document; each model has exactly its schema's members; each error
 status has its exception family. ``contract_problems`` says exactly what is wrong, operation by operation; the
 tests at the end show it does fail when the document and the client disagree.
@@ -21,8 +20,7 @@ from .clientlib import ROOT
 
 import sms_sender  # noqa: E402
 from sms_sender import _core, errors, models  # noqa: E402
-from sms_sender._operations import (OPERATIONS, PENDING_FIELDS, PENDING_MODEL_FIELDS,  # noqa: E402
-                                    PENDING_OPERATIONS, Api, Operation)
+from sms_sender._operations import OPERATIONS, Api, Operation  # noqa: E402
 
 DOCUMENT = json.loads((ROOT / "app" / "chalicelib" / "openapi.json").read_text())
 METHODS = ("get", "put", "post", "delete", "patch")
@@ -127,20 +125,16 @@ def contract_problems(document: dict) -> list[str]:
         problems.append(f"{operation_id} ({method} {path}): in the document, and no method of the client has it")
     for operation_id, method in sorted(OPERATIONS.items()):
         if operation_id not in documented:
-            if operation_id not in PENDING_OPERATIONS:
-                problems.append(f"{operation_id} ({method.fn.__name__}): a method names it, and the document has "
-                                "no such operation")
+            problems.append(f"{operation_id} ({method.fn.__name__}): a method names it, and the document has "
+                            "no such operation")
             continue
-        if operation_id in PENDING_OPERATIONS:
-            problems.append(f"{operation_id}: in the document now; take it out of PENDING_OPERATIONS")
         verb, path, op = documented[operation_id]
         if (verb, _route(path)) != (method.method, _route(method.route)):
             problems.append(f"{operation_id}: the method calls {method.method} {method.route}, the document has "
                             f"{verb} {path}")
         parameters = [_resolve(document, p) for p in op.get("parameters", [])]
         query = {p["name"] for p in parameters if p["in"] == "query"}
-        pending = PENDING_FIELDS.get(operation_id, frozenset())
-        for name in sorted(set(method.query_fields) - query - pending):
+        for name in sorted(set(method.query_fields) - query):
             problems.append(f"{operation_id}: the method sends ?{name}=, the document has no such parameter")
         for name in sorted(query - set(method.query_fields)):
             problems.append(f"{operation_id}: the document takes ?{name}=, the method cannot send it")
@@ -148,20 +142,15 @@ def contract_problems(document: dict) -> list[str]:
         fields = set(method.body_fields)
         if body:
             props, required = _properties(document, body["content"]["application/json"]["schema"])
-            for name in sorted(fields - props - pending):
+            for name in sorted(fields - props):
                 problems.append(f"{operation_id}: the method sends {name!r}, the document's request has no such "
                                 "member")
             for name in sorted(props - fields):
                 problems.append(f"{operation_id}: the document's request takes {name!r}, the method cannot send it")
             for name in sorted(required - fields):
                 problems.append(f"{operation_id}: the document requires {name!r}, the method cannot send it")
-        elif fields - pending:
+        elif fields:
             problems.append(f"{operation_id}: the method sends a body {sorted(fields)}, the document takes none")
-        for name in sorted(pending & (fields | set(method.query_fields))):
-            in_document = name in query or (body and name in _properties(
-                document, body["content"]["application/json"]["schema"])[0])
-            if in_document:
-                problems.append(f"{operation_id}: {name!r} is in the document now; take it out of PENDING_FIELDS")
         problems += _check_returns(document, operation_id, method, op)
     return problems
 
@@ -191,19 +180,11 @@ def test_the_contract_check_names_a_request_member_the_method_lacks():
         "sendSms: the document's request takes 'priority', the method cannot send it"]
 
 
-def test_a_pending_operation_that_lands_must_leave_the_pending_list():
-    assert "cancelMessage" in PENDING_OPERATIONS  # one of today's pending operations
+def test_the_contract_check_names_a_request_member_the_document_lacks():
     changed = copy.deepcopy(DOCUMENT)
-    changed["paths"]["/messages/{message_id}/cancel"] = {"post": {
-        "operationId": "cancelMessage", "responses": {"200": {"description": "ok", "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/Message"}}}}}}}
-    assert contract_problems(changed) == ["cancelMessage: in the document now; take it out of PENDING_OPERATIONS"]
-
-
-def test_pending_lists_hold_only_what_is_missing():
-    """PENDING_OPERATIONS must be emptied before a release: each entry is a method whose route is not in yet."""
-    assert PENDING_OPERATIONS <= set(OPERATIONS)
-    assert not PENDING_OPERATIONS & set(document_operations(DOCUMENT))
+    del changed["components"]["schemas"]["SmsRequest"]["properties"]["sendAt"]
+    assert contract_problems(changed) == [
+        "sendSms: the method sends 'sendAt', the document's request has no such member"]
 
 
 def test_every_post_carries_an_idempotency_key():
@@ -236,25 +217,12 @@ def _models():
             and cls is not models.Model and dataclasses.is_dataclass(cls) and cls.SCHEMA]
 
 
-def _pending_models() -> set[str]:
-    names = set()
-    for operation_id in PENDING_OPERATIONS:
-        kind, name = _expected_schema(DOCUMENT, OPERATIONS[operation_id].returns)
-        names.add(name)
-    return names
-
-
 @pytest.mark.parametrize("model", _models(), ids=lambda cls: cls.__name__)
 def test_each_model_has_exactly_its_schemas_members(model):
     schemas = DOCUMENT["components"]["schemas"]
-    if model.SCHEMA not in schemas:
-        assert model.SCHEMA in _pending_models(), f"{model.__name__}: no schema {model.SCHEMA} in the document"
-        return
+    assert model.SCHEMA in schemas, f"{model.__name__}: no schema {model.SCHEMA} in the document"
     props, _ = _properties(DOCUMENT, schemas[model.SCHEMA])
-    fields = set(models.model_fields(model))
-    pending = PENDING_MODEL_FIELDS.get(model.SCHEMA, frozenset())
-    assert not pending & props, f"in the document now; take them out of PENDING_MODEL_FIELDS: {pending & props}"
-    assert fields - pending == props
+    assert set(models.model_fields(model)) == props
 
 
 def test_webhook_events_decode_into_messages():
@@ -280,8 +248,7 @@ def test_every_resource_the_api_answers_has_a_model():
 def test_final_statuses_are_the_documents():
     status = DOCUMENT["components"]["schemas"]["Message"]["properties"]["status"]
     documented = set(status["enum"])
-    # "The last five are final": delivered, failed, unknown, validated, received; canceled comes with scheduling
-    assert models.FINAL_STATUSES - {"canceled"} == documented - {"queued", "sent", "scheduled"}
+    assert models.FINAL_STATUSES == documented - {"queued", "sent", "scheduled"}
 
 
 # -- errors --------------------------------------------------------------------------------------------------------

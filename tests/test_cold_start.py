@@ -55,7 +55,7 @@ def test_the_api_registers_every_route():
     ("batch_worker", "chalicelib.sending.worker"), ("status_ingest", "chalicelib.status.ingest"),
     ("webhook_fanout", "chalicelib.webhooks.events"), ("webhook_delivery", "chalicelib.webhooks.delivery"),
     ("inbound_reply", "chalicelib.replies.inbound"), ("report_tally", "chalicelib.reports.tally"),
-    ("export_writer", "chalicelib.reports.writer"),
+    ("export_writer", "chalicelib.reports.writer"), ("schedule_sweep", "chalicelib.sending.schedule"),
 ])
 def test_any_other_function_registers_no_route_and_loads_nothing_of_the_api(function, runs):
     started = probe(function)
@@ -86,8 +86,24 @@ def test_make_bench_times_every_function_app_py_defines():
                for decorator in node.decorator_list if isinstance(decorator, ast.Call)
                and getattr(decorator.func, "attr", "") == "lambda_function"
                for keyword in decorator.keywords if keyword.arg == "name"}
-    assert {"report_tally", "export_writer"} <= defined
+    assert {"report_tally", "export_writer", "schedule_sweep"} <= defined
     benched = {name for name, _clients in cold_start.FUNCTIONS.values()}
     assert benched == defined | {"api_handler", "bearer"}
     assert cold_start.imports_in("report_tally") == ["chalicelib.reports.tally"]
     assert cold_start.imports_in("export_writer") == ["chalicelib.reports.writer"]
+
+
+def test_the_schedule_sweep_loads_neither_the_phone_number_library_nor_the_send_path():
+    """Its cold start: the sweep reads an index and puts ids on a queue; it needs none of what sends."""
+    code = (f"import json, sys; sys.path.insert(0, {str(APP_DIR)!r}); import app; "
+            "from chalicelib.sending import schedule; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('chalicelib', 'phonenumbers')))))")
+    env = {**{k: v for k, v in os.environ.items() if k != "AWS_LAMBDA_FUNCTION_NAME"}, **ENV,
+           "APP_FUNCTION": "schedule_sweep"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "chalicelib.sending.schedule" in loaded
+    assert not [m for m in loaded if m.startswith("phonenumbers") or m in (
+        "chalicelib.sending.messages", "chalicelib.sending.validation", "chalicelib.core.phone",
+        "chalicelib.sending.worker")]

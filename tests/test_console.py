@@ -33,7 +33,7 @@ from devstack.server import LocalStack
 
 from .apigateway import StageServer
 from .conftest import hygiene
-from .localhttp import Http
+from .localhttp import HANG_GUARD, Http
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,10 +55,14 @@ def browser():
         if os.environ.get("CI", "").lower() in ("true", "1"):
             pytest.fail(reason)
         pytest.skip(reason)
+    # Playwright's waits (5 s for an expect, 30 s for an action by default) are hang guards here: each ends as
+    # soon as its condition holds, and a busy machine may take far longer to get there.
+    expect.set_options(timeout=HANG_GUARD * 1000)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM)
         yield launched
         launched.close()
+    expect.set_options(timeout=5_000)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +82,7 @@ class Tab:
 
     def __init__(self, page):
         self.page, self.requests, self.errors, self.console = page, [], [], []
-        page.set_default_timeout(20_000)
+        page.set_default_timeout(HANG_GUARD * 1000)  # a hang guard (see ``browser``)
         page.on("console", lambda msg: self.console.append(msg.text))
         page.on("request", lambda r: self.requests.append(r))
         page.on("response", lambda r: r.status >= 400 and self.errors.append(f"{r.status} {r.request.method} {r.url}"))

@@ -3,10 +3,11 @@ from the document itself (examples, coverage and fuzzing phases, positive and ne
 the paths lack), then stateful runs that follow the document's links (send, then read back).
 
 Checks on every response: no 5xx; the status code, content type, headers and body conform to the
-document; every 4xx carries the contract's error body (``error_body``); data outside the document is
-refused with a 4xx; a method a path lacks is 405 with ``Allow``. The local stack runs in-process on free
-loopback ports, and every request is checked to go to 127.0.0.1 before it is sent. Seeded and
-derandomized. The last test prints how many cases were tried (about 2,200, in about 140 s here)."""
+document; every 4xx carries the contract's error body (``error_body``); every JSON answer is one line
+ending in a newline (``final_newline``); data outside the document is refused with a 4xx; a method a path
+lacks is 405 with ``Allow``. The local stack runs in-process on free loopback ports, and every request is
+checked to go to 127.0.0.1 before it is sent. Seeded and derandomized. The last test prints how many cases
+were tried (about 2,200, in about 140 s here)."""
 from __future__ import annotations
 
 import collections
@@ -120,6 +121,20 @@ def error_body(ctx, response, case):
     return None
 
 
+def final_newline(ctx, response, case):
+    """Every JSON answer ends in a newline (curl's prompt starts a line of its own) and is otherwise one
+    compact line (tests/test_json_newline.py covers the answers the fuzzer does not reach)."""
+    if response.status_code == 204 or not response.headers.get("content-type", [""])[0].startswith(
+            "application/json"):
+        return None
+    text = response.content.decode()
+    assert text.endswith("\n") and "\n" not in text[:-1], f"not one line ending in a newline: {text[-80:]!r}"
+    return None
+
+
+CHECKS = [error_body, final_newline]
+
+
 def excluded(case):
     # An invalid batch item does not fail the request: it comes back in `rejected` (202).
     if case.operation.label == "POST /batches":
@@ -142,7 +157,7 @@ def test_every_operation(case, stack, session):
     transport = {"base_url": stack.app_url, "session": session}
     response = case.call(**transport)
     record(case, response)  # before the checks, so that a failing answer is counted too
-    case.validate_response(response, additional_checks=[error_body], excluded_checks=excluded(case),
+    case.validate_response(response, additional_checks=CHECKS, excluded_checks=excluded(case),
                            transport_kwargs=transport)
 
 
@@ -170,7 +185,7 @@ def test_stateful_links(stack, session, monkeypatch):
 
         def validate_response(self, response, case, additional_checks=None, **kwargs):
             record(case, response)
-            case.validate_response(response, additional_checks=[error_body], excluded_checks=excluded(case),
+            case.validate_response(response, additional_checks=CHECKS, excluded_checks=excluded(case),
                                    transport_kwargs=kwargs or None, recorder=self.recorder)
 
     Machine.run(settings=hypothesis.settings(max_examples=SCENARIOS, stateful_step_count=STEPS, deadline=None,

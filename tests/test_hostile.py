@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 import uuid
 
 import phonenumbers
@@ -20,7 +19,7 @@ from phonenumbers import PhoneNumberType as T
 
 
 from .conftest import body_of, post
-from .localhttp import Http
+from .localhttp import Http, wait_for
 from .test_e2e import stack  # noqa: F401  (the module-scoped local stack, one per test module)
 
 US = "+14255550123"
@@ -566,9 +565,7 @@ def test_http_a_batch_sends_only_what_it_accepted(stack, api, outbox):
     assert status == 202 and result["accepted"] == 1
     assert [(r["index"], r["error"]["code"]) for r in result["rejected"]] == [
         (0, "CountryNotAllowed"), (1, "NumberCannotReceiveSms"), (2, "InvalidBody")]
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not api.call("GET", f"/batches/{result['id']}")[2]["done"]:
-        time.sleep(0.2)
+    assert wait_for(lambda: api.call("GET", f"/batches/{result['id']}")[2]["done"]), "the batch did not finish"
     sent = [m for m in outbox() if m["body"] in ("de", "premium", "   ", "the one that goes")]
     assert [(m["to"], m["body"]) for m in sent] == [("+14254147755", "the one that goes")]
 

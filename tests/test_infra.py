@@ -101,7 +101,7 @@ def test_no_sms_voice_permission_on_star(template):
             assert set(actions) <= star_only, statement
 
 
-FUNCTIONS = ("APIHandler", "BatchWorker", "StatusIngest", "WebhookFanout", "WebhookDelivery")
+FUNCTIONS = ("APIHandler", "BatchWorker", "StatusIngest", "WebhookFanout", "WebhookDelivery", "ScheduleSweep")
 
 
 def role_statements(template, function_id: str) -> list[dict]:
@@ -140,8 +140,8 @@ def test_each_function_runs_as_its_own_role_and_logs_only_to_its_own_group(templ
 
 
 def test_each_role_has_only_the_actions_its_function_uses(template):
-    api, worker, ingest, fanout, delivery = (actions_of(role_statements(template, f)) for f in FUNCTIONS)
-    assert not any(a.endswith("*") for a in api | worker | ingest | fanout | delivery)
+    api, worker, ingest, fanout, delivery, sweep = (actions_of(role_statements(template, f)) for f in FUNCTIONS)
+    assert not any(a.endswith("*") for a in api | worker | ingest | fanout | delivery | sweep)
     assert {"sqs:SendMessage", "s3:PutObject", "dynamodb:BatchWriteItem"} <= api
     assert not {"sqs:ReceiveMessage", "sqs:DeleteMessage"} & api
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sns:Publish"} <= worker
@@ -156,6 +156,10 @@ def test_each_role_has_only_the_actions_its_function_uses(template):
     # checks each of their grants, resource by resource).
     for webhook_function in (fanout, delivery):
         assert not {"sns:Publish", "sms-voice:SendTextMessage", "s3:GetObject"} & webhook_function
+    # The schedule sweep reads the due index, keeps its cursor and queues messages: it cannot send
+    # (tests/test_schedule_stack.py checks each grant against its recorded calls).
+    assert sweep == {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
+                     "dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem", "sqs:SendMessage"}
 
 
 def test_the_worker_drains_the_queue_with_partial_failures_and_bounded_concurrency(template, prod_template):
@@ -313,6 +317,7 @@ def test_api_gateways_own_answers_use_the_contract_body_and_never_quote_the_requ
         assert "$context.error.message" not in template and "Authorization" not in template.replace(
             "'Authorization: Bearer <key>'", "")
         assert set(json.loads(template.replace("$context.", "context."))["error"]) == {"code", "message"}
+        assert template.endswith("}\n")  # sent as written, like the app's JSON (tests/test_json_newline.py)
     assert responses["UNAUTHORIZED"]["statusCode"] == "401"
     assert responses["UNAUTHORIZED"]["responseParameters"]["gatewayresponse.header.WWW-Authenticate"] == "'Bearer'"
     assert responses["MISSING_AUTHENTICATION_TOKEN"]["statusCode"] == "404"

@@ -12,7 +12,7 @@ from .conftest import body_of, post
 from .test_webhooks_stack import granted, ref_id, resources
 
 EVERY_FUNCTION = ("APIHandler", "BatchWorker", "StatusIngest", "WebhookFanout", "WebhookDelivery", "Bearer",
-                  "ReportTally", "ExportWriter")
+                  "ReportTally", "ExportWriter", "ScheduleSweep")
 
 
 def keys_table(template) -> str:

@@ -137,10 +137,11 @@ def source_codes() -> dict[int, set[str]]:
                                 unresolved.append(f"{path.name}:{node.lineno} ({where})")
                                 continue
                             codes = DYNAMIC_CODES[key]()
-                    else:  # a class that sets its own code, e.g. Throttled(), or Unavailable(message)
-                        needed = [name for name, parameter in inspect.signature(cls.__init__).parameters.items()
-                                  if name != "self" and parameter.default is inspect.Parameter.empty]
-                        codes = {cls(*[""] * len(needed)).code}
+                    else:  # a class that sets its own code, e.g. Throttled(), Unavailable(message)
+                        required = [p for p in list(inspect.signature(cls.__init__).parameters.values())[1:]
+                                    if p.default is inspect.Parameter.empty
+                                    and p.kind is not inspect.Parameter.VAR_KEYWORD]
+                        codes = {cls(*["placeholder"] * len(required)).code}
                     per_status.setdefault(_status_of(cls), set()).update(codes)
                 if name == "json_response" and node.args and isinstance(node.args[0], ast.Constant):
                     status = node.args[0].value
@@ -258,7 +259,8 @@ def test_the_message_resource_matches_store_public_fields():
     assert list(message["properties"]) == list(store.PUBLIC_FIELDS)
     assert message["required"] == list(store.PUBLIC_FIELDS)
     assert message["additionalProperties"] is False
-    shown = {store.QUEUED, store.SENT, store.DELIVERED, store.FAILED, store.UNKNOWN, store.VALIDATED, store.RECEIVED}
+    shown = {store.QUEUED, store.SENT, store.DELIVERED, store.FAILED, store.UNKNOWN, store.VALIDATED, store.RECEIVED,
+             store.SCHEDULED, store.CANCELED}
     assert set(message["properties"]["status"]["enum"]) == shown  # ``sending`` shows as ``queued``
     assert message["properties"]["direction"]["enum"] == list(store.LIST_PREFIXES)
     assert store.shown_status(store.SENDING) == store.QUEUED
@@ -429,7 +431,7 @@ def test_every_request_body_refuses_what_the_route_does_not_define():
     ("/sms", {"to": "+14255550123", "body": "typo", "dryrun": True}),
     ("/mms", {"to": "+14255550123", "mediaUrl": "s3://b/k.png", "bodyy": "x"}),
     ("/media", {"contentType": "image/png", "size": 10, "name": "cat.png"}),
-    ("/batches", {"messages": [{"to": "+14255550123", "body": "x"}], "sendAt": "later"}),
+    ("/batches", {"messages": [{"to": "+14255550123", "body": "x"}], "sendat": "later"}),
     ("/webhooks", {"url": "http://127.0.0.1:9/hooks", "secret": "mine"}),
     ("/keys", {"name": "n", "scopes": ["messages:read"], "admin": True}),
     ("/webhooks/wh_00000000000000000000000000000000/rotate", {"force": True}),

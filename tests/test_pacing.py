@@ -15,6 +15,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from .conftest import REGION, post
+from .localhttp import HANG_GUARD
 
 TABLE_KEY = {"id": {"S": "pacer#0"}}
 
@@ -165,7 +166,8 @@ def test_concurrent_instances_never_overlap_and_never_exceed_the_rate(aws_env):
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join(timeout=HANG_GUARD)
+    assert not any(thread.is_alive() for thread in threads), f"an instance still claiming after {HANG_GUARD:.0f} s"
     assert len(windows) == 8 * 15
     for item in range(pacing.items_for(mps)):
         mine = sorted((begin, end) for i, begin, end in windows if i == item)
@@ -196,25 +198,30 @@ def test_one_instance_sends_several_messages_of_its_batch_at_once_and_each_once(
     post(client, "/batches", {"messages": [{"to": f"+1415555012{i}", "body": f"at once {i}"} for i in range(8)]})
     event = as_event(queued_messages())
 
+    senders = worker.senders_for(100)
+
     class Watched(TokenBucket):
-        """A local bucket that notes how many messages wait for their window at the same time."""
+        """A local bucket that notes how many messages wait for their window at the same time. The first
+        ones wait until ``senders`` of them wait together (then the windows open): a worker that sent fewer
+        at once would never get there, and would only go on after the hang guard, having shown fewer."""
 
         def __init__(self):
             super().__init__(1000)
             self.waiting = self.most = 0
-            self.guard = threading.Lock()
+            self.guard, self.together = threading.Lock(), threading.Event()
 
         def acquire(self, parts, deadline=None):
             with self.guard:
                 self.waiting += 1
                 self.most = max(self.most, self.waiting)
-            time.sleep(0.05)  # a window a little ahead
+                if self.waiting == senders:
+                    self.together.set()
+            self.together.wait(HANG_GUARD)
             with self.guard:
                 self.waiting -= 1
             return super().acquire(parts, deadline)
 
     pacer = Watched()
-    senders = worker.senders_for(100)
     assert worker.handle(event, settings=get_settings(), pacer=pacer, senders=senders) == {"batchItemFailures": []}
     assert worker.handle(event, settings=get_settings(), pacer=pacer, senders=senders) == {"batchItemFailures": []}
     assert pacer.most == senders
@@ -242,27 +249,44 @@ def stack():
 
 
 def test_a_small_batch_goes_out_at_the_stages_mps_with_no_throttle(api, stack):
-    """Ten one-part messages fit in one SQS batch, so one instance sends them all: at the stage's
-    3 MPS (about 3 s from first to last), not at a per-instance share (1.5 MPS: 6 s), and never above
-    it (the emulated provider enforces 3 MPS and throttles nothing)."""
-    from .localhttp import Http
+    """Ten one-part messages on a stage of 3 MPS with two worker instances: whichever instance sends one, it
+    takes a window of 1/3 s on the stage's one schedule, the whole rate (a per-instance share, 1.5 MPS,
+    would make it 2/3 s: 6 s for the ten instead of 3). The windows never overlap, no send reaches the
+    provider before its window, and the provider (the emulator, enforcing 3 MPS) throttles nothing.
+    Shown by the schedule's own windows and the order of events, not by how many seconds the batch took
+    on this machine (a busy machine only spaces the sends further apart)."""
+    from .localhttp import Http, wait_for
 
+    windows, lock = [], threading.Lock()
+    for schedule in stack.queue_runner.buckets:  # each instance's handle on the schedule: watched, unchanged
+        update = schedule.items.update
+
+        def watched(item, fresh, now, latest, seconds, update=update):
+            granted, old = update(item, fresh, now, latest, seconds)
+            if granted:
+                begin = now if fresh else old
+                with lock:
+                    windows.append((begin, begin + seconds))
+            return granted, old
+
+        schedule.items.update = watched
     aws = Http(stack.aws_url)
     aws.call("POST", "/_limits", {"mps": SMALL_MPS})
     items = [{"to": f"+1206555{2000 + i:04d}", "body": f"small #{i}"} for i in range(10)]
     status, _, accepted = api.call("POST", "/batches", {"messages": items})
     assert status == 202 and accepted["accepted"] == 10
-    deadline = time.time() + 60
-    while not api.call("GET", f"/batches/{accepted['id']}")[2]["done"]:
-        assert time.time() < deadline, "the batch did not finish"
-        time.sleep(0.5)
+    assert wait_for(lambda: api.call("GET", f"/batches/{accepted['id']}")[2]["done"], every=0.5), \
+        "the batch did not finish"
     sent = sorted(datetime.fromisoformat(e["at"].replace("Z", "+00:00")).timestamp()
                   for e in aws.call("GET", "/_outbox")[2] if (e["body"] or "").startswith("small #"))
     assert len(sent) == 10
     assert aws.call("GET", "/_limits")[2]["throttled"] == 0
-    span = sent[-1] - sent[0]
-    # Nine gaps of 1/3 s: 3 s. The emulator stamps a send when it arrives, so a gap can shrink by
-    # however late the one before it was; 2.5 s leaves room for that, and 5 s for a loaded machine,
-    # still well short of the 6 s a per-instance share would take.
-    assert 2.5 <= span <= 5.0, sent
+    # A window per message at least (a message another instance took over meanwhile may cost one more).
+    windows.sort()
+    assert len(windows) >= 10
+    assert all(end - begin == pytest.approx(1 / SMALL_MPS, abs=1e-5) for begin, end in windows), windows
+    assert all(b[0] >= a[1] - 1e-5 for a, b in zip(windows, windows[1:])), "two windows overlap"
+    # The k-th send reached the provider no earlier than the k-th window began (the emulator stamps a send
+    # on arrival, to the millisecond, on this machine's clock).
+    assert all(arrived >= begin - 1e-3 for arrived, (begin, _) in zip(sent, windows)), (sent, windows)
     aws.call("DELETE", "/_limits")

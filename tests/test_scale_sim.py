@@ -93,3 +93,25 @@ def test_a_hot_key_would_show_in_the_tally_simulation():
     finally:
         schema.REPORT_SHARDS = original
     assert crowded["hot"] > 1000
+
+
+def test_a_minute_of_100000_scheduled_messages_meets_every_target_and_the_claim_writes_the_due_index():
+    """The scheduled section's targets hold: creates, the sweep's run and the drain stay under the per-key
+    limit, the sweep finishes within its minute, the drain runs at the MPS without throttles."""
+    result = scale.scheduled()
+    _heading, rows = scale.scheduled_rows(result)
+    assert [label for label, _value, _target, ok in rows if ok is False] == []
+    assert result["drain"]["messages"] == 100_000 and result["sweep"]["calls"] == 10_000
+    message = scale.messages(1)[0]
+    assert scale.SCHEDULED_DESIGN.claim_keys(message)[0].startswith("due#")  # the claim deletes the due entry
+
+
+def test_one_sweep_without_threads_would_not_finish_within_its_minute():
+    queued = scale.messages(100_000)
+    assert scale.sweep_run(queued, senders=1)["seconds"] > 60 > scale.sweep_run(queued)["seconds"]
+
+
+def test_a_create_burst_past_8000_a_second_puts_a_key_over_its_limit():
+    """The creates' figure can fail: the due index takes one write per create on 8 keys, as the list index does."""
+    queued = scale.messages(40_000)
+    assert scale.creates(queued, rate=10_000)["due"][1] > 1000 > scale.creates(queued)["due"][1]

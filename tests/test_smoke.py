@@ -18,6 +18,7 @@ import pytest
 from ops import smoke
 from ops.smoke import SIMULATOR_SUCCESS
 
+from .localhttp import HANG_GUARD
 from .test_preflight import ACCOUNT, REGION, aws  # noqa: F401  (aws: the stubbed-session fixture)
 
 KEYS_TABLE = "SmsSender-dev-KeysTable"
@@ -30,7 +31,7 @@ T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 class FakeApi:
     """The deployed API on 127.0.0.1: answers from a route table and records every request it gets."""
 
-    def __init__(self, routes, max_requests=50, lifetime=30.0):
+    def __init__(self, routes, max_requests=50, lifetime=HANG_GUARD):  # the lifetime only guards against a leak
         self.routes, self.requests = routes, []
         self.done = False
         fake = self

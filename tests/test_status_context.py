@@ -179,7 +179,8 @@ def test_a_provider_id_not_in_the_index_yet_is_looked_up_again(make):
         if len(slept) == 2:
             store.transition(message_id, store.SENT, providerMessageId="late-1")
 
-    counts = ingest(sns_line("late-1", sns_stamp(int(time.time() * 1000))), group=SNS_GROUP, sleep=sleep)
+    now = int(time.time() * 1000)
+    counts = ingest(sns_line("late-1", sns_stamp(now)), group=SNS_GROUP, sleep=sleep, now_ms=now)
     assert counts["applied"] == 1 and record(message_id)["status"] == "delivered"
     assert slept == sorted(slept) and slept[1] > slept[0]  # backing off
 
@@ -194,13 +195,13 @@ def test_a_young_unknown_receipt_fails_the_invocation_after_the_rest_is_applied(
     slept = []
     lines = [eum_line("known-1", at=now), eum_line("not-yet", at=now - 60_000)]
     with pytest.raises(status.UnknownReceipts):
-        status.ingest(subscription_event(EVENTS_GROUP, lines), sleep=slept.append)
+        status.ingest(subscription_event(EVENTS_GROUP, lines), sleep=slept.append, now_ms=now)
     assert record(known)["status"] == "delivered"  # applied before raising
     assert 0 < sum(slept) <= 10  # bounded: a few seconds
     # Lambda's retry of the same event, once the send path recorded the provider id: the known
     # receipt is not applied twice, the other one settles.
     late = make(provider_id="not-yet")
-    counts = status.ingest(subscription_event(EVENTS_GROUP, lines), sleep=slept.append)
+    counts = status.ingest(subscription_event(EVENTS_GROUP, lines), sleep=slept.append, now_ms=now)
     assert (counts["applied"], counts["stale"], counts["unknown"]) == (1, 1, 0)
     assert record(late)["status"] == "delivered"
 
@@ -215,7 +216,7 @@ def test_an_unknown_sns_receipt_is_looked_up_again_then_counted_never_retried(ma
     now = int(time.time() * 1000)
     slept = []
     lines = [sns_line("known-1", sns_stamp(now)), sns_line("someone-elses", sns_stamp(now - 60_000))]
-    counts = status.ingest(subscription_event(SNS_GROUP, lines), sleep=slept.append)
+    counts = status.ingest(subscription_event(SNS_GROUP, lines), sleep=slept.append, now_ms=now)
     assert (counts["applied"], counts["unknown"]) == (1, 1)
     assert record(known)["status"] == "delivered"
     assert 0 < sum(slept) <= 10  # it was looked up again, for a bounded time
@@ -224,10 +225,11 @@ def test_an_unknown_sns_receipt_is_looked_up_again_then_counted_never_retried(ma
 def test_an_old_unknown_receipt_is_counted_and_logged_not_retried(make):
     from chalicelib.status import ingest as status
 
-    old = int(time.time() * 1000) - status.RETRY_YOUNGER_THAN_MS - 1000
+    now = int(time.time() * 1000)
+    old = now - status.RETRY_YOUNGER_THAN_MS - 1000
     slept = []
     counts = status.ingest(subscription_event(SNS_GROUP, [sns_line("someone-elses", sns_stamp(old))]),
-                           sleep=slept.append)
+                           sleep=slept.append, now_ms=now)
     assert counts["unknown"] == 1 and slept == []
 
 

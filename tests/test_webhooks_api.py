@@ -10,6 +10,7 @@ import os
 import re
 import socket
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import boto3
@@ -25,6 +26,7 @@ from chalicelib.core.errors import MessagingError
 from chalicelib.core.settings import get_settings
 
 from .conftest import REGION, body_of, post
+from .localhttp import HANG_GUARD
 from .test_provider_calls import model_problems
 
 URL = "http://127.0.0.1:9/hooks"  # loopback (WEBHOOK_URLS=loopback in the API tests); nothing listens there
@@ -123,7 +125,7 @@ def test_simultaneous_creates_never_pass_the_limit(aws_env, monkeypatch):
     alone, as DynamoDB applies one request atomically (moto does not: it copies and restores tables)."""
     aws_env(MAX_WEBHOOKS="3")
     racers, settings = 8, get_settings()
-    ready, one_request = threading.Barrier(racers, timeout=20), threading.Lock()
+    ready, one_request = threading.Barrier(racers, timeout=HANG_GUARD), threading.Lock()  # a hang guard
     dynamodb, encrypt = aws.client("dynamodb"), manage.encrypt
     send = dynamodb._make_api_call
 
@@ -149,7 +151,8 @@ def test_simultaneous_creates_never_pass_the_limit(aws_env, monkeypatch):
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(30)
+        thread.join(HANG_GUARD)
+    assert not any(thread.is_alive() for thread in threads), f"a create still running after {HANG_GUARD:.0f} s"
     made = [o for o in outcomes if o.startswith("wh_")]
     assert len(outcomes) == racers and len(made) == 3, outcomes
     assert sorted(set(outcomes) - set(made)) == ["TooManyWebhooks"]
@@ -398,10 +401,12 @@ class Calls:
 
     def __init__(self):
         self.calls: list[tuple[str, str, dict]] = []
+        self.at: list[float] = []  # when each call was made (time.time()), in the same order
         for service in ("dynamodb", "kms", "sqs"):
             aws.client(service).meta.events.register("before-parameter-build", self._record)
 
     def _record(self, params, model, **_):
+        self.at.append(time.time())
         self.calls.append((model.service_model.service_name, model.name, copy.deepcopy(params)))
 
     def operations(self) -> set[tuple[str, str]]:

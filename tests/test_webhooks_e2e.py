@@ -10,8 +10,8 @@ that the batch of a delivery function that died comes back within seconds.
 from __future__ import annotations
 
 import json
-import statistics
 import time
+from collections import Counter
 from pathlib import Path
 
 import boto3
@@ -23,9 +23,10 @@ from devstack.receipts import SIMULATOR_FAILURE, SIMULATOR_SUCCESS
 from devstack.receiver import HANG, Receiver
 from devstack.server import REGION, LocalStack
 
-from .localhttp import Http, wait_for
+from .localhttp import HANG_GUARD, Http, wait_for
 
 SUCCESS, FAILURE = sorted(SIMULATOR_SUCCESS)[0], sorted(SIMULATOR_FAILURE)[0]  # US: delivered, failed
+FINAL = {"delivered", "failed", "unknown"}
 DELIVERY_TIMEOUT = 10.0  # the delivery function's limit on one POST (the contract: a 2xx within 10 s)
 EVENTS = Path(__file__).parent / "events"
 
@@ -52,7 +53,8 @@ class Hooks:
         self.api, self.receivers, self.ids = api, [], []
 
     def receiver(self, answers=200) -> Receiver:
-        receiver = Receiver(answers, lifetime=180).start()
+        # The lifetime only guards against a leak (``close`` stops it): longer than any test waits.
+        receiver = Receiver(answers, lifetime=30 * HANG_GUARD).start()
         self.receivers.append(receiver)
         return receiver
 
@@ -160,7 +162,7 @@ def test_a_receiver_answering_500_then_200_gets_the_same_webhook_id_twice(api, h
     endpoint = hooks.endpoint(receiver, events=["message.delivered"])
     message_id = send(api, SUCCESS)["id"]
     both = receiver.wait_for(lambda ds: len(got := for_message(ds, message_id)) >= 2 and
-                             all(d.status for d in got) and got, 30)
+                             all(d.status for d in got) and got)
     assert both, [(d.id, d.status) for d in receiver.deliveries]
     first, second = both
     assert (first.status, second.status) == (500, 200)
@@ -220,76 +222,94 @@ def _verifies(delivery, signature: str, secret: str) -> bool:
 
 # -- a receiver that never answers ----------------------------------------------------------------
 
-def test_a_receiver_that_never_answers_does_not_slow_a_send_or_another_endpoint(api, hooks, capsys):
-    def timed_send(i: int) -> float:
-        started = time.perf_counter()
-        send(api, f"+1206555{5000 + i:04d}")
-        return time.perf_counter() - started
+def test_a_receiver_that_never_answers_does_not_slow_a_send_or_another_endpoint(api, hooks, stack, monkeypatch):
+    """Proved by order, not by seconds: the dead receiver's first delivery is held open until the test
+    lets it go, and every send is answered, and the other endpoint gets events, while it is still held.
+    A send that waited for a webhook, or an endpoint that waited for another, would wait for the test to
+    let go first, which never comes (the send fails on its 30 s client timeout; the other wait on its hang
+    guard). How long a send takes with and without a hung receiver is for ``make bench``."""
+    from chalicelib.webhooks import delivery
 
+    # The delivery's timeout (10 s) and its invocation's (20 s locally) made longer than the test, so that
+    # no delivery to the dead receiver ends before the test releases it. Hang guards, not measurements.
+    monkeypatch.setattr(delivery, "TIMEOUT_SECONDS", 10 * HANG_GUARD)
+    monkeypatch.setattr(stack.webhook_delivery, "function_timeout", 10 * HANG_GUARD + 2 * delivery.RESERVE_SECONDS)
     healthy = hooks.receiver()
     hooks.endpoint(healthy)
-    before = [timed_send(i) for i in range(8)]  # with an endpoint that answers at once
     hung = hooks.receiver(HANG)
-    hooks.endpoint(hung)
+    dead = hooks.endpoint(hung)
     send(api, SUCCESS)
     assert hung.wait_for(lambda ds: ds)  # the receiver holds a delivery from now on
-    held_from = min(d.at for d in hung.deliveries)
-    started = time.time()
-    during = [timed_send(10 + i) for i in range(8)]
-    answered = time.time()
-    # Every send was answered while the receiver still held a delivery it never answers, long before
-    # the delivery's own timeout: the send waited for nothing of the webhook's.
-    assert answered - held_from < DELIVERY_TIMEOUT and all(d.status is None for d in hung.deliveries)
-    assert statistics.median(during) < 3 * statistics.median(before) + 0.25, (before, during)
-    # The other endpoint gets the events of those sends meanwhile (the first of them at least before the
-    # hung delivery times out).
-    numbers = {f"+1206555{5010 + i:04d}" for i in range(8)}
-    got = healthy.wait_for(lambda ds: {d.event["data"]["to"] for d in ds if d.event.get("type") == "message.sent"}
-                           >= numbers and ds, 30)
-    assert got
-    first = min(d.at for d in got if d.event["data"]["to"] in numbers)
-    assert first - started < DELIVERY_TIMEOUT
-    with capsys.disabled():
-        print(f"\nPOST /sms median {statistics.median(before) * 1e3:.0f} ms without the hung receiver, "
-              f"{statistics.median(during) * 1e3:.0f} ms with one; the other endpoint's first event "
-              f"{first - started:.2f} s after the first send")
+
+    def held() -> bool:
+        """No delivery to the dead receiver has ended: none answered, and none recorded (an attempt is
+        recorded once it ends, by an answer, a timeout or a lost connection)."""
+        return all(d.status is None for d in hung.deliveries) and attempts(api, dead["id"]) == []
+
+    numbers = [f"+1206555{5010 + i:04d}" for i in range(8)]
+    for to in numbers:
+        send(api, to)  # 202, asserted
+        assert held(), "a send was answered only after the dead receiver's delivery had ended"
+    # The other endpoint gets events of those sends while the dead receiver still holds its delivery:
+    # a delivery batch with an event for each endpoint delivers the healthy one without waiting for the
+    # other. (Only some of them: each of the five delivery instances that tries the dead receiver is
+    # held with it, and here nothing ends those tries; the breaker test below covers the rest.)
+
+    def sent_to(ds) -> set[str]:
+        return {d.event["data"]["to"] for d in ds if d.event.get("type") == "message.sent"} & set(numbers)
+
+    assert healthy.wait_for(sent_to), "no event reached the healthy endpoint"
+    assert held(), "the healthy endpoint got its events only after the dead receiver's delivery had ended"
+    # Once the dead receiver lets go (its connections close: each try fails, and its breaker opens), the
+    # other endpoint gets every event. The contract's timeouts again first, for what the release sets off
+    # (the breaker puts the dead receiver's other events back for a window plus a timeout).
+    monkeypatch.undo()
+    hung.stop()
+    assert healthy.wait_for(lambda ds: sent_to(ds) == set(numbers)), sorted(sent_to(healthy.deliveries))
+    assert all(d.status is None for d in hung.deliveries)  # never answered
 
 
 # -- faults ---------------------------------------------------------------------------------------
 
 def test_the_delivery_function_dies_mid_batch_and_no_event_is_lost(api, hooks, stack):
+    # Earlier tests' messages settled and their events delivered (or retried) first: the batch that dies
+    # below is to hold this test's events, and the endpoint to get no late event of theirs.
+    assert wait_for(lambda: all(m["status"] in FINAL for m in api.call("GET", "/messages?limit=100")[2]["messages"]))
+    assert wait_for(lambda: queue_drained(stack))
     receiver = hooks.receiver()
     endpoint = hooks.endpoint(receiver)
     runner = stack.webhook_delivery
     deaths = runner.deaths
     numbers = [f"+1206555{6000 + i:04d}" for i in range(6)]
-    assert wait_for(lambda: queue_drained(stack), 30)  # retries of earlier tests' events are done
     runner.pause()  # the events gather on the queue: the next invocation takes a full batch
     try:
         status, _, batch = api.call("POST", "/batches", {"messages": [
             {"to": to, "body": f"webhook batch {i}"} for i, to in enumerate(numbers)]})
         assert status == 202 and batch["accepted"] == 6
-        assert wait_for(lambda: _waiting(stack) >= 12, 30)  # sent and delivered, for each message
+        assert wait_for(lambda: _waiting(stack) >= 12)  # sent and delivered, for each message
         runner.kill_next_invocation(after=3)  # it delivers the first 3 of its 10, then dies
     finally:
         runner.resume()
 
-    def every_event(ds):
-        return {(d.event["data"]["to"], d.event["type"]) for d in ds} >= {
-            (to, t) for to in numbers for t in ("message.sent", "message.delivered")} and runner.deaths > deaths
+    def again(ds) -> int:
+        """Deliveries made more than once (under the same id)."""
+        return sum(1 for n in Counter(d.id for d in ds).values() if n >= 2)
 
-    assert receiver.wait_for(every_event, 60), (runner.deaths, len(receiver.deliveries))
+    def every_event(ds):
+        # Each of the twelve came, the invocation died, and the three it delivered before dying came again
+        # with the rest of its batch (the last of them may still be on their way once the twelve are in).
+        return {(d.event["data"]["to"], d.event["type"]) for d in ds} >= {
+            (to, t) for to in numbers for t in ("message.sent", "message.delivered")} and runner.deaths > deaths \
+            and again(ds) >= 3
+
+    assert receiver.wait_for(every_event), (runner.deaths, len(receiver.deliveries), again(receiver.deliveries))
     assert runner.deaths == deaths + 1
     ids: dict[tuple, set] = {}
     for delivery in receiver.deliveries:
         event = verified(delivery, endpoint["secret"])
-        ids.setdefault((event["data"]["id"], event["type"]), set()).add(delivery.id)
-    assert len(ids) == 12 and all(len(found) == 1 for found in ids.values())  # none lost; each keeps its id
-    counts = {}
-    for delivery in receiver.deliveries:
-        counts[delivery.id] = counts.get(delivery.id, 0) + 1
-    # The three delivered before the death came again, under the same ids.
-    assert sum(1 for n in counts.values() if n >= 2) >= 3
+        ids.setdefault((event["data"]["to"], event["data"]["id"], event["type"]), set()).add(delivery.id)
+    assert all(len(found) == 1 for found in ids.values())  # each event keeps its id, however often it comes
+    assert len([key for key in ids if key[0] in numbers]) == 12  # none of this test's lost
 
 
 def test_the_fanout_fails_and_the_stream_hands_its_records_over_again(api, hooks, stack, aws):
@@ -304,7 +324,7 @@ def test_the_fanout_fails_and_the_stream_hands_its_records_over_again(api, hooks
                                                  "status": 500, "count": attempts_per_call})
     assert status == 201
     message_id = send(api, SUCCESS)["id"]
-    [delivery] = receiver.wait_for(lambda ds: for_message(ds, message_id), 30)
+    [delivery] = receiver.wait_for(lambda ds: for_message(ds, message_id))
     verified(delivery, endpoint["secret"])
     assert [f["taken"] for f in aws.call("GET", "/_faults")[2]] == [attempts_per_call]
     assert not stack.webhook_fanout.failed
@@ -329,7 +349,8 @@ def test_a_dead_receiver_is_tried_once_a_window_and_the_other_endpoint_gets_ever
     status, _, batch = api.call("POST", "/batches", {"messages": [
         {"to": to, "body": f"breaker {i}"} for i, to in enumerate(sorted(numbers))]})
     assert status == 202 and batch["accepted"] == 40
-    got = healthy.wait_for(lambda ds: {d.event["data"]["to"] for d in ds} >= numbers and ds, 90)
+    # A hang guard: forty events, and the dead receiver's first tries hold five instances a timeout each.
+    got = healthy.wait_for(lambda ds: {d.event["data"]["to"] for d in ds} >= numbers and ds, 3 * HANG_GUARD)
     assert got, len(healthy.deliveries)
     elapsed = time.time() - started
     for delivery in got:
@@ -359,15 +380,19 @@ def test_the_stream_player_hands_over_lambdas_dynamodb_stream_event(api, stack):
                                   function=lambda event, context: got.append(json.loads(json.dumps(event))))
     player.start()
     try:
+        before = time.time()
         message_id = send(api, SUCCESS)["id"]
-        assert wait_for(lambda: _modify_of(got, message_id), 10)
+        assert wait_for(lambda: _modify_of(got, message_id))
+        after = time.time()
     finally:
         player.stop()
     record = _modify_of(got, message_id)
     assert set(record) == set(documented)  # eventSourceARN included, which GetRecords does not give
     assert set(record["dynamodb"]) == set(documented["dynamodb"]) | {"ApproximateCreationDateTime"}
     when = record["dynamodb"]["ApproximateCreationDateTime"]
-    assert isinstance(when, float) and when == int(when) and abs(when - time.time()) < 60  # epoch seconds
+    # Epoch seconds, whole (as Lambda has it), of the write: between the send and its record's arrival here,
+    # give or take the rounding to the second.
+    assert isinstance(when, float) and when == int(when) and before - 1 <= when <= after + 1
     assert record["eventSourceARN"].startswith(
         f"arn:aws:dynamodb:{REGION}:") and f":table/{stack.env['MESSAGES_TABLE']}/stream/" in record["eventSourceARN"]
     assert record["dynamodb"]["Keys"] == {"id": {"S": message_id}}
@@ -388,7 +413,7 @@ def test_the_queue_event_source_hands_over_lambdas_sqs_event(stack):
     source.start()
     try:
         sqs.send_message(QueueUrl=queue, MessageBody="Test message.")
-        assert wait_for(lambda: got, 10)
+        assert wait_for(lambda: got)
     finally:
         source.stop()
     [record] = got[0]["Records"]

@@ -23,11 +23,13 @@ class Answer(NamedTuple):
     headers: tuple[tuple[str, str], ...] = ()
 
     def body(self, **variables) -> str:
-        """The body; ``variables`` fill the ``$context`` placeholders the way API Gateway does."""
+        """The body, ending in a newline like the app's (``web.to_json``); ``variables`` fill the ``$context``
+        placeholders the way API Gateway does. A gateway response's template gets simple variable substitution
+        only, no VTL (tests/aws_docs/api-gateway-gateway-response-templates.json): its newline stays."""
         message = self.message
         for name, value in variables.items():
             message = message.replace(f"$context.{name}", value)
-        return json.dumps({"error": {"code": self.code, "message": message}}, separators=(",", ":"))
+        return json.dumps({"error": {"code": self.code, "message": message}}, separators=(",", ":")) + "\n"
 
 
 UNAUTHORIZED = Answer(401, "Unauthorized", "A valid API key is required: send it as 'Authorization: Bearer <key>'.",

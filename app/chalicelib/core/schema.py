@@ -44,6 +44,22 @@ MESSAGES_BATCH_KEY = "batchId"
 MESSAGES_BATCH_PARTITION = "batchShard"
 MESSAGES_SHOWN = "shown"
 MESSAGES_BATCH_PROJECTION = (MESSAGES_SHOWN,)
+# Scheduled sends (issue 21): a message waiting for its ``sendAt`` holds the due index's keys, and only while it
+# waits: every write that moves it out of ``scheduled`` (the worker's claim, a cancel, a failure) removes them in
+# the same write, so the index holds exactly the waiting messages. Partition "<family><shard>" (the shard is
+# ``store.shard_of``, as in the list index), sorted by "<sendAt>#<id>". A family says who puts the message on
+# the batch queue and whose key it is: the sweep (``sending.schedule.sweep``) reads only the sweep's families,
+# and reads each range once (its cursor); ``GET /messages?status=scheduled`` merges both families of a key kind.
+MESSAGES_DUE_INDEX = "byDueAt"
+MESSAGES_DUE_PARTITION = "dueShard"
+MESSAGES_DUE_SORT = "dueAt"
+DUE_SWEEP_PREFIX = "due#"  # due later than the API puts on the queue itself: the sweep will
+DUE_QUEUED_PREFIX = "due-queued#"  # the API put it on the queue, with its delay, when it was made
+DUE_TEST_SWEEP_PREFIX = "due-test#"  # the same two, for messages sent with a test key
+DUE_TEST_QUEUED_PREFIX = "due-test-queued#"
+# The sweep's cursor, in the idempotency table (short-lived keys; the cursor is rewritten every run): where the
+# next sweep starts reading the due index.
+SWEEP_CURSOR = "sweep#cursor"
 # The batch summary sits in the messages table under an id with this prefix (it is not a message).
 BATCH_ID_PREFIX = "batch-"
 # The batch worker's per-recipient pacing gate sits in the idempotency table (short-lived keys,

@@ -44,6 +44,13 @@ class Settings(NamedTuple):
     # a message to the dead-letter queue.
     worker_concurrency: int = 1
     max_receives: int = 5
+    # Scheduled sends (issue 21): a message due within ``schedule_direct_seconds`` goes on the batch queue when
+    # it is made, with SQS's DelaySeconds (at most 900); one due later waits in the due index, and the sweep
+    # puts it on the queue once it falls due within ``sweep_lookahead_seconds``, reading the index in steps of
+    # ``sweep_step_seconds``. The defaults are the deployed ones; tests shorten them (see ``sending.schedule``).
+    schedule_direct_seconds: int = 600
+    sweep_lookahead_seconds: int = 300
+    sweep_step_seconds: int = 60
     # Webhooks (issue 13): the endpoint + attempt table, the delivery queue and its dead-letter
     # queue, the KMS key for secrets, which URLs an endpoint may have ("https" deployed, "loopback"
     # under make dev and the tests), and how many endpoints a stage may have.
@@ -136,6 +143,7 @@ class Settings(NamedTuple):
             provider_max_attempts=number("PROVIDER_MAX_ATTEMPTS", 3),
             worker_concurrency=number("WORKER_CONCURRENCY", 1),
             max_receives=number("MAX_RECEIVES", 5),
+            **_schedule_settings(number),
             webhooks_table=text("WEBHOOKS_TABLE"),
             webhook_queue_url=text("WEBHOOK_QUEUE_URL"),
             webhook_dlq_url=text("WEBHOOK_DLQ_URL"),
@@ -154,6 +162,26 @@ class Settings(NamedTuple):
             export_queue_url=text("EXPORT_QUEUE_URL"),
             monthly_spend_limit_usd=number("MONTHLY_SPEND_LIMIT_USD", None),
         )
+
+
+# SQS's longest DelaySeconds ("Valid values: 0 to 900", the SendMessage API reference;
+# tests/aws_docs/sqs-delay-seconds.json).
+MAX_DELAY_SECONDS = 900
+
+
+def _schedule_settings(number) -> dict:
+    """The three scheduling settings, checked against each other: a message the API leaves to the sweep must be
+    due later than the sweep has read (``direct > lookahead``), and the queue's delay must reach as far as the
+    API's (``direct <= MAX_DELAY_SECONDS``)."""
+    values = {"schedule_direct_seconds": number("SCHEDULE_DIRECT_SECONDS", 600),
+              "sweep_lookahead_seconds": number("SWEEP_LOOKAHEAD_SECONDS", 300),
+              "sweep_step_seconds": number("SWEEP_STEP_SECONDS", 60)}
+    if values["schedule_direct_seconds"] > MAX_DELAY_SECONDS:
+        raise ConfigError(f"SCHEDULE_DIRECT_SECONDS must be at most {MAX_DELAY_SECONDS} (SQS's longest delay)")
+    if values["sweep_lookahead_seconds"] >= values["schedule_direct_seconds"]:
+        raise ConfigError("SWEEP_LOOKAHEAD_SECONDS must be less than SCHEDULE_DIRECT_SECONDS: the sweep must not "
+                          "read a range the API may still add messages to")
+    return values
 
 
 @lru_cache(maxsize=1)

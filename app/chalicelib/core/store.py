@@ -6,8 +6,9 @@ strings, integers, floats, booleans, nulls and maps of those, and reads back as 
 
 Index writes (DynamoDB writes an index only when a write changes its key or a projected
 attribute): the list index holds keys only, set once when the record is created; the batch index
-holds ``shown``, which an update sets only when the status the API shows can change. Both spread
-their keys over ``schema.INDEX_SHARDS`` partition keys.
+holds ``shown``, which an update sets only when the status the API shows can change; the due index
+holds keys only, and only while a message is ``scheduled`` (the write that takes it out of ``scheduled``
+removes them). All three spread their keys over ``schema.INDEX_SHARDS`` partition keys.
 """
 from __future__ import annotations
 
@@ -33,7 +34,9 @@ VALIDATED = "validated"
 SENDING = "sending"
 # A reply a recipient sent to the stage's number (``inbound.py``): final from the start.
 RECEIVED = "received"
-FINAL = frozenset({DELIVERED, FAILED, UNKNOWN, VALIDATED, RECEIVED})
+# Scheduled sends (issue 21): waiting for its ``sendAt`` (shown, not final), and canceled before it left (final).
+SCHEDULED, CANCELED = "scheduled", "canceled"
+FINAL = frozenset({DELIVERED, FAILED, UNKNOWN, VALIDATED, RECEIVED, CANCELED})
 
 OUTBOUND, INBOUND = "outbound", "inbound"
 # Each direction lists under its own partitions of the list index; messages a test key sent under theirs
@@ -50,6 +53,7 @@ PUBLIC_FIELDS = (
     "id", "direction", "channel", "from", "to", "body", "mediaUrl", "status", "providerMessageId", "segments",
     "encoding", "priceUsd", "error", "providerResponse", "dryRun", "createdAt", "updatedAt", "receivedAt",
     "inReplyTo", "keyId", "test", "validityPeriod", "validUntil", "maxPriceUsd", "templateId", "templateVersion",
+    "sendAt",  # scheduled sends (issue 21)
 )
 
 
@@ -122,6 +126,24 @@ def public(record: dict) -> dict:
     return shown
 
 
+def due_prefixes(test: bool = False) -> tuple[str, str]:
+    """The due index's two families for a key kind: (the sweep's, the ones the API queued itself)."""
+    if test:
+        return schema.DUE_TEST_SWEEP_PREFIX, schema.DUE_TEST_QUEUED_PREFIX
+    return schema.DUE_SWEEP_PREFIX, schema.DUE_QUEUED_PREFIX
+
+
+def due_keys(message_id: str, send_at: str, *, test: bool, queued: bool) -> dict:
+    """A scheduled record's due index keys: its family (``queued``: the API puts it on the batch queue itself)
+    and shard, and ``<sendAt>#<id>``."""
+    sweep, direct = due_prefixes(test)
+    return {schema.MESSAGES_DUE_PARTITION: f"{direct if queued else sweep}{shard_of(message_id)}",
+            schema.MESSAGES_DUE_SORT: f"{send_at}#{message_id}"}
+
+
+DUE_KEYS = (schema.MESSAGES_DUE_PARTITION, schema.MESSAGES_DUE_SORT)
+
+
 def messages_table() -> str:
     """The messages table's name (the stage's settings)."""
     return get_settings().messages_table
@@ -192,13 +214,14 @@ def create_many(records: list[dict], *, extra: dict | None = None) -> None:
 
 
 def _update_checked(message_id: str, status: str, fields: dict, condition: str, names: dict,
-                    values: dict, *, shown: bool) -> tuple[dict | None, bool]:
+                    values: dict, *, shown: bool, remove: tuple[str, ...] = ()) -> tuple[dict | None, bool]:
     """Set ``status`` and ``fields`` when ``condition`` holds. Returns (the new record, or None
     when the condition failed; whether the record exists: DynamoDB returns the item that failed the
     condition, so this needs no GetItem).
 
     ``shown``: also set the status the API shows (projected into the batch index). Leave it out
-    when no state the condition admits can show differently, so the write leaves the index alone."""
+    when no state the condition admits can show differently, so the write leaves the index alone.
+    ``remove``: attributes the same write removes (a record leaving ``scheduled`` leaves the due index)."""
     names = {"#status": "status", "#updatedAt": "updatedAt", **names}
     values = {":status": encode(status), ":updatedAt": encode(now_iso()), **values}
     sets = ["#status = :status", "#updatedAt = :updatedAt"]
@@ -210,12 +233,16 @@ def _update_checked(message_id: str, status: str, fields: dict, condition: str, 
         names[f"#f{i}"] = name
         values[f":f{i}"] = encode(value)
         sets.append(f"#f{i} = :f{i}")
+    expression = "SET " + ", ".join(sets)
+    if remove:
+        names.update({f"#r{i}": name for i, name in enumerate(remove)})
+        expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
     client = aws.client("dynamodb")
     try:
         response = client.update_item(
             TableName=messages_table(),
             Key={schema.MESSAGES_KEY: {"S": message_id}},
-            UpdateExpression="SET " + ", ".join(sets),
+            UpdateExpression=expression,
             ConditionExpression=condition,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
@@ -233,11 +260,15 @@ def transition(message_id: str, status: str, *, expect: tuple[str, ...] = (QUEUE
     Returns None when the record was not in an expected state (someone else moved it first).
     The status the API shows is written only when it can change (not by the worker's claim,
     ``queued -> sending``: both show as ``queued``), so such a write does not touch the batch index.
+    A record leaving ``scheduled`` leaves the due index in the same write (its keys are removed), so the
+    index holds exactly the messages still waiting; two writers racing for it (the worker's claim and a
+    cancel) cannot both win, since each holds only while the record is ``scheduled``.
     """
     allowed = {f":e{i}": encode(state) for i, state in enumerate(expect)}
     shown = any(shown_status(state) != shown_status(status) for state in expect)
+    remove = DUE_KEYS if SCHEDULED in expect and status != SCHEDULED else ()
     return _update_checked(message_id, status, fields, f"#status IN ({', '.join(allowed)})", {}, allowed,
-                           shown=shown)[0]
+                           shown=shown, remove=remove)[0]
 
 
 def settle(message_id: str, status: str, at_ms: int, *, provider_id: str | None = None, **fields) -> dict | None:
@@ -260,8 +291,10 @@ def settle_checked(message_id: str, status: str, at_ms: int, *, provider_id: str
     """
     names = {"#id": schema.MESSAGES_KEY, "#statusAt": "statusAt"}
     values = {":at": encode(at_ms), ":queued": encode(QUEUED), ":sending": encode(SENDING),
-              ":sent": encode(SENT), ":validated": encode(VALIDATED), ":received": encode(RECEIVED)}
-    condition = ("attribute_exists(#id) AND NOT (#status IN (:validated, :received)) "
+              ":sent": encode(SENT), ":validated": encode(VALIDATED), ":received": encode(RECEIVED),
+              ":scheduled": encode(SCHEDULED), ":canceled": encode(CANCELED)}
+    # A message not sent yet (scheduled) or never sent (canceled) has no receipt to take.
+    condition = ("attribute_exists(#id) AND NOT (#status IN (:validated, :received, :scheduled, :canceled)) "
                  "AND (#status IN (:queued, :sending, :sent) "
                  "OR attribute_not_exists(#statusAt) OR #statusAt < :at)")
     if provider_id is not None:

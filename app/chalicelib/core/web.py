@@ -8,6 +8,7 @@ import re
 import uuid
 
 from chalice import Response
+from chalice.app import handle_extra_types
 
 from . import aws, errors, idempotency, inputs
 from .caller import Caller
@@ -46,12 +47,17 @@ def _header_value(value) -> str:
     return _NOT_HEADER_SAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode("utf-8", "replace")), text)
 
 
+def to_json(value) -> str:
+    """A JSON answer's body: compact, ending in a newline (so that curl's prompt starts a line of its own)."""
+    return json.dumps(value, separators=(",", ":"), default=str) + "\n"
+
+
 def json_response(status: int, body, headers: dict | None = None) -> Response:
     if status == 204:  # No Content: no body, so no type either
         return Response(body="", status_code=204,
                         headers={name: _header_value(value) for name, value in (headers or {}).items()})
     return Response(
-        body=json.dumps(body, separators=(",", ":"), default=str),
+        body=to_json(body),
         status_code=status,
         headers={"Content-Type": "application/json",
                  **{name: _header_value(value) for name, value in (headers or {}).items()}},
@@ -152,13 +158,26 @@ CHALICE_ERRORS = {"MethodNotAllowedError": (405, "MethodNotAllowed"),
 
 
 def contract_errors(response: Response) -> Response:
-    """An HTTP middleware's work: Chalice's own error bodies become ``{"error": {"code", "message"}}``."""
+    """An HTTP middleware's work, on every answer of every route: Chalice's own error bodies become
+    ``{"error": {"code", "message"}}``, and every JSON body ends in a newline as ``to_json`` writes it, also
+    one a route built itself (``/openapi.json``) or left to Chalice to serialize (a dict)."""
     body = response.body
     if isinstance(body, dict) and set(body) == {"Code", "Message"} and body["Code"] in CHALICE_ERRORS:
         _status, code = CHALICE_ERRORS[body["Code"]]
-        response.body = json.dumps({"error": {"code": code, "message": str(body["Message"])}}, separators=(",", ":"))
+        response.body = to_json({"error": {"code": code, "message": str(body["Message"])}})
         response.headers["Content-Type"] = "application/json"
+    elif _is_json(response):
+        if isinstance(body, str) and body and not body.endswith("\n"):
+            response.body = body + "\n"
+        elif not isinstance(body, (str, bytes)):  # serialized as Chalice would (Response.to_dict), and the newline
+            response.body = json.dumps(body, separators=(",", ":"), default=handle_extra_types) + "\n"
     return response
+
+
+def _is_json(response: Response) -> bool:
+    """Chalice answers ``application/json`` where no Content-Type is set."""
+    types = [value for name, value in response.headers.items() if name.lower() == "content-type"]
+    return not types or str(types[0]).split(";")[0].strip().lower() == "application/json"
 
 
 # -- what the routes share (each capability's ``routes.py`` is a Chalice blueprint of its routes) ---------------

@@ -15,6 +15,7 @@ SCOPES = (SEND, READ, TEMPLATES, OPT_OUTS_READ, OPT_OUTS_WRITE, WEBHOOKS, KEYS)
 # (method, route) -> the scope it needs
 ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/sms"): SEND, ("POST", "/mms"): SEND, ("POST", "/media"): SEND, ("POST", "/batches"): SEND,
+    ("POST", "/messages/{message_id}/cancel"): SEND, ("POST", "/batches/{batch_id}/cancel"): SEND,
     ("GET", "/messages"): READ, ("GET", "/messages/{message_id}"): READ, ("GET", "/batches/{batch_id}"): READ,
     # A sender reads the templates it sends from; making and changing them is templates:manage.
     ("GET", "/templates"): SEND, ("GET", "/templates/{template_id}"): SEND,

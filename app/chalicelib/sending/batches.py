@@ -8,29 +8,34 @@ item may name its own instead. Each template version is read once per batch, and
 (``templated``): an item that fails comes back in ``rejected`` with its index.
 
 ``validityPeriod`` and ``maxPriceUsd`` given on the batch are the default of every item that does not name its
-own (an item's own value, null included, wins)."""
+own (an item's own value, null included, wins).
+
+With ``sendAt`` the whole batch is recorded ``scheduled`` and leaves at that time (``schedule``);
+``POST /batches/{id}/cancel`` cancels what of it is still waiting."""
 from __future__ import annotations
 
 import json
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core import aws, inputs, pages, schema, store
-from ..core.errors import InvalidRequest, MessagingError, NotConfigured, NotFound, before_send
+from ..core.errors import Conflict, InvalidRequest, MessagingError, NotConfigured, NotFound, aws_errors, before_send
 from ..core.log import logger
 from ..core.settings import Settings
 from ..core.caller import Caller
 from ..replies import optouts
-from . import messages, templated, validation
+from . import messages, schedule, templated, validation
 
 MAX_ITEMS = 1000
 # The statuses GET /batches/{id} counts (a batch item cannot be a dry run, so never ``validated``).
-COUNTED = (store.QUEUED, store.SENT, store.DELIVERED, store.FAILED, store.UNKNOWN)
+COUNTED = (store.QUEUED, store.SENT, store.DELIVERED, store.FAILED, store.UNKNOWN, store.SCHEDULED, store.CANCELED)
 SQS_BATCH = 10  # SendMessageBatch takes at most 10 entries
 # An item: an SMS's fields or an MMS's, and which it is (a dryRun is refused by name: a batch cannot be one).
-ITEM_FIELDS = validation.SMS_FIELDS | validation.MMS_FIELDS | {"channel"}
+# ``sendAt`` is the whole batch's (a member of the request), never an item's.
+ITEM_FIELDS = (validation.SMS_FIELDS | validation.MMS_FIELDS | {"channel"}) - {"sendAt"}
 
 
 class _Templates:
@@ -101,6 +106,7 @@ def submit(data: dict, settings: Settings, caller: Caller | None = None) -> dict
         raise InvalidRequest("BatchTooLarge", f"A batch holds at most {MAX_ITEMS} messages; this one has {len(items)}.",
                              field="messages")
     defaults = _defaults(data)
+    send_at = validation.send_at(data.get("sendAt"))
     if not settings.batch_queue_url:
         raise NotConfigured("BatchesNotConfigured", "This stage has no batch queue (BATCH_QUEUE_URL).")
     templates = _Templates(settings)
@@ -112,7 +118,8 @@ def submit(data: dict, settings: Settings, caller: Caller | None = None) -> dict
     parsed, rejected, checked_media = [], [], {}
     for index, item in enumerate(items):
         try:
-            message = _parse(item, settings, checked_media, templates, batch_template, defaults)
+            message = _parse(item, settings, checked_media, templates, batch_template, defaults)._replace(
+                send_at=send_at)
             parsed.append((index, message._replace(key_id=caller.key_id, test=caller.test) if caller else message))
         except MessagingError as err:
             rejected.append({"index": index, "error": err.as_dict()})
@@ -130,9 +137,15 @@ def submit(data: dict, settings: Settings, caller: Caller | None = None) -> dict
     summary = {"id": batch_id, "kind": "batch", "createdAt": store.now_iso(), "size": len(items),
                "rejected": len(rejected), "keyId": caller.key_id if caller else None,
                "test": bool(caller and caller.test)}
+    if send_at is not None:
+        summary["sendAt"] = send_at
     store.create_many(records, extra=summary)
-    for record, error in _enqueue(settings, batch_id, records):
-        store.transition(record["id"], store.FAILED, error=error)
+    # Now: every record. Scheduled: those the API puts on the queue itself, delayed (the sweep takes the rest).
+    now = [r for r in records if r["status"] == store.QUEUED]
+    held = [r for r in records if r["status"] == store.SCHEDULED and schedule.queued_by_api(r)]
+    lost = _enqueue(settings, batch_id, now) + _enqueue_held(settings, batch_id, held)
+    for record, error in lost:
+        store.transition(record["id"], store.FAILED, expect=(record["status"],), error=error)
         rejected.append({"index": record["batchIndex"], "error": error})
     rejected.sort(key=lambda r: r["index"])
     accepted = len(items) - len(rejected)
@@ -163,16 +176,61 @@ def _enqueue(settings: Settings, batch_id: str, records: list[dict]) -> list[tup
     return lost
 
 
-def progress(batch_id: str, *, test: bool = False) -> dict:
-    """Counts per status for a batch (a test key sees only test keys' batches, a live key only the others)."""
+def _enqueue_held(settings: Settings, batch_id: str, records: list[dict]) -> list[tuple[dict, dict]]:
+    """Scheduled records the API queues itself, each delayed until the batch's ``sendAt``; those SQS refused."""
+    if not records:
+        return []
+    by_id = {r["id"]: r for r in records}
+    refused = schedule.enqueue(settings, [(r["id"], r["sendAt"], batch_id) for r in records])
+    return [(by_id[message_id], {"code": "EnqueueFailed", "message": messages.ENQUEUE_FAILED})
+            for message_id in refused]
+
+
+def _summary(batch_id: str, test: bool) -> dict:
     summary = store.get(batch_id) if batch_id.startswith(schema.BATCH_ID_PREFIX) else None
     if summary is None or summary.get("kind") != "batch" or bool(summary.get("test")) != test:
         raise NotFound("BatchNotFound", f"No batch with id {batch_id}.")
-    counts = pages.count_batch(batch_id)
+    return summary
+
+
+def progress(batch_id: str, *, test: bool = False, statuses: dict[str, str] | None = None) -> dict:
+    """Counts per status for a batch (a test key sees only test keys' batches, a live key only the others).
+    ``statuses``: each message's status, when the caller has just read (and changed) them."""
+    summary = _summary(batch_id, test)
+    if statuses is None:
+        counts = pages.count_batch(batch_id)
+    else:
+        counts = {}
+        for status in statuses.values():
+            counts[status] = counts.get(status, 0) + 1
     result = {"id": batch_id, "createdAt": summary["createdAt"], "size": summary["size"],
               "rejected": summary["rejected"]}
     for status in COUNTED:
         result[status] = counts.get(status, 0)
-    # Every other status is final: delivered, failed, or unknown (no carrier receipt in 72 hours).
-    result["done"] = result[store.QUEUED] == 0 and result[store.SENT] == 0
+    # Every other status is final: delivered, failed, canceled, or unknown (no carrier receipt in 72 hours).
+    result["done"] = result[store.QUEUED] == 0 and result[store.SENT] == 0 and result[store.SCHEDULED] == 0
     return result
+
+
+@aws_errors("cancel the batch")
+def cancel(batch_id: str, *, test: bool = False) -> dict:
+    """``POST /batches/{id}/cancel``: every message of the batch still ``scheduled`` to ``canceled``, each in one
+    conditional write (16 at once; one the worker claimed meanwhile is left to it). Returns the batch's
+    progress. None of them scheduled: 409 ``NotCancelable``. The batch index is eventually consistent: a
+    message that changed in the last moment may not show its new status yet."""
+    _summary(batch_id, test)
+    statuses = pages.batch_statuses(batch_id)
+    waiting = [message_id for message_id, shown in statuses.items() if shown == store.SCHEDULED]
+
+    def one(message_id: str) -> bool:
+        return store.transition(message_id, store.CANCELED, expect=(store.SCHEDULED,)) is not None
+
+    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="cancel") as pool:
+        won = [message_id for message_id, canceled in zip(waiting, pool.map(one, waiting)) if canceled]
+    if not won:
+        raise Conflict("NotCancelable", "No message of this batch is still scheduled: there is nothing to cancel.")
+    for message_id in won:
+        statuses[message_id] = store.CANCELED
+    logger.info("scheduled batch canceled", extra={"batchId": batch_id, "canceled": len(won),
+                                                   "notCanceled": len(waiting) - len(won)})
+    return progress(batch_id, test=test, statuses=statuses)

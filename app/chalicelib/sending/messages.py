@@ -22,6 +22,9 @@ A message with a ``validityPeriod`` is valid until ``validUntil`` (its ``created
 ``deliver`` never hands a provider one whose period ran out while it waited (queued, scheduled or paced):
 it ends ``failed`` with ``Expired`` (a 422 to a caller still waiting for it). End User Messaging gets
 what is left of the period as ``TimeToLive``, and ``maxPriceUsd`` as ``MaxPrice``.
+
+A message with ``sendAt`` is recorded ``scheduled`` instead and sent by the batch worker once its time
+has come (``schedule``); until then ``cancel`` can stop it.
 """
 from __future__ import annotations
 
@@ -35,12 +38,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core import aws, store
 from ..core.errors import (MessagingError, NotConfigured, NotFound, ProviderFailure, Throttled, Unavailable,
-                           Unprocessable, before_send)
+                           Unprocessable, aws_errors, before_send)
 from ..core.log import logger, mask
 from ..core.segments import segment
 from ..core.settings import Settings, get_settings
 from ..replies import optouts
-from . import media, providers, simulator
+from . import media, providers, schedule, simulator
 from .validation import Outbound
 
 
@@ -94,6 +97,9 @@ def new_record(message: Outbound, settings: Settings | None = None, **extra) -> 
         "templateId": message.template_id,
         "templateVersion": message.template_version,
     }
+    if message.send_at is not None:
+        record.update(schedule.scheduled_fields(record["id"], message.send_at, settings or get_settings(),
+                                                test=message.test))
     record.update(extra)
     return record
 
@@ -157,6 +163,9 @@ def send(message: Outbound, settings: Settings | None = None) -> dict:
     whose ``message_id`` names the failed record when one was written."""
     settings = settings or get_settings()
     check_channel(message, settings)
+    if message.send_at is not None and not settings.batch_queue_url:
+        raise NotConfigured("BatchesNotConfigured", "This stage has no batch queue (BATCH_QUEUE_URL), which "
+                            "scheduled messages leave through.")
     try:
         optouts.refuse_opted_out(message.to, settings)
     except (ClientError, BotoCoreError) as exc:
@@ -166,7 +175,35 @@ def send(message: Outbound, settings: Settings | None = None) -> dict:
         store.create(record)
     except (ClientError, BotoCoreError) as exc:
         raise _aws_failure(exc, "record the message") from exc
+    if record["status"] == store.SCHEDULED:
+        return _hold(record, settings)
     return deliver(record, settings)
+
+
+ENQUEUE_FAILED = "The batch queue refused this scheduled message; it will not be sent."
+
+
+def _hold(record: dict, settings: Settings) -> dict:
+    """A scheduled message, recorded: the API puts it on the batch queue now, delayed until its ``sendAt``, if
+    it is due soon enough (else the sweep will). Should the queue refuse it, it ends ``failed``
+    (``EnqueueFailed``) and the caller gets a 502 naming it: nothing will be sent."""
+    if schedule.queued_by_api(record):
+        try:
+            refused = schedule.enqueue(settings, [(record["id"], record["sendAt"], None)])
+        except (ClientError, BotoCoreError) as exc:
+            refused, reason = [record["id"]], type(exc).__name__
+        else:
+            reason = "refused"
+        if refused:
+            store.transition(record["id"], store.FAILED, expect=(store.SCHEDULED,),
+                             error={"code": "EnqueueFailed", "message": ENQUEUE_FAILED})
+            logger.warning("scheduled message not queued", extra={"messageId": record["id"], "reason": reason})
+            error = ProviderFailure("ProviderError", f"{ENQUEUE_FAILED} Schedule it again.")
+            error.message_id = record["id"]
+            raise error
+    logger.info("scheduled", extra={"messageId": record["id"], "to": mask(record["to"]),
+                                    "channel": record["channel"], "sendAt": record["sendAt"]})
+    return store.public(record)
 
 
 def deliver(record: dict, settings: Settings | None = None, *, claimed: bool = False) -> dict:
@@ -323,11 +360,31 @@ def _record_later(record: dict, settings: Settings, status: str, fields: dict, f
     logger.error("outcome not recorded", extra=about)
 
 
-def get(message_id: str, *, test: bool = False) -> dict:
-    """One message, as a key of this kind sees it: a test key sees only what test keys sent, a live key
-    never sees those."""
+def _own(message_id: str, test: bool) -> dict:
     record = store.get(message_id)
     if record is None or "channel" not in record or bool(record.get("test")) != test:
         # batch summaries and pacing gates are not messages; the other kind of key's messages are not there
         raise NotFound("MessageNotFound", f"No message with id {message_id}.")
-    return store.public(record)
+    return record
+
+
+def get(message_id: str, *, test: bool = False) -> dict:
+    """One message, as a key of this kind sees it: a test key sees only what test keys sent, a live key
+    never sees those."""
+    return store.public(_own(message_id, test))
+
+
+@aws_errors("cancel the message")
+def cancel(message_id: str, *, test: bool = False) -> dict:
+    """``POST /messages/{id}/cancel``: ``scheduled -> canceled`` (final), in one conditional write that also
+    takes it out of the due index, so it and the worker's claim cannot both win. A message no longer scheduled
+    (being sent, sent, canceled...) is 409 ``NotCancelable``; another key kind's message, or none, is 404
+    ``MessageNotFound``, as ``get``. Returns the message resource."""
+    record = _own(message_id, test)
+    if record.get("status") != store.SCHEDULED:
+        raise schedule.not_cancelable(record.get("status"))
+    canceled = store.transition(message_id, store.CANCELED, expect=(store.SCHEDULED,))
+    if canceled is None:  # the worker claimed it between the read and this write: it is being sent
+        raise schedule.not_cancelable((store.get(message_id) or record).get("status"))
+    logger.info("scheduled message canceled", extra={"messageId": message_id})
+    return store.public(canceled)

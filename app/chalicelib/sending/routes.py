@@ -1,4 +1,4 @@
-"""Sending's routes: one SMS or MMS, media uploads, messages and batches.
+"""Sending's routes: one SMS or MMS, media uploads, messages and batches, and canceling scheduled ones.
 
 The send path (``messages``, ``validation``) loads with the API function; each other route loads its own
 module on its first call, so a cold start that sends loads no more than it needs."""
@@ -58,11 +58,18 @@ def list_messages():
 
     asked = query(routes)
     return 200, pages.listing(inputs.limit(asked.get("limit")), asked.get("next"), asked.get("direction"),
-                              test=caller(routes).test), {}
+                              test=caller(routes).test, status=asked.get("status")), {}
 
 
-@protected(routes, "POST", "/batches",
-           fields=frozenset({"messages", "templateId", "templateVersion"}) | validation.LIMIT_FIELDS)
+@protected(routes, "POST", "/messages/{message_id}/cancel")
+def cancel_message(message_id):
+    def handler():
+        return 200, messages.cancel(message_id, test=caller(routes).test), {}
+
+    return once(routes, "cancel", handler)
+
+
+@protected(routes, "POST", "/batches", fields=validation.BATCH_FIELDS)
 def create_batch():
     from . import batches
 
@@ -77,3 +84,13 @@ def get_batch(batch_id):
     from . import batches
 
     return 200, batches.progress(batch_id, test=caller(routes).test), {}
+
+
+@protected(routes, "POST", "/batches/{batch_id}/cancel")
+def cancel_batch(batch_id):
+    from . import batches
+
+    def handler():
+        return 200, batches.cancel(batch_id, test=caller(routes).test), {}
+
+    return once(routes, "cancel-batch", handler)

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import re
+import time
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import NamedTuple
 
-from ..core import phone
+from ..core import phone, store
 from ..core.errors import InvalidRequest, Unprocessable
 from ..core.inputs import SURROGATE
 from ..core.settings import SMS_TYPES, Settings
@@ -38,8 +40,12 @@ LIMIT_FIELDS = frozenset({"validityPeriod", "maxPriceUsd"})
 # The members each request body may have (any other is 400 UnknownField: see core.inputs.only).
 # A send from a template gives these instead of ``body`` (``templated``).
 TEMPLATE_FIELDS = frozenset({"templateId", "templateVersion", "personalisation"})
-SMS_FIELDS = frozenset({"to", "country", "body", "type", "senderId", "dryRun"}) | LIMIT_FIELDS | TEMPLATE_FIELDS
-MMS_FIELDS = frozenset({"to", "country", "body", "mediaUrl", "dryRun"}) | LIMIT_FIELDS | TEMPLATE_FIELDS
+SMS_FIELDS = frozenset({"to", "country", "body", "type", "senderId", "dryRun", "sendAt"}) | LIMIT_FIELDS | TEMPLATE_FIELDS
+MMS_FIELDS = frozenset({"to", "country", "body", "mediaUrl", "dryRun", "sendAt"}) | LIMIT_FIELDS | TEMPLATE_FIELDS
+# POST /batches: its items, and what applies to all of them (a template, the limits' defaults, the send time).
+BATCH_FIELDS = frozenset({"messages", "templateId", "templateVersion", "sendAt"}) | LIMIT_FIELDS
+# How far ahead a message may be scheduled.
+MAX_SEND_AHEAD = timedelta(days=35)
 MEDIA_FIELDS = frozenset({"contentType", "size"})
 
 
@@ -63,6 +69,8 @@ class Outbound(NamedTuple):
     # The template version the body was rendered from (``templated``), if any.
     template_id: str | None = None
     template_version: int | None = None
+    # When it is to leave (``sendAt``, UTC as the API writes times), or None: now.
+    send_at: str | None = None
 
 
 def _body(data: dict, *, required: bool) -> str | None:
@@ -169,6 +177,29 @@ def _limits(data: dict, settings: Settings, channel: str) -> dict:
     return {"validity_period": period, "max_price_usd": price}
 
 
+def send_at(raw, *, dry_run: bool = False, now: float | None = None) -> str | None:
+    """``sendAt``: None (absent or null: send now), or an ISO 8601 time with an offset or ``Z``, in the future
+    and at most ``MAX_SEND_AHEAD`` ahead, as the API writes times (UTC, milliseconds). Else 400
+    ``InvalidSendAt``. ``now``: the clock (epoch seconds; default the machine's)."""
+    if raw is None:
+        return None
+    try:
+        at = datetime.fromisoformat(raw) if isinstance(raw, str) and len(raw) <= 64 else None
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None or not re.fullmatch(r"\d{4}-\d\d-\d\d[Tt ].+", raw):
+        raise InvalidRequest("InvalidSendAt", "'sendAt' must be an ISO 8601 time with an offset or Z, such as "
+                             "2027-01-31T09:00:00Z or 2027-01-31T10:00:00+01:00.", field="sendAt")
+    moment = datetime.fromtimestamp(time.time() if now is None else now, timezone.utc)
+    if at <= moment or at > moment + MAX_SEND_AHEAD:
+        raise InvalidRequest("InvalidSendAt", f"'sendAt' must lie in the future, and at most "
+                             f"{MAX_SEND_AHEAD.days} days ahead.", field="sendAt")
+    if dry_run:
+        raise InvalidRequest("InvalidSendAt", "A dry run is checked and answered at once, so it cannot be "
+                             "scheduled: leave out 'sendAt' or 'dryRun'.", field="sendAt")
+    return store.now_iso(at)
+
+
 def sms(data: dict, settings: Settings) -> Outbound:
     body = _body(data, required=True)
     sms_type = data.get("type", settings.default_sms_type)
@@ -181,7 +212,7 @@ def sms(data: dict, settings: Settings) -> Outbound:
     limits = _limits(data, settings, "sms")
     to, country = _to(data, settings)
     return Outbound("sms", to, body, sms_type.lower(), _sender_id(data, settings, country), dry_run=dry_run,
-                    **limits)
+                    send_at=send_at(data.get("sendAt"), dry_run=dry_run), **limits)
 
 
 def _media_url(data: dict, settings: Settings) -> str:
@@ -204,7 +235,8 @@ def mms(data: dict, settings: Settings) -> Outbound:
     dry_run = _dry_run(data, settings, "mms")
     limits = _limits(data, settings, "mms")
     to, _country = _to(data, settings)
-    return Outbound("mms", to, body, media_url=data["mediaUrl"], dry_run=dry_run, **limits)
+    return Outbound("mms", to, body, media_url=data["mediaUrl"], dry_run=dry_run,
+                    send_at=send_at(data.get("sendAt"), dry_run=dry_run), **limits)
 
 
 def media_request(data: dict) -> tuple[str, int]:

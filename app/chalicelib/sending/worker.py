@@ -15,6 +15,12 @@ message back on the queue (reported in ``batchItemFailures``). On its last recei
 dead-letter queue: ``NotSent`` if it was never claimed, ``SendInterrupted`` if a worker claimed it
 and stopped before recording what the provider said (it may have gone out: never sent again).
 
+Scheduled messages (``sendAt``) come through the same queue, held back by SQS until their time
+(``schedule``). The worker claims one (``scheduled -> sending``, conditional, so that a cancel and the
+claim cannot both win) only once its ``sendAt`` has come: one SQS hands over early goes back, hidden for
+the time left. Before the claim it checks the opt-out list and the stage's allowlist as they are at send
+time: a recipient who opted out since gets nothing (``failed``, ``RecipientOptedOut``).
+
 The queue also carries outcomes the send path could not write to DynamoDB after the provider had
 answered (``{"messageId", "outcome": {"status", ...}}``, see ``messages._record_outcome``): the
 worker writes them (``record_outcome``), sending nothing.
@@ -29,13 +35,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ..core import aws, store
+from ..core import aws, phone, store
 from ..core.errors import MessagingError, Throttled
 from ..core.log import logger
 from ..core.settings import Settings, get_settings
 from ..replies import optouts
 from . import messages
 from . import pacing
+from . import schedule as scheduling  # sendAt (``schedule`` here is the stage's send schedule)
 from .pacing import ITEM_RATE, DynamoItems, Schedule, TokenBucket
 
 # Stop taking new messages when less than this much of the invocation is left: a send plus its
@@ -88,6 +95,18 @@ class _OutOfTime(_Later):
     """This invocation has no time left for the message, nor for the rest of its batch."""
 
 
+class _Early(_Later):
+    """A scheduled message whose ``sendAt`` has not come: back to the queue, hidden for the time left."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = max(1, min(MAX_VISIBILITY_SECONDS, math.ceil(seconds)))
+
+
+# ChangeMessageVisibility takes at most 12 hours.
+MAX_VISIBILITY_SECONDS = 43200
+
+
 def _remaining_seconds(context) -> float:
     if context is None or not hasattr(context, "get_remaining_time_in_millis"):
         return 900.0
@@ -138,25 +157,42 @@ def process(sqs_record: dict, settings: Settings, pacer: Pacer, deadline: float)
             raise _Later(claimed=True)  # another worker may still be sending it: look again later
         _give_up(message_id, INTERRUPTED, expect=(store.SENDING,))
         return "interrupted"
-    if record["status"] != store.QUEUED:
-        return "already"  # a redelivery of a message that was sent (or failed) before
-    if optouts.is_opted_out(record["to"], settings):  # a STOP that came after POST /batches
-        store.transition(message_id, store.FAILED, error=optouts.opted_out_error().as_dict())
+    waiting = record["status"]
+    if waiting == store.SCHEDULED:
+        early = scheduling.epoch(record["sendAt"]) - scheduling.clock()
+        if early > 0:
+            raise _Early(early)
+    elif waiting != store.QUEUED:
+        return "already"  # a redelivery of a message that was sent, failed or canceled before
+    if optouts.is_opted_out(record["to"], settings):  # a STOP that came after POST /batches (or /sms with sendAt)
+        store.transition(message_id, store.FAILED, expect=(waiting,), error=optouts.opted_out_error().as_dict())
         logger.info("batch message to an opted-out recipient not sent", extra={"messageId": message_id})
         return "opted-out"
     if messages.expired(record):  # its validityPeriod ran out while it waited: spend no send window on it
-        store.transition(message_id, store.FAILED, error=messages.expired_error(record).as_dict())
+        store.transition(message_id, store.FAILED, expect=(waiting,), error=messages.expired_error(record).as_dict())
         logger.info("batch message not sent: validity period over", extra={"messageId": message_id})
         return "expired"
+    if waiting == store.SCHEDULED and settings.allowed_countries:
+        try:  # the stage's allowlist as it is now, not as it was when the message was scheduled
+            phone.normalize(record["to"], allowed_countries=settings.allowed_countries)
+        except MessagingError as refused:
+            store.transition(message_id, store.FAILED, expect=(waiting,), error=refused.as_dict())
+            logger.info("scheduled message to a country no longer allowed not sent", extra={"messageId": message_id})
+            return "not-allowed"
     if not pacer.acquire(int(record.get("segments") or 1), deadline=deadline):
         raise _OutOfTime()
     while (wait := pacing.reserve_recipient(record["to"])) > 0:
         if pacer.clock() + wait > deadline:
             raise _OutOfTime()
         time.sleep(wait)
-    claimed = store.transition(message_id, store.SENDING, expect=(store.QUEUED,), claimedAt=time.time())
+    claimed = store.transition(message_id, store.SENDING, expect=(waiting,), claimedAt=time.time())
     if claimed is None:
-        return "already"  # another delivery of the same message claimed it first
+        now = store.get(message_id)
+        if now is not None and now["status"] == store.SENDING:
+            # Another delivery of the same message claimed it first. It may still hand the record back
+            # (a throttled send puts it back to queued), so this copy stays on the queue to come again.
+            raise _Later(claimed=True)
+        return "already"  # it was canceled, or sent or failed since
     try:
         messages.deliver(claimed, settings, claimed=True)
     except Throttled:
@@ -228,12 +264,17 @@ def _handle_record(sqs_record: dict, settings: Settings, pacer: Pacer, deadline:
             message_id = json.loads(sqs_record["body"])["messageId"]
             if later.claimed:  # nobody will look at it again: it must not stay "sending"
                 _give_up(message_id, INTERRUPTED, expect=(store.SENDING,))
+            elif isinstance(later, _Early):
+                _give_up(message_id, {"code": "NotSent", "message": (
+                    f"The batch queue handed this scheduled message over before its sendAt on all {receives} "
+                    "attempts.")}, expect=(store.SCHEDULED,))
             else:
                 _give_up(message_id, {"code": "NotSent", "message": (
-                    f"The batch worker ran out of time for this message on all {receives} attempts.")})
+                    f"The batch worker ran out of time for this message on all {receives} attempts.")},
+                    expect=(store.QUEUED, store.SCHEDULED))
         else:
-            _retry_later(settings, sqs_record, 1)
-        return "later"
+            _retry_later(settings, sqs_record, later.seconds if isinstance(later, _Early) else 1)
+        return "early" if isinstance(later, _Early) else "later"
     except Throttled as err:
         failures.append(sqs_record["messageId"])
         if receives >= settings.max_receives:
@@ -249,7 +290,7 @@ def _handle_record(sqs_record: dict, settings: Settings, pacer: Pacer, deadline:
             try:
                 _give_up(json.loads(sqs_record["body"])["messageId"], {
                     "code": "WorkerError", "message": f"The batch worker failed on all {receives} attempts."},
-                    expect=(store.QUEUED, store.SENDING))
+                    expect=(store.QUEUED, store.SENDING, store.SCHEDULED))
             except Exception:
                 logger.exception("could not record the failure")
         return "error"

@@ -20,8 +20,10 @@ from ..core.settings import Settings
 from ..core.store import from_item, now_iso, to_item  # one conversion and one time format for every table
 
 # The statuses that make an event: every change of the shown status after ``queued``, except a dry
-# run's ``validated``; and a reply stored (``received``, issue 14).
-EVENT_STATUSES = (store.SENT, store.DELIVERED, store.FAILED, store.UNKNOWN, store.RECEIVED)
+# run's ``validated``; a reply stored (``received``, issue 14); a message scheduled, and one canceled
+# before it left (issue 21).
+EVENT_STATUSES = (store.SENT, store.DELIVERED, store.FAILED, store.UNKNOWN, store.RECEIVED, store.SCHEDULED,
+                  store.CANCELED)
 EVENT_TYPES = tuple(f"message.{status}" for status in EVENT_STATUSES)
 ENDPOINT_PREFIX = "wh_"
 

@@ -1,9 +1,10 @@
 """The webhook fan-out function: the messages table's stream in, one delivery-queue message per event
 and subscribed endpoint out.
 
-An event is made for each change of the status the API shows, to ``sent``, ``delivered``, ``failed``
-or ``unknown`` (never to ``queued``, nor a dry run's ``validated``), and for each reply stored
-(``received``: ``message.received``; read its body with GET /messages/{id}): ``{"type": "message.<status>",
+An event is made for each change of the status the API shows, to ``sent``, ``delivered``, ``failed``,
+``unknown``, ``scheduled`` (a message recorded with ``sendAt``) or ``canceled`` (never to ``queued``, nor a
+dry run's ``validated``), and for each reply stored (``received``: ``message.received``; read its body with
+GET /messages/{id}): ``{"type": "message.<status>",
 "timestamp": <updatedAt>, "data": <the message as GET /messages/{id} shows it, less body>}``. Its id is
 made from the message, the status and the time of the change, so a stream batch handed over twice makes
 the same ids, and receivers drop the duplicates. The payload text is serialised here, once: every

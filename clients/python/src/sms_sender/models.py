@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Generic, Literal, TypedDict, TypeVar, Union
 
 T = TypeVar("T")
 
-# Statuses after which a message never changes (GET /messages/{id}); `canceled` comes with scheduled sends.
+# Statuses after which a message never changes (GET /messages/{id}).
 FINAL_STATUSES = frozenset({"delivered", "failed", "unknown", "validated", "received", "canceled"})
 Status = Literal["scheduled", "queued", "sent", "delivered", "failed", "unknown", "validated", "received",
                  "canceled"]
@@ -137,9 +137,9 @@ class Message(Model):
     validity_period: int | None
     valid_until: str | None
     max_price_usd: str | None
-    # Coming with templates (PENDING_FIELDS in _operations.py): None until the server sends them.
-    template_id: str | None = None
-    template_version: int | None = None
+    template_id: str | None
+    template_version: int | None
+    send_at: str | None
     raw: dict[str, Any] = _raw()
 
     @property
@@ -201,7 +201,7 @@ class BatchAccepted(Model):
 
 @dataclasses.dataclass(frozen=True)
 class BatchProgress(Model):
-    """Counts per status; ``done`` once no accepted message is ``queued`` or ``sent``."""
+    """Counts per status; ``done`` once no accepted message is ``queued``, ``scheduled`` or ``sent``."""
 
     SCHEMA: ClassVar[str | None] = "BatchProgress"
     id: str
@@ -213,11 +213,13 @@ class BatchProgress(Model):
     delivered: int
     failed: int
     unknown: int
+    scheduled: int
+    canceled: int
     done: bool
     raw: dict[str, Any] = _raw()
 
     def counts(self) -> dict[str, int]:
-        """Every status count the API answered, by name (``scheduled`` and ``canceled`` too, once they exist)."""
+        """Every status count the API answered, by name."""
         return {key: value for key, value in self.raw.items()
                 if isinstance(value, int) and not isinstance(value, bool) and key != "size"}
 
@@ -334,7 +336,7 @@ class KeyWithSecret(Model):
         return f"KeyWithSecret(id={self.id!r}, name={self.name!r}, scopes={self.scopes!r}, key='sk_…')"
 
 
-# -- coming with the templates, scheduling and reports routes (PENDING_OPERATIONS in _operations.py) ----------
+# -- templates and reports --------------------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
 class Template(Model):
