@@ -6,7 +6,7 @@
 const SVG = "http://www.w3.org/2000/svg";
 const SERIES = [["delivered", "delivered-fill"], ["failed", "failed-fill"], ["pending", "pending-fill"]];
 const DASH_EVERY = 60000;  // the figures are asked again each minute while the dashboard is in view
-let dashTimer = null, dashLoads = 0, dashLast = null;
+let dashTimer = null, dashLoads = 0, dashLast = null, chartDays = null;
 function utcDay(d) { return d.toISOString().slice(0, 10); }
 function daysBack(n) { const d = new Date(); d.setUTCDate(d.getUTCDate() - (n - 1)); return utcDay(d); }
 function dashDays() { return Number(document.querySelector("input[name=dashDays]:checked").value); }
@@ -24,7 +24,12 @@ function dayLabel(iso) {
 function drawChart(days) {
   const chart = $("chart");
   for (const el of [...chart.children]) if (el.tagName !== "title" && el.tagName !== "desc") el.remove();
-  const W = 700, H = 220, left = 40, bottom = 24, top = 8, plot = H - bottom - top;
+  // Drawn at the size it is shown (one unit a CSS pixel), so its text is never stretched; drawn again when resized.
+  const box = chart.getBoundingClientRect();
+  const W = Math.round(box.width) || 700, H = Math.round(box.height) || 220, left = 40, bottom = 24, top = 8;
+  const plot = H - bottom - top;
+  chart.setAttribute("viewBox", "0 0 " + W + " " + H);
+  chartDays = days;
   const totals = days.map((d) => SERIES.reduce((sum, [name]) => sum + both(d, name), 0));
   const most = Math.max(1, ...totals);
   const step = (W - left) / Math.max(days.length, 1), width = Math.max(2, step * 0.7);
@@ -115,6 +120,11 @@ function scheduleDashboard() {
   dashTimer = setTimeout(loadDashboard, DASH_EVERY);
 }
 for (const radio of document.querySelectorAll("input[name=dashDays]")) radio.addEventListener("change", loadDashboard);
+let resizing = null;
+window.addEventListener("resize", () => {
+  clearTimeout(resizing);
+  resizing = setTimeout(() => { if (chartDays && !$("dashBody").hidden) drawChart(chartDays); }, 150);
+});
 document.addEventListener("visibilitychange", () => { if (document.hidden) clearTimeout(dashTimer); else if (shown("messages")) loadDashboard(); });
 
 // ---- the download: an export of the days shown, fetched when it is ready ---------------------------------
