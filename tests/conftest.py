@@ -223,7 +223,8 @@ CREDENTIALS = [
 _E164_LITERAL = re.compile(r"\+\d{8,15}\b")
 _BODY_LITERAL = re.compile(r"""["']body["']\s*:\s*["']([^"'\\]{8,})["']""")
 _DIGIT_RUN = re.compile(r"\+?\(?\d[\d ().-]{5,}\d")
-_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?")
+# A date, with or without its time (a report's ?from=2026-12-04 is not a number's digits).
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)?")
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 

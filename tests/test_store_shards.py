@@ -227,7 +227,7 @@ def template_indexes(template) -> dict[str, dict]:
     """The messages table's indexes as synthesized: {name: {"keys": [...], "projected": set or None}}
     (None: every attribute)."""
     (table,) = [t for t in template.find_resources("AWS::DynamoDB::Table").values()
-                if any(i["IndexName"] == schema.MESSAGES_LIST_INDEX
+                if any(i["IndexName"] == schema.MESSAGES_PROVIDER_INDEX  # the list index's name is shared
                        for i in t["Properties"].get("GlobalSecondaryIndexes", []))]
     indexes = {}
     for index in table["Properties"]["GlobalSecondaryIndexes"]:
