@@ -476,3 +476,58 @@ def test_the_history_polls_while_a_message_moves_slowly_when_all_are_final_and_n
                              document.dispatchEvent(new Event('visibilitychange')); }""")
     assert listings() == before + 1  # asked in the event itself, before any timer
     assert tab.errors == []
+
+
+# Every control a person can use, named and in the tab order (the new ones included: options, templates, dashboard).
+CONTROLS = """() => [...document.querySelectorAll('input, select, textarea, button, summary, a[href]')]
+  .filter(el => el.getClientRects().length && !el.disabled && getComputedStyle(el).visibility !== 'hidden')
+  .map(el => {
+    const text = (ids) => ids.split(/\\s+/).map(id => document.getElementById(id)).filter(Boolean)
+      .map(e => e.textContent).join(' ');
+    const name = (el.getAttribute('aria-label') || '') || (el.getAttribute('aria-labelledby') ?
+      text(el.getAttribute('aria-labelledby')) : '') || [...(el.labels || [])].map(l => l.textContent).join(' ') ||
+      (['BUTTON', 'SUMMARY', 'A'].includes(el.tagName) ? el.textContent : '');
+    return {key: el.id || (el.name ? el.name + '=' + el.value : el.tagName + ':' + el.textContent.trim().slice(0, 30)),
+            group: el.type === 'radio' ? el.name : null, name: name.trim()};
+  })"""
+FOCUSED = """() => { const el = document.activeElement; if (!el || el === document.body) return null;
+  return {key: el.id || (el.name ? el.name + '=' + el.value : el.tagName + ':' + el.textContent.trim().slice(0, 30)),
+          group: el.type === 'radio' ? el.name : null}; }"""
+
+
+def tab_order(page):
+    """Every element Tab reaches, once round the page."""
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    seen, first = [], None
+    for _ in range(400):
+        page.keyboard.press("Tab")
+        now = page.evaluate(FOCUSED)
+        if now is None:
+            continue
+        if now == first:
+            return seen
+        first = first or now
+        seen.append(now)
+    return seen
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_every_control_is_labelled_and_reached_by_tab(browser, stack, stage, viewport):
+    context = browser.new_context(viewport=viewport)
+    tab = Tab(context.new_page())
+    page = tab.page
+    page.goto(f"{stage.url}/")
+    expect(page.locator("#dashBody")).to_have_attribute("data-state", "ready")
+    for summary in ("#sendLimits summary", "#batchLimits summary", ".chart-table summary"):
+        page.locator(summary).click()
+    for view in ("Messages", "Templates"):
+        page.get_by_role("button", name=view, exact=True).click()
+        controls = page.evaluate(CONTROLS)
+        assert len(controls) > (20 if view == "Messages" else 5)
+        assert [c["key"] for c in controls if not c["name"]] == [], view
+        reached = tab_order(page)
+        keys, groups = {r["key"] for r in reached}, {r["group"] for r in reached}
+        missed = [c["key"] for c in controls if c["key"] not in keys and not (c["group"] and c["group"] in groups)]
+        assert missed == [], view
+    assert tab.errors == []
+    context.close()
