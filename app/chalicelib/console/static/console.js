@@ -1027,29 +1027,36 @@ async function loadKeys() {
   }
 }
 
-// Revoking asks first, in a dialog that names the key.
-let revoking = null;
-function askRevoke(k) {
-  revoking = k;
-  const own = who.state === "known" && k.id === who.id;
-  $("revokeText").textContent = "Revoke the key “" + k.name + "” (" + k.prefix + ", " + (k.test ? "test" : "live") +
-    ")? Whatever uses it is refused within a minute. This cannot be undone." +
-    (own ? " It is the key this page is using: the page will be refused too." : "");
-  $("revokeDialog").returnValue = "";
-  $("revokeDialog").showModal();
+// A change that asks first, in a dialog that names what it changes (``text``): ``act`` runs only when the dialog
+// closes with its confirming button (value ``yes``); Escape or the other button changes nothing.
+function askFirst(dialogId, textId, text, yes, act) {
+  const dialog = $(dialogId);
+  $(textId).textContent = text;
+  dialog.returnValue = "";
+  dialog.addEventListener("close", () => { if (dialog.returnValue === yes) act(); }, {once: true});
+  dialog.showModal();
 }
-$("revokeDialog").addEventListener("close", async () => {
-  const k = revoking;
-  revoking = null;
-  if (!k || $("revokeDialog").returnValue !== "revoke") return;
-  $("keyStatus").textContent = "Revoking “" + k.name + "”…";
-  try {
-    await call("DELETE", "keys/" + encodeURIComponent(k.id));
-    $("keyStatus").textContent = "Key “" + k.name + "” revoked: it stops working within a minute.";
-  } catch (err) {
+// A change's progress in its status line: ``doing`` while it runs, then what ``work`` answers, or ``failed`` and
+// the reason (a refused key is the key field's error too).
+async function changeShown(statusId, doing, failed, work) {
+  $(statusId).textContent = doing;
+  try { $(statusId).textContent = await work(); }
+  catch (err) {
     if (err instanceof ApiError && err.field === "apiKey") refusedKey(err);
-    $("keyStatus").textContent = "Not revoked: " + err.message;
+    $(statusId).textContent = failed + err.message;
   }
-  loadKeys();
-});
+}
+// Revoking asks first, in a dialog that names the key.
+function askRevoke(k) {
+  const own = who.state === "known" && k.id === who.id;
+  askFirst("revokeDialog", "revokeText", "Revoke the key “" + k.name + "” (" + k.prefix + ", " + (k.test ? "test" : "live") +
+    ")? Whatever uses it is refused within a minute. This cannot be undone." +
+    (own ? " It is the key this page is using: the page will be refused too." : ""), "revoke", async () => {
+    await changeShown("keyStatus", "Revoking “" + k.name + "”…", "Not revoked: ", async () => {
+      await call("DELETE", "keys/" + encodeURIComponent(k.id));
+      return "Key “" + k.name + "” revoked: it stops working within a minute.";
+    });
+    loadKeys();
+  });
+}
 

@@ -219,30 +219,18 @@ $("templateForm").addEventListener("submit", async (event) => {
 });
 
 // Archiving asks first, naming the template.
-let archiving = null;
 function askArchive(t) {
-  archiving = t;
-  $("archiveText").textContent = "Archive “" + t.name + "” (" + t.channel.toUpperCase() + ", version " + t.version +
-    ")? No new message can be sent from it, and it cannot be changed again; messages already sent keep what " +
-    "they were sent with. Scheduled messages made from it still go.";
-  $("archiveDialog").returnValue = "";
-  $("archiveDialog").showModal();
+  askFirst("archiveDialog", "archiveText", "Archive “" + t.name + "” (" + t.channel.toUpperCase() + ", version " +
+    t.version + ")? No new message can be sent from it, and it cannot be changed again; messages already sent keep " +
+    "what they were sent with. Scheduled messages made from it still go.", "archive", async () => {
+    await changeShown("templateStatus", "Archiving “" + t.name + "”…", "Not archived: ", async () => {
+      await call("DELETE", "templates/" + encodeURIComponent(t.id));
+      if (editing && editing.id === t.id) resetTemplateForm();
+      return "Template “" + t.name + "” archived: it can no longer be sent.";
+    });
+    loadTemplates();
+  });
 }
-$("archiveDialog").addEventListener("close", async () => {
-  const t = archiving;
-  archiving = null;
-  if (!t || $("archiveDialog").returnValue !== "archive") return;
-  $("templateStatus").textContent = "Archiving “" + t.name + "”…";
-  try {
-    await call("DELETE", "templates/" + encodeURIComponent(t.id));
-    $("templateStatus").textContent = "Template “" + t.name + "” archived: it can no longer be sent.";
-    if (editing && editing.id === t.id) resetTemplateForm();
-  } catch (err) {
-    if (err instanceof ApiError && err.field === "apiKey") refusedKey(err);
-    $("templateStatus").textContent = "Not archived: " + err.message;
-  }
-  loadTemplates();
-});
 
 // ---- sending from a template: one input per placeholder -------------------------------------------------
 function sendTemplate() { return $("template").value ? templateById($("template").value) : null; }
