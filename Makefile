@@ -10,7 +10,7 @@ STAGE  ?= dev
 NODE   := node_modules/.installed
 CDK    := CDK_DISABLE_VERSION_CHECK=1 npx --no-install cdk --app "$(PY) app.py"
 
-.PHONY: setup dev test bench synth bootstrap preflight deploy smoke destroy clean key keys revoke-key
+.PHONY: setup dev test docs bench synth bootstrap preflight deploy smoke destroy clean key keys revoke-key
 
 setup: $(STAMP)
 
@@ -44,30 +44,35 @@ test: setup $(NODE)
 bench: setup
 	$(PY) -m bench
 
+# The documentation site (docs/, mkdocs.yml) on http://127.0.0.1:8001 (make dev has 8000), rebuilt as pages change.
+# make test builds it with --strict (tests/test_docs.py).
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve -a 127.0.0.1:8001
+
 # Writes the cloud assembly to cdk.out/ with no AWS credentials.
 synth: setup $(NODE)
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(CDK) synth -c stage=$(STAGE) --quiet
 
-# Once per account and region, with AWS credentials for it (see README).
+# Once per account and region, with AWS credentials for it (see docs/guides/deploy.md).
 bootstrap: setup $(NODE)
 	$(CDK) bootstrap -c stage=$(STAGE)
 
 # Read-only checks of the account before the first deploy: region, origination identity, SMS sandbox,
-# spend quotas, CDK bootstrap. Prints the fix for each failure (see README, "Preflight").
+# spend quotas, CDK bootstrap. Prints the fix for each failure (see docs/operations/preflight.md).
 preflight: setup
 	$(PY) -m ops.preflight --stage $(STAGE)
 
-# Needs AWS credentials for the target account and a bootstrapped environment (see README).
+# Needs AWS credentials for the target account and a bootstrapped environment (see docs/guides/deploy.md).
 # The stack's outputs (API URL, API key id, ...) land in cdk-outputs-$(STAGE).json.
 deploy: setup $(NODE)
 	$(CDK) deploy -c stage=$(STAGE) --require-approval broadening --outputs-file cdk-outputs-$(STAGE).json
 
 # After `make deploy`: /health, SMS and MMS dry runs, the alarm's path to its topic. PAID=1 also sends one
-# real SMS (charged) to AWS's success simulator number and waits for its receipt (see README, "Smoke test").
+# real SMS (charged) to AWS's success simulator number and waits for its receipt (see docs/operations/smoke.md).
 smoke: setup
 	$(PY) -m ops.smoke --stage $(STAGE) $(if $(PAID),--paid)
 
-# A deployed stage's API keys, with your AWS credentials (IAM is the root of trust; see README, "Keys"):
+# A deployed stage's API keys, with your AWS credentials (IAM is the root of trust; see docs/guides/keys.md):
 #   make key STAGE=dev NAME="first admin" SCOPES=keys:manage,messages:send [TEST=1]
 #   make keys STAGE=dev
 #   make revoke-key STAGE=dev ID=key_…
@@ -84,4 +89,4 @@ destroy: setup $(NODE)
 	$(CDK) destroy -c stage=$(STAGE)
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out chalice.out .pytest_cache cdk-outputs-*.json
+	rm -rf $(VENV) node_modules cdk.out chalice.out .pytest_cache cdk-outputs-*.json site

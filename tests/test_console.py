@@ -6,7 +6,7 @@ serves it under ``/api/`` on loopback as API Gateway does, with a 403 for any pa
 stage, so a call that leaves out the stage fails here as it fails deployed.
 
 Every test saves a screenshot of its last state in ``.build/screenshots/`` (ignored by git); the
-layout test saves the desktop and phone pictures there too, and writes them over the README's
+layout test saves the desktop and phone pictures there too, and writes them over the documentation's
 ``docs/screenshots/console-desktop.png`` and ``console-phone.png`` when ``UPDATE_SCREENSHOTS=1``
 (so a test run leaves the checkout as it found it).
 
@@ -38,7 +38,7 @@ from .localhttp import HANG_GUARD, Http
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / ".build" / "screenshots"
-README_SHOTS = ROOT / "docs" / "screenshots"
+DOC_SHOTS = ROOT / "docs" / "screenshots"
 TO = "+14255550123"
 SUCCESS = "+14254147755"  # AWS's success simulator: ends delivered
 FAILURE = "+14254147167"  # AWS's failure simulator: ends failed
@@ -403,7 +403,7 @@ def test_history_pages_and_never_overflows_with_a_1600_character_body(browser, s
         status, _, _ = api.call("POST", "/sms", {"to": TO, "body": body if i == 20 else f"filler {i}"})
         assert status == 202
     SHOTS.mkdir(parents=True, exist_ok=True)
-    shots = README_SHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else SHOTS
+    shots = DOC_SHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else SHOTS
     shots.mkdir(parents=True, exist_ok=True)
     for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
         context = browser.new_context(viewport=viewport)
@@ -519,7 +519,7 @@ def test_replies_show_in_the_history_and_a_number_reads_as_a_thread(tab, stack, 
     replied(answers[2])
     expect(items).to_have_count(5)
     expect(items.nth(4)).to_contain_text(answers[2])
-    shots = README_SHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else SHOTS
+    shots = DOC_SHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else SHOTS
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shots / "console-thread.png"))
     page.click("#threadWrite")
@@ -591,7 +591,7 @@ def test_the_keys_panel_makes_a_key_shown_once_lists_it_and_revokes_it_after_ask
     page.click("#copyKey")
     expect(page.locator("#copyStatus")).to_have_text("Copied to the clipboard.")
     assert page.evaluate("navigator.clipboard.readText()") == secret
-    shots = README_SHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else SHOTS
+    shots = DOC_SHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else SHOTS
     shots.mkdir(parents=True, exist_ok=True)
     # The picture shows the field with a stand-in, never a real key (even a dead local one).
     field.evaluate("(input, shown) => { input.dataset.real = input.value; input.value = shown; }",

@@ -7,10 +7,8 @@ segments to ``chalicelib.templates.render`` and ``chalicelib.core.segments``, th
 ``chalicelib.sending.media.MAX_BYTES``, the countries it offers to the phone-number library the API parses with.
 """
 import json
-import os
 import re
 import uuid
-from pathlib import Path
 
 import phonenumbers
 import pytest
@@ -22,19 +20,11 @@ from chalicelib.templates import render
 from devstack.receipts import SMS_PRICE_USD
 
 from .localhttp import Http, wait_for
-from .test_console import (DESKTOP, FAILURE, PHONE, PNG, SHOTS, SUCCESS, TO, Tab, browser, listed, masked,  # noqa: F401
-                           outbox, row_of, sent_bodies, stack, stage, tab)
+from .test_console import (DESKTOP, FAILURE, PHONE, PNG, SHOTS, SUCCESS, TO, Tab, browser, masked, row_of,  # noqa: F401
+                           sent_bodies, stack, stage, tab)
 
-ROOT = Path(__file__).resolve().parents[1]
-DOC_SHOTS = ROOT / "docs" / "screenshots"
 NOT_ALLOWED = "+33612345678"  # a valid French mobile number: the dev stage allows US and CA only
 NOT_A_NUMBER = "+15551234"  # E.164 in form, no number in the plan: only the API can tell
-
-
-def shots_dir():
-    shots = DOC_SHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else SHOTS
-    shots.mkdir(parents=True, exist_ok=True)
-    return shots
 
 
 def posted(tab, path):

@@ -7,8 +7,8 @@ Known traffic goes through the API first: SMS to AWS's success simulator (delive
 neither invent a figure nor drop one. The stage sets a monthly spend limit here, as a deployed stage does
 (``monthlySpendLimitUsd``), so the spend line has something to be measured against.
 
-``UPDATE_SCREENSHOTS=1`` writes the dashboard's picture over ``docs/screenshots/console-dashboard.png`` (the README's);
-otherwise it goes to ``.build/screenshots/``. The dashboard holds no phone number; the picture is of it alone.
+``UPDATE_SCREENSHOTS=1`` writes the dashboard's picture over ``docs/screenshots/console-dashboard.png`` (shown in
+docs/guides/console.md); otherwise it goes to ``.build/screenshots/``. The dashboard holds no phone number; the picture is of it alone.
 """
 import csv
 import io
@@ -25,8 +25,7 @@ from devstack.server import LocalStack
 
 from .apigateway import StageServer
 from .localhttp import Http, wait_for
-from .test_console import (DESKTOP, FAILURE, PHONE, README_SHOTS, SHOTS, SUCCESS, Tab, browser, make_key,  # noqa: F401
-                           tab)
+from .test_console import DOC_SHOTS, FAILURE, PHONE, SHOTS, SUCCESS, Tab, browser, make_key, tab  # noqa: F401
 
 LIMIT_USD = 20  # the stage's monthlySpendLimitUsd here
 DELIVERED, FAILED = 3, 2
@@ -123,7 +122,7 @@ def test_the_dashboard_shows_the_reports_figures_and_downloads_the_export(tab, s
     meter = page.locator("#spendMeter")
     expect(meter).to_be_visible()
     assert float(meter.evaluate("m => m.value")) == pytest.approx(spent) and meter.evaluate("m => m.max") == LIMIT_USD
-    shots = README_SHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else SHOTS
+    shots = DOC_SHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else SHOTS
     shots.mkdir(parents=True, exist_ok=True)
     page.locator("#dashboard").screenshot(path=str(shots / "console-dashboard.png"))
 

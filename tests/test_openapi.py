@@ -1,7 +1,8 @@
 """The OpenAPI document (app/chalicelib/openapi.json, served at GET /openapi.json) and the code, held to
 each other in both directions: routes and methods, the error codes each status can carry (found in the
-source), the message resource's fields, the request limits, the open routes, and the README's error
-table. tests/test_fuzz.py then checks the running API's answers against the document."""
+source), the message resource's fields, the request limits, the open routes, and the error table of
+the documentation (docs/reference/errors.md). tests/test_fuzz.py then checks the running API's answers
+against the document."""
 from __future__ import annotations
 
 import ast
@@ -355,10 +356,10 @@ def test_links_send_then_read_back():
         "batch_id": "$response.body#/id"}
 
 
-def readme_error_table() -> dict[int, set[str]]:
-    """The README's error table (API section): status -> the codes in backticks (CamelCase names only:
-    not headers such as `Retry-After` or AWS reasons such as `MESSAGE_TYPE_MISMATCH`)."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def docs_error_table() -> dict[int, set[str]]:
+    """The error table of the documentation (docs/reference/errors.md): status -> the codes in backticks
+    (CamelCase names only: not headers such as `Retry-After` or AWS reasons such as `MESSAGE_TYPE_MISMATCH`)."""
+    text = (ROOT / "docs" / "reference" / "errors.md").read_text(encoding="utf-8")
     start = text.index("Errors always look like")
     table = {}
     for line in text[start:].splitlines()[1:]:
@@ -370,14 +371,14 @@ def readme_error_table() -> dict[int, set[str]]:
     return table
 
 
-def test_the_readme_error_table_lists_the_same_codes():
-    in_readme, in_document = readme_error_table(), document_codes()
-    assert in_readme, "README.md has no error table after 'Errors always look like'"
-    assert in_readme == in_document, {
-        status: {"only in the README": sorted(in_readme.get(status, set()) - in_document.get(status, set())),
-                 "only in the document": sorted(in_document.get(status, set()) - in_readme.get(status, set()))}
-        for status in sorted(set(in_readme) | set(in_document))
-        if in_readme.get(status) != in_document.get(status)}
+def test_the_docs_error_table_lists_the_same_codes():
+    in_docs, in_document = docs_error_table(), document_codes()
+    assert in_docs, "docs/reference/errors.md has no error table after 'Errors always look like'"
+    assert in_docs == in_document, {
+        status: {"only in the docs": sorted(in_docs.get(status, set()) - in_document.get(status, set())),
+                 "only in the document": sorted(in_document.get(status, set()) - in_docs.get(status, set()))}
+        for status in sorted(set(in_docs) | set(in_document))
+        if in_docs.get(status) != in_document.get(status)}
 
 
 @pytest.mark.parametrize("status", [400, 404, 405, 415])
