@@ -121,6 +121,24 @@ def row_of(page, text):
     return page.locator("#messages tr", has_text=text)
 
 
+def idle_poll(page):
+    """How long the history waits before it asks again when every message it shows is final (console.js POLL)."""
+    return page.evaluate("POLL.idle")
+
+
+def listed(page, text, *, polls=10):
+    """Wait for the history to list ``text`` by itself, on a page whose clock the test moves (``page.clock.install()``):
+    a poll at a time, until it comes (the message may be stored a moment after the call that made it)."""
+    for _ in range(polls):
+        page.clock.run_for(idle_poll(page))
+        try:
+            expect(row_of(page, text)).to_have_count(1, timeout=2_000)
+            return
+        except AssertionError:
+            continue
+    expect(row_of(page, text)).to_have_count(1)
+
+
 def masked(number):
     return number[:-7] + "•••" + number[-4:]
 
@@ -416,6 +434,7 @@ def test_history_pages_and_never_overflows_with_a_1600_character_body(browser, s
 def test_the_key_stays_in_session_storage_and_a_lost_service_is_announced(tab, stack, stage):
     made = make_key(stack, f"session {uuid.uuid4().hex[:8]}", [scopes.READ])
     key, page = made["key"], tab.page
+    page.clock.install()  # the history's own polls come when the test moves the clock
     page.goto(f"{stage.url}/")
     expect(page.locator("#updated")).to_contain_text("Updated")
     page.fill("#apiKey", key)
@@ -433,9 +452,11 @@ def test_the_key_stays_in_session_storage_and_a_lost_service_is_announced(tab, s
     assert "x-api-key" not in sent.value.headers
     # The service goes away: the page says so, and that the list is stale.
     page.route("**/api/messages?*", lambda route: route.abort())
+    page.clock.run_for(idle_poll(page))  # the next time the history asks by itself
     expect(page.locator("#notice")).to_contain_text("cannot be reached")
     expect(page.locator("#notice")).to_contain_text("stale")
     page.unroute("**/api/messages?*")
+    page.clock.run_for(idle_poll(page))
     expect(page.locator("#notice")).to_be_hidden()
     # The only errors are the aborted requests themselves.
     assert [e for e in tab.errors if "ERR_FAILED" not in e] == []
@@ -461,8 +482,9 @@ def test_replies_show_in_the_history_and_a_number_reads_as_a_thread(tab, stack, 
     def replied(body):
         status, _, _ = aws.call("POST", "/_inbound", {"originationNumber": number, "messageBody": body})
         assert status == 202
-        expect(row_of(page, body)).to_have_count(1)  # stored (the page lists every 3 s)
+        listed(page, body)  # stored, and listed by the history's own poll
 
+    page.clock.install()
     page.goto(f"{stage.url}/")
     texted(first)
     replied(answers[0])

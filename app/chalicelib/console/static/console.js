@@ -11,15 +11,21 @@ function apiUrl(path) {
 }
 
 const $ = (id) => document.getElementById(id);
-const FINAL = new Set(["delivered", "failed", "unknown", "validated"]);
+// Statuses that do not change again (app/chalicelib/core/store.py FINAL); "scheduled" waits for its time.
+const FINAL = new Set(["delivered", "failed", "unknown", "validated", "received", "canceled"]);
+const SCHEDULED = "scheduled";
 const MAX_BODY = 1600;
-// The same limits as app/chalicelib/media.py MAX_BYTES.
+// The media MMS carries and the bytes each may have: app/chalicelib/sending/media.py MAX_BYTES (from the End
+// User Messaging SMS user guide, "MMS file types, size and character limits").
 const KB = 1024, MB = 1024 * 1024;
 const MEDIA_LIMITS = {"image/gif": 2 * MB, "image/jpeg": 2 * MB, "image/png": 2 * MB};
-const OTHER_LIMIT = 600 * KB;
-const OTHER_TYPES = ["image/tiff", "video/mp4", "video/3gpp", "video/quicktime", "audio/mpeg", "audio/mp4",
-  "audio/amr", "audio/3gpp", "text/vcard", "text/x-vcard", "application/pdf"];
-for (const t of OTHER_TYPES) MEDIA_LIMITS[t] = MEDIA_LIMITS[t] || OTHER_LIMIT;
+const OTHER_TYPES = ["image/tiff", "audio/3gpp", "video/3gpp", "audio/3gpp2", "video/3gpp2", "audio/amr",
+  "audio/mp4", "video/mp4", "audio/mpeg", "audio/ogg", "video/quicktime", "video/webm", "text/calendar",
+  "text/vcard", "text/x-vcard", "application/pdf"];
+for (const t of OTHER_TYPES) MEDIA_LIMITS[t] = 600 * KB;
+// What a message body may not hold, and what makes one show (app/chalicelib/core/text.py).
+const BODY_CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]/;
+const SHOWS = /[^\s\p{Z}\p{Cc}\p{Cf}\p{Cs}\u115f\u1160\u3164\uffa0\u2800]/u;
 
 // ---- the API key: in this tab's sessionStorage only -------------------------------------------
 // The key goes out only in `Authorization: Bearer <key>`, and only when one was entered (under `make dev`
@@ -40,6 +46,7 @@ function newKey() {
   if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
   return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
 }
+const pause = (ms) => new Promise((r) => setTimeout(r, ms));
 
 class ApiError extends Error {
   constructor(status, error) {
@@ -68,7 +75,7 @@ async function call(method, path, body, idempotencyKey) {
         "This key was refused: it is not a key of this stage, or it was revoked or has expired." :
         "This stage needs an API key: enter one."});
     }
-    if (data.error) throw new ApiError(response.status, data.error);
+    if (data.error) throw new ApiError(response.status, readable(data.error));
     if (response.status === 403) {
       throw new ApiError(403, {code: "InsufficientScope", message: "This key may not do this."});
     }
@@ -78,13 +85,49 @@ async function call(method, path, body, idempotencyKey) {
   return data;
 }
 
+// ---- countries: ISO codes a number may belong to, named in the reader's language ---------------------
+// The regions the API's phone-number library knows (phonenumbers.SUPPORTED_REGIONS); the API takes `country`
+// as one of these two-letter codes.
+const REGIONS = ("AC AD AE AF AG AI AL AM AO AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS " +
+  "BT BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI " +
+  "FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GT GU GW GY HK HN HR HT HU ID IE IL IM IN IO IQ IR IS " +
+  "IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM " +
+  "MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PR PS PT " +
+  "PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TA TC TD TG TH TJ TK TL " +
+  "TM TN TO TR TT TV TW TZ UA UG US UY UZ VA VC VE VG VI VN VU WF WS XK YE YT ZA ZM ZW").split(" ");
+let regionNames = null;
+try { regionNames = new Intl.DisplayNames([navigator.language || "en", "en"], {type: "region"}); } catch (err) { regionNames = null; }
+function countryName(code) {
+  let name = null;
+  try { name = regionNames && regionNames.of(code); } catch (err) { name = null; }
+  return name && name !== code ? name : code;
+}
+function buildCountries() {
+  const options = REGIONS.map((code) => [countryName(code), code]).sort((a, b) => a[0].localeCompare(b[0]));
+  for (const [name, code] of options) {
+    const option = document.createElement("option");
+    option.value = code; option.textContent = name + " (" + code + ")";
+    $("country").append(option);
+  }
+}
+// An error the API words around an ISO code ("Sending to GG is not allowed on this stage.") names the country
+// too: "Sending to Guernsey (GG) is not allowed on this stage."
+function readable(error) {
+  if (error.code !== "CountryNotAllowed" || !error.message) return error;
+  const message = error.message.replace(/\b([A-Z]{2})\b/, (code) => {
+    const name = countryName(code);
+    return name === code ? code : name + " (" + code + ")";
+  });
+  return {...error, message};
+}
+
 // ---- what the key may do: GET keys/current ---------------------------------------------------------
 // The same scopes as app/chalicelib/keys/scopes.py SCOPES, in its order.
-const SEND = "messages:send", READ = "messages:read", KEYS = "keys:manage";
+const SEND = "messages:send", READ = "messages:read", TEMPLATES = "templates:manage", KEYS = "keys:manage";
 const SCOPES = [
   [SEND, "send SMS, MMS, media and batches"],
   [READ, "read messages and batches"],
-  ["templates:manage", "create, change and archive templates"],
+  [TEMPLATES, "create, change and archive templates"],
   ["opt-outs:read", "read the opt-out list"],
   ["opt-outs:write", "add numbers to the opt-out list and remove them"],
   ["webhooks:manage", "create, read, rotate and delete webhooks"],
@@ -95,6 +138,8 @@ const SCOPE_ORDER = SCOPES.map(([scope]) => scope);
 // service did not answer: the page offers everything and lets the API decide).
 let who = {state: "checking", scopes: []};
 let checks = 0, listedFor = null;
+// What each panel does once the key is known (the panels' files add theirs).
+const onKey = [];
 function known(scope) { return who.state === "known" && who.scopes.includes(scope); }
 function may(scope) { return who.state === "unknown" || known(scope); }
 function reading() { return (who.state === "known" || who.state === "unknown") && may(READ); }
@@ -127,7 +172,7 @@ async function checkKey() {
   }
   applyKey();
   if (reading()) refresh();
-  if (keysShown()) loadKeys();
+  if (shown("keys")) loadKeys();
 }
 function refusedKey(err) {  // a 401 after the check: the key was revoked or expired meanwhile
   if (who.state === "refused") return;
@@ -142,6 +187,13 @@ function gate(parts, denied, scope, what) {
   denied.textContent = ok ? "" : who.state === "refused" ?
     "The key was refused, so this page cannot " + what + ". Enter a valid key for this stage." :
     "This key cannot " + what + ": it lacks " + scope + ".";
+}
+// The views, and the scope that opens each (the Keys view only for a key known to have keys:manage).
+const VIEWS = {messages: "messagesView", templates: "templatesView", keys: "keysView"};
+function viewOpen(name) {
+  if (name === "keys") return known(KEYS);
+  if (name === "templates") return who.state !== "refused" && who.state !== "checking" && may(SEND);
+  return true;
 }
 function applyKey() {
   if (who.state === "checking") return;
@@ -158,16 +210,41 @@ function applyKey() {
   gate([$("batch"), $("batchProgress")], $("batchDenied"), SEND, "send a batch");
   gate([$("historyBody")], $("historyDenied"), READ, "read messages");
   $("threadWrite").hidden = !may(SEND);
-  $("views").hidden = !known(KEYS);
-  if (!known(KEYS) && keysShown()) showView("messages");
-  if (keysShown()) applyKeyForm();
-  if (!reading()) setNotice("");
+  for (const name of Object.keys(VIEWS)) $("show" + name[0].toUpperCase() + name.slice(1)).hidden = !viewOpen(name);
+  $("views").hidden = Object.keys(VIEWS).filter(viewOpen).length < 2;
+  if (!viewOpen(current)) showView("messages");
+  if (shown("keys")) applyKeyForm();
+  for (const hook of onKey) hook();
+  if (!reading()) { setNotice(""); schedulePoll(); }
 }
 
-// ---- field errors --------------------------------------------------------------------------
-const FIELD_OF = {to: "to", country: "to", body: "body", type: "type", mediaUrl: "file", contentType: "file",
-  size: "file", file: "file", apiKey: "apiKey"};
-// A group of checkboxes (a fieldset) is marked on its boxes: aria-invalid belongs to the controls.
+// ---- views ------------------------------------------------------------------------------------------
+let current = "messages";
+function shown(name) { return current === name; }
+function showView(name) {
+  const before = current;
+  current = name;
+  for (const [view, id] of Object.entries(VIEWS)) {
+    $(id).hidden = view !== name;
+    $("show" + view[0].toUpperCase() + view.slice(1)).setAttribute("aria-pressed", String(view === name));
+  }
+  if (before === "keys" && name !== "keys") { clearNewKey(); $("keyStatus").textContent = ""; }
+  if (name === "keys") { applyKeyForm(); loadKeys(); }
+  if (name === "templates") loadTemplates();
+  if (name === "messages" && reading()) { refresh(); loadDashboard(); }
+  schedulePoll();
+  scheduleDashboard();
+}
+for (const name of Object.keys(VIEWS)) {
+  $("show" + name[0].toUpperCase() + name.slice(1)).addEventListener("click", () => showView(name));
+}
+
+// ---- field errors --------------------------------------------------------------------------------
+// The send form's field for each field the API names in an error.
+const FIELD_OF = {to: "to", country: "country", body: "body", type: "type", mediaUrl: "file", contentType: "file",
+  size: "file", file: "file", apiKey: "apiKey", templateId: "template", templateVersion: "template",
+  personalisation: "placeholders", sendAt: "sendAt", validityPeriod: "validity", maxPriceUsd: "maxPrice"};
+// A group of checkboxes or inputs (a fieldset) is marked on its controls: aria-invalid belongs to them.
 function controlsOf(id) {
   const input = $(id);
   return input.tagName === "FIELDSET" ? [...input.querySelectorAll("input")] : [input];
@@ -180,16 +257,94 @@ function showError(id, message, focus) {
     const described = (input.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
     if (!described.includes(id + "-error")) input.setAttribute("aria-describedby", [...described, id + "-error"].join(" "));
   }
-  if (focus) { const first = controlsOf(id).find((c) => !c.disabled); if (first) first.focus(); }
+  const folded = $(id).closest("details");  // a field under a closed "Options" is opened to show its error
+  if (folded) folded.open = true;
+  if (focus) {
+    const first = controlsOf(id).find((c) => !c.disabled) || $(id);
+    if (first) first.focus();
+  }
 }
 function clearError(id) {
   $(id + "-error").hidden = true; $(id + "-error").textContent = "";
   for (const input of controlsOf(id)) input.removeAttribute("aria-invalid");
 }
-function clearErrors() { for (const id of ["to", "body", "type", "file", "apiKey"]) clearError(id); }
-for (const id of ["to", "body", "type"]) $(id).addEventListener("input", () => clearError(id));
+function hasError(ids) { return ids.some((id) => !$(id + "-error").hidden); }
 
-// ---- the counter: the same rules as app/chalicelib/segments.py ------------------------------
+// ---- the options of a send or a batch: sendAt, validityPeriod, maxPriceUsd ----------------------------
+// One copy of #limitsTemplate in each form, its ids given the form's prefix: "sendAt", "batchSendAt", ...
+function idFor(prefix, name) { return prefix ? prefix + name : name[0].toLowerCase() + name.slice(1); }
+function mountLimits(box) {
+  const prefix = box.dataset.prefix;
+  const copy = $("limitsTemplate").content.cloneNode(true);
+  for (const el of copy.querySelectorAll("[data-id]")) { el.id = idFor(prefix, el.dataset.id); delete el.dataset.id; }
+  for (const el of copy.querySelectorAll("[data-for]")) { el.htmlFor = idFor(prefix, el.dataset.for); delete el.dataset.for; }
+  for (const el of copy.querySelectorAll("[data-describedby]")) {
+    el.setAttribute("aria-describedby", idFor(prefix, el.dataset.describedby)); delete el.dataset.describedby;
+  }
+  for (const el of copy.querySelectorAll("[data-label]")) { el.setAttribute("aria-label", el.dataset.label); delete el.dataset.label; }
+  for (const el of copy.querySelectorAll(".zone")) el.textContent = Intl.DateTimeFormat().resolvedOptions().timeZone || "this browser's time zone";
+  box.append(copy);
+  const ids = ["SendAt", "Validity", "MaxPrice"].map((n) => idFor(prefix, n));
+  const update = () => { $(idFor(prefix, "OptionsSummary")).textContent = limitsSummary(prefix); };
+  for (const id of [...ids, idFor(prefix, "ValidityUnit")]) {
+    $(id).addEventListener("input", () => {
+      clearError(ids.includes(id) ? id : idFor(prefix, "Validity"));
+      update();
+      settleResult();
+    });
+  }
+  return ids;
+}
+// A local date and time ("2026-12-05T09:30", as a datetime-local input gives it) as ISO 8601 with this
+// browser's offset for that moment: "2026-12-05T09:30:00+01:00".
+function isoWithOffset(value) {
+  const m = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)(?::(\d\d))?$/.exec(value || "");
+  if (!m) return null;
+  const at = new Date(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0));
+  if (isNaN(at)) return null;
+  const offset = -at.getTimezoneOffset(), sign = offset >= 0 ? "+" : "-", abs = Math.abs(offset);
+  const two = (n) => String(n).padStart(2, "0");
+  return at.getFullYear() + "-" + two(at.getMonth() + 1) + "-" + two(at.getDate()) + "T" + two(at.getHours()) + ":" +
+    two(at.getMinutes()) + ":" + two(at.getSeconds()) + sign + two(Math.floor(abs / 60)) + ":" + two(abs % 60);
+}
+// The request members of a form's options, as the API takes them. Nothing is judged here: the API's own answer
+// (InvalidSendAt, InvalidValidityPeriod, InvalidMaxPrice, MaxPriceNotSupported) shows on the field. Only what
+// cannot be put in the request at all is said at once (a time the browser cannot read).
+function limitsOf(prefix) {
+  const limits = {};
+  const sendAt = $(idFor(prefix, "SendAt")).value;
+  if (sendAt) {
+    const at = isoWithOffset(sendAt);
+    if (!at) throw new FieldProblem(idFor(prefix, "SendAt"), "Give a date and a time, or leave it empty to send now.");
+    limits.sendAt = at;
+  }
+  const validity = $(idFor(prefix, "Validity")).value.trim();
+  if (validity) {
+    const amount = Number(validity);
+    if (!isFinite(amount)) throw new FieldProblem(idFor(prefix, "Validity"), "Give a number of minutes or hours.");
+    limits.validityPeriod = Math.round(amount * Number($(idFor(prefix, "ValidityUnit")).value) * 1000) / 1000;
+  }
+  const price = $(idFor(prefix, "MaxPrice")).value.trim();
+  if (price) limits.maxPriceUsd = price;
+  return limits;
+}
+class FieldProblem extends Error {
+  constructor(field, message) { super(message); this.field = field; }
+}
+function limitsSummary(prefix) {
+  const parts = [];
+  const sendAt = $(idFor(prefix, "SendAt")).value, validity = $(idFor(prefix, "Validity")).value.trim();
+  if (sendAt) { const at = new Date(sendAt); parts.push("send at " + (isNaN(at) ? sendAt : at.toLocaleString())); }
+  if (validity) parts.push("give up after " + validity + " " + $(idFor(prefix, "ValidityUnit")).selectedOptions[0].textContent);
+  if ($(idFor(prefix, "MaxPrice")).value.trim()) parts.push("at most $" + $(idFor(prefix, "MaxPrice")).value.trim() + " a part");
+  return parts.length ? "(" + parts.join(", ") + ")" : "";
+}
+function resetLimits(prefix) {
+  for (const n of ["SendAt", "Validity", "MaxPrice"]) { $(idFor(prefix, n)).value = ""; clearError(idFor(prefix, n)); }
+  $(idFor(prefix, "OptionsSummary")).textContent = "";
+}
+
+// ---- the counter: the same rules as app/chalicelib/core/segments.py ------------------------------
 const GSM7_BASIC = new Set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?" +
   "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà");
 const GSM7_EXTENSION = new Set("^{}\\[~]|€\f");
@@ -213,16 +368,20 @@ function segment(body) {
   return {encoding: "UCS-2", segments: pack(units, 70, 67), units: units.reduce((a, b) => a + b, 0)};
 }
 function bodyLength(body) { return Array.from(body).length; }
+function plural(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
+// The text of the message the form would send: the body as written, or the chosen template rendered.
+function bodyOfForm() { return sendTemplate() ? renderedBody() : $("body").value; }
+function goesAsMms() { return !!file() || (sendTemplate() && sendTemplate().channel === "mms"); }
 function updateCounter() {
-  const body = $("body").value, length = bodyLength(body), counter = $("counter");
-  if (file()) {
+  const body = bodyOfForm(), length = bodyLength(body), counter = $("counter");
+  if (goesAsMms()) {
     counter.textContent = length + " / " + MAX_BODY + " characters · MMS: one message with the media";
   } else {
     const s = segment(body);
-    counter.textContent = length + " / " + MAX_BODY + " characters · " + s.segments + " segment" +
-      (s.segments === 1 ? "" : "s") + " · " + s.encoding +
+    counter.textContent = length + " / " + MAX_BODY + " characters · " + plural(s.segments, "segment") +
+      " · " + s.encoding +
       (s.encoding === "UCS-2" ? " (a character outside GSM-7 makes every part hold 67)" : "") +
-      (s.encoding === "GSM-7" && s.units > length ? " (" + (s.units - length) + " extension character" + (s.units - length === 1 ? "" : "s") + " count twice)" : "");
+      (s.encoding === "GSM-7" && s.units > length ? " (" + plural(s.units - length, "extension character") + " count twice)" : "");
   }
   const over = length > MAX_BODY;
   counter.classList.toggle("over", over);
@@ -232,7 +391,7 @@ $("body").addEventListener("input", updateCounter);
 
 // ---- media -----------------------------------------------------------------------------------
 let previewUrl = null;
-function file() { return $("file").files[0] || null; }
+function file() { return $("fileBox").hidden ? null : $("file").files[0] || null; }
 function humanSize(bytes) {
   if (bytes < KB) return bytes + " bytes";
   if (bytes < MB) return (bytes / KB).toFixed(bytes < 10 * KB ? 1 : 0) + " KB";
@@ -246,6 +405,19 @@ function mediaProblem(f) {
   if (f.size > limit) return "This file is " + humanSize(f.size) + "; MMS allows " + humanSize(limit) + " for " + type + ".";
   return null;
 }
+// One verdict on what the form would send, never two that disagree: a file MMS cannot carry is not "going".
+function updateChannel() {
+  const f = file(), template = sendTemplate();
+  let verdict;
+  if (f && mediaProblem(f)) verdict = "Cannot send " + f.name + " by MMS: remove it or choose another file.";
+  else if (f) verdict = "Will go as MMS, with " + f.name;
+  else if (template && template.channel === "mms") verdict = "Will go as MMS, with the template's media";
+  else verdict = "Will go as SMS";
+  const sendAt = $("sendAt") && $("sendAt").value;
+  $("channel").textContent = verdict;
+  $("channel").classList.toggle("blocked", !!(f && mediaProblem(f)));
+  $("channel").dataset.when = sendAt ? "later" : "now";
+}
 function updateMedia() {
   const f = file();
   clearError("file");
@@ -253,18 +425,20 @@ function updateMedia() {
   if (!f) {
     $("media").hidden = true;
     $("preview").removeAttribute("src");
-    $("channel").textContent = "Will go as SMS";
   } else {
     $("media").hidden = false;
     $("mediaInfo").textContent = f.name + " · " + (f.type || "unknown type") + " · " + humanSize(f.size);
-    if ((f.type || "").startsWith("image/")) { previewUrl = URL.createObjectURL(f); $("preview").src = previewUrl; $("preview").hidden = false; }
+    const picture = (f.type || "").startsWith("image/") && MEDIA_LIMITS[f.type];
+    if (picture) { previewUrl = URL.createObjectURL(f); $("preview").src = previewUrl; $("preview").hidden = false; }
     else { $("preview").hidden = true; }
-    $("channel").textContent = "Will go as MMS, with " + f.name;
     const problem = mediaProblem(f);
     if (problem) showError("file", problem, false);
   }
+  updateChannel();
   updateCounter();
+  settleResult();
 }
+$("file").setAttribute("accept", Object.keys(MEDIA_LIMITS).join(","));
 $("file").addEventListener("change", updateMedia);
 function removeMedia() { $("file").value = ""; updateMedia(); }
 $("removeMedia").addEventListener("click", () => { removeMedia(); $("file").focus(); });
@@ -283,42 +457,73 @@ async function upload(f, key) {
 }
 
 // ---- send exactly once -------------------------------------------------------------------------
+const SEND_FIELDS = ["to", "country", "template", "placeholders", "body", "type", "file", "apiKey"];
+let limitFields = [];
+function clearErrors() { for (const id of [...SEND_FIELDS, ...limitFields]) clearError(id); }
+const NOT_SENT_FIELD = "Not sent: see the highlighted field.";
+// "Not sent: see the highlighted field" stays only while a field is still marked.
+function settleResult() {
+  if ($("result").textContent === NOT_SENT_FIELD && !hasError([...SEND_FIELDS, ...limitFields])) {
+    $("result").textContent = "";
+    delete $("result").dataset.status;
+  }
+}
+for (const id of ["to", "country", "body", "type"]) {
+  $(id).addEventListener("input", () => { clearError(id); settleResult(); });
+}
+function fieldFailed(err, fieldOf, status) {
+  const field = fieldOf[err.field];
+  if (field) { showError(field, err.message, true); status.textContent = NOT_SENT_FIELD; }
+  else status.textContent = "Not sent: " + err.message;
+}
 let inFlight = false;
 let pending = null;  // {fingerprint, key}: a retry of the same message reuses its Idempotency-Key
 $("send").addEventListener("submit", async (event) => {
   event.preventDefault();
   if (inFlight) return;
   clearErrors();
-  const to = $("to").value.trim(), body = $("body").value, type = $("type").value, f = file();
-  if (!to) return showError("to", "Enter the number to send to, in E.164 form like +14255550123.", true);
-  if (!f && !body) return showError("body", "Write a message, or attach media to send an MMS.", true);
-  if (bodyLength(body) > MAX_BODY) return showError("body", "The message is " + bodyLength(body) + " characters; the limit is " + MAX_BODY + ". Shorten it to send.", true);
-  if (f && mediaProblem(f)) return showError("file", mediaProblem(f), true);
+  following++;  // the last message's "Final…" line is not this attempt's
+  $("result").textContent = ""; delete $("result").dataset.status; delete $("result").dataset.id;
+  const to = $("to").value.trim(), country = $("country").value, body = $("body").value, type = $("type").value;
+  const f = file(), template = sendTemplate();
+  const need = (id, message) => { showError(id, message, true); $("result").textContent = NOT_SENT_FIELD; };
+  if (!to) return need("to", "Enter the number to send to, in E.164 form like +14255550123.");
+  if (!to.startsWith("+") && !country) return need("country", "This number has no +country code: choose its country, or write it as +… .");
+  let request;
+  try { request = {to, ...(country ? {country} : {}), ...limitsOf("")}; }
+  catch (err) { return need(err.field, err.message); }
+  if (template) {
+    const missing = missingPlaceholders();
+    if (missing.length) return need("placeholders", "Fill in " + missing.map((n) => "“" + n + "”").join(", ") + ".");
+    Object.assign(request, {templateId: template.id, templateVersion: template.version, personalisation: personalisation()});
+  } else {
+    if (!f && !body) return need("body", "Write a message, or attach media to send an MMS.");
+    if (bodyLength(body) > MAX_BODY) return need("body", "The message is " + bodyLength(body) + " characters; the limit is " + MAX_BODY + ". Shorten it to send.");
+    if (body) request.body = body;
+  }
+  if (f && mediaProblem(f)) return need("file", mediaProblem(f));
+  const mms = goesAsMms();
+  if (!mms) request.type = type;
 
-  const fingerprint = JSON.stringify([to, body, type, f && [f.name, f.size, f.lastModified]]);
+  const fingerprint = JSON.stringify([request, f && [f.name, f.size, f.lastModified]]);
   if (!pending || pending.fingerprint !== fingerprint) pending = {fingerprint, key: newKey()};
   inFlight = true;
   $("sendButton").disabled = true;
   $("result").textContent = f ? "Uploading the media and sending…" : "Sending…";
   try {
-    let message;
-    if (f) {
-      const mediaUrl = await upload(f, pending.key);
-      message = await call("POST", "mms", {to, body: body || undefined, mediaUrl}, pending.key);
-    } else {
-      message = await call("POST", "sms", {to, body, type}, pending.key);
-    }
+    if (f) request.mediaUrl = await upload(f, pending.key);
+    const message = await call("POST", mms ? "mms" : "sms", request, pending.key);
     pending = null;
     $("body").value = "";
+    clearPlaceholders();
+    resetLimits("");
     removeMedia();
     follow(message);
   } catch (err) {
     if (err instanceof ApiError) {
       pending = null;  // the API answered: a corrected message is a new send
       if (err.field === "apiKey") refusedKey(err);
-      const field = FIELD_OF[err.field];
-      if (field) { showError(field, err.message, true); $("result").textContent = "Not sent: see the highlighted field."; }
-      else $("result").textContent = "Not sent: " + err.message;
+      fieldFailed(err, FIELD_OF, $("result"));
     } else {
       $("result").textContent = "Not sent: " + err.message + " Sending again is safe: it will not send twice.";
     }
@@ -333,13 +538,15 @@ $("send").addEventListener("submit", async (event) => {
 let following = 0;
 function describe(m, waiting = true) {
   const parts = [(m.channel || "").toUpperCase() + " to " + m.to + ": " + m.status];
+  if (m.status === SCHEDULED && m.sendAt) parts[0] += " for " + localTime(m.sendAt);
   if (m.status === "failed" || m.status === "unknown") {
     const reason = reasonOf(m);
     if (reason) parts[0] += " — " + reason;
   }
-  if (m.segments) parts.push(m.segments + " segment" + (m.segments === 1 ? "" : "s") + (m.encoding ? " (" + m.encoding + ")" : ""));
+  if (m.segments) parts.push(plural(m.segments, "segment") + (m.encoding ? " (" + m.encoding + ")" : ""));
   if (m.priceUsd != null) parts.push("price $" + Number(m.priceUsd).toFixed(5));
-  if (waiting && !FINAL.has(m.status)) parts.push("waiting for the delivery receipt…");
+  if (waiting && m.status === SCHEDULED) parts.push("it can be canceled in the list below until then");
+  else if (waiting && !FINAL.has(m.status)) parts.push("waiting for the delivery receipt…");
   return parts.join(" · ") + (waiting ? "" : ".");
 }
 function reasonOf(m) {
@@ -359,10 +566,13 @@ async function follow(message) {
       READ + "), so the page cannot follow its status.";
     return;
   }
-  $("result").textContent = "Accepted. " + describe(m);
-  while (!FINAL.has(m.status) && mine === following && Date.now() - started < 30 * 60 * 1000) {
-    await new Promise((r) => setTimeout(r, delay));
+  $("result").textContent = (m.status === SCHEDULED ? "Scheduled. " : "Accepted. ") + describe(m);
+  // A scheduled message is followed in the history (which polls for it when it is due), not here.
+  while (!FINAL.has(m.status) && m.status !== SCHEDULED && mine === following && Date.now() - started < 30 * 60 * 1000) {
+    await pause(delay);
     delay = Math.min(delay * 1.5, 15000);
+    if (document.hidden) { await visible(); delay = 1000; }  // nothing is asked while the tab is hidden
+    if (mine !== following) return;
     try { m = await call("GET", "messages/" + encodeURIComponent(m.id)); }
     catch (err) {
       if (err instanceof Unreachable) { setNotice(err.message); continue; }
@@ -373,6 +583,14 @@ async function follow(message) {
     $("result").dataset.status = m.status;
     $("result").textContent = (FINAL.has(m.status) ? "Final. " : "Accepted. ") + describe(m);
   }
+}
+// Resolves once the tab is shown again.
+function visible() {
+  return new Promise((resolve) => {
+    if (!document.hidden) return resolve();
+    const shownAgain = () => { if (!document.hidden) { document.removeEventListener("visibilitychange", shownAgain); resolve(); } };
+    document.addEventListener("visibilitychange", shownAgain);
+  });
 }
 
 // ---- history -----------------------------------------------------------------------------------
@@ -397,6 +615,29 @@ function cell(text, label, cls) {
   if (cls) td.className = cls;
   return td;
 }
+// A long body is clamped to a few lines in its row, on the desktop as on a phone; Details shows all of it.
+function bodyCell(m) {
+  const td = cell("", "Message", "body");
+  const text = document.createElement("div");
+  text.className = "clamp";
+  text.textContent = m.body || (m.mediaUrl ? "(media)" : "");
+  td.append(text);
+  return td;
+}
+function reasonText(m) {
+  if (m.status === SCHEDULED) return m.sendAt ? "sends at " + localTime(m.sendAt) : "waiting for its time";
+  return m.status === "failed" || m.status === "unknown" || m.status === "canceled" ? reasonOf(m) : "";
+}
+// A reason may join words with "/" ("unreachable/unavailable"): a line may break after it, not inside a word.
+function reasonCell(m) {
+  const td = cell("", "Reason", "reason"), text = reasonText(m);
+  if (text) text.split("/").forEach((part, i) => {
+    if (i) td.append("/", document.createElement("wbr"));
+    td.append(part);
+  });
+  return td;
+}
+function statusFilter() { return $("statusFilter").value; }
 function render() {
   const seen = new Set(), rows = [];
   for (const m of [...firstPage, ...older]) {
@@ -411,7 +652,14 @@ function render() {
     button.setAttribute("aria-label", "Details of the message " + (inbound(m) ? "from " : "to ") +
       mask(counterpart(m)) + " at " + localTime(whenOf(m)));
     button.addEventListener("click", () => showDetail(m.id));
-    const action = document.createElement("td"); action.append(button);
+    const action = document.createElement("td"); action.className = "actions"; action.append(button);
+    if (m.status === SCHEDULED && may(SEND)) {
+      const cancel = document.createElement("button");
+      cancel.type = "button"; cancel.className = "cancel"; cancel.textContent = "Cancel";
+      cancel.setAttribute("aria-label", "Cancel the message to " + mask(counterpart(m)) + " scheduled for " + localTime(m.sendAt));
+      cancel.addEventListener("click", () => cancelMessage(m, cancel));
+      action.append(cancel);
+    }
     const number = cell("", "To / from");
     if (counterpart(m)) {
       const open = document.createElement("button");
@@ -422,27 +670,47 @@ function render() {
       number.append(open);
     }
     tr.append(cell(localTime(whenOf(m)), "Time"), number, cell(m.channel, "Channel"),
-              cell(m.body, "Message", "body"), cell(m.segments, "Parts"), cell(m.status, "Status", m.status),
-              cell(m.status === "failed" || m.status === "unknown" ? reasonOf(m) : "", "Reason"), action);
+              bodyCell(m), cell(m.segments, "Parts"), cell(m.status, "Status", m.status),
+              reasonCell(m), action);
     rows.push(tr);
   }
   $("messages").replaceChildren(...rows);
+  $("historyEmpty").hidden = rows.length > 0 || !lastOk;
+  $("historyEmpty").textContent = statusFilter() === SCHEDULED ? "Nothing is scheduled." : "No messages yet.";
   $("more").hidden = !(older.length ? olderNext : firstNext);
   if ($("thread").open) { for (const m of firstPage) keepInThread(m); renderThread(); }
 }
-function setNotice(text) { $("notice").textContent = text; $("notice").hidden = !text; }
-async function refresh() {
-  const mine = checks;
+async function cancelMessage(m, button) {
+  button.disabled = true;
   try {
-    const data = await call("GET", "messages?limit=20");
-    if (mine !== checks) return;  // asked with another key: its check lists the messages again
+    const after = await call("POST", "messages/" + encodeURIComponent(m.id) + "/cancel", undefined, newKey());
+    setNotice("");
+    $("updated").textContent = "Canceled the message to " + mask(counterpart(m)) + " that was to go at " + localTime(m.sendAt) + ".";
+    byId.set(after.id, after);
+    firstPage = firstPage.map((x) => (x.id === after.id ? after : x));
+    older = older.map((x) => (x.id === after.id ? after : x));
+    render();
+  } catch (err) {
+    if (err instanceof ApiError && err.field === "apiKey") refusedKey(err);
+    $("updated").textContent = "Not canceled: " + err.message;
+    button.disabled = false;
+  }
+  refresh();
+}
+function setNotice(text) { $("notice").textContent = text; $("notice").hidden = !text; }
+let refreshing = 0;
+async function refresh() {
+  const mine = checks, asked = ++refreshing, filter = statusFilter();
+  try {
+    const data = await call("GET", "messages?limit=20" + (filter ? "&status=" + encodeURIComponent(filter) : ""));
+    if (mine !== checks || asked !== refreshing) return;  // asked with another key or filter: that answer decides
     firstPage = data.messages; firstNext = data.next || null;
     lastOk = new Date();
     setNotice("");
     $("updated").textContent = "Updated " + lastOk.toLocaleTimeString() + ".";
     render();
   } catch (err) {
-    if (mine !== checks) return;
+    if (mine !== checks || asked !== refreshing) return;
     if (err instanceof ApiError && err.field === "apiKey") {
       refusedKey(err);
     } else if (err instanceof ApiError) {
@@ -450,14 +718,48 @@ async function refresh() {
     } else {
       setNotice("The service cannot be reached" + (lastOk ? ". The list below is stale: last updated " + lastOk.toLocaleTimeString() + "." : ". No messages could be loaded yet."));
     }
+  } finally {
+    if (asked === refreshing) schedulePoll();
   }
 }
+// The history asks again by itself: every few seconds while a message it shows is on its way, at its time for
+// one that is scheduled, and now and then for new messages and replies. Never while the tab is hidden or
+// another view is shown (it asks at once when the tab comes back), and never two polls at once.
+const POLL = {moving: 3000, idle: 10000, dueAfter: 2000, stale: 15000};
+let pollTimer = null;
+function pollDelay() {
+  const messages = [...firstPage, ...older];
+  if (messages.some((m) => !FINAL.has(m.status) && m.status !== SCHEDULED)) return POLL.moving;
+  const due = messages.filter((m) => m.status === SCHEDULED && m.sendAt).map((m) => Date.parse(m.sendAt) - Date.now());
+  const soonest = due.length ? Math.min(...due) + POLL.dueAfter : Infinity;
+  return Math.max(POLL.moving, Math.min(soonest, POLL.idle));
+}
+function schedulePoll() {
+  clearTimeout(pollTimer);
+  pollTimer = null;
+  if (document.hidden || !shown("messages") || !reading()) return;
+  pollTimer = setTimeout(() => {
+    pollTimer = null;
+    if (lastOk && Date.now() - lastOk > POLL.stale && $("notice").hidden) setNotice("The list may be stale: last updated " + lastOk.toLocaleTimeString() + ".");
+    refresh();
+  }, pollDelay());
+}
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) { clearTimeout(pollTimer); pollTimer = null; }
+  else if (reading() && shown("messages")) refresh();
+});
+$("statusFilter").addEventListener("change", () => {
+  firstPage = []; older = []; olderNext = null; firstNext = null; lastOk = null;
+  render(); refresh();
+});
+$("refreshNow").addEventListener("click", () => refresh());
 $("more").addEventListener("click", async () => {
   const next = older.length ? olderNext : firstNext;
   if (!next) return;
   $("more").disabled = true;
+  const filter = statusFilter();
   try {
-    const data = await call("GET", "messages?limit=20&next=" + encodeURIComponent(next));
+    const data = await call("GET", "messages?limit=20&next=" + encodeURIComponent(next) + (filter ? "&status=" + encodeURIComponent(filter) : ""));
     older = older.concat(data.messages); olderNext = data.next || null;
     render();
   } catch (err) { setNotice("Older messages could not be loaded: " + err.message); }
@@ -471,9 +773,13 @@ function showDetail(id) {
   const repliedTo = m.inReplyTo && byId.get(m.inReplyTo);
   const fields = [["Id", m.id], ["Direction", inbound(m) ? "reply (inbound)" : "sent (outbound)"], ["From", m.from],
     ["To", m.to], ["Channel", m.channel], ["Status", m.status], ["Received", inbound(m) ? localTime(m.receivedAt) : ""],
+    ["Send at", m.sendAt ? localTime(m.sendAt) : ""],
     ["In reply to", m.inReplyTo ? (repliedTo ? "the message of " + localTime(repliedTo.createdAt) + " (" + m.inReplyTo + ")" : m.inReplyTo) : ""],
-    ["Reason", reasonOf(m)], ["Message", m.body], ["Media", m.mediaUrl], ["Segments", m.segments],
-    ["Encoding", m.encoding], ["Price (USD)", m.priceUsd], ["Provider id", m.providerMessageId],
+    ["Reason", reasonOf(m)], ["Message", m.body], ["Media", m.mediaUrl],
+    ["Template", m.templateId ? m.templateId + (m.templateVersion ? " (version " + m.templateVersion + ")" : "") : ""],
+    ["Segments", m.segments], ["Encoding", m.encoding], ["Price (USD)", m.priceUsd],
+    ["Give up after", m.validityPeriod ? m.validityPeriod + " s" + (m.validUntil ? " (until " + localTime(m.validUntil) + ")" : "") : ""],
+    ["Most per part (USD)", m.maxPriceUsd], ["Provider id", m.providerMessageId],
     ["Created", localTime(m.createdAt)], ["Updated", localTime(m.updatedAt)], ["Dry run", m.dryRun ? "yes" : "no"]];
   for (const [name, value] of fields) {
     if (value == null || value === "") continue;
@@ -552,129 +858,7 @@ $("threadWrite").addEventListener("click", () => {
   $("body").focus();
 });
 
-// ---- batches -------------------------------------------------------------------------------------
-function parseCsv(text) {
-  const rows = []; let row = [], field = "", quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') { field += '"'; i++; }
-      else if (c === '"') quoted = false;
-      else field += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ",") { row.push(field); field = ""; }
-    else if (c === "\n" || c === "\r") {
-      if (c === "\r" && text[i + 1] === "\n") i++;
-      row.push(field); rows.push(row); row = []; field = "";
-    } else field += c;
-  }
-  if (field || row.length) { row.push(field); rows.push(row); }
-  return rows.map((r, i) => ({line: i + 1, cells: r.map((x) => x.trim())})).filter((r) => r.cells.some(Boolean));
-}
-function checkBatch() {
-  let rows = parseCsv($("batchInput").value);
-  if (rows.length && rows[0].cells[0].toLowerCase() === "to") rows = rows.slice(1);
-  const good = [], bad = [];
-  for (const {line, cells} of rows) {
-    const [to, body = "", mediaUrl = ""] = cells;
-    const text = body || (cells.length === 1 ? $("batchBody").value : "");
-    let why = null;
-    if (!/^\+[1-9][0-9]{1,14}$/.test(to)) why = "“" + to + "” is not a number in E.164 form (like +14255550123)";
-    else if (!text && !mediaUrl) why = "no message (give one in the row or in “Message for rows that give only a number”)";
-    else if (bodyLength(text) > MAX_BODY) why = "the message is " + bodyLength(text) + " characters; the limit is " + MAX_BODY;
-    else if (mediaUrl && !mediaUrl.startsWith("s3://")) why = "the media must be an s3:// address in the media bucket";
-    if (why) bad.push({line, why});
-    else good.push(mediaUrl ? {to, body: text || undefined, mediaUrl} : {to, body: text});
-  }
-  const box = $("batchCheck");
-  box.replaceChildren();
-  if (rows.length) {
-    const p = document.createElement("p");
-    p.textContent = good.length + " message" + (good.length === 1 ? "" : "s") + " will be sent" +
-      (bad.length ? "; " + bad.length + " row" + (bad.length === 1 ? "" : "s") + " will be left out:" : ".");
-    box.append(p);
-    if (bad.length) {
-      const ul = document.createElement("ul"); ul.className = "rejected"; ul.id = "batchRejected";
-      for (const b of bad) { const li = document.createElement("li"); li.textContent = "Line " + b.line + ": " + b.why; ul.append(li); }
-      box.append(ul);
-    }
-  }
-  $("batchSend").disabled = batchInFlight || !good.length;
-  $("batchSend").textContent = good.length ? "Send " + good.length + " message" + (good.length === 1 ? "" : "s") : "Send batch";
-  return good;
-}
-let batchInFlight = false;
-$("batchInput").addEventListener("input", checkBatch);
-$("batchBody").addEventListener("input", checkBatch);
-$("batchFile").addEventListener("change", async () => {
-  const f = $("batchFile").files[0];
-  if (!f) return;
-  $("batchInput").value = await f.text();
-  checkBatch();
-});
-$("batch").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  if (batchInFlight) return;
-  const messages = checkBatch();
-  if (!messages.length) return;
-  batchInFlight = true; $("batchSend").disabled = true;
-  const progress = $("batchProgress");
-  progress.textContent = "Submitting " + messages.length + " messages…";
-  try {
-    const batch = await call("POST", "batches", {messages}, newKey());
-    let text = "Batch accepted: " + batch.accepted + " queued";
-    if (batch.rejected && batch.rejected.length) {
-      text += "; refused by the service: " + batch.rejected.map((r) => "row " + (r.index + 1) + " (" + r.error.message + ")").join(", ");
-    }
-    progress.textContent = text;
-    $("batchInput").value = ""; $("batchFile").value = ""; checkBatch();
-    if (may(READ)) await followBatch(batch.id, text);
-    else progress.textContent = text + ". This key cannot read batches (it lacks " + READ + "), so the page cannot follow its progress.";
-  } catch (err) {
-    if (err instanceof ApiError && err.field === "apiKey") refusedKey(err);
-    progress.textContent = "Batch not sent: " + err.message;
-  } finally {
-    batchInFlight = false; checkBatch();
-  }
-});
-async function followBatch(id, intro) {
-  const progress = $("batchProgress");
-  const started = Date.now();
-  while (Date.now() - started < 30 * 60 * 1000) {
-    let b;
-    try { b = await call("GET", "batches/" + encodeURIComponent(id)); }
-    catch (err) { progress.dataset.state = "error"; await new Promise((r) => setTimeout(r, 2000)); continue; }
-    const total = b.size - (b.rejected || 0);
-    const final = total - (b.queued || 0) - (b.sent || 0);
-    const counts = ["queued", "sent", "delivered", "failed", "unknown", "validated"]
-      .filter((s) => b[s]).map((s) => s + " " + b[s]).join(", ");
-    const bar = document.createElement("progress");
-    bar.max = Math.max(total, 1); bar.value = final;
-    bar.setAttribute("aria-label", "Batch progress");
-    const p = document.createElement("p");
-    p.textContent = (b.done ? "Batch done: " : "Batch in progress: ") + final + " of " + total + " final" + (counts ? " (" + counts + ")" : "") + ".";
-    progress.dataset.state = b.done ? "done" : "running";
-    const head = document.createElement("p"); head.textContent = intro;
-    progress.replaceChildren(head, bar, p);
-    if (b.done) { if (reading()) refresh(); return; }
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
-
 // ---- the Keys panel (keys:manage) -------------------------------------------------------------------
-function keysShown() { return !$("keysView").hidden; }
-function showView(name) {
-  const keys = name === "keys";
-  $("keysView").hidden = !keys;
-  $("messagesView").hidden = keys;
-  $("showKeys").setAttribute("aria-pressed", String(keys));
-  $("showMessages").setAttribute("aria-pressed", String(!keys));
-  if (keys) { applyKeyForm(); loadKeys(); }
-  else { clearNewKey(); $("keyStatus").textContent = ""; if (reading()) refresh(); }
-}
-$("showKeys").addEventListener("click", () => showView("keys"));
-$("showMessages").addEventListener("click", () => showView("messages"));
-
 function buildScopes() {
   const boxes = SCOPES.map(([scope, what]) => {
     const label = document.createElement("label");
@@ -843,39 +1027,36 @@ async function loadKeys() {
   }
 }
 
-// Revoking asks first, in a dialog that names the key.
-let revoking = null;
-function askRevoke(k) {
-  revoking = k;
-  const own = who.state === "known" && k.id === who.id;
-  $("revokeText").textContent = "Revoke the key “" + k.name + "” (" + k.prefix + ", " + (k.test ? "test" : "live") +
-    ")? Whatever uses it is refused within a minute. This cannot be undone." +
-    (own ? " It is the key this page is using: the page will be refused too." : "");
-  $("revokeDialog").returnValue = "";
-  $("revokeDialog").showModal();
+// A change that asks first, in a dialog that names what it changes (``text``): ``act`` runs only when the dialog
+// closes with its confirming button (value ``yes``); Escape or the other button changes nothing.
+function askFirst(dialogId, textId, text, yes, act) {
+  const dialog = $(dialogId);
+  $(textId).textContent = text;
+  dialog.returnValue = "";
+  dialog.addEventListener("close", () => { if (dialog.returnValue === yes) act(); }, {once: true});
+  dialog.showModal();
 }
-$("revokeDialog").addEventListener("close", async () => {
-  const k = revoking;
-  revoking = null;
-  if (!k || $("revokeDialog").returnValue !== "revoke") return;
-  $("keyStatus").textContent = "Revoking “" + k.name + "”…";
-  try {
-    await call("DELETE", "keys/" + encodeURIComponent(k.id));
-    $("keyStatus").textContent = "Key “" + k.name + "” revoked: it stops working within a minute.";
-  } catch (err) {
+// A change's progress in its status line: ``doing`` while it runs, then what ``work`` answers, or ``failed`` and
+// the reason (a refused key is the key field's error too).
+async function changeShown(statusId, doing, failed, work) {
+  $(statusId).textContent = doing;
+  try { $(statusId).textContent = await work(); }
+  catch (err) {
     if (err instanceof ApiError && err.field === "apiKey") refusedKey(err);
-    $("keyStatus").textContent = "Not revoked: " + err.message;
+    $(statusId).textContent = failed + err.message;
   }
-  loadKeys();
-});
+}
+// Revoking asks first, in a dialog that names the key.
+function askRevoke(k) {
+  const own = who.state === "known" && k.id === who.id;
+  askFirst("revokeDialog", "revokeText", "Revoke the key “" + k.name + "” (" + k.prefix + ", " + (k.test ? "test" : "live") +
+    ")? Whatever uses it is refused within a minute. This cannot be undone." +
+    (own ? " It is the key this page is using: the page will be refused too." : ""), "revoke", async () => {
+    await changeShown("keyStatus", "Revoking “" + k.name + "”…", "Not revoked: ", async () => {
+      await call("DELETE", "keys/" + encodeURIComponent(k.id));
+      return "Key “" + k.name + "” revoked: it stops working within a minute.";
+    });
+    loadKeys();
+  });
+}
 
-updateMedia();
-checkBatch();
-buildScopes();
-checkKey();
-setInterval(() => {
-  if (who.state === "unknown") { checkKey(); return; }  // the service was away: ask again what the key may do
-  if (!reading() || keysShown()) return;
-  refresh();
-  if (lastOk && Date.now() - lastOk > 15000 && $("notice").hidden) setNotice("The list may be stale: last updated " + lastOk.toLocaleTimeString() + ".");
-}, 3000);
