@@ -24,7 +24,8 @@ US = "+14254147755"  # AWS's success simulator number
 # A value for each path parameter: well-formed where the app screens ids, so each route runs as far as its look-up.
 PATH_VALUES = {"message_id": "msg_0123456789abcdef0123456789abcdef", "batch_id": "bat_0123456789abcdef0123456789abcdef",
                "webhook_id": "wh_0123456789abcdef0123456789abcdef", "key_id": "key_0123456789abcdef0123456789abcdef",
-               "number": "%2B14255550123"}
+               "number": "%2B14255550123", "template_id": "tpl_0123456789abcdef0123456789abcdef",
+               "export_id": "exp_abcdefghijklmnopqrstuvwxyz"}
 
 
 @pytest.fixture(scope="module")
