@@ -25,6 +25,7 @@ from chalicelib.keys import scopes
 from chalicelib.core import schema
 from chalicelib.core import settings
 from chalicelib.core import store
+from chalicelib.core import text
 from chalicelib.sending import validation
 from chalicelib.core import web
 from chalicelib.templates import manage as templates
@@ -284,14 +285,14 @@ def test_request_constraints_are_the_codes():
     sms, mms = schemas["SmsRequest"]["properties"], schemas["MmsRequest"]["properties"]
     item = schemas["BatchItem"]["properties"]
     for body in (sms["body"], mms["body"], item["body"]):
-        assert body["maxLength"] == validation.MAX_BODY
+        assert body["maxLength"] == text.MAX_BODY
     # A send gives its own body (an MMS its own media) or a template's: exactly one of the two forms.
     assert sms["body"]["minLength"] == 1 and schemas["SmsRequest"]["required"] == ["to"]
     assert [form["required"] for form in schemas["SmsRequest"]["oneOf"]] == [["body"], ["templateId"]]
     assert schemas["MmsRequest"]["required"] == ["to"]
     assert [form["required"] for form in schemas["MmsRequest"]["oneOf"]] == [["mediaUrl"], ["templateId"]]
     template = schemas["TemplateRequest"]["properties"]
-    assert template["body"]["maxLength"] == validation.MAX_BODY and template["body"]["minLength"] == 1
+    assert template["body"]["maxLength"] == text.MAX_BODY and template["body"]["minLength"] == 1
     assert template["body"]["pattern"] == sms["body"]["pattern"]
     assert template["name"]["maxLength"] == templates.MAX_NAME and template["mediaUrl"]["maxLength"] == \
         validation.MEDIA_URL_MAX == templates.MEDIA_URL_MAX

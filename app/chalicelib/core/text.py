@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from .errors import InvalidRequest
+
 # End User Messaging's MessageBody takes at most 1600 characters (SendTextMessage, SendMediaMessage).
 MAX_BODY = 1600
 # Characters a message body may not hold: C0 controls but tab, line feed and carriage return; DEL; C1 controls.
@@ -23,3 +25,13 @@ def visible(text: str) -> bool:
     (zero-width spaces and joiners, byte order marks, ...), not a blank filler letter."""
     return any(not (char.isspace() or char in _BLANK_LETTERS or unicodedata.category(char) in _INVISIBLE)
                for char in text)
+
+
+def check_size_and_characters(body: str) -> None:
+    """400 ``BodyTooLong`` over ``MAX_BODY`` characters, 400 ``InvalidBody`` for a control character."""
+    if len(body) > MAX_BODY:
+        raise InvalidRequest("BodyTooLong", f"'body' may be at most {MAX_BODY} characters; it has {len(body)}.",
+                             field="body")
+    if BODY_CONTROL.search(body):
+        raise InvalidRequest("InvalidBody", "'body' holds control characters; only tab, line feed and carriage "
+                             "return are allowed.", field="body")

@@ -11,7 +11,7 @@ from ..core import phone, store
 from ..core.errors import InvalidRequest, Unprocessable
 from ..core.inputs import SURROGATE
 from ..core.settings import SMS_TYPES, Settings
-from ..core.text import BODY_CONTROL, MAX_BODY, visible
+from ..core.text import check_size_and_characters, visible
 from . import countries, media
 
 SNS_MAX_BYTES = 1600
@@ -81,12 +81,7 @@ def _body(data: dict, *, required: bool) -> str | None:
         return None
     if not isinstance(body, str):
         raise InvalidRequest("InvalidBody", "'body' must be a string.", field="body")
-    if len(body) > MAX_BODY:
-        raise InvalidRequest("BodyTooLong", f"'body' may be at most {MAX_BODY} characters; it has {len(body)}.",
-                             field="body")
-    if BODY_CONTROL.search(body):
-        raise InvalidRequest("InvalidBody", "'body' holds control characters; only tab, line feed and carriage "
-                             "return are allowed.", field="body")
+    check_size_and_characters(body)
     if not visible(body):
         # End User Messaging refuses such a body too (MessageBody's pattern is (?!\s*$)[\s\S]+).
         hint = "" if required else " Leave 'body' out to send only the media."

@@ -21,7 +21,7 @@ from ..core.errors import InvalidRequest, NotConfigured, NotFound, Unavailable, 
 from ..core.log import logger
 from ..core.settings import Settings
 from ..core.store import now_iso
-from ..core.text import BODY_CONTROL, MAX_BODY, visible
+from ..core.text import check_size_and_characters, visible
 from . import render, store
 
 MAX_NAME = 100
@@ -85,12 +85,7 @@ def _body(data: dict) -> tuple[str, list[str]]:
         raise InvalidRequest("InvalidTemplate", "'body' must be a string.", field="body")
     if not visible(body):
         raise InvalidRequest("InvalidTemplate", "'body' is empty (it has no visible character).", field="body")
-    if len(body) > MAX_BODY:
-        raise InvalidRequest("BodyTooLong", f"'body' may be at most {MAX_BODY} characters; it has {len(body)}.",
-                             field="body")
-    if BODY_CONTROL.search(body):
-        raise InvalidRequest("InvalidBody", "'body' holds control characters; only tab, line feed and carriage "
-                             "return are allowed.", field="body")
+    check_size_and_characters(body)
     return body, render.names(body)
 
 
