@@ -32,10 +32,10 @@ pytestmark = pytest.mark.xdist_group("fuzz")
 
 SEED = 20261124
 # Examples per operation in the fuzzing phase; the examples and coverage phases add their own.
-MAX_EXAMPLES = 170
+MAX_EXAMPLES = 120
 # Stateful: scenarios, each a chain of up to STEPS linked calls (enough that a send and a batch are each
 # followed to their links among the other operations' scenarios).
-SCENARIOS, STEPS = 200, 6
+SCENARIOS, STEPS = 150, 6
 MINIMUM_CASES = 2000
 
 MEDIA_BUCKET = f"{resources.PREFIX}-media"
