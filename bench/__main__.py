@@ -45,7 +45,11 @@ def _proxy_event(payload: str) -> dict:
             "multiValueHeaders": {}, "queryStringParameters": None, "multiValueQueryStringParameters": None,
             "pathParameters": None, "stageVariables": None, "body": payload, "isBase64Encoded": False,
             "requestContext": {"resourcePath": "/sms", "httpMethod": "POST", "path": "/api/sms", "stage": "api",
-                               "requestId": "bench", "identity": {"sourceIp": "127.0.0.1"}}}
+                               "requestId": "bench", "identity": {"sourceIp": "127.0.0.1"},
+                               # What API Gateway hands on from the key's authorizer (keys/authorizer.py),
+                               # whose answer it caches: a send pays for no key check of its own.
+                               "authorizer": {"principalId": "key_bench", "keyId": "key_bench",
+                                              "scopes": "messages:send", "test": "false"}}}
 
 
 class _Context:
