@@ -455,3 +455,19 @@ def test_a_stage_without_a_templates_table_says_so(client, aws_env):
             assert response.status_code == 503 and error_of(response)["code"] == "TemplatesNotConfigured"
     finally:
         get_settings.cache_clear()
+
+
+def test_the_document_lets_a_put_keep_an_mms_templates_channel_and_name_its_media():
+    """On ``PUT`` a left-out or null ``channel`` is the template's own: for an MMS template the document must
+    allow its ``mediaUrl`` then, as the API does (the fuzzer found the document refusing what the API took)."""
+    import jsonschema
+
+    from chalicelib import openapi
+
+    schema = openapi.DOCUMENT["components"]["schemas"]["TemplateRequest"]
+    media = "s3://bucket/media/a.png"
+    valid = jsonschema.Draft202012Validator(schema).is_valid
+    assert valid({"name": "n", "body": "b", "channel": None, "mediaUrl": media})
+    assert valid({"name": "n", "body": "b", "mediaUrl": media})
+    assert not valid({"name": "n", "body": "b", "channel": "sms", "mediaUrl": media})
+    assert not valid({"name": "n", "body": "b", "channel": "mms"})
