@@ -20,7 +20,7 @@ import requests
 import schemathesis
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi import stateful as openapi_stateful
-from schemathesis.specs.openapi.checks import negative_data_rejection, use_after_free
+from schemathesis.specs.openapi.checks import ensure_resource_availability, negative_data_rejection, use_after_free
 
 from devstack import resources
 from devstack.server import HOST, LocalStack
@@ -142,9 +142,10 @@ def excluded(case):
         return [negative_data_rejection]
     # DELETE /keys/{id} revokes: the key stays readable, with its revokedAt, as the contract says (the
     # messages it sent still name it). DELETE /templates/{id} archives: the template stays readable, with
-    # its archivedAt (the messages sent from it name it).
+    # its archivedAt (the messages sent from it name it). An archived template takes no new version (PUT is 404
+    # TemplateNotFound), however recently it was made.
     if case.operation.path.startswith(("/keys", "/templates")):
-        return [use_after_free]
+        return [use_after_free, ensure_resource_availability]
     return []
 
 
@@ -190,9 +191,18 @@ def test_stateful_links(stack, session, monkeypatch):
             case.validate_response(response, additional_checks=CHECKS, excluded_checks=excluded(case),
                                    transport_kwargs=kwargs or None, recorder=self.recorder)
 
-    Machine.run(settings=hypothesis.settings(max_examples=SCENARIOS, stateful_step_count=STEPS, deadline=None,
-                                             derandomize=True, database=None,
-                                             suppress_health_check=list(hypothesis.HealthCheck)))
+    # Which links a step may take depends on what the stack answered before (a bundle fills only with a 2xx), so
+    # hypothesis can meet a choice it replays drawing differently and stop with FlakyStrategyDefinition: about
+    # the generator's bookkeeping, not about an answer (a failing check raises its own error). Such a run goes
+    # on with a fresh one, its links kept, up to three runs in all; the first is seeded, the others are not.
+    for attempt in range(3):
+        try:
+            Machine.run(settings=hypothesis.settings(
+                max_examples=SCENARIOS, stateful_step_count=STEPS, deadline=None, derandomize=attempt == 0,
+                database=None, suppress_health_check=list(hypothesis.HealthCheck)))
+            break
+        except hypothesis.errors.FlakyStrategyDefinition:
+            continue
     followed = {(source, link) for (source, link, status) in LINKS if status == 200}
     # A send's GetMessage link (POST /sms and POST /mms document the same one; random bodies seldom make a
     # valid SMS now that a body, a template, a sendAt and price caps are each one way to be refused).
