@@ -38,7 +38,7 @@ def _cold_start_over(event, get_response):
 if FUNCTION == API:
     from chalicelib.console.routes import routes as open_routes  # noqa: E402
     from chalicelib.core.web import contract_errors  # noqa: E402
-    from chalicelib.keys.authorizer import routes as authorizer  # noqa: E402
+    from chalicelib.keys.routing import gate as authorizer  # noqa: E402
     from chalicelib.keys.routes import routes as key_routes  # noqa: E402
     from chalicelib.replies.routes import routes as reply_routes  # noqa: E402
     from chalicelib.reports.routes import routes as report_routes  # noqa: E402
@@ -51,8 +51,8 @@ if FUNCTION == API:
         """Errors Chalice answers itself (405, 415) get the contract's error body too."""
         return contract_errors(get_response(event))
 
-    # The authorizer's blueprint holds only the authorizer, a Lambda function of its own whose handler is its
-    # module (``chalicelib.keys.authorizer.bearer``): its cold start never loads this file.
+    # The authorizer's blueprint holds only the authorizer, a Lambda function of its own whose handler the
+    # stack sets to ``chalicelib.keys.authorizer.handler``: its cold start never loads this file, nor Chalice.
     for blueprint in (authorizer, open_routes, send_routes, template_routes, reply_routes, webhook_routes,
                       key_routes, report_routes):
         app.register_blueprint(blueprint)

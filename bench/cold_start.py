@@ -45,7 +45,7 @@ FUNCTIONS = {
     "report tally": ("report_tally", ("dynamodb",)),
     "export writer": ("export_writer", ("dynamodb", "s3", "sqs")),
     "schedule sweep": ("schedule_sweep", ("dynamodb", "sqs")),
-    # Its handler is its own module (chalicelib.keys.authorizer.bearer), not app.py.
+    # Its handler is its own module (the stack sets chalicelib.keys.authorizer.handler), not app.py.
     "key authorizer": ("bearer", ("dynamodb",)),
 }
 HANDLER_MODULES = {"bearer": "chalicelib.keys.authorizer"}

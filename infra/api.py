@@ -58,7 +58,10 @@ class SenderApi(Construct):
     API, WORKER, INGEST, FANOUT, DELIVERY, INBOUND = ("api_handler", "batch_worker", "status_ingest",
                                                       "webhook_fanout", "webhook_delivery", "inbound_reply")
     TALLY, WRITER, SWEEP = "report_tally", "export_writer", "schedule_sweep"
-    AUTHORIZER = "bearer"  # the built-in authorizer (chalicelib/keys/authorizer.py), a function of its own
+    AUTHORIZER = "bearer"  # the built-in authorizer (chalicelib/keys/routing.py), a function of its own
+    # Chalice would make the authorizer's handler its own wrapper, which loads Chalice on every cold start: the
+    # same check without it (API Gateway's TOKEN input in, the policy out).
+    AUTHORIZER_HANDLER = "chalicelib.keys.authorizer.handler"
     LOGICAL_IDS = {API: "APIHandler", WORKER: "BatchWorker", INGEST: "StatusIngest", FANOUT: "WebhookFanout",
                    DELIVERY: "WebhookDelivery", INBOUND: "InboundReply", AUTHORIZER: "Bearer",
                    TALLY: "ReportTally", WRITER: "ExportWriter", SWEEP: "ScheduleSweep"}
@@ -193,6 +196,8 @@ class SenderApi(Construct):
                 function.add_property_override("Environment.Variables.APP_FUNCTION", name)
             if name in timeouts:
                 function.add_property_override("Timeout", timeouts[name])
+        self.chalice.get_resource(self.LOGICAL_IDS[self.AUTHORIZER]).add_property_override(
+            "Handler", self.AUTHORIZER_HANDLER)
         for name, log_group in self.log_groups.items():
             function = self.chalice.get_resource(self.LOGICAL_IDS[name])
             function.add_property_override("LoggingConfig", {"LogGroup": log_group.log_group_name,

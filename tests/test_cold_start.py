@@ -65,6 +65,26 @@ def test_any_other_function_registers_no_route_and_loads_nothing_of_the_api(func
     assert runs not in started["loaded"]  # its own module comes with its first event
 
 
+def test_the_key_authorizers_handler_loads_neither_chalice_nor_any_route():
+    """The stack's ``Bearer`` function runs ``chalicelib.keys.authorizer.handler`` (not Chalice's wrapper, which
+    Chalice would name): its cold start is the key check, one DynamoDB client and nothing of the API."""
+    from bench import cold_start
+    from infra.api import SenderApi
+
+    module, _, function = SenderApi.AUTHORIZER_HANDLER.rpartition(".")
+    assert cold_start.HANDLER_MODULES[SenderApi.AUTHORIZER] == module  # make bench times what deploys
+    code = (f"import json, sys; sys.path.insert(0, {str(APP_DIR)!r}); import importlib; "
+            f"handler = getattr(importlib.import_module({module!r}), {function!r}); "
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('chalice', 'phonenumbers')))))")
+    env = {**{k: v for k, v in os.environ.items() if k != "APP_FUNCTION"}, **ENV}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert module in loaded and "chalicelib.keys.tokens" in loaded
+    assert not [m for m in loaded if m == "chalice" or m.startswith(("chalice.", "phonenumbers")) or m.endswith(
+        (".routes", ".routing", ".manage")) or m.startswith(("chalicelib.sending", "chalicelib.core.web"))], loaded
+
+
 def test_on_lambda_the_collector_waits_for_the_first_event():
     # An event the ingest refuses (not CloudWatch Logs data): still an event handled.
     handled = probe("status_ingest", event={"awslogs": {"data": "bm90IGd6aXA="}})

@@ -274,7 +274,7 @@ def expanded(template):
 
 def test_every_protected_route_goes_through_the_key_authorizer_and_the_stage_throttles(template, expanded):
     """No API Gateway API key and no usage plan any more: a Lambda authorizer (the app's own, Chalice's
-    built-in, ``chalicelib/keys/authorizer.py``) whose answer API Gateway caches for a minute, and the stage's
+    built-in, ``chalicelib/keys/routing.py``, deployed as ``keys/authorizer.py``'s handler) whose answer API Gateway caches for a minute, and the stage's
     throttle on the stage itself."""
     for kind in ("AWS::ApiGateway::ApiKey", "AWS::ApiGateway::UsagePlan", "AWS::ApiGateway::UsagePlanKey"):
         assert not template.find_resources(kind), kind
@@ -283,7 +283,7 @@ def test_every_protected_route_goes_through_the_key_authorizer_and_the_stage_thr
     assert scheme["x-amazon-apigateway-authorizer"]["type"] == "token"
     assert scheme["x-amazon-apigateway-authorizer"]["authorizerResultTtlInSeconds"] == 60
     assert "Bearer.Arn" in json.dumps(scheme["x-amazon-apigateway-authorizer"]["authorizerUri"])
-    assert expanded["Resources"]["Bearer"]["Properties"]["Handler"] == "chalicelib.keys.authorizer.bearer"
+    assert expanded["Resources"]["Bearer"]["Properties"]["Handler"] == "chalicelib.keys.authorizer.handler"
     for path, methods in swagger["paths"].items():
         for method, operation in methods.items():
             if (method.upper(), path) in scopes.OPEN:

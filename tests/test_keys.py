@@ -17,9 +17,10 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 
 from chalicelib.core import aws
-from chalicelib.keys import authorizer, scopes, tokens
+from chalicelib.keys import authorizer, routing, scopes, tokens
 from chalicelib.sending import simulator
 
+from . import aws_docs
 from .conftest import REGION, body_of, hygiene, post
 
 TO = "+14255550123"
@@ -314,6 +315,23 @@ def test_the_authorizer_answers_with_the_keys_scopes_in_context_and_the_key_id_a
     assert answer["principalId"] == made["id"]
     assert answer["context"] == {"keyId": made["id"], "scopes": "messages:send messages:read", "test": "false"}
     assert answer["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+
+
+def test_the_deployed_handler_answers_api_gateways_documented_token_input_as_chalices_authorizer_does(client):
+    """Deployed, the Bearer function's handler is ``authorizer.handler``, which loads no Chalice. Given the event
+    API Gateway documents for a TOKEN authorizer, it answers what Chalice's built-in authorizer (the local
+    server's) answers; a bad key fails with exactly ``Unauthorized``, which API Gateway turns into its 401."""
+    made, key = make_key(client, [scopes.SEND])
+    event = dict(aws_docs.document(aws_docs.API_GATEWAY_TOKEN_AUTHORIZER_INPUT))
+    assert set(event) == {"type", "authorizationToken", "methodArn"} and event["type"] == "TOKEN"
+    event.update(authorizationToken=f"Bearer {key}", methodArn=METHOD_ARN)
+    deployed = authorizer.handler(event, None)
+    assert deployed == routing.bearer(event, None)  # Chalice's wrapper, called as Lambda calls a handler
+    assert deployed["principalId"] == made["id"] and deployed["context"]["scopes"] == scopes.SEND
+    for refused in (f"Bearer {key[:-1]}x", "Bearer sk_live_forged", None):
+        with pytest.raises(authorizer.Unauthorized) as caught:
+            authorizer.handler({**event, "authorizationToken": refused}, None)
+        assert str(caught.value) == "Unauthorized"
 
 
 def test_an_uncached_check_is_one_getitem_and_last_used_is_written_at_most_once_a_minute(client):

@@ -46,7 +46,7 @@ def test_the_authorizers_update_may_touch_only_the_last_use(template):
 def test_the_authorizer_is_its_own_function_on_the_stacks_runtime_with_a_short_timeout(template):
     functions = resources(template)
     bearer = functions["Bearer"]["Properties"]
-    assert bearer["Handler"] == "chalicelib.keys.authorizer.bearer"
+    assert bearer["Handler"] == "chalicelib.keys.authorizer.handler"
     assert bearer["Runtime"] == functions["APIHandler"]["Properties"]["Runtime"]
     assert bearer["Timeout"] <= 10 and bearer["Role"] != functions["APIHandler"]["Properties"]["Role"]
     assert bearer["Environment"]["Variables"]["KEYS_TABLE"] == {"Ref": keys_table(template)}

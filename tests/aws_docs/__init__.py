@@ -1,4 +1,4 @@
-"""Policies AWS documents, kept as fixtures: each file holds the document and names its source."""
+"""Policies (and one event) AWS documents, kept as fixtures: each file holds the document and names its source."""
 import json
 from pathlib import Path
 
@@ -7,6 +7,7 @@ SNS_DELIVERY_STATUS_ROLE = "sns-delivery-status-role-policy.json"
 SMS_VOICE_LOGS_DESTINATION_ROLE = "sms-voice-cloudwatch-destination-policy.json"
 SMS_VOICE_TWO_WAY_TOPIC = "sms-voice-two-way-topic-policy.json"
 SMS_VOICE_TWO_WAY_CHANNEL_ROLE = "sms-voice-two-way-channel-role.json"
+API_GATEWAY_TOKEN_AUTHORIZER_INPUT = "api-gateway-token-authorizer-input.json"  # an event, not a policy
 
 
 def document(name: str) -> dict:

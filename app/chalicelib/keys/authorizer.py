@@ -1,5 +1,5 @@
-"""The one check every protected route goes through: a Chalice built-in authorizer, so Chalice's local
-server runs the same code API Gateway runs deployed.
+"""The one check every protected route goes through: API Gateway's TOKEN authorizer, and the Chalice built-in
+authorizer of ``routing`` that calls it, so Chalice's local server runs the same code API Gateway runs deployed.
 
 API Gateway hands it the ``Authorization`` header and the ARN of the method called. A well-formed key
 (``tokens``) whose stored digest matches, not revoked and not expired, gets a policy allowing exactly the
@@ -8,14 +8,13 @@ revocation holds within a minute. Anything else raises ``Unauthorized``, which A
 same answer whatever the reason). The routes read who called from the context (``keyId``, ``scopes``,
 ``test``), and the access log records the key id as the principal.
 
-An uncached check is one ``GetItem``; ``lastUsedAt`` is written at most once a minute per key. This module
-is its own Lambda function's handler (``chalicelib.keys.authorizer.bearer``): its cold start loads no route.
+An uncached check is one ``GetItem``; ``lastUsedAt`` is written at most once a minute per key. ``handler`` is
+its own Lambda function's handler (``chalicelib.keys.authorizer.handler``, which the stack sets): its cold start
+loads neither Chalice nor any route.
 """
 from __future__ import annotations
 
 import time
-
-from chalice import Blueprint
 
 from ..core import aws
 from ..core.settings import get_settings
@@ -25,9 +24,6 @@ from . import tokens
 CACHE_SECONDS = 60
 LAST_USED_EVERY_SECONDS = 60
 
-routes = Blueprint(__name__)
-
-
 class Unauthorized(Exception):
     """API Gateway answers 401 when a Lambda authorizer fails with exactly this message."""
 
@@ -35,9 +31,10 @@ class Unauthorized(Exception):
         super().__init__("Unauthorized")
 
 
-@routes.authorizer(ttl_seconds=CACHE_SECONDS)
-def bearer(auth_request):
-    return check(auth_request.token, auth_request.method_arn)
+def handler(event: dict, context) -> dict:
+    """The Lambda handler: API Gateway's TOKEN input is ``{"type": "TOKEN", "authorizationToken": ...,
+    "methodArn": ...}`` (tests/aws_docs/api-gateway-token-authorizer-input.json)."""
+    return check(event.get("authorizationToken"), event["methodArn"])
 
 
 def _iso(seconds: float) -> str:

@@ -1,12 +1,25 @@
 """How a capability's blueprint declares a protected route: ``@protected(routes, "POST", "/sms")``. The route
 gets the authorizer (API Gateway runs it first) and the scope ``scopes.ROUTES`` gives it, so the table is the
-one place a route's scope is written; a route the table lacks fails at import."""
+one place a route's scope is written; a route the table lacks fails at import.
+
+``gate`` holds Chalice's built-in authorizer, ``bearer``: its name is the stack's ``Bearer`` function and the
+OpenAPI document's security scheme. Chalice's local server runs it; deployed, the stack points that function's
+handler at ``authorizer.handler``, the same check without Chalice."""
 from __future__ import annotations
 
+from chalice import Blueprint
+
 from ..core.web import ANY_BODY, ANY_KEY, handled
-from .authorizer import bearer
+from . import authorizer
 from .scopes import ANY_KEY as ANY_KEY_ROUTES
 from .scopes import ROUTES
+
+gate = Blueprint(__name__)
+
+
+@gate.authorizer(ttl_seconds=authorizer.CACHE_SECONDS)
+def bearer(auth_request):
+    return authorizer.check(auth_request.token, auth_request.method_arn)
 
 
 def protected(routes, method: str, path: str, *, fields: frozenset = frozenset()):
