@@ -123,3 +123,15 @@ def limit(raw, default: int = 20, maximum: int = 100) -> int:
     if not re.fullmatch(r"\d{1,4}", raw) or not 1 <= int(raw) <= maximum:
         raise InvalidRequest("InvalidLimit", f"'limit' must be a whole number from 1 to {maximum}.", field="limit")
     return int(raw)
+
+
+def template_version(raw, field: str = "templateVersion") -> int | None:
+    """A version asked for (``templateVersion``, or the query's ``version``, a string): absent, or a whole number
+    from 1; else 400 ``InvalidTemplateVersion``."""
+    if raw is None:
+        return None
+    if field == "version" and isinstance(raw, str) and re.fullmatch(r"[0-9]{1,9}", raw):
+        raw = int(raw)
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+        raise InvalidRequest("InvalidTemplateVersion", f"'{field}' must be a whole number from 1.", field=field)
+    return raw

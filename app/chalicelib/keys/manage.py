@@ -23,7 +23,6 @@ MAX_NAME = 64
 # How far ahead a key may expire (and how far back expiresAt may be refused as past).
 MAX_LIFETIME = timedelta(days=3650)
 FIELDS = ("id", "name", "scopes", "test", "prefix", "createdAt", "expiresAt", "lastUsedAt", "revokedAt")
-REQUEST_FIELDS = frozenset({"name", "scopes", "test", "expiresAt"})  # POST /keys
 
 
 def configured(settings: Settings) -> Settings:

@@ -8,13 +8,17 @@ template's id and version. An MMS template brings its ``mediaUrl``; a request's 
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
+from ..core import inputs
 from ..core.errors import InvalidRequest, MessagingError
 from ..core.settings import Settings
-from ..templates import manage, render
+from ..templates import render
 from . import validation
 from .validation import Outbound
+
+if TYPE_CHECKING:
+    from ..templates.manage import Template
 
 PARSERS: dict[str, Callable[[dict, Settings], Outbound]] = {"sms": validation.sms, "mms": validation.mms}
 
@@ -30,7 +34,7 @@ def asked(data: dict, default: Asked | None = None) -> Asked | None:
     a send of its own ``body``. 400 for ``body`` with a template (``BodyAndTemplate``), a ``templateVersion`` or
     ``personalisation`` without one, and a ``personalisation`` that is not an object of strings and numbers."""
     template_id = data.get("templateId")
-    version = manage.version_number(data.get("templateVersion"))
+    version = inputs.template_version(data.get("templateVersion"))
     render.values(data.get("personalisation"))  # its shape, before anything is read
     if template_id is None:
         if version is not None:
@@ -49,7 +53,11 @@ def asked(data: dict, default: Asked | None = None) -> Asked | None:
     return chosen
 
 
-def fetch(chosen: Asked, settings: Settings) -> manage.Template:
+def fetch(chosen: Asked, settings: Settings) -> Template:
+    """The version ``chosen`` names. The templates' services load on the first send from a template: a send of
+    its own ``body`` never loads them."""
+    from ..templates import manage
+
     return manage.for_send(chosen.template_id, chosen.version, settings)
 
 
@@ -61,7 +69,7 @@ def message(channel: str, data: dict, settings: Settings) -> Outbound:
     return rendered(channel, data, settings, fetch(chosen, settings))
 
 
-def rendered(channel: str, data: dict, settings: Settings, template: manage.Template) -> Outbound:
+def rendered(channel: str, data: dict, settings: Settings, template: Template) -> Outbound:
     """``data`` sent as ``channel`` with ``template`` rendered as its body. An error about that body names
     ``personalisation`` when the request gave one (its values made the body), else ``templateId``."""
     if template.channel != channel:

@@ -16,7 +16,7 @@ import re
 import uuid
 from typing import NamedTuple
 
-from ..core import pages, schema
+from ..core import inputs, pages, schema
 from ..core.errors import InvalidRequest, NotConfigured, NotFound, Unavailable, aws_errors
 from ..core.log import logger
 from ..core.settings import Settings
@@ -29,7 +29,6 @@ CHANNELS = ("sms", "mms")
 # SendMediaMessage takes media URLs of at most 2048 characters (as sending.validation.MEDIA_URL_MAX).
 MEDIA_URL_MAX = 2048
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-REQUEST_FIELDS = frozenset({"name", "body", "channel", "mediaUrl"})  # POST /templates, PUT /templates/{id}
 # The template resource, in the order the API shows it.
 FIELDS = ("id", "name", "body", "channel", "mediaUrl", "version", "placeholders", "createdAt", "updatedAt",
           "archivedAt")
@@ -132,18 +131,6 @@ def _head(table: str, template_id: str) -> dict:
     return head
 
 
-def version_number(raw, field: str = "templateVersion") -> int | None:
-    """A version asked for (``templateVersion``, or the query's ``version``, a string): absent, or a whole number
-    from 1; else 400 ``InvalidTemplateVersion``."""
-    if raw is None:
-        return None
-    if field == "version" and isinstance(raw, str) and re.fullmatch(r"[0-9]{1,9}", raw):
-        raw = int(raw)
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
-        raise InvalidRequest("InvalidTemplateVersion", f"'{field}' must be a whole number from 1.", field=field)
-    return raw
-
-
 # -- the routes' services -----------------------------------------------------------------------------------------
 @aws_errors("store the template")
 def create(data: dict, settings: Settings) -> dict:
@@ -182,7 +169,7 @@ def replace(template_id: str, data: dict, settings: Settings) -> dict:
 def get(template_id: str, settings: Settings, version=None) -> dict:
     """``GET /templates/{id}``: the latest version, or ``?version=N``."""
     table = configured(settings)
-    wanted = version_number(version, "version")
+    wanted = inputs.template_version(version, "version")
     head = _head(table, template_id)
     if wanted is None or wanted == head["latest"]:
         return public(head)
