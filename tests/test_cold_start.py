@@ -1,6 +1,7 @@
-"""What each Lambda function loads when it starts cold (``app/app.py``): only the API's registers the routes,
-the other functions load nothing of the HTTP edge, and on Lambda the garbage collector waits for the first
-event. ``make bench`` times the cold starts; these tests pin what they rest on."""
+"""What each Lambda function loads when it starts cold (``app/app.py``): only the API's loads Chalice and
+registers the routes, whose services load on their first call; the other functions load nothing of the HTTP
+edge; and on Lambda the garbage collector waits for the first event. ``make bench`` times the cold starts;
+these tests pin what they rest on."""
 from __future__ import annotations
 
 import json
@@ -20,8 +21,8 @@ import gc, json, sys
 sys.path.insert(0, {app_dir!r})
 import app
 after_import = gc.isenabled()
-loaded = sorted(m for m in sys.modules if m.startswith("chalicelib"))
-routes = sorted(app.app.routes)
+loaded = sorted(m for m in sys.modules if m.startswith(("chalicelib", "chalice", "phonenumbers")))
+routes = sorted(app.app.routes) if hasattr(app, "app") else []
 event = {event}
 if event is not None:
     getattr(app, {function!r})(event, None)
@@ -43,15 +44,34 @@ def probe(function: str | None = None, *, event=None, lambda_env: bool = True) -
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_the_api_registers_every_route():
+def test_the_api_registers_every_route_and_loads_the_send_path_with_the_first_send():
     api = probe()
     assert {"/sms", "/mms", "/messages", "/batches/{batch_id}", "/webhooks", "/opt-outs", "/health", "/reports/daily",
             "/exports", "/exports/{export_id}"} <= set(api["routes"])
+    assert "chalice.app" in api["loaded"]
     assert not [m for m in api["loaded"] if m.startswith("chalicelib.reports.") and not m.endswith(".routes")]
-    assert "chalicelib.sending.messages" in api["loaded"]  # the send path comes with the API
-    # The services of /keys and /templates load on their routes' first call; a send of its own body needs neither.
-    assert not {"chalicelib.keys.manage", "chalicelib.templates.manage", "chalicelib.webhooks.manage"} & set(
-        api["loaded"])
+    # Each route's services load on its first call: a cold start that answers GET /health compiles none of them.
+    assert not [m for m in api["loaded"] if m.startswith("phonenumbers") or m in (
+        "chalicelib.sending.messages", "chalicelib.sending.validation", "chalicelib.keys.manage",
+        "chalicelib.templates.manage", "chalicelib.webhooks.manage")]
+
+
+def test_make_bench_times_the_apis_first_send_with_what_post_sms_loads():
+    """``cold import api + first send`` imports what ``POST /sms`` loads on its first call: the send path and
+    the phone number library, which the API's own row no longer holds."""
+    from bench import cold_start
+
+    label, view, package, _target = cold_start.FIRST_SEND
+    modules = cold_start.imports_in(view, cold_start.SEND_ROUTES, package)
+    assert "chalicelib.sending.messages" in modules
+    code = (f"import json, sys, importlib; sys.path.insert(0, {str(APP_DIR)!r}); import app; "
+            f"[importlib.import_module(m) for m in {modules!r}]; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('chalicelib', 'phonenumbers')))))")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **ENV}, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert {"phonenumbers", "chalicelib.sending.validation", "chalicelib.sending.templated"} <= set(loaded)
 
 
 @pytest.mark.parametrize("function, runs", [
@@ -63,6 +83,7 @@ def test_the_api_registers_every_route():
 def test_any_other_function_registers_no_route_and_loads_nothing_of_the_api(function, runs):
     started = probe(function)
     assert started["routes"] == []
+    assert not [m for m in started["loaded"] if m == "chalice" or m.startswith("chalice.")]  # nor Chalice
     assert not [m for m in started["loaded"] if m.endswith(".routes") or m in (
         "chalicelib.core.web", "chalicelib.core.inputs", "chalicelib.openapi", "chalicelib.console.page")]
     assert runs not in started["loaded"]  # its own module comes with its first event
@@ -107,7 +128,7 @@ def test_make_bench_times_every_function_app_py_defines():
     tree = ast.parse((APP_DIR / "app.py").read_text(encoding="utf-8"))
     defined = {keyword.value.value for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
                for decorator in node.decorator_list if isinstance(decorator, ast.Call)
-               and getattr(decorator.func, "attr", "") == "lambda_function"
+               and getattr(decorator.func, "id", "") == "lambda_function"
                for keyword in decorator.keywords if keyword.arg == "name"}
     assert {"report_tally", "export_writer", "schedule_sweep"} <= defined
     benched = {name for name, _clients in cold_start.FUNCTIONS.values()}

@@ -27,7 +27,7 @@ from ..core.log import logger
 from ..core.settings import Settings
 from ..core.caller import Caller
 from ..replies import optouts
-from . import messages, schedule, templated, validation
+from . import fields, messages, schedule, templated, validation
 
 MAX_ITEMS = 1000
 # The statuses GET /batches/{id} counts (a batch item cannot be a dry run, so never ``validated``).
@@ -35,7 +35,7 @@ COUNTED = (store.QUEUED, store.SENT, store.DELIVERED, store.FAILED, store.UNKNOW
 SQS_BATCH = 10  # SendMessageBatch takes at most 10 entries
 # An item: an SMS's fields or an MMS's, and which it is (a dryRun is refused by name: a batch cannot be one).
 # ``sendAt`` is the whole batch's (a member of the request), never an item's.
-ITEM_FIELDS = (validation.SMS_FIELDS | validation.MMS_FIELDS | {"channel"}) - {"sendAt"}
+ITEM_FIELDS = (fields.SMS_FIELDS | fields.MMS_FIELDS | {"channel"}) - {"sendAt"}
 
 
 class _Templates:
@@ -94,7 +94,7 @@ def _defaults(data: dict) -> dict:
     for the whole batch, naming it."""
     validation.validity_period(data)
     validation.max_price(data)
-    return {name: data[name] for name in validation.LIMIT_FIELDS if data.get(name) is not None}
+    return {name: data[name] for name in fields.LIMIT_FIELDS if data.get(name) is not None}
 
 
 def submit(data: dict, settings: Settings, caller: Caller | None = None) -> dict:

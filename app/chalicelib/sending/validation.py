@@ -33,20 +33,8 @@ MIN_VALIDITY, MAX_VALIDITY = 60, 259_200
 # this pattern), at most "9.99999" (the issue's cap; the model's pattern would take up to "99.99999").
 MAX_PRICE = re.compile(r"[0-9]{0,2}\.[0-9]{1,5}")
 MAX_PRICE_CAP = Decimal("9.99999")
-# Fields that cap a message's life and price: on POST /sms, /mms, each batch item, and a batch as a whole
-# (there the default of its items).
-LIMIT_FIELDS = frozenset({"validityPeriod", "maxPriceUsd"})
-
-# The members each request body may have (any other is 400 UnknownField: see core.inputs.only).
-# A send from a template gives these instead of ``body`` (``templated``).
-TEMPLATE_FIELDS = frozenset({"templateId", "templateVersion", "personalisation"})
-SMS_FIELDS = frozenset({"to", "country", "body", "type", "senderId", "dryRun", "sendAt"}) | LIMIT_FIELDS | TEMPLATE_FIELDS
-MMS_FIELDS = frozenset({"to", "country", "body", "mediaUrl", "dryRun", "sendAt"}) | LIMIT_FIELDS | TEMPLATE_FIELDS
-# POST /batches: its items, and what applies to all of them (a template, the limits' defaults, the send time).
-BATCH_FIELDS = frozenset({"messages", "templateId", "templateVersion", "sendAt"}) | LIMIT_FIELDS
 # How far ahead a message may be scheduled.
 MAX_SEND_AHEAD = timedelta(days=35)
-MEDIA_FIELDS = frozenset({"contentType", "size"})
 
 
 class Outbound(NamedTuple):
