@@ -13,6 +13,7 @@ from chalicelib.core import schema  # table keys shared with the app and the loc
 
 from . import nag
 from .config import StageConfig
+from .queue import queue_with_dead_letters
 
 
 class Webhooks(Construct):
@@ -57,16 +58,9 @@ class Webhooks(Construct):
             time_to_live_attribute=schema.WEBHOOKS_TTL,
             removal_policy=kept,
         )
-        # SQS keeps a redriven message's first enqueue time, so a dead-letter queue must keep
-        # messages longer than its source queue (tests/aws_docs/sqs-dead-letter-queue-retention.json).
-        self.dead_letters = sqs.Queue(
-            self, "DeadLetters", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
-            retention_period=Duration.days(14))
-        self.queue = sqs.Queue(
-            self, "Queue", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
-            retention_period=Duration.days(4),
-            visibility_timeout=Duration.seconds(6 * self.DELIVERY_TIMEOUT_SECONDS),
-            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=self.MAX_RECEIVES, queue=self.dead_letters))
+        self.queue, self.dead_letters = queue_with_dead_letters(
+            self, max_receives=self.MAX_RECEIVES, retention_period=Duration.days(4),
+            visibility_timeout=Duration.seconds(6 * self.DELIVERY_TIMEOUT_SECONDS))
         self.fanout_failures = sqs.Queue(
             self, "FanoutFailures", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
             retention_period=Duration.days(14))
