@@ -513,13 +513,7 @@ def tally_report(rows_) -> None:
     print(f"{'report counters (simulated)':<40}{'per record':>12}{'':6}{'batched':>12}{'':6}{'target':>9}")
     print(f"{TALLY_MPS:,} MPS for {TALLY_SECONDS} s, {STREAM_SHARDS} stream shards, {schema.REPORT_SHARDS} counter "
           f"shards a day and channel")
-    for label, result, key, fmt, target, check in rows_:
-        cells = ""
-        for name in ("per record", "batched"):
-            value = result[name][key]
-            verdict = "" if check is None else ("ok" if check(value) else "MISS")
-            cells += f"{fmt.format(value):>12} {verdict:<5}"
-        print(f"  {label:<38}{cells}{target:>9}")
+    print_designs(rows_, ("per record", "batched"), width=38)
     items = report_days.items_for(30)
     print(f"  {'items a 30-day report reads':<38}{items:>12,}{'':6}{'':>12}{'':6}{'bounded':>9}")
     print(f"  {'BatchGetItem calls (100 keys each)':<38}{-(-items // report_days.BATCH_KEYS):>12,}")
@@ -651,13 +645,20 @@ def report(sections) -> None:
     print(f"{'scale (simulated)':<34}{'today':>12}{'':6}{'new':>12}{'':6}{'target':>9}")
     for heading, section in sections:
         print(heading)
-        for label, result, key, fmt, target, check in section:
-            cells = ""
-            for name in ("today", "new"):
-                value = result[name][key]
-                verdict = "" if check is None else ("ok" if check(value) else "MISS")
-                cells += f"{fmt.format(value):>12} {verdict:<5}"
-            print(f"  {label:<32}{cells}{target:>9}")
+        print_designs(section, ("today", "new"), width=32)
+
+
+def print_designs(rows_, designs: tuple[str, ...], *, width: int) -> None:
+    """Rows that set designs side by side, ``(label, results, key, format, target, check)`` each: the label in
+    ``width`` columns, each design's ``results[design][key]`` with ``ok`` or ``MISS`` where the row has a
+    check, then the target."""
+    for label, result, key, fmt, target, check in rows_:
+        cells = ""
+        for name in designs:
+            value = result[name][key]
+            verdict = "" if check is None else ("ok" if check(value) else "MISS")
+            cells += f"{fmt.format(value):>12} {verdict:<5}"
+        print(f"  {label:<{width}}{cells}{target:>9}")
 
 
 if __name__ == "__main__":

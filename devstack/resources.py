@@ -30,6 +30,20 @@ def queue_with_dlq(sqs, name: str, dlq_name: str, max_receives: int, visibility_
     return queue, dlq
 
 
+def _table(dynamodb, name: str, key: str, sort: str | None = None, *, ttl: str | None = None) -> str:
+    """An on-demand table keyed by the string ``key`` (and ``sort``, its range key, where given) whose items
+    expire by their ``ttl`` attribute where given, as the stack makes its plain tables; returns its name."""
+    keys = (key,) if sort is None else (key, sort)
+    dynamodb.create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in keys],
+        KeySchema=[{"AttributeName": n, "KeyType": kind} for n, kind in zip(keys, ("HASH", "RANGE"))],
+    )
+    if ttl is not None:
+        dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl})
+    return name
+
+
 def _client(service: str, endpoint: str, region: str):
     return boto3.session.Session().client(service, endpoint_url=endpoint, region_name=region)
 
@@ -128,21 +142,8 @@ def create_core(client, region: str, account: str, *, visibility_timeout: int = 
     )
     dynamodb.update_time_to_live(TableName=messages, TimeToLiveSpecification={
         "Enabled": True, "AttributeName": schema.MESSAGES_TTL})
-    idempotency = f"{PREFIX}-idempotency"
-    dynamodb.create_table(
-        TableName=idempotency, BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": schema.IDEMPOTENCY_KEY, "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": schema.IDEMPOTENCY_KEY, "KeyType": "HASH"}],
-    )
-    dynamodb.update_time_to_live(TableName=idempotency, TimeToLiveSpecification={
-        "Enabled": True, "AttributeName": schema.IDEMPOTENCY_TTL})
-
-    keys = f"{PREFIX}-keys"
-    dynamodb.create_table(
-        TableName=keys, BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": schema.KEYS_KEY, "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": schema.KEYS_KEY, "KeyType": "HASH"}],
-    )
+    idempotency = _table(dynamodb, f"{PREFIX}-idempotency", schema.IDEMPOTENCY_KEY, ttl=schema.IDEMPOTENCY_TTL)
+    keys = _table(dynamodb, f"{PREFIX}-keys", schema.KEYS_KEY)
 
     templates = create_templates(dynamodb)
 
@@ -195,18 +196,8 @@ def create_webhooks(client, *, visibility_timeout: int = 30) -> dict:
     """The webhooks table, the delivery queue with its dead-letter queue, and the KMS key that encrypts
     endpoint secrets, as ``infra/webhooks.py`` makes them; returns their settings. URLs are limited to
     loopback receivers (``WEBHOOK_URLS=loopback``): nothing is delivered off the machine."""
-    dynamodb = client("dynamodb")
-    table = f"{PREFIX}-webhooks"
-    dynamodb.create_table(
-        TableName=table, BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"}
-                              for n in (schema.WEBHOOKS_KEY, schema.WEBHOOKS_SORT)],
-        KeySchema=[{"AttributeName": schema.WEBHOOKS_KEY, "KeyType": "HASH"},
-                   {"AttributeName": schema.WEBHOOKS_SORT, "KeyType": "RANGE"}],
-    )
-    dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification={
-        "Enabled": True, "AttributeName": schema.WEBHOOKS_TTL})
-
+    table = _table(client("dynamodb"), f"{PREFIX}-webhooks", schema.WEBHOOKS_KEY, schema.WEBHOOKS_SORT,
+                   ttl=schema.WEBHOOKS_TTL)
     sqs = client("sqs")
     queue, dlq = queue_with_dlq(sqs, f"{PREFIX}-webhooks", f"{PREFIX}-webhooks-dlq", WEBHOOK_MAX_RECEIVES,
                                 visibility_timeout)
@@ -222,17 +213,8 @@ def create_reports(client, bucket: str, *, visibility_timeout: int = 30) -> dict
     as ``infra/reports.py`` and ``infra/media.py`` make them; returns their settings."""
     from chalicelib.reports import writer
 
-    dynamodb = client("dynamodb")
-    table = f"{PREFIX}-reports"
-    dynamodb.create_table(
-        TableName=table, BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"}
-                              for n in (schema.REPORTS_KEY, schema.REPORTS_SORT)],
-        KeySchema=[{"AttributeName": schema.REPORTS_KEY, "KeyType": "HASH"},
-                   {"AttributeName": schema.REPORTS_SORT, "KeyType": "RANGE"}],
-    )
-    dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification={
-        "Enabled": True, "AttributeName": schema.REPORTS_TTL})
+    table = _table(client("dynamodb"), f"{PREFIX}-reports", schema.REPORTS_KEY, schema.REPORTS_SORT,
+                   ttl=schema.REPORTS_TTL)
     queue, dlq = queue_with_dlq(client("sqs"), f"{PREFIX}-exports", f"{PREFIX}-exports-dlq", writer.MAX_RECEIVES,
                                 visibility_timeout)
     client("s3").put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [{

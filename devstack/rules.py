@@ -9,26 +9,17 @@ it took longer.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 from .invocation import Context
+from .polling import Poller
 
 
-class RateRule:
+class RateRule(Poller):
     def __init__(self, *, function, every: float, function_timeout: float = 60.0, name: str = "rate-rule"):
-        self.function, self.every, self.function_timeout, self.name = function, every, function_timeout, name
+        super().__init__(name=name, function_timeout=function_timeout)
+        self.function, self.every, self.name = function, every, name
         self.runs = self.errors = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    def start(self) -> "RateRule":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=self.function_timeout + 5)
 
     def _run(self) -> None:
         while not self._stop.is_set():

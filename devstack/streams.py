@@ -8,13 +8,13 @@ two, a record that still fails retried and then kept aside, as the stack's mappi
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime
 
 from .invocation import Context, b64
+from .polling import Poller
 
 
-class StreamPlayer:
+class StreamPlayer(Poller):
     """Plays Lambda's DynamoDB stream event source mapping for one table: reads its stream through the
     DynamoDB Streams API (moto serves it) and invokes ``function(event, context)`` with the new records,
     up to ``batch_size`` at a time, in the event format Lambda uses (``stream_record``).
@@ -30,9 +30,9 @@ class StreamPlayer:
 
     def __init__(self, *, streams, dynamodb, table: str, function, region: str, batch_size: int = 100,
                  retries: int = 2, retry_delay: float = 0.5, function_timeout: float = 30.0):
+        super().__init__(name="stream-player", function_timeout=function_timeout)
         self.streams, self.function, self.region = streams, function, region
         self.batch_size, self.retries, self.retry_delay = batch_size, retries, retry_delay
-        self.function_timeout = function_timeout
         self.stream_arn = dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
         shard = streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"][0]
         self.shard_id = shard["ShardId"]
@@ -41,16 +41,6 @@ class StreamPlayer:
         self._next = int(shard["SequenceNumberRange"]["StartingSequenceNumber"])
         self.invocations = 0
         self.failed: list[dict] = []  # events every attempt failed on (the on-failure destination)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="stream-player", daemon=True)
-
-    def start(self) -> "StreamPlayer":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=self.function_timeout + 5)
 
     def _run(self) -> None:
         full = False

@@ -211,15 +211,23 @@ class SenderApi(Construct):
                         "throttles; add a WAF web ACL in front of a public production API if you need IP or rate "
                         "rules beyond that.")
         self._protect_api(config)
-        self._drain(batch)
+        # The worker: 10 records an invocation, gathered for up to a second, at most ``concurrency`` instances.
+        self._drain_queue("WorkerQueue", self.WORKER, batch.queue, batch_size=pacing.BATCH_SIZE,
+                          batching_window_seconds=1, concurrency=self.concurrency)
         self._keep_failed_ingests()
         self._fan_out(store, webhooks)
-        self._deliver(webhooks)
+        # Webhook delivery: 10 records an invocation (a failed record's visibility is already set to its
+        # backoff), at most ``DELIVERY_CONCURRENCY`` instances.
+        self._drain_queue("WebhookQueue", self.DELIVERY, webhooks.queue, batch_size=10,
+                          concurrency=Webhooks.DELIVERY_CONCURRENCY)
         self._sweep_every_minute()
         if two_way:
-            self._receive(two_way)
+            # Inbound replies: 10 an invocation; a reply it cannot take is received again, then dead-lettered.
+            self._drain_queue("InboundQueue", self.INBOUND, two_way.queue, batch_size=10)
         self._tally(store)
-        self._write_exports(reports)
+        # Exports: one at a time, at most ``WRITER_CONCURRENCY`` at once.
+        self._drain_queue("ExportQueue", self.WRITER, reports.queue, batch_size=1,
+                          concurrency=Reports.WRITER_CONCURRENCY)
 
     def function(self, name: str) -> lambda_.IFunction:
         """A Chalice function as a CDK ``IFunction``, in this stack's environment, so that CDK may
@@ -230,16 +238,18 @@ class SenderApi(Construct):
                 function_arn=self.chalice.get_resource(self.LOGICAL_IDS[name]).get_att("Arn").to_string())
         return self._functions[name]
 
-    def _drain(self, batch: BatchQueue) -> None:
-        """The worker drains the batch queue: 10 records an invocation, partial failures reported,
-        at most ``concurrency`` instances."""
+    def _drain_queue(self, id: str, name: str, queue: sqs.IQueue, *, batch_size: int,
+                     batching_window_seconds: int | None = None, concurrency: int | None = None) -> None:
+        """Function ``name`` drains ``queue`` (an SQS event source mapping): ``batch_size`` records an
+        invocation, each record's failure reported on its own (``ReportBatchItemFailures``), batches gathered
+        for up to ``batching_window_seconds`` and at most ``concurrency`` instances where given."""
+        scaling = None if concurrency is None else \
+            lambda_.CfnEventSourceMapping.ScalingConfigProperty(maximum_concurrency=concurrency)
         mapping = lambda_.CfnEventSourceMapping(
-            self, "WorkerQueue", function_name=self.function(self.WORKER).function_name,
-            event_source_arn=batch.queue.queue_arn, batch_size=pacing.BATCH_SIZE,
-            maximum_batching_window_in_seconds=1,
-            function_response_types=["ReportBatchItemFailures"],
-            scaling_config=lambda_.CfnEventSourceMapping.ScalingConfigProperty(maximum_concurrency=self.concurrency))
-        mapping.node.add_dependency(self.roles[self.WORKER])  # the poller needs the SQS rights first
+            self, id, function_name=self.function(name).function_name, event_source_arn=queue.queue_arn,
+            batch_size=batch_size, maximum_batching_window_in_seconds=batching_window_seconds,
+            function_response_types=["ReportBatchItemFailures"], scaling_config=scaling)
+        mapping.node.add_dependency(self.roles[name])  # the poller needs the SQS rights first
 
     @staticmethod
     def _grant_webhooks(webhooks: Webhooks, store: MessageStore, *, api: iam.Role, fanout: iam.Role,
@@ -302,27 +312,6 @@ class SenderApi(Construct):
                 on_failure=lambda_.CfnEventSourceMapping.OnFailureProperty(
                     destination=webhooks.fanout_failures.queue_arn)))
         mapping.node.add_dependency(self.roles[self.FANOUT])  # Lambda checks the stream and queue rights
-
-    def _deliver(self, webhooks: Webhooks) -> None:
-        """The delivery function drains the delivery queue: 10 records an invocation, each record's
-        failure reported on its own (its visibility already set to its backoff), at most
-        ``DELIVERY_CONCURRENCY`` instances."""
-        mapping = lambda_.CfnEventSourceMapping(
-            self, "WebhookQueue", function_name=self.function(self.DELIVERY).function_name,
-            event_source_arn=webhooks.queue.queue_arn, batch_size=10,
-            function_response_types=["ReportBatchItemFailures"],
-            scaling_config=lambda_.CfnEventSourceMapping.ScalingConfigProperty(
-                maximum_concurrency=Webhooks.DELIVERY_CONCURRENCY))
-        mapping.node.add_dependency(self.roles[self.DELIVERY])  # the poller needs the SQS rights first
-
-    def _receive(self, two_way: TwoWay) -> None:
-        """The inbound function drains the inbound queue: 10 replies an invocation, each failure
-        reported on its own (a reply it cannot take is received again, then dead-lettered)."""
-        mapping = lambda_.CfnEventSourceMapping(
-            self, "InboundQueue", function_name=self.function(self.INBOUND).function_name,
-            event_source_arn=two_way.queue.queue_arn, batch_size=10,
-            function_response_types=["ReportBatchItemFailures"])
-        mapping.node.add_dependency(self.roles[self.INBOUND])  # the poller needs the SQS rights first
 
     def _sweep_every_minute(self) -> None:
         """An EventBridge rule runs the schedule sweep every minute (EventBridge's shortest rate). A failed run
@@ -414,17 +403,6 @@ class SenderApi(Construct):
             filter_criteria=lambda_.CfnEventSourceMapping.FilterCriteriaProperty(filters=[
                 lambda_.CfnEventSourceMapping.FilterProperty(pattern=json.dumps(new_image))]))
         mapping.node.add_dependency(self.roles[self.TALLY])  # Lambda checks the stream rights
-
-    def _write_exports(self, reports: Reports) -> None:
-        """The export function drains the export queue one export at a time, at most
-        ``WRITER_CONCURRENCY`` at once."""
-        mapping = lambda_.CfnEventSourceMapping(
-            self, "ExportQueue", function_name=self.function(self.WRITER).function_name,
-            event_source_arn=reports.queue.queue_arn, batch_size=1,
-            function_response_types=["ReportBatchItemFailures"],
-            scaling_config=lambda_.CfnEventSourceMapping.ScalingConfigProperty(
-                maximum_concurrency=Reports.WRITER_CONCURRENCY))
-        mapping.node.add_dependency(self.roles[self.WRITER])  # the poller needs the SQS rights first
 
     @staticmethod
     def _grant_keys(keys: KeyStore, *, api: iam.Role, authorizer: iam.Role) -> None:

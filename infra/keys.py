@@ -3,13 +3,13 @@ and writes ``lastUsedAt``, and the API's ``/keys`` routes keep it (grants in ``i
 from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
-from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
 import apppath  # noqa: F401  (puts app/ on the path for chalicelib)
 from chalicelib.core import schema  # table keys shared with the app and the local stack
 
 from .config import StageConfig
+from .store import table
 
 
 class KeyStore(Construct):
@@ -17,11 +17,4 @@ class KeyStore(Construct):
 
     def __init__(self, scope: Construct, id: str, *, config: StageConfig) -> None:
         super().__init__(scope, id)
-        self.table = dynamodb.Table(
-            self, "Keys",
-            partition_key=dynamodb.Attribute(name=schema.KEYS_KEY, type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True),
-            removal_policy=RemovalPolicy.RETAIN,
-        )
+        self.table = table(self, "Keys", schema.KEYS_KEY, removal=RemovalPolicy.RETAIN)

@@ -4,8 +4,6 @@ are wired in ``infra/api.py``; the exports' lifecycle rule is the media bucket's
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
-from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 import apppath  # noqa: F401  (puts app/ on the path for chalicelib)
@@ -13,6 +11,8 @@ from chalicelib.core import schema  # table keys shared with the app and the loc
 from chalicelib.reports import writer  # how often an export is tried before it ends failed
 
 from .config import StageConfig
+from .queue import queue_with_dead_letters
+from .store import table
 
 
 class Reports(Construct):
@@ -31,25 +31,8 @@ class Reports(Construct):
 
     def __init__(self, scope: Construct, id: str, *, config: StageConfig) -> None:
         super().__init__(scope, id)
-        string = dynamodb.AttributeType.STRING
-        self.table = dynamodb.Table(
-            self, "Table",
-            partition_key=dynamodb.Attribute(name=schema.REPORTS_KEY, type=string),
-            sort_key=dynamodb.Attribute(name=schema.REPORTS_SORT, type=string),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True),
-            time_to_live_attribute=schema.REPORTS_TTL,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        # SQS keeps a redriven message's first enqueue time, so a dead-letter queue must keep messages longer
-        # than its source queue (tests/aws_docs/sqs-dead-letter-queue-retention.json).
-        self.dead_letters = sqs.Queue(
-            self, "ExportDeadLetters", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
-            retention_period=Duration.days(14))
-        self.queue = sqs.Queue(
-            self, "ExportQueue", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
-            retention_period=Duration.days(4),
-            # Six times the function's timeout, as AWS advises for Lambda event sources.
-            visibility_timeout=Duration.seconds(6 * self.WRITER_TIMEOUT_SECONDS),
-            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=writer.MAX_RECEIVES, queue=self.dead_letters))
+        self.table = table(self, "Table", schema.REPORTS_KEY, schema.REPORTS_SORT, ttl=schema.REPORTS_TTL,
+                           removal=RemovalPolicy.RETAIN)
+        self.queue, self.dead_letters = queue_with_dead_letters(
+            self, "Export", max_receives=writer.MAX_RECEIVES, retention_period=Duration.days(4),
+            visibility_timeout=Duration.seconds(6 * self.WRITER_TIMEOUT_SECONDS))

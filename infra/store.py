@@ -1,4 +1,5 @@
-"""The message store: the messages table (with its indexes) and the idempotency table."""
+"""The message store: the messages table (with its indexes) and the idempotency table; and the table every
+construct's table is made with (``table``)."""
 from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
@@ -11,6 +12,24 @@ from chalicelib.core import schema  # table keys shared with the app and the loc
 from .config import StageConfig
 
 
+def table(scope: Construct, id: str, key: str, sort: str | None = None, *, removal: RemovalPolicy,
+          sort_type: dynamodb.AttributeType = dynamodb.AttributeType.STRING, ttl: str | None = None,
+          stream: dynamodb.StreamViewType | None = None) -> dynamodb.Table:
+    """A table keyed by the string ``key`` (and ``sort``, of ``sort_type``, where given): on demand, point-in-time
+    recovery, items expiring by ``ttl`` and writes in a ``stream`` where given."""
+    return dynamodb.Table(
+        scope, id,
+        partition_key=dynamodb.Attribute(name=key, type=dynamodb.AttributeType.STRING),
+        sort_key=None if sort is None else dynamodb.Attribute(name=sort, type=sort_type),
+        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+        point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+            point_in_time_recovery_enabled=True),
+        time_to_live_attribute=ttl,
+        removal_policy=removal,
+        stream=stream,
+    )
+
+
 class MessageStore(Construct):
     """Message records (with the list, provider-id, batch and due indexes) and the idempotency records."""
 
@@ -18,8 +37,8 @@ class MessageStore(Construct):
         super().__init__(scope, id)
         string = dynamodb.AttributeType.STRING
         # Every write lands in the stream, both images, for the webhook fanout (infra/webhooks.py).
-        self.messages = self._table("Messages", schema.MESSAGES_KEY, schema.MESSAGES_TTL, RemovalPolicy.RETAIN,
-                                    stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES)
+        self.messages = table(self, "Messages", schema.MESSAGES_KEY, ttl=schema.MESSAGES_TTL,
+                              removal=RemovalPolicy.RETAIN, stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES)
         self.messages.add_global_secondary_index(
             index_name=schema.MESSAGES_LIST_INDEX,
             partition_key=dynamodb.Attribute(name=schema.MESSAGES_LIST_PARTITION, type=string),
@@ -47,19 +66,5 @@ class MessageStore(Construct):
             sort_key=dynamodb.Attribute(name=schema.MESSAGES_DUE_SORT, type=string),
             projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
-        self.idempotency = self._table("Idempotency", schema.IDEMPOTENCY_KEY, schema.IDEMPOTENCY_TTL,
-                                       RemovalPolicy.DESTROY)
-
-    def _table(self, id: str, key: str, ttl: str, removal: RemovalPolicy,
-               stream: dynamodb.StreamViewType | None = None) -> dynamodb.Table:
-        """On demand, point-in-time recovery, TTL."""
-        return dynamodb.Table(
-            self, id,
-            partition_key=dynamodb.Attribute(name=key, type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True),
-            time_to_live_attribute=ttl,
-            removal_policy=removal,
-            stream=stream,
-        )
+        self.idempotency = table(self, "Idempotency", schema.IDEMPOTENCY_KEY, ttl=schema.IDEMPOTENCY_TTL,
+                                 removal=RemovalPolicy.DESTROY)

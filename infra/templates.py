@@ -11,6 +11,7 @@ import apppath  # noqa: F401  (puts app/ on the path for chalicelib)
 from chalicelib.core import schema  # table keys shared with the app and the local stack
 
 from .config import StageConfig
+from .store import table
 
 
 class TemplateStore(Construct):
@@ -20,15 +21,8 @@ class TemplateStore(Construct):
     def __init__(self, scope: Construct, id: str, *, config: StageConfig) -> None:
         super().__init__(scope, id)
         string = dynamodb.AttributeType.STRING
-        self.table = dynamodb.Table(
-            self, "Templates",
-            partition_key=dynamodb.Attribute(name=schema.TEMPLATES_KEY, type=string),
-            sort_key=dynamodb.Attribute(name=schema.TEMPLATES_SORT, type=dynamodb.AttributeType.NUMBER),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True),
-            removal_policy=RemovalPolicy.RETAIN,
-        )
+        self.table = table(self, "Templates", schema.TEMPLATES_KEY, schema.TEMPLATES_SORT,
+                           sort_type=dynamodb.AttributeType.NUMBER, removal=RemovalPolicy.RETAIN)
         # Only heads carry the list keys; keys only: a page reads the heads by key, strongly consistent.
         self.table.add_global_secondary_index(
             index_name=schema.TEMPLATES_LIST_INDEX,

@@ -12,12 +12,12 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from . import nag
 from .config import StageConfig
+from .queue import queue_with_dead_letters
 from .runtime import PYTHON
 
 HANDLERS = Path(__file__).resolve().parent / "handlers"
@@ -83,13 +83,9 @@ class TwoWay(Construct):
         self.topic.add_to_resource_policy(iam.PolicyStatement(
             principals=[iam.ServicePrincipal(SMS_VOICE)], actions=["sns:Publish"], resources=[self.topic.topic_arn],
             conditions=sms_voice_conditions(stack)))
-        # SQS keeps a redriven message's first enqueue time: the dead-letter queue keeps longer.
-        self.dead_letters = sqs.Queue(self, "DeadLetters", encryption=sqs.QueueEncryption.SQS_MANAGED,
-                                      enforce_ssl=True, retention_period=Duration.days(14))
-        self.queue = sqs.Queue(
-            self, "Queue", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
-            retention_period=Duration.days(4), visibility_timeout=Duration.seconds(6 * self.INBOUND_TIMEOUT_SECONDS),
-            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=self.MAX_RECEIVES, queue=self.dead_letters))
+        self.queue, self.dead_letters = queue_with_dead_letters(
+            self, max_receives=self.MAX_RECEIVES, retention_period=Duration.days(4),
+            visibility_timeout=Duration.seconds(6 * self.INBOUND_TIMEOUT_SECONDS))
         self.topic.add_subscription(subscriptions.SqsSubscription(self.queue, raw_message_delivery=False))
         self.channel_role = self._channel_role(stack)
         self.identity = self._turn_on(config, stack)

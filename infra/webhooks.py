@@ -3,7 +3,6 @@ queue, and the queue that keeps the stream batches the fanout gave up on."""
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -13,6 +12,8 @@ from chalicelib.core import schema  # table keys shared with the app and the loc
 
 from . import nag
 from .config import StageConfig
+from .queue import queue_with_dead_letters
+from .store import table
 
 
 class Webhooks(Construct):
@@ -46,27 +47,11 @@ class Webhooks(Construct):
         kept = RemovalPolicy.RETAIN
         self.key = kms.Key(self, "SecretsKey", enable_key_rotation=True, removal_policy=kept,
                            description=f"{config.prefix}: encrypts webhook signing secrets")
-        string = dynamodb.AttributeType.STRING
-        self.table = dynamodb.Table(
-            self, "Table",
-            partition_key=dynamodb.Attribute(name=schema.WEBHOOKS_KEY, type=string),
-            sort_key=dynamodb.Attribute(name=schema.WEBHOOKS_SORT, type=string),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True),
-            time_to_live_attribute=schema.WEBHOOKS_TTL,
-            removal_policy=kept,
-        )
-        # SQS keeps a redriven message's first enqueue time, so a dead-letter queue must keep
-        # messages longer than its source queue (tests/aws_docs/sqs-dead-letter-queue-retention.json).
-        self.dead_letters = sqs.Queue(
-            self, "DeadLetters", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
-            retention_period=Duration.days(14))
-        self.queue = sqs.Queue(
-            self, "Queue", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
-            retention_period=Duration.days(4),
-            visibility_timeout=Duration.seconds(6 * self.DELIVERY_TIMEOUT_SECONDS),
-            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=self.MAX_RECEIVES, queue=self.dead_letters))
+        self.table = table(self, "Table", schema.WEBHOOKS_KEY, schema.WEBHOOKS_SORT, ttl=schema.WEBHOOKS_TTL,
+                           removal=kept)
+        self.queue, self.dead_letters = queue_with_dead_letters(
+            self, max_receives=self.MAX_RECEIVES, retention_period=Duration.days(4),
+            visibility_timeout=Duration.seconds(6 * self.DELIVERY_TIMEOUT_SECONDS))
         self.fanout_failures = sqs.Queue(
             self, "FanoutFailures", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
             retention_period=Duration.days(14))

@@ -176,6 +176,20 @@ def body_of(response):
     return json.loads(response.body)
 
 
+class NullLogs:
+    """A CloudWatch Logs client for ``devstack.receipts.Receipts`` run without moto: it takes the log streams
+    and events the receipts write and keeps nothing (the tests read what reaches the ingest instead)."""
+
+    class exceptions:
+        ResourceAlreadyExistsException = type("ResourceAlreadyExistsException", (Exception,), {})
+
+    def create_log_stream(self, **kwargs):
+        pass
+
+    def put_log_events(self, **kwargs):
+        pass
+
+
 @pytest.fixture
 def put_media():
     """Put an object in the media bucket (inside the moto mock); returns its s3:// URL."""

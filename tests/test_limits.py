@@ -25,7 +25,7 @@ from devstack.receipts import MMS_PRICE_USD, SMS_PRICE_USD, Receipts, eum_receip
 from devstack.sms_voice.model import ApiError
 from devstack.sms_voice.standin import SmsVoiceStandIn
 
-from .conftest import body_of, post
+from .conftest import NullLogs, body_of, post
 from .test_batches import as_event, queued_messages
 from .test_provider_calls import Recorder, model_problems
 
@@ -468,17 +468,6 @@ def test_the_stand_in_expires_a_send_its_carrier_cannot_hand_off_within_time_to_
     assert in_time not in standin.ttl_expired and default not in standin.ttl_expired
 
 
-class _Logs:
-    class exceptions:
-        ResourceAlreadyExistsException = type("ResourceAlreadyExistsException", (Exception,), {})
-
-    def create_log_stream(self, **kwargs):
-        pass
-
-    def put_log_events(self, **kwargs):
-        pass
-
-
 def test_the_local_receipts_report_its_ttl_expired_event_and_the_ingest_ends_it_expired(sent, standin):
     from chalicelib.core import store
     from chalicelib.status import ingest
@@ -489,7 +478,7 @@ def test_the_local_receipts_report_its_ttl_expired_event_and_the_ingest_ends_it_
     store.transition(message_id, store.SENT, expect=(store.SENT,), providerMessageId=provider_id)
     emulator = type("Emulator", (), {"listeners": [], "sms_voice": standin})()
     handed = []
-    receipts = Receipts(emulator=emulator, logs=_Logs(), ingest=handed.append, sns_groups=("s", "s/Failure"),
+    receipts = Receipts(emulator=emulator, logs=NullLogs(), ingest=handed.append, sns_groups=("s", "s/Failure"),
                         events_group=EVENTS_GROUP, origination="+12065550100", delay=0.0)
     entry = {"channel": "sms", "to": TO, "body": "hi", "providerMessageId": provider_id}
     receipts.deliver_now([entry], provider="sms-voice")

@@ -16,6 +16,7 @@ from devstack.receipts import Receipts
 from devstack.sms_voice.model import ApiError
 from devstack.sms_voice.standin import SmsVoiceStandIn
 
+from .conftest import NullLogs
 from .localhttp import wait_for
 
 US, GB = "+14255550123", "+442079460958"
@@ -102,17 +103,6 @@ def test_request_sender_id_registers_one_per_country(standin):
     assert [s["IsoCountryCode"] for s in standin.handle("DescribeSenderIds", {})["SenderIds"]] == ["GB"]
 
 
-class _Logs:
-    class exceptions:
-        ResourceAlreadyExistsException = type("ResourceAlreadyExistsException", (Exception,), {})
-
-    def create_log_stream(self, **kwargs):
-        pass
-
-    def put_log_events(self, **kwargs):
-        pass
-
-
 class _Emulator:
     listeners: list = []
 
@@ -126,7 +116,7 @@ def test_a_failing_ingest_is_retried_twice_then_kept_aside():
         calls.append(time.monotonic())
         raise RuntimeError("provider id not found yet")
 
-    receipts = Receipts(emulator=_Emulator(), logs=_Logs(), ingest=ingest, sns_groups=("s", "s/Failure"),
+    receipts = Receipts(emulator=_Emulator(), logs=NullLogs(), ingest=ingest, sns_groups=("s", "s/Failure"),
                         events_group="e", origination="+12065550100", delay=0.0, retry_delays=(0.1, 0.2)).start()
     try:
         receipts._on_send({"channel": "sms", "to": US, "body": "hi", "providerMessageId": "p"}, "sns", None)
