@@ -148,7 +148,7 @@ def test_a_revoked_key_stops_once_the_cached_answer_expires(client):
     assert client.http.get("/messages", headers=bearer(key)).status_code == 200
     assert client.http.delete(f"/keys/{made['id']}", headers=bearer(key)).status_code == 204
     # API Gateway keeps the authorizer's answer for its TTL: the key works that long, and not a moment more.
-    clock.now += authorizer.CACHE_SECONDS - 1
+    clock.now += routing.CACHE_SECONDS - 1
     assert client.http.get("/messages", headers=bearer(key)).status_code == 200
     clock.now += 2
     assert client.http.get("/messages", headers=bearer(key)).status_code == 401

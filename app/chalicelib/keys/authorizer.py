@@ -3,10 +3,10 @@ authorizer of ``routing`` that calls it, so Chalice's local server runs the same
 
 API Gateway hands it the ``Authorization`` header and the ARN of the method called. A well-formed key
 (``tokens``) whose stored digest matches, not revoked and not expired, gets a policy allowing exactly the
-routes its scopes open (``scopes.policy``): API Gateway caches that answer per key for ``CACHE_SECONDS``, so a
-revocation holds within a minute. Anything else raises ``Unauthorized``, which API Gateway answers 401 (the
-same answer whatever the reason). The routes read who called from the context (``keyId``, ``scopes``,
-``test``), and the access log records the key id as the principal.
+routes its scopes open (``scopes.policy``): API Gateway caches that answer per key for a minute
+(``routing.CACHE_SECONDS``), so a revocation holds within a minute. Anything else raises ``Unauthorized``,
+which API Gateway answers 401 (the same answer whatever the reason). The routes read who called from the
+context (``keyId``, ``scopes``, ``test``), and the access log records the key id as the principal.
 
 An uncached check is one ``GetItem``; ``lastUsedAt`` is written at most once a minute per key. ``handler`` is
 its own Lambda function's handler (``chalicelib.keys.authorizer.handler``, which the stack sets): its cold start
@@ -21,7 +21,6 @@ from ..core.settings import get_settings
 from . import scopes as scope_table
 from . import tokens
 
-CACHE_SECONDS = 60
 LAST_USED_EVERY_SECONDS = 60
 
 class Unauthorized(Exception):

@@ -4,21 +4,24 @@ one place a route's scope is written; a route the table lacks fails at import.
 
 ``gate`` holds Chalice's built-in authorizer, ``bearer``: its name is the stack's ``Bearer`` function and the
 OpenAPI document's security scheme. Chalice's local server runs it; deployed, the stack points that function's
-handler at ``authorizer.handler``, the same check without Chalice."""
+handler at ``authorizer.handler``, the same check without Chalice, so the API's own cold start loads no check."""
 from __future__ import annotations
 
 from chalice import Blueprint
 
 from ..core.web import ANY_BODY, ANY_KEY, handled
-from . import authorizer
 from .scopes import ANY_KEY as ANY_KEY_ROUTES
 from .scopes import ROUTES
 
+# How long API Gateway keeps the authorizer's answer for a key: a revocation holds within this.
+CACHE_SECONDS = 60
 gate = Blueprint(__name__)
 
 
-@gate.authorizer(ttl_seconds=authorizer.CACHE_SECONDS)
+@gate.authorizer(ttl_seconds=CACHE_SECONDS)
 def bearer(auth_request):
+    from . import authorizer
+
     return authorizer.check(auth_request.token, auth_request.method_arn)
 
 
