@@ -135,3 +135,14 @@ def template_version(raw, field: str = "templateVersion") -> int | None:
     if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
         raise InvalidRequest("InvalidTemplateVersion", f"'{field}' must be a whole number from 1.", field=field)
     return raw
+
+
+def name(data: dict, maximum: int, purpose: str) -> str:
+    """A resource's ``name`` (a key's, a template's): required, 1 to ``maximum`` printable characters, something
+    visible; kept without its outer spaces. ``purpose`` ends the 400 that asks for it: "say what the key is for"."""
+    given = data.get("name")
+    if given is None or given == "":
+        raise InvalidRequest("MissingField", f"'name' is required: {purpose}.", field="name")
+    if not isinstance(given, str) or len(given) > maximum or not given.strip() or not given.isprintable():
+        raise InvalidRequest("InvalidName", f"'name' must be 1 to {maximum} printable characters.", field="name")
+    return given.strip()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from ..core import aws, store
+from ..core import aws, inputs, store
 from ..core.errors import InvalidRequest, NotAllowed, NotConfigured, NotFound, aws_errors
 from ..core.log import logger
 from ..core.settings import Settings
@@ -36,15 +36,6 @@ def public(item: dict) -> dict:
     shown["test"] = bool(shown["test"])
     shown["scopes"] = list(shown["scopes"] or [])
     return shown
-
-
-def _name(data: dict) -> str:
-    name = data.get("name")
-    if name is None or name == "":
-        raise InvalidRequest("MissingField", "'name' is required: say what the key is for.", field="name")
-    if not isinstance(name, str) or len(name) > MAX_NAME or not name.strip() or not name.isprintable():
-        raise InvalidRequest("InvalidName", f"'name' must be 1 to {MAX_NAME} printable characters.", field="name")
-    return name.strip()
 
 
 def _scopes(data: dict, caller: Caller) -> list[str]:
@@ -99,7 +90,7 @@ def prepare(data: dict, caller: Caller, *, now: datetime | None = None) -> tuple
     """The item to store and the key itself, for a request ``caller`` may make (the checks of ``POST /keys``;
     ``make key`` makes keys through here too, as the operator)."""
     now = now or datetime.now(timezone.utc)
-    name, granted = _name(data), _scopes(data, caller)
+    name, granted = inputs.name(data, MAX_NAME, "say what the key is for"), _scopes(data, caller)
     test, expires = _test(data, caller), _expires(data, now)
     key_id = tokens.new_id()
     key = tokens.new_key(key_id, test=test)

@@ -67,15 +67,6 @@ def public(item: dict, head: dict | None = None) -> dict:
 
 
 # -- a template's fields ------------------------------------------------------------------------------------------
-def _name(data: dict) -> str:
-    name = data.get("name")
-    if name is None or name == "":
-        raise InvalidRequest("MissingField", "'name' is required: say what the template is for.", field="name")
-    if not isinstance(name, str) or len(name) > MAX_NAME or not name.strip() or not name.isprintable():
-        raise InvalidRequest("InvalidName", f"'name' must be 1 to {MAX_NAME} printable characters.", field="name")
-    return name.strip()
-
-
 def _body(data: dict) -> tuple[str, list[str]]:
     body = data.get("body")
     if body is None:
@@ -118,7 +109,7 @@ def _media_url(data: dict, channel: str, settings: Settings) -> str | None:
 
 
 def _content(data: dict, settings: Settings, *, channel: str) -> dict:
-    name = _name(data)
+    name = inputs.name(data, MAX_NAME, "say what the template is for")
     body, placeholders = _body(data)
     return {"name": name, "body": body, "channel": channel, "mediaUrl": _media_url(data, channel, settings),
             "placeholders": placeholders}
