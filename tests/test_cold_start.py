@@ -74,12 +74,14 @@ def test_make_bench_times_the_apis_first_send_with_what_post_sms_loads():
     assert {"phonenumbers", "chalicelib.sending.validation", "chalicelib.sending.templated"} <= set(loaded)
 
 
-@pytest.mark.parametrize("function, runs", [
-    ("batch_worker", "chalicelib.sending.worker"), ("status_ingest", "chalicelib.status.ingest"),
-    ("webhook_fanout", "chalicelib.webhooks.events"), ("webhook_delivery", "chalicelib.webhooks.delivery"),
-    ("inbound_reply", "chalicelib.replies.inbound"), ("report_tally", "chalicelib.reports.tally"),
-    ("export_writer", "chalicelib.reports.writer"), ("schedule_sweep", "chalicelib.sending.schedule"),
-])
+CAPABILITIES = {  # each Lambda function of app.py, and the capability function it hands its event to
+    "batch_worker": ("chalicelib.sending.worker", "handle"), "status_ingest": ("chalicelib.status.ingest", "ingest"),
+    "webhook_fanout": ("chalicelib.webhooks.events", "fanout"),
+    "webhook_delivery": ("chalicelib.webhooks.delivery", "deliver_batch"),
+    "schedule_sweep": ("chalicelib.sending.schedule", "sweep"), "inbound_reply": ("chalicelib.replies.inbound", "handle"),
+    "report_tally": ("chalicelib.reports.tally", "handle"), "export_writer": ("chalicelib.reports.writer", "handle"),
+}
+@pytest.mark.parametrize("function, runs", [(function, module) for function, (module, _) in CAPABILITIES.items()])
 def test_any_other_function_registers_no_route_and_loads_nothing_of_the_api(function, runs):
     started = probe(function)
     assert started["routes"] == []
@@ -107,6 +109,37 @@ def test_the_key_authorizers_handler_loads_neither_chalice_nor_any_route():
     assert module in loaded and "chalicelib.keys.tokens" in loaded
     assert not [m for m in loaded if m == "chalice" or m.startswith(("chalice.", "phonenumbers")) or m.endswith(
         (".routes", ".routing", ".manage")) or m.startswith(("chalicelib.sending", "chalicelib.core.web"))], loaded
+
+
+HANDED_ON = """
+import importlib, json, sys
+sys.path.insert(0, {app_dir!r})
+import app
+seen = {{}}
+for function, (module, name) in {capabilities!r}.items():
+    def record(*args, function=function):
+        seen[function] = [repr(a) for a in args]
+        return {{"handled by": function}}
+    setattr(importlib.import_module(module), name, record)
+    answer = getattr(app, function)({{"Records": [function]}}, "context")
+    assert answer == {{"handled by": function}}, answer
+print(json.dumps({{"seen": seen, "chalice": "chalice" in sys.modules, "app": hasattr(app, "app")}}))
+"""
+
+
+def test_on_lambda_each_event_function_is_a_plain_function_handing_its_event_on():
+    """Deployed, Lambda calls ``app.<function>`` itself, without Chalice: each hands its event (and its context,
+    where its capability takes one) to its capability and returns that answer."""
+    env = {**{k: v for k, v in os.environ.items() if k != "AWS_LAMBDA_FUNCTION_NAME"}, **ENV,
+           "APP_FUNCTION": "batch_worker"}
+    code = HANDED_ON.format(app_dir=str(APP_DIR), capabilities=CAPABILITIES)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["app"] is False and found["chalice"] is False
+    assert set(found["seen"]) == set(CAPABILITIES)
+    for function, args in found["seen"].items():
+        assert args[0] == repr({"Records": [function]}) and args[1:] in ([], ["'context'"]), (function, args)
 
 
 def test_on_lambda_the_collector_waits_for_the_first_event():
