@@ -31,6 +31,13 @@ print(json.dumps({{"gc_after_import": after_import, "gc_after_event": gc.isenabl
 """
 
 
+def run_json(code: str, env: dict) -> dict | list:
+    """Run ``code`` in a fresh Python with ``env``; what it printed last, as JSON."""
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def probe(function: str | None = None, *, event=None, lambda_env: bool = True) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("APP_FUNCTION", "AWS_LAMBDA_FUNCTION_NAME")}
     env.update(ENV)
@@ -38,10 +45,7 @@ def probe(function: str | None = None, *, event=None, lambda_env: bool = True) -
         env["APP_FUNCTION"] = function
     if lambda_env:
         env["AWS_LAMBDA_FUNCTION_NAME"] = "probe"
-    code = PROBE.format(app_dir=str(APP_DIR), event=repr(event), function=function or "app")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_json(PROBE.format(app_dir=str(APP_DIR), event=repr(event), function=function or "app"), env)
 
 
 def test_the_api_registers_every_route_and_loads_the_send_path_with_the_first_send():
@@ -67,10 +71,7 @@ def test_make_bench_times_the_apis_first_send_with_what_post_sms_loads():
     code = (f"import json, sys, importlib; sys.path.insert(0, {str(APP_DIR)!r}); import app; "
             f"[importlib.import_module(m) for m in {modules!r}]; "
             "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('chalicelib', 'phonenumbers')))))")
-    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **ENV}, capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr[-3000:]
-    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    loaded = run_json(code, {**os.environ, **ENV})
     assert {"phonenumbers", "chalicelib.sending.validation", "chalicelib.sending.templated"} <= set(loaded)
 
 
@@ -103,9 +104,7 @@ def test_the_key_authorizers_handler_loads_neither_chalice_nor_any_route():
             f"handler = getattr(importlib.import_module({module!r}), {function!r}); "
             "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('chalice', 'phonenumbers')))))")
     env = {**{k: v for k, v in os.environ.items() if k != "APP_FUNCTION"}, **ENV}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-3000:]
-    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    loaded = run_json(code, env)
     assert module in loaded and "chalicelib.keys.tokens" in loaded
     assert not [m for m in loaded if m == "chalice" or m.startswith(("chalice.", "phonenumbers")) or m.endswith(
         (".routes", ".routing", ".manage")) or m.startswith(("chalicelib.sending", "chalicelib.core.web"))], loaded
@@ -133,9 +132,7 @@ def test_on_lambda_each_event_function_is_a_plain_function_handing_its_event_on(
     env = {**{k: v for k, v in os.environ.items() if k != "AWS_LAMBDA_FUNCTION_NAME"}, **ENV,
            "APP_FUNCTION": "batch_worker"}
     code = HANDED_ON.format(app_dir=str(APP_DIR), capabilities=CAPABILITIES)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-3000:]
-    found = json.loads(out.stdout.strip().splitlines()[-1])
+    found = run_json(code, env)
     assert found["app"] is False and found["chalice"] is False
     assert set(found["seen"]) == set(CAPABILITIES)
     for function, args in found["seen"].items():
@@ -177,9 +174,7 @@ def test_the_schedule_sweep_loads_neither_the_phone_number_library_nor_the_send_
             "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('chalicelib', 'phonenumbers')))))")
     env = {**{k: v for k, v in os.environ.items() if k != "AWS_LAMBDA_FUNCTION_NAME"}, **ENV,
            "APP_FUNCTION": "schedule_sweep"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-3000:]
-    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    loaded = run_json(code, env)
     assert "chalicelib.sending.schedule" in loaded
     assert not [m for m in loaded if m.startswith("phonenumbers") or m in (
         "chalicelib.sending.messages", "chalicelib.sending.validation", "chalicelib.core.phone",
