@@ -43,7 +43,10 @@ _deadline: ContextVar[float | None] = ContextVar("aws_deadline", default=None)
 clock = time.monotonic  # tests put their own
 
 
+@lru_cache(maxsize=1)
 def read_timeout() -> float:
+    """The clients' read timeout, read from the environment once (``reset`` reads it again with the clients:
+    every AWS call asks ``attempt_seconds`` after its answer)."""
     raw = os.environ.get("AWS_READ_TIMEOUT", "").strip()
     return float(raw) if raw else READ_TIMEOUT_SECONDS
 
@@ -121,6 +124,7 @@ def client(service: str):
 def reset() -> None:
     """Forget every cached client and the settings (tests, the local stack)."""
     client.cache_clear()
+    read_timeout.cache_clear()
     _session.cache_clear()
     get_settings.cache_clear()
     for forget in _on_reset:

@@ -205,8 +205,21 @@ ANY_KEY = "any key"
 
 
 def caller_of(request) -> Caller | None:
-    """The key the authorizer let through (``requestContext.authorizer``), or None."""
-    context = ((getattr(request, "context", None) or {}).get("authorizer") or {}) if request is not None else {}
+    """The key the authorizer let through (``requestContext.authorizer``), or None. Read once per request: the
+    scope check, the route and the idempotency layer each ask."""
+    if request is None:
+        return None
+    known = getattr(request, "caller", _UNREAD)
+    if known is _UNREAD:
+        known = request.caller = _caller_in(request)
+    return known
+
+
+_UNREAD = object()
+
+
+def _caller_in(request) -> Caller | None:
+    context = (getattr(request, "context", None) or {}).get("authorizer") or {}
     key_id = context.get("keyId") or context.get("principalId")
     if not key_id:
         return None
