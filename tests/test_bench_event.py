@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from bench.__main__ import _Context, _proxy_event
+from bench.per_send import _Context, _proxy_event
 
 from .conftest import sender
 
