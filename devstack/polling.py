@@ -1,7 +1,7 @@
 """A stoppable background loop, the shape every poller of the local stack shares (``rules.RateRule``,
-``streams.StreamPlayer``): a daemon thread runs ``_run`` from ``start`` until ``stop`` sets ``_stop``, which
-``_run`` waits on between polls; ``stop`` then waits for the invocation under way, up to the function's
-timeout and a little more.
+``streams.StreamPlayer``, ``receipts.Receipts``): a daemon thread runs ``_run`` from ``start`` until ``stop``
+sets ``_stop``, which ``_run`` checks between polls; ``stop`` then waits for the invocation under way, up to
+the function's timeout and a little more.
 """
 from __future__ import annotations
 

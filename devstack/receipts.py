@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 import phonenumbers
 
 from . import appload  # noqa: F401  (puts chalicelib on the path)
+from .polling import Poller
 from chalicelib.sending import simulator
 
 # AWS End User Messaging's destination simulator numbers (one table for the app, the receipts and smoke).
@@ -91,15 +92,18 @@ def eum_receipts(entry: dict, delivered: bool, parts: int, origination: str,
     return [event("PENDING", False, "Message is pending delivery", now - 10), final]
 
 
-class Receipts:
+class Receipts(Poller):
     """Turn each accepted send into delivery receipts, ``delay`` seconds later, in batches.
 
     An ingest invocation that raises is invoked again after each of ``retry_delays`` (Lambda's
     asynchronous retries: two, about one and two minutes apart on AWS; seconds here), then lands
-    in ``failed``, as in the function's on-failure destination."""
+    in ``failed``, as in the function's on-failure destination. ``stop`` waits for the invocation under way
+    up to ``function_timeout`` and a little more."""
 
     def __init__(self, *, emulator, logs, ingest, sns_groups: tuple[str, str], events_group: str,
-                 origination: str, delay: float = 0.3, retry_delays: tuple[float, ...] = (1.0, 2.0)):
+                 origination: str, delay: float = 0.3, retry_delays: tuple[float, ...] = (1.0, 2.0),
+                 function_timeout: float = 5.0):
+        super().__init__(name="delivery-receipts", function_timeout=function_timeout)
         self.logs, self.ingest = logs, ingest
         self._standin = getattr(emulator, "sms_voice", None)  # which sends' TimeToLive ran out
         self.sns_groups, self.events_group, self.origination = sns_groups, events_group, origination
@@ -108,22 +112,12 @@ class Receipts:
         self.failed: list[dict] = []  # subscription events every attempt failed on
         self._failed_lock = threading.Lock()
         self._pending: queue.Queue = queue.Queue()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="delivery-receipts", daemon=True)
         for group in (*sns_groups, events_group):
             try:
                 logs.create_log_stream(logGroupName=group, logStreamName="local")
             except logs.exceptions.ResourceAlreadyExistsException:
                 pass
         emulator.listeners.append(self._on_send)
-
-    def start(self) -> "Receipts":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
 
     def deliver_now(self, entries: list[dict], provider: str = "sns") -> None:
         """Write the receipts of these outbox entries now, in this order, as one delivery to the
