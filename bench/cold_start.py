@@ -71,7 +71,7 @@ def imports_in(function: str, source: Path = APP, package: str = "") -> list[str
     for node in ast.walk(defined[function]):
         if not isinstance(node, ast.ImportFrom):
             continue
-        base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1]) if node.level else ""
+        base = package.rsplit(".", node.level - 1)[0] if node.level else ""  # one level up per extra dot
         within = ".".join(part for part in (base, node.module) if part)
         if not within.startswith("chalicelib"):
             continue
