@@ -1,6 +1,8 @@
 """The embedded AWS: one WSGI app on one loopback endpoint.
 
-- moto serves S3, SNS, DynamoDB (and its streams), SQS, CloudWatch Logs and KMS;
+- moto serves S3, SNS, DynamoDB (and its streams), SQS, CloudWatch Logs and KMS; DynamoDB's transactions
+  run through ``transactions.transact_write_items``, which rolls back the items a cancelled one touched
+  instead of copying whole tables;
 - the sms-voice stand-in answers ``PinpointSMSVoiceV2.*`` calls;
 - presigned S3 POST uploads are checked against their policy and signature, as S3 does;
 - ``GET /_outbox`` lists every SMS and MMS accepted, oldest first;
@@ -43,6 +45,7 @@ from werkzeug.wrappers import Request, Response
 from . import appload  # noqa: F401  (puts app/ on the path)
 from chalicelib.core.segments import segment  # noqa: E402
 from chalicelib.sending.worker import TokenBucket  # noqa: E402
+from . import transactions
 from .sms_voice.model import TARGET_PREFIX, ApiError
 from .sms_voice.standin import SmsVoiceStandIn, respond
 
@@ -186,6 +189,7 @@ def _hung_up(connection, wait: float) -> bool | None:
 class Emulator:
     def __init__(self, region: str = "us-east-1"):
         self.region = region
+        transactions.install()  # a transaction costs the items it touches, not the tables it names
         self.moto = DomainDispatcherApplication(create_backend_app)
         self._lock = threading.Lock()
         self.outbox: list[dict] = []
