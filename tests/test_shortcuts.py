@@ -18,19 +18,21 @@ SERIALIZER = TypeSerializer()
 DESERIALIZER = TypeDeserializer()
 
 
-def serialized(value):
-    """What boto3 writes for ``value``, or the exception it raises (the store's float rule applied first)."""
+def answer(fn, value):
+    """What ``fn(value)`` returns, or the type of what it raises: the very failure is compared too."""
     try:
-        return SERIALIZER.serialize(store._storable(value))  # noqa: SLF001 - the rule encode keeps
-    except Exception as error:  # noqa: BLE001 - the very failure is what is compared
+        return fn(value)
+    except Exception as error:  # noqa: BLE001
         return type(error)
+
+
+def serialized(value):
+    """What boto3 writes for ``value`` (the store's float rule applied first)."""
+    return answer(lambda v: SERIALIZER.serialize(store._storable(v)), value)  # noqa: SLF001 - the rule encode keeps
 
 
 def encoded(value):
-    try:
-        return store.encode(value)
-    except Exception as error:  # noqa: BLE001
-        return type(error)
+    return answer(store.encode, value)
 
 
 PLAIN = (st.text() | st.booleans() | st.none() | st.integers() | st.integers(min_value=-10 ** 40, max_value=10 ** 40)
@@ -52,21 +54,15 @@ def test_encode_at_the_edges(value):
 
 
 def deserialized(attr):
-    try:
-        return store._plain(DESERIALIZER.deserialize(attr))  # noqa: SLF001 - the rule decode keeps
-    except Exception as error:  # noqa: BLE001
-        return type(error)
+    return answer(lambda a: store._plain(DESERIALIZER.deserialize(a)), attr)  # noqa: SLF001 - the rule decode keeps
 
 
 def decoded(attr):
-    try:
-        return store.decode(attr)
-    except Exception as error:  # noqa: BLE001
-        return type(error)
+    return answer(store.decode, attr)
 
 
 NUMBERS = st.from_regex(r"-?[0-9]{1,45}(\.[0-9]{1,10})?([eE][-+]?[0-9]{1,3})?", fullmatch=True)
-ATTRIBUTES = (VALUES.filter(lambda value: not isinstance(serialized(value), type)).map(lambda value: SERIALIZER.serialize(store._storable(value)))
+ATTRIBUTES = (VALUES.map(serialized).filter(lambda attr: not isinstance(attr, type))
               | NUMBERS.map(lambda number: {"N": number})
               | st.dictionaries(st.sampled_from(["S", "N", "BOOL", "NULL", "M", "L", "X"]),
                                 st.text(max_size=3) | st.booleans(), max_size=2))

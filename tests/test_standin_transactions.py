@@ -227,7 +227,8 @@ CASES = {  # each a sequence of transactions in one account
     ],
     "errors after writes: a key of the wrong type, an item without its sort key, an update of a key, "
     "a table that does not exist": [
-        [put("plain", "c", v="p"), delete("sorted", "a", "2"), {"Put": {"TableName": "plain", "Item": {"pk": {"N": "1"}}}}],
+        [put("plain", "c", v="p"), delete("sorted", "a", "2"),
+         {"Put": {"TableName": "plain", "Item": {"pk": {"N": "1"}}}}],
         [put("plain", "c", v="p"), {"Put": {"TableName": "sorted", "Item": {"pk": {"S": "q"}}}}],
         [put("plain", "c", v="p"), update("sorted", "a", "1", "SET #pk = :v")],
         [put("plain", "c", v="p"), check("nowhere", "a")],
@@ -341,42 +342,51 @@ def test_where_moto_s_method_leaves_writes_the_local_one_does_not():
             assert (seen(client, streams) != before) is kept
 
 
-def test_a_cancelled_transaction_never_puts_back_over_another_s_commit(monkeypatch):
-    """Transactions run one at a time. B, sent while A holds an item A will not keep, commits after A has put
-    the item back, and B's write stays, its stream record too (moto's method, with no lock, put A's copy of the
-    whole table back over B's commit). A goes on once B has committed or is waiting for the lock."""
-    lock, b_there = transactions._LOCK, threading.Event()
+def while_a_transaction_is_cancelled(monkeypatch, client, backend, request):
+    """A transaction that puts item a of "plain" and is then cancelled (its check of z fails). Right after its
+    put, ``request()`` starts in another thread, and the transaction goes on once that thread has finished or is
+    waiting for the transactions' lock. Returns the transaction's outcome and what ``request`` returned."""
+    lock, reached, other = transactions._LOCK, threading.Event(), {}
 
-    class Watched:  # the lock, which says when B reaches it
+    class Watched:  # the lock, which says when the other thread reaches it
         def __enter__(self):
             if threading.current_thread() is other.get("thread"):
-                b_there.set()
+                reached.set()
             return lock.__enter__()
 
         def __exit__(self, *exc):
             return lock.__exit__(*exc)
 
     monkeypatch.setattr(transactions, "_LOCK", Watched())
+    real_put = backend.put_item
+
+    def run_request():
+        other["answer"] = request()
+        reached.set()
+
+    def put_then_another_request(*args, **kwargs):
+        written = real_put(*args, **kwargs)
+        if "thread" not in other:
+            other["thread"] = threading.Thread(target=run_request)
+            other["thread"].start()
+            reached.wait()  # until the request has ended, or waits for the transaction
+        return written
+
+    with mock.patch.object(backend, "put_item", put_then_another_request):
+        first = outcome(lambda: client.transact_write_items(TransactItems=[put("plain", "a", v="A"),
+                                                                           check("plain", "z")]))
+    other["thread"].join()
+    return first, other.get("answer")
+
+
+def test_a_cancelled_transaction_never_puts_back_over_another_s_commit(monkeypatch):
+    """Transactions run one at a time. B, sent while A holds an item A will not keep, commits after A has put
+    the item back, and B's write stays, its stream record too (moto's method, with no lock, put A's copy of the
+    whole table back over B's commit). A goes on once B has committed or is waiting for the lock."""
     with account(LOCAL) as (client, streams, backend):
-        real_put, other = backend.put_item, {}
-
-        def b_commits():
-            other.update(answer=outcome(lambda: client.transact_write_items(TransactItems=[update("plain", "a")])))
-            b_there.set()
-
-        def put_then_let_another_in(*args, **kwargs):
-            written = real_put(*args, **kwargs)
-            if not other:
-                other["thread"] = threading.Thread(target=b_commits)
-                other["thread"].start()
-                b_there.wait()
-            return written
-
-        with mock.patch.object(backend, "put_item", put_then_let_another_in):
-            first = outcome(lambda: client.transact_write_items(TransactItems=[put("plain", "a", v="A"),
-                                                                               check("plain", "z")]))
-        other["thread"].join()
-        assert summary(first) == cancelled("None", "ConditionalCheckFailed") and other["answer"] == "ok"
+        first, second = while_a_transaction_is_cancelled(monkeypatch, client, backend, lambda: outcome(
+            lambda: client.transact_write_items(TransactItems=[update("plain", "a")])))
+        assert summary(first) == cancelled("None", "ConditionalCheckFailed") and second == "ok"
         after = seen(client, streams)["plain"]
         assert {"pk": {"S": "a"}, "v": {"S": "new"}} in after["items"]
         assert after["stream"][-1]["dynamodb"]["NewImage"] == {"pk": {"S": "a"}, "v": {"S": "new"}}
@@ -387,43 +397,14 @@ def test_a_write_from_another_request_during_a_cancelled_transaction_stays(monke
     """Another request's PutItem (another item of a table the transaction writes), sent while the transaction
     runs, waits for it to end, and stays with its stream record after the transaction is cancelled (the
     transaction cuts its table's stream back; moto's method put its copy of the whole table back over both)."""
-    lock, waiting = transactions._LOCK, threading.Event()
-
-    class Watched:  # the lock, which says when the other request reaches it
-        def __enter__(self):
-            if threading.current_thread() is other.get("thread"):
-                waiting.set()
-            return lock.__enter__()
-
-        def __exit__(self, *exc):
-            return lock.__exit__(*exc)
-
-    monkeypatch.setattr(transactions, "_LOCK", Watched())
     with account(LOCAL) as (client, streams, backend):
-        real_put, other = backend.put_item, {}
-
-        def put_item():
-            client.put_item(TableName="plain", Item={"pk": {"S": "f"}, "v": {"S": "other"}})
-            waiting.set()
-
-        def put_then_another_request(*args, **kwargs):
-            written = real_put(*args, **kwargs)
-            if not other:
-                other["thread"] = threading.Thread(target=put_item)
-                other["thread"].start()
-                waiting.wait()  # until the request has written, or waits for the transaction
-            return written
-
-        with mock.patch.object(backend, "put_item", put_then_another_request):
-            first = outcome(lambda: client.transact_write_items(TransactItems=[put("plain", "a", v="A"),
-                                                                               check("plain", "z")]))
-        other["thread"].join()
+        first, _ = while_a_transaction_is_cancelled(monkeypatch, client, backend, lambda: client.put_item(
+            TableName="plain", Item={"pk": {"S": "f"}, "v": {"S": "other"}}))
         assert summary(first) == cancelled("None", "ConditionalCheckFailed")
         after = seen(client, streams)["plain"]
         assert {"pk": {"S": "f"}, "v": {"S": "other"}} in after["items"]
         assert {"pk": {"S": "a"}, "v": {"S": "x"}} in after["items"]
         assert after["stream"][-1]["dynamodb"]["NewImage"] == {"pk": {"S": "f"}, "v": {"S": "other"}}
-
 
 # -- cost ---------------------------------------------------------------------------------------------------
 def commit(client):
