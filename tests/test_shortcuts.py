@@ -1,7 +1,8 @@
 """The send path's shortcuts (issue 18's per-send CPU) answer exactly what the library calls they replace
 answer: ``store.encode`` writes what boto3's ``TypeSerializer`` writes and ``store.decode`` reads what its
-``TypeDeserializer`` reads; ``phone.region_and_type`` finds the region and type phonenumbers finds, and
-``phone.normalize`` refuses as invalid exactly the numbers ``phonenumbers.is_valid_number`` refuses."""
+``TypeDeserializer`` reads; ``phone.parse`` reads a number as ``phonenumbers.parse`` reads it, ``phone.region_and_type`` finds the region
+and type phonenumbers finds, and ``phone.normalize`` refuses as invalid exactly the numbers
+``phonenumbers.is_valid_number`` refuses."""
 from __future__ import annotations
 
 from decimal import Decimal
@@ -128,3 +129,48 @@ def test_region_and_type_are_the_librarys_for_any_number(code, digits):
     except phonenumbers.NumberParseException:
         return
     assert phone.region_and_type(number) == library_answer(number)
+
+
+def parsed_both_ways(text):
+    """(ours, the library's): the number read, or the type of what reading it raised."""
+    return answer(phone.parse, text), answer(lambda t: phonenumbers.parse(t, None), text)
+
+
+def with_national_prefix(number):
+    """The number in E.164 with its region's national prefix written in after the calling code, as people
+    write ``+1 1 425...`` or ``+44 0 20...``: the library strips it, where the region's plan says so."""
+    region = phonenumbers.region_code_for_country_code(number.country_code)
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(number.country_code, region)
+    prefix = metadata.national_prefix if metadata is not None else None
+    if prefix:
+        yield f"+{number.country_code}{prefix}{phonenumbers.national_significant_number(number)}"
+
+
+def test_parse_reads_every_example_number_as_the_library_does():
+    seen = 0
+    for number in example_numbers():
+        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        for text in (e164, *with_national_prefix(number)):
+            ours, library = parsed_both_ways(text)
+            assert ours == library, text
+            seen += 1
+    assert seen > 1500
+
+
+# Any + and digits: the calling codes the regions share, any code, no code; a national prefix, leading zeros,
+# too few digits and too many.
+@hypothesis.settings(max_examples=3000, deadline=None, database=None)
+@hypothesis.given(st.sampled_from(SHARED) | st.sampled_from(sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE))
+                  | st.integers(min_value=0, max_value=999),
+                  st.sampled_from(["", "0", "1", "00", "8", "06"]), st.text("0123456789", max_size=16))
+def test_parse_reads_any_plain_number_as_the_library_does(code, prefix, digits):
+    ours, library = parsed_both_ways(f"+{code}{prefix}{digits}")
+    assert ours == library
+
+
+@pytest.mark.parametrize("text", ["+14255550123", "+1 425 555 0123", "+1-425-555-0123", "+1 (425) 555-0123",
+                                  "+14255550123 ext. 7", "tel:+1-425-555-0123", "+1425555O123", "+１４２５５５５０１２３",
+                                  "+390612345678", "+3900612345678", "+4402079460958", "+2250712345678", "+"])
+def test_parse_leaves_anything_but_plain_e164_to_the_library(text):
+    ours, library = parsed_both_ways(text)
+    assert ours == library

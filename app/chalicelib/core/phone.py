@@ -4,8 +4,10 @@ from __future__ import annotations
 import re
 
 import phonenumbers
-from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
-from phonenumbers.phonenumberutil import _number_type_helper  # the library's own typing of one number
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata, PhoneNumber
+# The library's own steps: typing one number, and what its parse does after the calling code.
+from phonenumbers.phonenumberutil import (ValidationResult, _maybe_strip_national_prefix_carrier_code,
+                                          _number_type_helper, _test_number_length, region_code_for_country_code)
 
 from .errors import InvalidRequest, NotAllowed
 
@@ -29,6 +31,40 @@ REFUSED = {
     _TYPE.UNKNOWN: "a number of unknown type",
 }
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# A number as the API asks for it: + and the digits of E.164 (at most 15), no leading zero.
+_E164 = re.compile(r"\+([1-9][0-9]{6,14})")
+_PREFIX_KEPT = (ValidationResult.TOO_SHORT, ValidationResult.IS_POSSIBLE_LOCAL_ONLY, ValidationResult.INVALID_LENGTH)
+
+
+def parse(text: str, country: str | None = None) -> PhoneNumber:
+    """``phonenumbers.parse(text, country)``; for a plain E.164 number (``+`` and digits), the steps of the
+    library's parse that such a number takes, and no others.
+
+    The library's parse first looks for a number in free text: punctuation, letters for digits, an extension, a
+    ``tel:`` URI, digits of other scripts. Those are some of the largest regular expressions it has, and on a
+    send the number is almost always plain E.164, for which none of them matches. What such a number does
+    take: its calling code (the first one to three digits that are one), then the national prefix, stripped
+    where the region's plan says so (``+1 1 425...`` is ``+1 425...``) exactly as the library strips it.
+    Anything else, and anything the library would refuse, goes to the library itself.
+    ``tests/test_shortcuts.py`` holds this to the library's answers."""
+    plain = _E164.fullmatch(text)
+    if plain is None:
+        return phonenumbers.parse(text, country)
+    digits = plain.group(1)
+    for size in (1, 2, 3):
+        code = int(digits[:size])
+        if code in COUNTRY_CODE_TO_REGION_CODE:
+            break
+    else:
+        return phonenumbers.parse(text, country)  # no calling code: the library says what is wrong
+    national = digits[size:]
+    metadata = PhoneMetadata.metadata_for_region_or_calling_code(code, region_code_for_country_code(code))
+    _carrier, stripped, _found = _maybe_strip_national_prefix_carrier_code(national, metadata)
+    if _test_number_length(stripped, metadata) not in _PREFIX_KEPT:
+        national = stripped
+    if len(national) < 2 or national[0] == "0":  # too short, or leading zeros (Italy's): the library's rules
+        return phonenumbers.parse(text, country)
+    return PhoneNumber(country_code=code, national_number=int(national))
 
 
 def region_and_type(number: phonenumbers.PhoneNumber) -> tuple[str | None, int]:
@@ -89,7 +125,7 @@ def normalize(to, country=None, *, allowed_countries=frozenset()) -> tuple[str, 
             field="to",
         )
     try:
-        number = phonenumbers.parse(text, None if text.startswith("+") else country)
+        number = parse(text, None if text.startswith("+") else country)
     except phonenumbers.NumberParseException:
         raise InvalidRequest("InvalidPhoneNumber", "'to' is not a phone number.", field="to") from None
     region, kind = region_and_type(number)
