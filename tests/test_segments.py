@@ -1,7 +1,9 @@
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from tests.conftest import sender  # noqa: F401  (sets the path for chalicelib)
-from chalicelib.core.segments import GSM7, UCS2, segment
+from chalicelib.core.segments import GSM7, GSM7_BASIC, GSM7_EXTENSION, UCS2, _pack, segment
 
 
 @pytest.mark.parametrize("body, encoding, parts", [
@@ -30,3 +32,23 @@ def test_a_surrogate_pair_is_never_split_across_parts():
     body = "ç" * 66 + "😀" + "ç" * 10
     assert segment(body) == (UCS2, 2)
     assert segment("ç" * 67 + "😀" * 34) == (UCS2, 3)
+
+
+def counted(body: str) -> tuple[str, int]:
+    """The parts a body takes, from each character's units one by one (``_pack``: no character split)."""
+    gsm7 = all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in body)
+    units = [2 if (ch in GSM7_EXTENSION if gsm7 else ord(ch) > 0xFFFF) else 1 for ch in body]
+    return (GSM7, _pack(units, 160, 153)) if gsm7 else (UCS2, _pack(units, 70, 67))
+
+
+# Bodies of every kind: GSM-7 basic, with extension characters, other letters of the BMP, emoji; around the
+# lengths where a part ends.
+BODIES = st.text(st.sampled_from(sorted(GSM7_BASIC)[:20] + sorted(GSM7_EXTENSION) + ["ç", "ж", "中", "😀", "𝄞"])
+                 | st.characters(), max_size=500)
+
+
+@hypothesis.settings(max_examples=1500, deadline=None, database=None)
+@hypothesis.given(BODIES | st.builds(lambda a, b: a * b, st.sampled_from(["a", "€", "ç", "😀", "a€"]),
+                                     st.integers(min_value=0, max_value=320)))
+def test_segment_counts_as_character_by_character_counting_does(body):
+    assert segment(body) == counted(body)

@@ -14,6 +14,7 @@ GSM7_BASIC = frozenset(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
+GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
 
 GSM7 = "GSM-7"
 UCS2 = "UCS-2"
@@ -36,11 +37,20 @@ def _pack(units: list[int], single: int, multi: int) -> int:
     return parts
 
 
+def _parts(length: int, single: int, multi: int) -> int:
+    """``_pack`` for a body whose every character takes one unit."""
+    return 1 if length <= single else -(-length // multi)
+
+
 def segment(body: str) -> Segmentation:
     if not body:
         return Segmentation(GSM7, 1)
-    if all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in body):
+    if GSM7_ALL.issuperset(body):
+        if GSM7_EXTENSION.isdisjoint(body):
+            return Segmentation(GSM7, _parts(len(body), 160, 153))
         units = [2 if ch in GSM7_EXTENSION else 1 for ch in body]
         return Segmentation(GSM7, _pack(units, 160, 153))
+    if max(body) <= "\uffff":  # no character outside the Basic Multilingual Plane: one UCS-2 unit each
+        return Segmentation(UCS2, _parts(len(body), 70, 67))
     units = [2 if ord(ch) > 0xFFFF else 1 for ch in body]
     return Segmentation(UCS2, _pack(units, 70, 67))
