@@ -42,6 +42,10 @@ def _no_constant(name: str):
     raise _invalid_json(f"The request body is not valid JSON ({name} is not a JSON number).")
 
 
+# The body's reader, made once: json.loads builds a decoder (and its scanner) on every call given a hook.
+_DECODER = json.JSONDecoder(object_pairs_hook=_members, parse_constant=_no_constant)
+
+
 def _check_tree(data) -> None:
     """Depth and lone surrogates, without recursion (the tree may be as deep as the parser allowed)."""
     stack = [(data, 1)]
@@ -76,7 +80,7 @@ def parse_json(raw) -> dict:
     else:
         text = raw
     try:
-        data = json.loads(text, object_pairs_hook=_members, parse_constant=_no_constant)
+        data = _DECODER.decode(text)
     except RecursionError:
         raise _invalid_json(f"The request body nests deeper than {MAX_JSON_DEPTH} levels.") from None
     except ValueError:

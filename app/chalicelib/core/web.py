@@ -47,9 +47,13 @@ def _header_value(value) -> str:
     return _NOT_HEADER_SAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode("utf-8", "replace")), text)
 
 
+# Made once: json.dumps builds an encoder on every call given options.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
 def to_json(value) -> str:
     """A JSON answer's body: compact, ending in a newline (so that curl's prompt starts a line of its own)."""
-    return json.dumps(value, separators=(",", ":"), default=str) + "\n"
+    return _COMPACT.encode(value) + "\n"
 
 
 def json_response(status: int, body, headers: dict | None = None) -> Response:
