@@ -2,7 +2,8 @@
 
 - moto serves S3, SNS, DynamoDB (and its streams), SQS, CloudWatch Logs and KMS; DynamoDB's transactions
   run through ``transactions.transact_write_items``, which rolls back the items a cancelled one touched
-  instead of copying whole tables;
+  instead of copying whole tables; DynamoDB Streams' ``GetRecords`` and SQS's ``ReceiveMessage`` run through
+  ``motocosts``, the same answers at a cost that does not grow with the stream or the queue;
 - the sms-voice stand-in answers ``PinpointSMSVoiceV2.*`` calls;
 - presigned S3 POST uploads are checked against their policy and signature, as S3 does;
 - ``GET /_outbox`` lists every SMS and MMS accepted, oldest first;
@@ -45,7 +46,7 @@ from werkzeug.wrappers import Request, Response
 from . import appload  # noqa: F401  (puts app/ on the path)
 from chalicelib.core.segments import segment  # noqa: E402
 from chalicelib.sending.worker import TokenBucket  # noqa: E402
-from . import transactions
+from . import motocosts, transactions
 from .sms_voice.model import TARGET_PREFIX, ApiError
 from .sms_voice.standin import SmsVoiceStandIn, respond
 
@@ -190,6 +191,7 @@ class Emulator:
     def __init__(self, region: str = "us-east-1"):
         self.region = region
         transactions.install()  # a transaction costs the items it touches, not the tables it names
+        motocosts.install()  # a stream read costs its records, a queue receive does not count the queue
         self.moto = DomainDispatcherApplication(create_backend_app)
         self._lock = threading.Lock()
         self.outbox: list[dict] = []

@@ -1,0 +1,151 @@
+"""Two of moto's answers at a cost that does not grow with the account: DynamoDB Streams' ``GetRecords`` and SQS's
+``ReceiveMessage``, the calls the local stack's pollers make all the time, answered as moto answers them.
+
+Where the 500-message bulk test's time went (py-spy, only the threads holding the GIL, moto 5.2.5): the process
+was busy, not waiting, and two thirds of the work was the embedded AWS. Two things there cost more the more the
+account held:
+
+- ``GetRecords``: moto hands its stream records to its generic response serializer, which looks every value
+  up against the botocore model, field by field; about 0.5 ms a record. Two pollers read every record of the
+  messages table's stream (the webhook fanout's and the report tally's), so a batch of 500 spent 13 s of CPU in
+  it, a fifth of the test. ``get_records`` here asks moto's backend for the same records and encodes them
+  along the same botocore shapes itself (``encode``: a structure's members by their names, a blob in base64, a
+  timestamp as moto's serializer writes it); the answer's other fields, and its headers, are still moto's
+  serializer's. A value it does not expect (a type or a key the shape does not have, a ``None``) sends the
+  whole answer through moto's serializer instead, so an answer is always the one moto would give.
+- ``ReceiveMessage``: for every message it hands out, moto checks the queue's retention period by computing
+  every attribute of the queue (``get_queue_attributes``), three of which count the queue's messages, and it
+  does it three times: a receive of 10 from a queue of N messages looked at 90 N messages, so draining a queue
+  cost the square of its length (7 s of CPU for the batch of 500). The check here reads the queue's retention
+  period itself, and decides the same way.
+
+Each replaces a moto method whose source it was read against (moto 5.2.5, ``MOTO_SOURCES``: the sha256 of each
+method's source); another moto keeps its own method, and the test says so. ``tests/test_standin_costs.py``
+holds both to moto's own answers.
+"""
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import inspect
+import json
+import logging
+from typing import Any
+
+from moto.core.responses import ActionResult
+from moto.core.serialize import TimestampSerializer
+from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+from moto.sqs import models as sqs_models
+
+# moto's own methods, kept, and the sha256 of the source of each as read (moto 5.2.5).
+MOTO_GET_RECORDS = DynamoDBStreamsHandler.get_records
+MOTO_RETENTION_CHECK = sqs_models.SQSBackend.is_message_valid_based_on_retention_period
+MOTO_SOURCES = {
+    "get_records": "eca5821a96bdd10d8ae32ccc432f7c7df424a484f388ab2a8ecb2e8c9a2026ce",
+    "is_message_valid_based_on_retention_period": "cca23b94a5f3af9d9c5af1c09ee5e615017bdf6bd032301cb321c06c7e595d4b",
+}
+
+
+class Unexpected(Exception):
+    """A value ``encode`` does not take: the answer goes through moto's serializer."""
+
+
+def _blob(value: str | bytes) -> str:
+    """moto's JSON serializer's ``_base64``: a str is taken as its UTF-8 bytes."""
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    return base64.b64encode(value).strip().decode("utf-8")
+
+
+def encode(value: Any, shape) -> Any:
+    """``value`` along the botocore ``shape`` as moto's JSON serializer writes it, for the values moto's stream
+    records hold (dicts keyed by member names, lists, str, int, bool, bytes, datetime); anything else raises
+    ``Unexpected``."""
+    kind = shape.type_name
+    if kind == "structure":
+        if type(value) is not dict or not value.keys() <= shape.members.keys():
+            raise Unexpected(shape.name)
+        # moto leaves a member out when it is None
+        return {name: encode(member, shape.members[name]) for name, member in value.items() if member is not None}
+    if kind == "map":
+        if type(value) is not dict or any(type(key) is not str for key in value):
+            raise Unexpected(shape.name)
+        return {key: encode(member, shape.value) for key, member in value.items()}
+    if kind == "list":
+        if type(value) is not list:
+            raise Unexpected(shape.name)
+        return [encode(member, shape.member) for member in value]
+    if kind == "string" and type(value) is str:
+        return value
+    if kind in ("long", "integer") and type(value) is int:
+        return value
+    if kind == "boolean" and type(value) is bool:
+        return value
+    if kind == "blob" and type(value) in (bytes, str):
+        return _blob(value)
+    if kind == "timestamp" and type(value) is datetime.datetime and "timestampFormat" not in shape.serialization:
+        return TimestampSerializer._timestamp_unixtimestamp(value)
+    raise Unexpected(f"{shape.name}: {type(value).__name__}")
+
+
+def _records_shape(handler: DynamoDBStreamsHandler):
+    from moto.core.responses import get_service_model
+
+    return get_service_model(handler.boto3_service_name).operation_model("GetRecords").output_shape.members["Records"]
+
+
+def get_records(self: DynamoDBStreamsHandler):
+    """moto's ``DynamoDBStreamsHandler.get_records`` (the same records from the same backend call), its records
+    encoded by ``encode``, the rest of the answer by moto's serializer."""
+    arn = self._get_param("ShardIterator")
+    limit = self._get_param("Limit")
+    if limit is None:
+        limit = 1000
+    result = self.backend.get_records(arn, limit)
+    if getattr(self, "RESPONSE_KEY_PATH_TO_TRANSFORMER", None):  # moto's serializer would change values on the way
+        return ActionResult(result)
+    try:
+        records = encode(result["Records"], _records_shape(self))
+    except Unexpected:
+        return ActionResult(result)
+    status, headers, body = self.serialized(ActionResult({**result, "Records": []}))
+    answer = json.loads(body)
+    answer["Records"] = records
+    return status, headers, json.dumps(answer)
+
+
+def is_message_valid_based_on_retention_period(self: sqs_models.SQSBackend, queue_name: str,
+                                               message: sqs_models.Message) -> bool:
+    """moto's check, on the queue's retention period itself rather than on all its attributes."""
+    retention_period = self.get_queue(queue_name).message_retention_period
+    retain_until = retention_period + message.sent_timestamp / 1000
+    return retain_until > sqs_models.unix_time()
+
+
+REPLACEMENTS = {
+    "get_records": (DynamoDBStreamsHandler, MOTO_GET_RECORDS, get_records),
+    "is_message_valid_based_on_retention_period": (sqs_models.SQSBackend, MOTO_RETENTION_CHECK,
+                                                   is_message_valid_based_on_retention_period),
+}
+
+
+def moto_source_sha256(name: str) -> str:
+    return hashlib.sha256(inspect.getsource(REPLACEMENTS[name][1]).encode()).hexdigest()
+
+
+def install() -> dict[str, bool]:
+    """Put each replacement in place of moto's method, if moto's is the one it was read against; says which
+    are in place. Idempotent."""
+    installed = {}
+    for name, (owner, moto_method, replacement) in REPLACEMENTS.items():
+        if getattr(owner, name) is replacement:
+            installed[name] = True
+        elif moto_source_sha256(name) != MOTO_SOURCES[name]:
+            logging.getLogger(__name__).warning(
+                "moto's %s.%s is not the one devstack/motocosts.py was read against: kept moto's", owner.__name__, name)
+            installed[name] = False
+        else:
+            setattr(owner, name, replacement)
+            installed[name] = True
+    return installed
