@@ -78,61 +78,79 @@ def calls(monkeypatch):
     return made
 
 
-# Templates synthesized once per session (see tests/synth.py).
+# Templates synthesized once per session, for all the workers (see tests/synth.py).
 SYNTH_FIXTURES = {"synth_dir", "template", "prod_template", "mms_template", "sms_voice_template", "second_stage",
                   "one_way_template"}
 
 
-@pytest.fixture(scope="session")
-def synth_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("synth")
+@pytest.fixture(scope="session", autouse=True)
+def _synth_shared(tmp_path_factory):
+    """The folder every worker of the session shares for its synths (tests/synth.py): the session's base
+    temporary folder, which pytest-xdist makes the parent of each worker's own."""
+    from . import synth
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    synth.SHARED = base / "synth-shared"
+    synth.SHARED.mkdir(exist_ok=True)
+    yield synth.SHARED
+    synth.SHARED = None
 
 
 @pytest.fixture(scope="session")
-def template(synth_dir):
+def synth_dir():
+    """Where the dev stage (``template``) is synthesized: its cloud assembly is ``cdk.out`` in it."""
+    from .synth import shared_dir
+
+    return shared_dir("template")
+
+
+@pytest.fixture(scope="session")
+def template():
     """The dev stage as cdk.json has it."""
-    from .synth import synth_stage
+    from .synth import session_template
 
-    return synth_stage(synth_dir, "dev")
-
-
-@pytest.fixture(scope="session")
-def prod_template(tmp_path_factory):
-    from .synth import synth_stage
-
-    return synth_stage(tmp_path_factory.mktemp("synth-prod"), "prod")
+    return session_template("template")
 
 
 @pytest.fixture(scope="session")
-def mms_template(tmp_path_factory):
+def prod_template():
+    from .synth import session_template
+
+    return session_template("prod_template")
+
+
+@pytest.fixture(scope="session")
+def mms_template():
     """An SNS stage with an origination identity: MMS on, End User Messaging resources created."""
-    from .synth import MMS_STAGE, synth_stage
+    from .synth import session_template
 
-    return synth_stage(tmp_path_factory.mktemp("synth-mms"), "dev", MMS_STAGE)
+    return session_template("mms_template")
 
 
 @pytest.fixture(scope="session")
-def sms_voice_template(tmp_path_factory):
+def sms_voice_template():
     """An End User Messaging stage with a pool, a sender id and a spend limit."""
-    from .synth import SMS_VOICE_STAGE, synth_stage
+    from .synth import session_template
 
-    return synth_stage(tmp_path_factory.mktemp("synth-sms-voice"), "eum", SMS_VOICE_STAGE)
+    return session_template("sms_voice_template")
 
 
 @pytest.fixture(scope="session")
-def one_way_template(tmp_path_factory):
+def one_way_template():
     """MMS_STAGE with ``twoWay: false``: its phone number could receive, and the stage says not to."""
-    from .synth import ONE_WAY_STAGE, synth_stage
+    from .synth import session_template
 
-    return synth_stage(tmp_path_factory.mktemp("synth-one-way"), "dev", ONE_WAY_STAGE)
+    return session_template("one_way_template")
 
 
 @pytest.fixture(scope="session")
-def second_stage(tmp_path_factory):
+def second_stage():
     """Another stage for the same account and region, leaving the account-wide settings to dev."""
-    from .synth import synth_stage
+    from .synth import session_template
 
-    return synth_stage(tmp_path_factory.mktemp("synth-staging"), "staging", {"accountSettings": False})
+    return session_template("second_stage")
 
 
 @pytest.fixture
@@ -437,15 +455,25 @@ def pytest_testnodedown(node, error):
     _from_workers["leaks"].extend(found["leaks"])
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the groups off the markers
 def pytest_collection_modifyitems(config, items):
-    """Under ``-n``, every test of a module that synthesizes (one of its tests reads a template)
-    runs on one worker (``--dist loadgroup``): each stage is still synthesized once per run, and no
-    two synths package the app at once."""
-    synthesizing = {item.module.__name__ for item in items
-                    if SYNTH_FIXTURES & set(getattr(item, "fixturenames", ()))}
+    """Under ``-n``, the tests of a module that synthesizes (one of its tests reads a template) run on one
+    worker (``--dist loadgroup``, a group per module), so the module's own fixtures are built once; the
+    modules spread over the workers, which share the session's synths (tests/synth.py: each stage is
+    synthesized once per run, by the first worker that needs it). Also tells tests/synth.py which stages
+    the session needs, for a worker to synthesize ahead while it would otherwise wait."""
+    from . import synth
+
+    def reads(item) -> set[str]:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        named = {value for value in params.values() if isinstance(value, str)}
+        return (SYNTH_FIXTURES | set(synth.STAGES)) & (set(getattr(item, "fixturenames", ())) | named)
+
+    synthesizing = {item.module.__name__ for item in items if reads(item)}
+    synth.NEEDED = set(synth.STAGES) & {name for item in items for name in reads(item)}
     for item in items:
         if item.module.__name__ in synthesizing:
-            item.add_marker(pytest.mark.xdist_group("synth"))
+            item.add_marker(pytest.mark.xdist_group(f"synth-{item.module.__name__.rsplit('.', 1)[-1]}"))
 
 
 def pytest_terminal_summary(terminalreporter):

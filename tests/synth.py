@@ -1,14 +1,26 @@
 """Synthesize the stack the way the CDK CLI does, once per stage per test session.
 
 Every template a test reads comes from here, so each stage is synthesized once however many test
-files look at it (``tests/conftest.py`` holds the session fixtures)."""
+files look at it (``tests/conftest.py`` holds the session fixtures), and however many pytest-xdist
+workers read it: a stage is synthesized into a folder all the workers of the session share
+(``SHARED``), under a file lock of its own, by the first worker that needs it; the others read the
+template it wrote. A worker that finds the stage it needs being synthesized by another synthesizes,
+meanwhile, a stage the session needs and nobody has started (``NEEDED``), rather than wait idle.
+
+Synths run at the same time, but never while the session's first one builds the Lambda package:
+Chalice writes its package cache (``app/.chalice/deployments/<hash>.zip``) in place, and a synth that
+found it half written would reuse it. Once a synth has succeeded the package is there, and every
+later synth only reads it."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from aws_cdk.assertions import Template
 
@@ -36,24 +48,124 @@ MMS_STAGE = {
 ONE_WAY_STAGE = {**MMS_STAGE, "twoWay": False}
 
 
+# Each session fixture's stage: (stage name, its whole configuration, or None for cdk.json's).
+STAGES = {
+    "template": ("dev", None),  # the dev stage as cdk.json has it
+    "prod_template": ("prod", None),
+    "mms_template": ("dev", MMS_STAGE),
+    "sms_voice_template": ("eum", SMS_VOICE_STAGE),
+    "one_way_template": ("dev", ONE_WAY_STAGE),
+    "second_stage": ("staging", {"accountSettings": False}),
+}
+
+# Set by tests/conftest.py for the session: a folder every worker of the session shares (None: no
+# sharing, no locks), and the session fixtures of STAGES some collected test reads.
+SHARED: Path | None = None
+NEEDED: set[str] = set()
+
+
+@contextmanager
+def exclusive(name: str, *, wait: bool = True) -> Iterator[bool]:
+    """Hold the session's lock ``name`` (a file lock in SHARED, across the workers); yields False when
+    ``wait`` is False and another process holds it. Without SHARED, yields True and locks nothing."""
+    if SHARED is None:
+        yield True
+        return
+    with open(SHARED / f"{name}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _package_built_first() -> Iterator[None]:
+    """Until a synth of the session has succeeded (so Chalice's package cache is complete), one synth at a time."""
+    if SHARED is None:
+        yield
+        return
+    built = SHARED / "package.built"
+    with exclusive("package"):
+        if not built.exists():
+            yield
+            built.touch()
+            return
+    yield
+
+
 def synth(workdir: Path, *context: str) -> Template:
     """Run ``python app.py`` as the CDK CLI would (cdk.json context plus ``key=value`` overrides,
     JSON values allowed), in ``workdir``; return the stack's template."""
+    _run(workdir, *context)
+    return _read(workdir, *context)
+
+
+def _run(workdir: Path, *context: str) -> None:
     overrides = {}
     for item in context:
         key, value = item.split("=", 1)
         overrides[key] = json.loads(value) if value.startswith("{") else value
     env = {**os.environ, "CDK_OUTDIR": str(workdir / "cdk.out"), "AWS_DEFAULT_REGION": "us-east-1",
            "CDK_CONTEXT_JSON": json.dumps({**json.loads((ROOT / "cdk.json").read_text())["context"], **overrides})}
-    subprocess.run([sys.executable, str(ROOT / "app.py")], cwd=workdir, env=env, check=True,
-                   capture_output=True, timeout=600)
-    stage = overrides.get("stage", "dev")
+    with _package_built_first():
+        subprocess.run([sys.executable, str(ROOT / "app.py")], cwd=workdir, env=env, check=True,
+                       capture_output=True, timeout=600)
+
+
+def _read(workdir: Path, *context: str) -> Template:
+    stage = dict(item.split("=", 1) for item in context).get("stage", "dev")
     template = json.loads((workdir / "cdk.out" / f"SmsSender-{stage}.template.json").read_text())
     return Template.from_json(template)
 
 
+def _context(stage: str, settings: dict | None) -> tuple[str, ...]:
+    if settings is None:
+        return (f"stage={stage}",)
+    return f"stage={stage}", "stages=" + json.dumps({stage: settings})
+
+
 def synth_stage(workdir: Path, stage: str, settings: dict | None = None) -> Template:
     """One stage: as cdk.json has it, or with ``settings`` as its whole configuration."""
-    if settings is None:
-        return synth(workdir, f"stage={stage}")
-    return synth(workdir, f"stage={stage}", "stages=" + json.dumps({stage: settings}))
+    return synth(workdir, *_context(stage, settings))
+
+
+def shared_dir(fixture: str) -> Path:
+    """Where the session fixture ``fixture`` (one of STAGES) is synthesized, its cloud assembly in ``cdk.out``."""
+    assert SHARED is not None, "tests/conftest.py sets SHARED for the session"
+    return SHARED / f"synth-{fixture}"
+
+
+def _synthesized(fixture: str, *, wait: bool) -> bool:
+    """Make sure ``fixture``'s stage is synthesized in its shared folder (once per session); False when
+    ``wait`` is False and another worker is synthesizing it now."""
+    with exclusive(f"synth-{fixture}", wait=wait) as held:
+        if not held:
+            return False
+        done = shared_dir(fixture) / "synthesized"
+        if not done.exists():
+            shared_dir(fixture).mkdir(exist_ok=True)
+            _run(shared_dir(fixture), *_context(*STAGES[fixture]))
+            done.touch()
+        return True
+
+
+def session_template(fixture: str) -> Template:
+    """The template of session fixture ``fixture`` (one of STAGES), synthesized once for all the workers."""
+    while not _synthesized(fixture, wait=False):
+        # Another worker is on it: synthesize a stage the session needs that nobody has started, else wait.
+        for other in sorted(NEEDED - {fixture}):
+            if not (shared_dir(other) / "synthesized").exists():
+                try:
+                    if _synthesized(other, wait=False):
+                        break
+                except subprocess.CalledProcessError:
+                    pass  # the test that reads it synthesizes it again, and reports the failure
+        else:
+            _synthesized(fixture, wait=True)
+            break
+    return _read(shared_dir(fixture), *_context(*STAGES[fixture]))

@@ -13,7 +13,7 @@ from chalicelib.keys import scopes
 from infra.api import SenderApi
 from infra.config import StageConfig, StageConfigError
 
-from .synth import synth
+from .synth import exclusive, synth
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -254,16 +254,17 @@ def test_the_pinned_cdk_cli_accepts_the_assembly_and_synth_is_deterministic(temp
     package comes from Chalice's cache (app/.chalice/deployments/), so a synth needs no network."""
     cli = ROOT / "node_modules" / ".bin" / "cdk"
     assert cli.exists(), "run `npm ci` (make test does) to install the pinned CDK CLI"
-    result = subprocess.run(
-        [str(cli), "synth", "-c", "stage=dev", "--app", f"{sys.executable} {ROOT / 'app.py'}", "-o",
-         str(tmp_path / "cdk.out"), "--quiet"],
-        cwd=ROOT, env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "CDK_DISABLE_VERSION_CHECK": "1",
-                       "PIP_NO_INDEX": "1"},
-        capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    again = json.loads((tmp_path / "cdk.out" / "SmsSender-dev.template.json").read_text())
-    assert without_cli_metadata(again) == without_cli_metadata(template.to_json())
-    assert not (ROOT / "chalice.out").exists()  # the CLI runs app.py in the repo, where cdk.json is
+    with exclusive("repo-chalice-out"):  # the CLI runs app.py in the repo, where cdk.json is
+        result = subprocess.run(
+            [str(cli), "synth", "-c", "stage=dev", "--app", f"{sys.executable} {ROOT / 'app.py'}", "-o",
+             str(tmp_path / "cdk.out"), "--quiet"],
+            cwd=ROOT, env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "CDK_DISABLE_VERSION_CHECK": "1",
+                           "PIP_NO_INDEX": "1"},
+            capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        again = json.loads((tmp_path / "cdk.out" / "SmsSender-dev.template.json").read_text())
+        assert without_cli_metadata(again) == without_cli_metadata(template.to_json())
+        assert not (ROOT / "chalice.out").exists()
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,8 @@ import pytest
 from infra.config import StageConfig, StageConfigError, UnknownStage
 from ops import preflight, smoke
 
+from .synth import exclusive
+
 ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = json.loads((ROOT / "cdk.json").read_text())
 STAGES = ", ".join(sorted(CDK_JSON["context"]["stages"]))  # what the user sees listed: dev, prod
@@ -77,14 +79,16 @@ def cdk_cli(tmp_path: Path, *context: str) -> subprocess.CompletedProcess:
 
 
 def test_make_synth_with_a_mistyped_stage_fails_with_the_stages_of_cdk_json(tmp_path):
-    result = cdk_cli(tmp_path, "stage=prdo")
-    assert_refused_before_packaging(result, f"stage 'prdo' {IN_CONTEXT}{STAGES}", ROOT, tmp_path / "cdk.out")
+    with exclusive("repo-chalice-out"):  # no synth of another test packages in the repo meanwhile
+        result = cdk_cli(tmp_path, "stage=prdo")
+        assert_refused_before_packaging(result, f"stage 'prdo' {IN_CONTEXT}{STAGES}", ROOT, tmp_path / "cdk.out")
 
 
 def test_a_stages_value_given_with_c_is_read_as_json(tmp_path):
     """`-c stages={...}` arrives as a string and replaces cdk.json's stages: its stages are the ones listed."""
-    result = cdk_cli(tmp_path, "stage=prod", 'stages={"qa": {}, "staging": {"accountSettings": false}}')
-    assert_refused_before_packaging(result, f"stage 'prod' {IN_CONTEXT}qa, staging", ROOT, tmp_path / "cdk.out")
+    with exclusive("repo-chalice-out"):
+        result = cdk_cli(tmp_path, "stage=prod", 'stages={"qa": {}, "staging": {"accountSettings": false}}')
+        assert_refused_before_packaging(result, f"stage 'prod' {IN_CONTEXT}qa, staging", ROOT, tmp_path / "cdk.out")
 
 
 # StageConfig.from_context, the one place the app reads its stage (in process: no synth).
