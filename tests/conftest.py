@@ -455,25 +455,32 @@ def pytest_testnodedown(node, error):
     _from_workers["leaks"].extend(found["leaks"])
 
 
+def _reads_a_template(item) -> set[str]:
+    """The session synth fixtures ``item`` reads, by name or as a parameter (``request.getfixturevalue``)."""
+    from . import synth
+
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    named = {value for value in params.values() if isinstance(value, str)}
+    return (SYNTH_FIXTURES | set(synth.STAGES)) & (set(getattr(item, "fixturenames", ())) | named)
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the groups off the markers
 def pytest_collection_modifyitems(config, items):
     """Under ``-n``, the tests of a module that synthesizes (one of its tests reads a template) run on one
     worker (``--dist loadgroup``, a group per module), so the module's own fixtures are built once; the
     modules spread over the workers, which share the session's synths (tests/synth.py: each stage is
-    synthesized once per run, by the first worker that needs it). Also tells tests/synth.py which stages
-    the session needs, for a worker to synthesize ahead while it would otherwise wait."""
-    from . import synth
-
-    def reads(item) -> set[str]:
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        named = {value for value in params.values() if isinstance(value, str)}
-        return (SYNTH_FIXTURES | set(synth.STAGES)) & (set(getattr(item, "fixturenames", ())) | named)
-
-    synthesizing = {item.module.__name__ for item in items if reads(item)}
-    synth.NEEDED = set(synth.STAGES) & {name for item in items for name in reads(item)}
+    synthesized once per run, by the first worker that needs it)."""
+    synthesizing = {item.module.__name__ for item in items if _reads_a_template(item)}
     for item in items:
         if item.module.__name__ in synthesizing:
             item.add_marker(pytest.mark.xdist_group(f"synth-{item.module.__name__.rsplit('.', 1)[-1]}"))
+
+
+def pytest_collection_finish(session):
+    """The stages the selected tests read: a worker that would wait for one synthesizes another meanwhile."""
+    from . import synth
+
+    synth.NEEDED = set(synth.STAGES) & {name for item in session.items for name in _reads_a_template(item)}
 
 
 def pytest_terminal_summary(terminalreporter):
