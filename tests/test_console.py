@@ -189,6 +189,31 @@ def test_an_sms_to_the_success_simulator_reaches_delivered_where_it_is_served(ta
     assert len(sent_bodies(stack, text)) == 1
 
 
+def test_the_send_form_stays_put_while_the_key_check_and_the_dashboard_load(tab, stack, stage):
+    """What the page fills in after it is drawn (the key's name and scopes, the views its scopes open, the
+    dashboard's figures) takes room it kept from the start: the Send button does not move under a pointer about
+    to click it. (It did: a click on Send while the key check was out once landed above the button.)"""
+    page, held, holding = tab.page, [], [True]
+
+    def hold(route):  # until the form has been drawn
+        held.append(route) if holding[0] else route.continue_()
+
+    for answer in ("**/keys/current*", "**/reports/daily*"):
+        page.route(answer, hold)
+    page.goto(f"{stage.url}/")
+    button = page.locator("#sendButton")
+    expect(button).to_be_visible()
+    expect(page.locator("#keyInfo")).to_have_text("Checking the key…")
+    before = button.bounding_box()
+    holding[0] = False
+    for route in held:
+        route.continue_()
+    expect(page.locator("#keyInfo")).to_contain_text("Key in use")
+    expect(page.locator("#dashStatus")).to_contain_text("Figures of")
+    expect(page.locator("#failures")).not_to_be_empty()
+    assert button.bounding_box() == before
+
+
 def test_an_sms_to_the_failure_simulator_shows_failed_with_its_reason(tab, stack, stage):
     text = f"doomed {uuid.uuid4().hex[:8]}"
     tab.page.goto(f"{stage.url}/")
