@@ -6,7 +6,8 @@
   0.40 ms more.
 - cold import (``bench/cold_start.py``): every function the stack deploys, each its handler module, what
   its first event imports and its clients, against bare ``import boto3`` plus the same clients, each in a
-  fresh process, in pairs side by side; the ratio is the median of the pairs'. Target <= 1.10 each.
+  fresh process, in pairs side by side, each pair at its own depth of the call stack; the ratio is the
+  median of the pairs'. Target <= 1.10 each.
 - Lambda package: the size of the deployment zip ``chalice package`` builds.
 - scale (``bench/scale.py``): a simulation on a virtual clock, with the worker's real pacing code,
   of a stage at 1,000 MPS draining 100,000 messages (SQS event source scaling, DynamoDB's limit

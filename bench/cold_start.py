@@ -12,6 +12,17 @@ As on Lambda, the app's own code has no bytecode cache: it runs from a fresh cop
 ``PYTHONDONTWRITEBYTECODE``, so each run compiles it, as each cold start does (a deployment package
 holds sources only). So does Chalice's router (``chalice/app.py``), which its package holds as source.
 boto3, botocore and the bundled libraries run from the venv, compiled.
+
+Each pair of runs (the app's and the baseline's) runs its code at its own depth of Python's call stack, the
+same for both sides, the pairs' depths spread over one chunk of CPython's frame stack (``_at_depth``). CPython
+3.11 keeps that stack in 16 KiB chunks and frees a chunk as soon as the call that needed it returns, so a
+recursion that goes back and forth across a chunk's end maps and unmaps memory on every call (CPython issue
+gh-142183, fixed in March 2026 for 3.14 and 3.13 by keeping one spare chunk). An import compiles regular
+expressions with re's recursive parser (urllib3's URL patterns, under boto3). At the depth this bench used to
+run at, the app's run crossed a chunk's end some 6,000 times (``strace -c``: 6,119 munmap, against 597 with
+the same import started a few frames shallower), about 25 ms; at other depths the baseline's run does. The
+runtime the stack deploys (``python3.14``) has the fix, so a row run at one fixed depth would judge where
+this Python's chunks happen to end, not the code.
 """
 from __future__ import annotations
 
@@ -50,6 +61,9 @@ FUNCTIONS = {
     "key authorizer": ("bearer", ("dynamodb",)),
 }
 HANDLER_MODULES = {"bearer": "chalicelib.keys.authorizer"}
+# How many frames of ``_at_depth``'s padding fill one 16 KiB chunk of CPython 3.11's frame stack: a run's
+# munmap count (``strace -c``) repeats every 120 frames of padding. The pairs' depths spread over one chunk.
+CHUNK_FRAMES = 120
 # The API's routes load their services on their first call. This row adds to the API's cold import what
 # POST /sms loads on its first call (the imports inside ``_send``: the send path, the phone number library), so
 # the cold start of a send stays in view. Its target is the one the API's whole cold import had before.
@@ -112,6 +126,18 @@ print(time.perf_counter() - t)
 """
 
 
+def _at_depth(code: str, depth: int) -> str:
+    """``code``, run with ``depth`` more frames under it on Python's call stack (see the module's docstring)."""
+    return (f"def pad(n):\n    if n:\n        return pad(n - 1)\n"
+            f"    exec(compile({code!r}, '<cold start>', 'exec'), {{'__name__': '__main__'}})\n"
+            f"pad({depth})\n")
+
+
+def depths(runs: int) -> list[int]:
+    """The call-stack depths of ``runs`` pairs: spread evenly over one chunk of the frame stack."""
+    return [pair * CHUNK_FRAMES // runs for pair in range(runs)]
+
+
 def _once(code: str, function: str | None = None) -> float:
     env = {**{k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "APP_FUNCTION")}, **ENV}
     if function and function != "api_handler":
@@ -134,17 +160,19 @@ def _as_packaged(app_dir: Path) -> None:
 
 
 def _medians(app_code: str, bare_code: str, function: str, runs: int) -> tuple[float, float, float]:
-    """``runs`` pairs of fresh-process runs, the app's code and the baseline's side by side, each first in turn:
-    the medians (ms) of each, and the median of the pairs' ratios. A cold start's time drifts with the machine
-    by more than the ratio's margin from one second to the next (the same baseline's median moved by 8% between
-    two rows of one run); within a pair both meet the same drift."""
+    """``runs`` pairs of fresh-process runs, the app's code and the baseline's side by side, each first in turn,
+    each pair at its own depth of the call stack (``depths``): the medians (ms) of each, and the median of the
+    pairs' ratios. A cold start's time drifts with the machine by more than the ratio's margin from one second to
+    the next (the same baseline's median moved by 8% between two rows of one run); within a pair both meet the
+    same drift."""
     ours, bare, ratios = [], [], []
-    for pair in range(runs):
+    for pair, depth in enumerate(depths(runs)):
+        app_run, bare_run = _at_depth(app_code, depth), _at_depth(bare_code, depth)
         if pair % 2:
-            app, base = _once(app_code, function), _once(bare_code)
+            app, base = _once(app_run, function), _once(bare_run)
         else:
-            base = _once(bare_code)
-            app = _once(app_code, function)
+            base = _once(bare_run)
+            app = _once(app_run, function)
         ours.append(app)
         bare.append(base)
         ratios.append(app / base)

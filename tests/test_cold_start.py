@@ -179,3 +179,26 @@ def test_the_schedule_sweep_loads_neither_the_phone_number_library_nor_the_send_
     assert not [m for m in loaded if m.startswith("phonenumbers") or m in (
         "chalicelib.sending.messages", "chalicelib.sending.validation", "chalicelib.core.phone",
         "chalicelib.sending.worker")]
+
+
+def test_make_bench_runs_each_pair_at_its_own_depth_of_the_call_stack():
+    """bench/cold_start.py runs a pair's code ``depth`` frames deeper, unchanged otherwise, and spreads the pairs
+    over one chunk of CPython's frame stack."""
+    from bench import cold_start
+
+    code = "import sys\nfrom pathlib import Path\n\ndef deep():\n    return len(__import__('inspect').stack())\n" \
+           "print(Path('a').name, __name__, deep())"
+
+    def run(depth):
+        out = subprocess.run([sys.executable, "-c", cold_start._at_depth(code, depth)], capture_output=True,
+                             text=True, timeout=60, check=True)
+        name, module, frames = out.stdout.split()
+        return name, module, int(frames)
+
+    shallow, deep = run(0), run(37)
+    assert shallow[:2] == deep[:2] == ("a", "__main__")
+    assert deep[2] - shallow[2] == 37
+    spread = cold_start.depths(9)
+    assert spread[0] == 0 and spread == sorted(set(spread)) and spread[-1] < cold_start.CHUNK_FRAMES
+    gaps = {b - a for a, b in zip(spread, spread[1:])}
+    assert max(gaps) - min(gaps) <= 1 and spread[-1] + max(gaps) >= cold_start.CHUNK_FRAMES - 1
