@@ -32,7 +32,7 @@ if FUNCTION == API:
     from chalice import Chalice
 
     from chalicelib.console.routes import routes as open_routes
-    from chalicelib.core.web import contract_errors
+    from chalicelib.core.web import contract_errors, remember_content_type_checks
     from chalicelib.keys.routing import gate as authorizer
     from chalicelib.keys.routes import routes as key_routes
     from chalicelib.replies.routes import routes as reply_routes
@@ -41,6 +41,7 @@ if FUNCTION == API:
     from chalicelib.templates.routes import routes as template_routes
     from chalicelib.webhooks.routes import routes as webhook_routes
 
+    remember_content_type_checks()
     app = Chalice(app_name="sms-sender")
     lambda_function = app.lambda_function
 

@@ -174,3 +174,45 @@ def test_parse_reads_any_plain_number_as_the_library_does(code, prefix, digits):
 def test_parse_leaves_anything_but_plain_e164_to_the_library(text):
     ours, library = parsed_both_ways(text)
     assert ours == library
+
+
+# Chalice's content-type check, asked once per distinct question (``web.remember_content_type_checks``).
+TYPES = ["application/json", "text/plain", "text/html", "image/png", "application/octet-stream", "*/*",
+         "multipart/form-data", "application/x-www-form-urlencoded", "Application/JSON", "IMAGE/PNG"]
+HEADER_PARTS = st.sampled_from(TYPES + ["charset=utf-8", " q=0.9", "", "*/*;q=0.1", "image/*", "text/*"])
+HEADERS = st.lists(st.tuples(HEADER_PARTS, st.sampled_from([",", ";", ", ", " ; "])), max_size=4).map(
+    lambda parts: "".join(part + sep for part, sep in parts).rstrip(",; ")) | st.text(max_size=30)
+
+
+def test_the_app_asks_chalice_each_content_type_question_once():
+    import chalice.app
+
+    from chalicelib.core import web
+
+    from .conftest import sender
+
+    assert sender.app is not None and chalice.app._matches_content_type is web._remembered_content_type_match
+    binary = list(sender.app.api.binary_types)
+    assert len(binary) > 10  # the list each request's answer is checked against twice
+
+
+@hypothesis.settings(max_examples=400, deadline=None)
+@hypothesis.given(HEADERS, st.lists(st.sampled_from(TYPES), max_size=6))
+def test_a_remembered_content_type_check_answers_as_chalice_does(header, valid):
+    from chalicelib.core import web
+
+    chalices = web._CHALICE_MATCHES
+    assert web._remembered_content_type_match(header, valid) == chalices(header, valid)
+    # Asked again, with the same list changed in place: the answer follows the list, not the first answer.
+    valid.append("*/*")
+    assert web._remembered_content_type_match(header, valid) is True is chalices(header, valid)
+    valid[:] = ["text/csv"]
+    assert web._remembered_content_type_match(header, valid) == chalices(header, valid)
+
+
+def test_the_remembered_content_type_checks_are_bounded():
+    from chalicelib.core import web
+
+    for n in range(1_000):
+        web._remembered_content_type_match(f"application/x-{n}", ["application/json"])
+    assert web._matched_content_type.cache_info().currsize <= 256
