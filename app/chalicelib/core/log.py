@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import time
+from functools import lru_cache
 
 SERVICE = "sms-sender"
 
@@ -54,25 +55,35 @@ class _MaskNumbers(logging.Filter):
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
+# Made once: json.dumps builds an encoder on every call given options, and a send writes a line.
+_LINE = json.JSONEncoder(default=str, ensure_ascii=False, separators=(",", ":"))
+
+
+@lru_cache(maxsize=4)
+def _second(whole: int) -> str:
+    """A log line's timestamp up to its second (the lines of one second share it)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(whole))
+
+
 class JsonFormatter(logging.Formatter):
     """A record as one JSON object: the fixed keys first, then the ``extra`` ones; keys whose value is None
     are left out."""
 
     def format(self, record: logging.LogRecord) -> str:
-        seconds = time.gmtime(record.created)
         line = {"level": record.levelname, "location": f"{record.funcName}:{record.lineno}",
                 "message": record.getMessage(),
-                "timestamp": time.strftime("%Y-%m-%d %H:%M:%S", seconds) + f",{int(record.msecs):03d}+0000",
+                "timestamp": f"{_second(int(record.created))},{int(record.msecs):03d}+0000",
                 "service": SERVICE}
         trace = os.environ.get("_X_AMZN_TRACE_ID")  # Lambda sets it per invocation when tracing is on
         if trace:
             line["xray_trace_id"] = trace.split(";")[0].replace("Root=", "")
-        line.update((key, value) for key, value in vars(record).items() if key not in _STANDARD)
+        for key, value in vars(record).items():
+            if key not in _STANDARD:
+                line[key] = value
         if record.exc_info and record.exc_info[1] is not None:
             line["exception"] = self.formatException(record.exc_info)
             line["exception_name"] = type(record.exc_info[1]).__name__
-        return json.dumps({k: v for k, v in line.items() if v is not None}, default=str, ensure_ascii=False,
-                          separators=(",", ":"))
+        return _LINE.encode({k: v for k, v in line.items() if v is not None})
 
 
 def _logger() -> logging.Logger:
