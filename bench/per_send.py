@@ -26,7 +26,8 @@ ENV = {
     "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
     "MEDIA_BUCKET": "bench-media", "MESSAGES_TABLE": "bench-messages", "IDEMPOTENCY_TABLE": "bench-idem",
     "WEBHOOKS_TABLE": "bench-settings",  # the stage's settings table: every send checks its opt-out list
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    # The level the stack deploys (log.py's default): a send writes its outcome's line, as on Lambda.
+    "POWERTOOLS_LOG_LEVEL": "INFO",
 }
 
 
@@ -52,14 +53,16 @@ class _Context:
         return 25_000
 
 
-def per_send_cpu(pairs: int = 120, block: int = 20) -> tuple[float, float, float]:
+def per_send_cpu(pairs: int = 120, block: int = 20, level: str = "INFO") -> tuple[float, float, float]:
     """CPU seconds of one ``POST /sms``, invoked as Lambda invokes the API function (the handler called with
     API Gateway's proxy event), beside the bare boto3 calls that one send makes: the same operations with the
     very parameters the app passed (recorded from one send), on the same clients, against the same loopback
-    fake. What is left is the app's own work: routing, validation, the record, the error mapping. Returns the
-    medians of the app's and the bare calls' CPU seconds per send, and of their difference."""
+    fake. What is left is the app's own work: routing, validation, the record, the error mapping, and the line it
+    logs at ``level`` (INFO: the level the stack deploys, a line per send). Returns the medians of the app's and
+    the bare calls' CPU seconds per send, and of their difference."""
     fake = subprocess.Popen([sys.executable, "-m", "bench.fake_aws"], cwd=ROOT, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
+    nowhere, restore = open(os.devnull, "w", encoding="utf-8"), []
     try:
         port = int(fake.stdout.readline())
         os.environ.update(ENV, AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}")
@@ -69,6 +72,11 @@ def per_send_cpu(pairs: int = 120, block: int = 20) -> tuple[float, float, float
         from devstack import appload
 
         module = appload.load()
+        from chalicelib.core.log import logger
+
+        logger.setLevel(level)
+        # Each line made and written as on Lambda, to nowhere.
+        restore += [(handler, handler.setStream(nowhere)) for handler in logger.handlers]
         from chalicelib.core import aws
 
         aws.reset()
@@ -115,6 +123,9 @@ def per_send_cpu(pairs: int = 120, block: int = 20) -> tuple[float, float, float
             extra.append(timed[through_app] - timed[bare])
         return statistics.median(app_cpu), statistics.median(bare_cpu), statistics.median(extra)
     finally:
+        for handler, stream in restore:
+            handler.setStream(stream)
+        nowhere.close()
         fake.terminate()
         fake.wait(timeout=15)
 
