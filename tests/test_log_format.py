@@ -9,7 +9,9 @@ import logging
 import time
 from decimal import Decimal
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from chalicelib.core import log
 
@@ -64,3 +66,78 @@ def test_a_traced_line_names_its_trace_and_an_exception_its_text_and_name(lines,
     assert line["xray_trace_id"] == "1-5759e988-bd862e3fe1be46a994272793"
     assert line["exception_name"] == "KeyError" and "no such thing" in line["exception"]
     assert list(line).index("xray_trace_id") == 5
+
+
+# The direct path (``log._AppLogger``): the line the standard path writes, without its record.
+KEYS = st.sampled_from(["messageId", "to", "segments", "code", "level", "service", "location", "note", "x"])
+VALUES = st.none() | st.integers() | st.text(max_size=20) | st.booleans() | st.decimals(allow_nan=False) \
+    | st.lists(st.integers(), max_size=3) | st.dictionaries(st.text(max_size=5), st.integers(), max_size=2)
+MESSAGES = st.text(max_size=40) | st.builds(lambda a, n: f"{a} to +1425555{n:04d}", st.text(max_size=10),
+                                            st.integers(0, 9999))
+
+
+@pytest.fixture
+def both(monkeypatch):
+    """Say the same thing through the direct path and through the standard one (a filter on the handler that
+    lets everything through turns the direct path off); the two lines."""
+    out = io.StringIO()
+    handler = log.logger.direct
+    saved = handler.setStream(out), log.logger.level
+    log.logger.setLevel("DEBUG")
+    monkeypatch.setattr(log.logger, "handlers", [handler])  # as deployed (the session's log check adds its own)
+    monkeypatch.setattr(time, "time", lambda: 1765000000.25)
+    monkeypatch.setattr(time, "time_ns", lambda: 1765000000_250_000_000)
+    formatted = []
+    original = log.JsonFormatter.format
+    monkeypatch.setattr(log.JsonFormatter, "format", lambda self, record: formatted.append(1) or original(self, record))
+
+    def say(level, message, extra):
+        lines = []
+        for direct in (True, False):
+            formatted.clear()
+            if not direct:
+                handler.addFilter(lambda record: True)
+            try:
+                log.logger.log(level, message, extra=extra)  # one line: the same location for both
+            finally:
+                handler.filters.clear()
+            lines.append(out.getvalue())
+            assert len(formatted) == (0 if direct else 1)  # the direct path made no record to format
+            out.seek(0)
+            out.truncate()
+        return lines
+
+    yield say
+    handler.setStream(saved[0])
+    log.logger.setLevel(saved[1])
+
+
+@hypothesis.settings(max_examples=300, deadline=None, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
+@hypothesis.given(st.sampled_from([logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR]), MESSAGES,
+                  st.dictionaries(KEYS, VALUES, max_size=5) | st.none(), st.booleans())
+def test_the_direct_path_writes_the_line_the_standard_path_writes(both, monkeypatch, level, message, extra, traced):
+    if traced:
+        monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1")
+    else:
+        monkeypatch.delenv("_X_AMZN_TRACE_ID", raising=False)
+    direct, standard = both(level, message, extra)
+    assert direct == standard and direct.endswith("\n") and direct.count("\n") == 1
+    line = json.loads(direct)
+    if "location" not in (extra or {}):  # an extra key takes the place of a fixed one, on either path
+        assert line["location"].startswith("say:")
+    assert "+1425555" not in line.get("message", "")
+
+
+def test_a_line_the_direct_path_cannot_write_still_reaches_the_log(monkeypatch, capsys):
+    class Broken(io.StringIO):
+        def write(self, text):
+            raise OSError("the pipe is gone")
+
+    handler = log.logger.direct
+    monkeypatch.setattr(log.logger, "handlers", [handler])
+    saved = handler.setStream(Broken())
+    try:
+        log.logger.warning("sent", extra={"messageId": "m-1"})  # no exception reaches the caller
+    finally:
+        handler.setStream(saved)
+    assert "the pipe is gone" in capsys.readouterr().err  # reported as logging reports a failed line
