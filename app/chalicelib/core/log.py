@@ -65,25 +65,31 @@ def _second(whole: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(whole))
 
 
+def _line(level: str, function: str, lineno: int, message: str, created: float, msecs: float, extra,
+          error: dict | None = None) -> str:
+    """One log line: the fixed keys first, then ``extra`` (a mapping, or key and value pairs), then ``error``;
+    keys whose value is None are left out."""
+    line = {"level": level, "location": f"{function}:{lineno}", "message": message,
+            "timestamp": f"{_second(int(created))},{int(msecs):03d}+0000", "service": SERVICE}
+    trace = os.environ.get("_X_AMZN_TRACE_ID")  # Lambda sets it per invocation when tracing is on
+    if trace:
+        line["xray_trace_id"] = trace.split(";")[0].replace("Root=", "")
+    line.update(extra)
+    if error:
+        line.update(error)
+    return _LINE.encode({k: v for k, v in line.items() if v is not None})
+
+
 class JsonFormatter(logging.Formatter):
-    """A record as one JSON object: the fixed keys first, then the ``extra`` ones; keys whose value is None
-    are left out."""
+    """A record as one JSON object (``_line``): its ``extra`` keys are those a record does not have by itself."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = {"level": record.levelname, "location": f"{record.funcName}:{record.lineno}",
-                "message": record.getMessage(),
-                "timestamp": f"{_second(int(record.created))},{int(record.msecs):03d}+0000",
-                "service": SERVICE}
-        trace = os.environ.get("_X_AMZN_TRACE_ID")  # Lambda sets it per invocation when tracing is on
-        if trace:
-            line["xray_trace_id"] = trace.split(";")[0].replace("Root=", "")
-        for key, value in vars(record).items():
-            if key not in _STANDARD:
-                line[key] = value
+        error = None
         if record.exc_info and record.exc_info[1] is not None:
-            line["exception"] = self.formatException(record.exc_info)
-            line["exception_name"] = type(record.exc_info[1]).__name__
-        return _LINE.encode({k: v for k, v in line.items() if v is not None})
+            error = {"exception": self.formatException(record.exc_info),
+                     "exception_name": type(record.exc_info[1]).__name__}
+        return _line(record.levelname, record.funcName, record.lineno, record.getMessage(), record.created,
+                     record.msecs, ((k, v) for k, v in vars(record).items() if k not in _STANDARD), error)
 
 
 class _AppLogger(logging.Logger):
@@ -112,16 +118,9 @@ class _AppLogger(logging.Logger):
         while caller.f_code.co_filename == logging.__file__:  # logger.info and the like
             caller = caller.f_back
         now = time.time()
-        line = {"level": logging.getLevelName(level), "location": f"{caller.f_code.co_name}:{caller.f_lineno}",
-                "message": scrub(msg),
-                "timestamp": f"{_second(int(now))},{int((now - int(now)) * 1000):03d}+0000", "service": SERVICE}
-        trace = os.environ.get("_X_AMZN_TRACE_ID")
-        if trace:
-            line["xray_trace_id"] = trace.split(";")[0].replace("Root=", "")
-        if extra:
-            line.update(extra)
         try:
-            text = _LINE.encode({k: v for k, v in line.items() if v is not None}) + handler.terminator
+            text = _line(logging.getLevelName(level), caller.f_code.co_name, caller.f_lineno, scrub(msg), now,
+                         (now - int(now)) * 1000, extra or ()) + handler.terminator
             with handler.lock:
                 handler.stream.write(text)
                 handler.flush()
