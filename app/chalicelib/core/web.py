@@ -197,7 +197,7 @@ def remember_content_type_checks() -> None:
     (``_matches_content_type``), lowercasing all twenty of those types and splitting the header with a regular
     expression each time: about a tenth of the app's own work in a send (``make bench``'s per-send row). Its
     answer depends only on its two arguments (a header and a list of types), so it is kept per pair, the list
-    read afresh every time; at most 256 pairs, since a header comes from the caller. ``tests/test_web.py``
+    read afresh every time; at most 256 pairs, since a header comes from the caller. ``tests/test_shortcuts.py``
     holds it to Chalice's own answers."""
     chalice.app._matches_content_type = _remembered_content_type_match
 
