@@ -17,18 +17,30 @@ from chalicelib.core import log
 
 
 @pytest.fixture
-def lines(monkeypatch):
+def logger_at(monkeypatch):
+    """``at(level, handlers, stream=None)``: the app's logger at ``level`` with only ``handlers`` (the direct
+    handler writing to ``stream``, if given) for the test; all of it put back afterwards."""
+    saved = log.logger.level
+
+    def at(level, handlers, stream=None):
+        monkeypatch.setattr(log.logger, "handlers", handlers)
+        if stream is not None:
+            monkeypatch.setattr(log.logger.direct, "stream", stream)
+        log.logger.setLevel(level)  # through setLevel: it clears the logger's cache of enabled levels
+
+    yield at
+    log.logger.setLevel(saved)
+
+
+@pytest.fixture
+def lines(monkeypatch, logger_at):
     """What the app's logger writes, line by line (at INFO, as deployed)."""
     monkeypatch.delenv("_X_AMZN_TRACE_ID", raising=False)
     out = io.StringIO()
     handler = logging.StreamHandler(out)
     handler.setFormatter(log.JsonFormatter())
-    saved = log.logger.handlers, log.logger.level
-    log.logger.handlers = [handler]
-    log.logger.setLevel("INFO")
-    yield lambda: [json.loads(line) for line in out.getvalue().splitlines()]
-    log.logger.handlers, _ = saved
-    log.logger.setLevel(saved[1])
+    logger_at("INFO", [handler])
+    return lambda: [json.loads(line) for line in out.getvalue().splitlines()]
 
 
 def test_a_line_holds_the_fixed_keys_then_the_extra_ones_and_leaves_out_none(lines):
@@ -40,7 +52,8 @@ def test_a_line_holds_the_fixed_keys_then_the_extra_ones_and_leaves_out_none(lin
     assert line["level"] == "INFO" and line["message"] == "sent" and line["service"] == "sms-sender"
     assert line["location"].startswith("test_a_line_holds_the_fixed_keys_then_the_extra_ones_and_leaves_out_none:")
     assert list(line)[5:] == ["messageId", "segments", "body", "price"]  # in the order given, None left out
-    assert line["segments"] == 2 and line["body"] == "Grüße ✓" and line["price"] == "0.00645"  # str() of what JSON lacks
+    assert line["segments"] == 2 and line["body"] == "Grüße ✓"
+    assert line["price"] == "0.00645"  # str() of what JSON cannot hold
     stamp = time.strptime(line["timestamp"][:19], "%Y-%m-%d %H:%M:%S")
     assert line["timestamp"][19:].startswith(",") and line["timestamp"].endswith("+0000")
     assert int(before) - 1 <= time.mktime(stamp) - time.timezone <= time.time() + 1
@@ -77,14 +90,12 @@ MESSAGES = st.text(max_size=40) | st.builds(lambda a, n: f"{a} to +1425555{n:04d
 
 
 @pytest.fixture
-def both(monkeypatch):
+def both(monkeypatch, logger_at):
     """Say the same thing through the direct path and through the standard one (a filter on the handler that
     lets everything through turns the direct path off); the two lines."""
     out = io.StringIO()
     handler = log.logger.direct
-    saved = handler.setStream(out), log.logger.level
-    log.logger.setLevel("DEBUG")
-    monkeypatch.setattr(log.logger, "handlers", [handler])  # as deployed (the session's log check adds its own)
+    logger_at("DEBUG", [handler], out)  # as deployed (the session's log check adds a handler of its own)
     monkeypatch.setattr(time, "time", lambda: 1765000000.25)
     monkeypatch.setattr(time, "time_ns", lambda: 1765000000_250_000_000)
     formatted = []
@@ -107,12 +118,11 @@ def both(monkeypatch):
             out.truncate()
         return lines
 
-    yield say
-    handler.setStream(saved[0])
-    log.logger.setLevel(saved[1])
+    return say
 
 
-@hypothesis.settings(max_examples=300, deadline=None, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
+@hypothesis.settings(max_examples=300, deadline=None,
+                     suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
 @hypothesis.given(st.sampled_from([logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR]), MESSAGES,
                   st.dictionaries(KEYS, VALUES, max_size=5) | st.none(), st.booleans())
 def test_the_direct_path_writes_the_line_the_standard_path_writes(both, monkeypatch, level, message, extra, traced):
@@ -128,16 +138,11 @@ def test_the_direct_path_writes_the_line_the_standard_path_writes(both, monkeypa
     assert "+1425555" not in line.get("message", "")
 
 
-def test_a_line_the_direct_path_cannot_write_still_reaches_the_log(monkeypatch, capsys):
+def test_a_line_the_direct_path_cannot_write_still_reaches_the_log(logger_at, capsys):
     class Broken(io.StringIO):
         def write(self, text):
             raise OSError("the pipe is gone")
 
-    handler = log.logger.direct
-    monkeypatch.setattr(log.logger, "handlers", [handler])
-    saved = handler.setStream(Broken())
-    try:
-        log.logger.warning("sent", extra={"messageId": "m-1"})  # no exception reaches the caller
-    finally:
-        handler.setStream(saved)
+    logger_at("INFO", [log.logger.direct], Broken())
+    log.logger.warning("sent", extra={"messageId": "m-1"})  # no exception reaches the caller
     assert "the pipe is gone" in capsys.readouterr().err  # reported as logging reports a failed line

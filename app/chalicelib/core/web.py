@@ -179,6 +179,9 @@ def contract_errors(response: Response) -> Response:
     return response
 
 
+_CHALICE_MATCHES = chalice.app._matches_content_type
+
+
 @functools.lru_cache(maxsize=256)
 def _matched_content_type(content_type: str, valid: tuple[str, ...]) -> bool:
     return _CHALICE_MATCHES(content_type, list(valid))
@@ -186,9 +189,6 @@ def _matched_content_type(content_type: str, valid: tuple[str, ...]) -> bool:
 
 def _remembered_content_type_match(content_type: str, valid_content_types: list[str]) -> bool:
     return _matched_content_type(content_type, tuple(valid_content_types))
-
-
-_CHALICE_MATCHES = chalice.app._matches_content_type
 
 
 def remember_content_type_checks() -> None:
