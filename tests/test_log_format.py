@@ -15,6 +15,10 @@ from hypothesis import strategies as st
 
 from chalicelib.core import log
 
+# The tracing header as the AWS X-Ray Developer Guide shows it ("Tracing header"), which Lambda hands a traced
+# function in _X_AMZN_TRACE_ID (AWS Lambda Developer Guide, "Defined runtime environment variables").
+TRACE = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+
 
 @pytest.fixture
 def logger_at(monkeypatch):
@@ -70,7 +74,7 @@ def test_lines_of_one_second_and_of_the_next_each_carry_their_own_time(lines, mo
 
 
 def test_a_traced_line_names_its_trace_and_an_exception_its_text_and_name(lines, monkeypatch):
-    monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", TRACE)
     try:
         raise KeyError("no such thing")
     except KeyError:
@@ -127,7 +131,7 @@ def both(monkeypatch, logger_at):
                   st.dictionaries(KEYS, VALUES, max_size=5) | st.none(), st.booleans())
 def test_the_direct_path_writes_the_line_the_standard_path_writes(both, monkeypatch, level, message, extra, traced):
     if traced:
-        monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1")
+        monkeypatch.setenv("_X_AMZN_TRACE_ID", TRACE)
     else:
         monkeypatch.delenv("_X_AMZN_TRACE_ID", raising=False)
     direct, standard = both(level, message, extra)
