@@ -111,6 +111,22 @@ def test_a_message_scheduled_in_local_time_waits_in_the_history_until_canceled(z
     assert refused_errors(tab, "400 POST") == []
 
 
+def test_a_refresh_of_the_history_leaves_the_focus_where_it_was(tab, stack, stage):
+    """The history is drawn anew on every refresh: a keyboard user on a row's Cancel stays on that Cancel (it was
+    lost to the page's body, and the Enter that followed canceled nothing)."""
+    api, page = Http(stack.app_url), tab.page
+    text = f"kept focus {uuid.uuid4().hex[:8]}"
+    at = ahead(days=2).isoformat().replace("+00:00", "Z")
+    assert api.call("POST", "/sms", {"to": TO, "body": text, "sendAt": at})[0] == 202
+    page.goto(f"{stage.url}/")
+    cancel = row_of(page, text).get_by_role("button", name="Cancel")
+    cancel.focus()
+    drawn = cancel.element_handle()
+    page.evaluate("refresh()")
+    page.wait_for_function("(old) => !old.isConnected", arg=drawn)  # the row was drawn anew
+    expect(cancel).to_be_focused()
+
+
 def test_a_cancel_that_comes_too_late_says_why(tab, stack, stage):
     """The page offered Cancel while the message was scheduled; by the click it no longer is (here another client
     canceled it): the API's 409 NotCancelable is shown, and the history then shows what became of it."""

@@ -639,6 +639,10 @@ function reasonCell(m) {
 }
 function statusFilter() { return $("statusFilter").value; }
 function render() {
+  // The rows are drawn anew on every refresh: the control that had the focus gets it back in its row's new
+  // drawing, so a refresh never takes a keyboard user's place (nor the Enter they were about to press).
+  const focused = document.activeElement, within = focused && focused.closest("#messages tr");
+  const kept = within ? { id: within.dataset.id, label: focused.getAttribute("aria-label") } : null;
   const seen = new Set(), rows = [];
   for (const m of [...firstPage, ...older]) {
     if (seen.has(m.id)) continue;
@@ -675,6 +679,9 @@ function render() {
     rows.push(tr);
   }
   $("messages").replaceChildren(...rows);
+  const again = kept && rows.find((tr) => tr.dataset.id === kept.id);
+  const control = again && [...again.querySelectorAll("button")].find((b) => b.getAttribute("aria-label") === kept.label);
+  if (control) control.focus();
   $("historyEmpty").hidden = rows.length > 0 || !lastOk;
   $("historyEmpty").textContent = statusFilter() === SCHEDULED ? "Nothing is scheduled." : "No messages yet.";
   $("more").hidden = !(older.length ? olderNext : firstNext);
