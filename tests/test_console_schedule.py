@@ -100,7 +100,7 @@ def test_a_message_scheduled_in_local_time_waits_in_the_history_until_canceled(z
     # Canceled: final, gone from what waits, and the API agrees.
     cancel.focus()
     page.keyboard.press("Enter")
-    expect(page.locator("#updated")).to_contain_text(f"Canceled the message to {masked(SUCCESS)} that was to go at ")
+    expect(page.locator("#outcome")).to_contain_text(f"Canceled the message to {masked(SUCCESS)} that was to go at ")
     assert [p for p in tab.posts(stage.origin) if p.endswith("/cancel")] == [f"/api/messages/{message['id']}/cancel"]
     assert api.call("GET", f"/messages/{message['id']}")[2]["status"] == "canceled"
     expect(page.locator("#messages tr")).to_have_count(0)
@@ -129,7 +129,8 @@ def test_a_refresh_of_the_history_leaves_the_focus_where_it_was(tab, stack, stag
 
 def test_a_cancel_that_comes_too_late_says_why(tab, stack, stage):
     """The page offered Cancel while the message was scheduled; by the click it no longer is (here another client
-    canceled it): the API's 409 NotCancelable is shown, and the history then shows what became of it."""
+    canceled it): the API's 409 NotCancelable is shown, and the history then shows what became of it. The refusal
+    stays on its own status line while the history refreshes."""
     api, page = Http(stack.app_url), tab.page
     text = f"too late {uuid.uuid4().hex[:8]}"
     at = ahead(days=2).isoformat().replace("+00:00", "Z")
@@ -141,9 +142,14 @@ def test_a_cancel_that_comes_too_late_says_why(tab, stack, stage):
     expect(cancel).to_be_visible()
     assert api.call("POST", f"/messages/{message['id']}/cancel")[0] == 200
     cancel.click()
-    expect(page.locator("#updated")).to_have_text("Not canceled: Only a scheduled message can be canceled; this "
-                                                  "message is canceled.")
+    refusal = "Not canceled: Only a scheduled message can be canceled; this message is canceled."
+    expect(page.locator("#outcome")).to_have_text(refusal)
     expect(status_cell(row)).to_have_text("canceled")
+    # A refresh that answers afterwards (a poll, or the Refresh button) does not take the refusal away unread.
+    with page.expect_response(lambda r: "/api/messages?limit=20" in r.url):
+        page.click("#refreshNow")
+    expect(page.locator("#updated")).to_contain_text("Updated")
+    expect(page.locator("#outcome")).to_have_text(refusal)
     assert refused_errors(tab, "409 POST") == []
 
 

@@ -168,7 +168,7 @@ async function checkKey() {
   if (listedFor !== $("apiKey").value) {  // another key sees other messages (a test key only test ones)
     listedFor = $("apiKey").value;
     firstPage = []; older = []; olderNext = null; firstNext = null; byId.clear(); lastOk = null;
-    $("updated").textContent = ""; render();
+    $("updated").textContent = ""; $("outcome").textContent = ""; render();
   }
   applyKey();
   if (reading()) refresh();
@@ -687,19 +687,22 @@ function render() {
   $("more").hidden = !(older.length ? olderNext : firstNext);
   if ($("thread").open) { for (const m of firstPage) keepInThread(m); renderThread(); }
 }
+// What became of the user's own cancel has its own status line, which the history's polls never write: a refresh
+// that answers a moment later must not take the outcome away before it is read.
 async function cancelMessage(m, button) {
   button.disabled = true;
+  $("outcome").textContent = "";
   try {
     const after = await call("POST", "messages/" + encodeURIComponent(m.id) + "/cancel", undefined, newKey());
     setNotice("");
-    $("updated").textContent = "Canceled the message to " + mask(counterpart(m)) + " that was to go at " + localTime(m.sendAt) + ".";
+    $("outcome").textContent = "Canceled the message to " + mask(counterpart(m)) + " that was to go at " + localTime(m.sendAt) + ".";
     byId.set(after.id, after);
     firstPage = firstPage.map((x) => (x.id === after.id ? after : x));
     older = older.map((x) => (x.id === after.id ? after : x));
     render();
   } catch (err) {
     if (err instanceof ApiError && err.field === "apiKey") refusedKey(err);
-    $("updated").textContent = "Not canceled: " + err.message;
+    $("outcome").textContent = "Not canceled: " + err.message;
     button.disabled = false;
   }
   refresh();
