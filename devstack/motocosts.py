@@ -1,5 +1,6 @@
-"""Two of moto's answers at a cost that does not grow with the account: DynamoDB Streams' ``GetRecords`` and SQS's
-``ReceiveMessage``, the calls the local stack's pollers make all the time, answered as moto answers them.
+"""Three of moto's costs cut, its answers kept: DynamoDB Streams' ``GetRecords`` and SQS's ``ReceiveMessage``, the
+calls the local stack's pollers make all the time, at a cost that does not grow with the account; and the backend
+its dispatcher finds for each request, looked up once per host.
 
 Where the 500-message bulk test's time went (py-spy, only the threads holding the GIL, moto 5.2.5): the process
 was busy, not waiting, and two thirds of the work was the embedded AWS. Two things there cost more the more the
@@ -19,9 +20,17 @@ account held:
   cost the square of its length (7 s of CPU for the batch of 500). The check here reads the queue's retention
   period itself, and decides the same way.
 
+Once those were cut, the same test spent a fifth of its samples (py-spy, every thread) with threads queued on
+the lock of moto's dispatcher (``DomainDispatcherApplication.get_application``). Every request takes that lock
+to find its backend from the host it names (``dynamodb.us-east-1.amazonaws.com``), and the holder first lists
+moto's 174 package folders with a ``stat`` each (``backends.list_of_moto_modules``), then tries moto's URL
+patterns in turn: some 0.3 ms a request, one request at a time. ``get_backend_for_host`` here asks moto once
+per host and remembers its answer, which depends on nothing else (moto's folders and patterns do not change
+while it runs). The local stack's clients name a handful of hosts; it remembers at most ``REMEMBERED_HOSTS``.
+
 Each replaces a moto method whose source it was read against (moto 5.2.5, ``MOTO_SOURCES``: the sha256 of each
 method's source); another moto keeps its own method, and the test says so. ``tests/test_standin_costs.py``
-holds both to moto's own answers.
+holds each to moto's own answers.
 """
 from __future__ import annotations
 
@@ -36,15 +45,20 @@ from typing import Any
 from moto.core.responses import ActionResult
 from moto.core.serialize import TimestampSerializer
 from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.sqs import models as sqs_models
 
 # moto's own methods, kept, and the sha256 of the source of each as read (moto 5.2.5).
 MOTO_GET_RECORDS = DynamoDBStreamsHandler.get_records
 MOTO_RETENTION_CHECK = sqs_models.SQSBackend.is_message_valid_based_on_retention_period
+MOTO_BACKEND_FOR_HOST = DomainDispatcherApplication.get_backend_for_host
 MOTO_SOURCES = {
     "get_records": "eca5821a96bdd10d8ae32ccc432f7c7df424a484f388ab2a8ecb2e8c9a2026ce",
     "is_message_valid_based_on_retention_period": "cca23b94a5f3af9d9c5af1c09ee5e615017bdf6bd032301cb321c06c7e595d4b",
+    "get_backend_for_host": "1f41972c1e4e660fbf4e4ddfeeed2fdff56dc105a8f8e1bf015640f710ef511a",
 }
+# The most hosts one dispatcher remembers the backend of (a host is the caller's to name: bounded).
+REMEMBERED_HOSTS = 256
 
 
 class Unexpected(Exception):
@@ -123,10 +137,23 @@ def is_message_valid_based_on_retention_period(self: sqs_models.SQSBackend, queu
     return retain_until > sqs_models.unix_time()
 
 
+def get_backend_for_host(self: DomainDispatcherApplication, host: str | None) -> Any:
+    """moto's answer for ``host``, asked once per dispatcher and host."""
+    remembered = self.__dict__.setdefault("_backend_for_host", {})
+    try:
+        return remembered[host]
+    except KeyError:
+        found = MOTO_BACKEND_FOR_HOST(self, host)
+        if len(remembered) < REMEMBERED_HOSTS:
+            remembered[host] = found
+        return found
+
+
 REPLACEMENTS = {
     "get_records": (DynamoDBStreamsHandler, MOTO_GET_RECORDS, get_records),
     "is_message_valid_based_on_retention_period": (sqs_models.SQSBackend, MOTO_RETENTION_CHECK,
                                                    is_message_valid_based_on_retention_period),
+    "get_backend_for_host": (DomainDispatcherApplication, MOTO_BACKEND_FOR_HOST, get_backend_for_host),
 }
 
 

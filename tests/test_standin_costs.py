@@ -9,9 +9,12 @@
   in botocore's model of the answer (every key a member of its shape, binary values in base64).
 - ``ReceiveMessage``: the retention check decides as moto's does, on either side of the retention period, and a
   receive from a queue holding an expired message hands out the same messages as moto's.
+- The dispatcher's backend for a host: the same backend as moto's dispatcher finds, for the host of every moto
+  service and the hosts it finds none for, asked once and again; bounded.
 - The cost: a GetRecords of 25 records looks as few values up in moto's serializer as one of 10 (moto's looks
   up each value of each record), and a receive computes none of the queue's attributes (moto's computes them
-  all, counting the queue's messages, for each message it hands out).
+  all, counting the queue's messages, for each message it hands out); the dispatcher lists moto's package
+  folders once per host, where moto's lists them for every request.
 """
 from __future__ import annotations
 
@@ -28,7 +31,9 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core import serialize as moto_serialize
 from moto.dynamodb.models import table as moto_table
+from moto import backends as moto_backends
 from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.sqs import models as sqs_models
 
 from devstack import motocosts
@@ -39,6 +44,7 @@ CLOCK = datetime(2026, 12, 6, 12, 0, 0, 123456)  # naive UTC, as moto's utcnow: 
 STREAMS_ENDPOINT = f"https://streams.dynamodb.{REGION}.amazonaws.com"  # moto 5.2.5 answers it in-process
 MOTO_GET_RECORDS, LOCAL_GET_RECORDS = motocosts.MOTO_GET_RECORDS, motocosts.get_records
 MOTO_CHECK, LOCAL_CHECK = motocosts.MOTO_RETENTION_CHECK, motocosts.is_message_valid_based_on_retention_period
+MOTO_BACKEND, LOCAL_BACKEND = motocosts.MOTO_BACKEND_FOR_HOST, motocosts.get_backend_for_host
 
 # Every kind of AttributeValue, nested, and the edge values: empty string, list and map, text outside ASCII
 # (a line separator among it, which JSON writes escaped), a binary value of every byte.
@@ -294,13 +300,61 @@ def test_a_receive_does_not_compute_the_queue_s_attributes():
     assert attribute_computations(MOTO_CHECK, 200) >= 10  # moto's: all of them, for each message handed out
 
 
+# -- the dispatcher's backend for a host --------------------------------------------------------------------
+# The hosts a request can name: each moto service's in a region (as the dispatcher builds it from a request's
+# signature), S3's global and bucket hosts, moto's own API, and hosts moto has no backend for.
+HOSTS = ([f"{service}.{REGION}.amazonaws.com" for service in moto_backends.list_of_moto_modules()]
+         + ["s3.amazonaws.com", "media.s3.amazonaws.com", "sms-voice.eu-west-2.amazonaws.com", "moto_api", None,
+            "nothing.example.com", "nothing.us-east-1.amazonaws.com"])
+
+
+def dispatcher() -> DomainDispatcherApplication:
+    return DomainDispatcherApplication(create_backend_app)
+
+
+def test_the_backend_for_each_host_is_moto_s():
+    moto_s, local = dispatcher(), dispatcher()
+    expected = [MOTO_BACKEND(moto_s, host) for host in HOSTS]
+    assert sum(found is not None for found in expected) > 100  # the hosts do name moto's backends
+    assert [LOCAL_BACKEND(local, host) for host in HOSTS] == expected
+    assert [LOCAL_BACKEND(local, host) for host in HOSTS] == expected  # remembered, the same
+
+
+def test_moto_s_folders_are_listed_once_per_host(monkeypatch):
+    listed = []
+    every_module = moto_backends.list_of_moto_modules
+
+    def listing():
+        listed.append(1)
+        return every_module()
+
+    monkeypatch.setattr(moto_backends, "list_of_moto_modules", listing)
+    local, host = dispatcher(), f"dynamodb.{REGION}.amazonaws.com"
+    for _ in range(5):
+        assert LOCAL_BACKEND(local, host) == "dynamodb"
+    assert len(listed) == 1
+    for _ in range(5):
+        MOTO_BACKEND(local, host)
+    assert len(listed) == 6  # moto's: every time
+
+
+def test_at_most_so_many_hosts_are_remembered(monkeypatch):
+    monkeypatch.setattr(motocosts, "REMEMBERED_HOSTS", 3)
+    local = dispatcher()
+    hosts = [f"nothing{i}.example.com" for i in range(5)] + [f"sqs.{REGION}.amazonaws.com"]
+    assert [LOCAL_BACKEND(local, host) for host in hosts] == [None] * 5 + ["sqs"]
+    assert len(local._backend_for_host) == 3
+
+
 # -- the local stack ----------------------------------------------------------------------------------------
 def test_the_local_stack_answers_with_these(monkeypatch):
     monkeypatch.setattr(DynamoDBStreamsHandler, "get_records", MOTO_GET_RECORDS)  # put back after the test
     monkeypatch.setattr(sqs_models.SQSBackend, "is_message_valid_based_on_retention_period", MOTO_CHECK)
+    monkeypatch.setattr(DomainDispatcherApplication, "get_backend_for_host", MOTO_BACKEND)
     Emulator()
     assert DynamoDBStreamsHandler.get_records is LOCAL_GET_RECORDS
     assert sqs_models.SQSBackend.is_message_valid_based_on_retention_period is LOCAL_CHECK
+    assert DomainDispatcherApplication.get_backend_for_host is LOCAL_BACKEND
 
 
 @pytest.mark.parametrize("name", sorted(motocosts.MOTO_SOURCES))
@@ -313,8 +367,11 @@ def test_moto_s_methods_are_the_ones_the_local_stack_s_follow(name):
 def test_another_moto_s_method_is_kept(monkeypatch, caplog):
     monkeypatch.setattr(DynamoDBStreamsHandler, "get_records", MOTO_GET_RECORDS)
     monkeypatch.setattr(sqs_models.SQSBackend, "is_message_valid_based_on_retention_period", MOTO_CHECK)
+    monkeypatch.setattr(DomainDispatcherApplication, "get_backend_for_host", MOTO_BACKEND)
     monkeypatch.setitem(motocosts.MOTO_SOURCES, "get_records", "another")
-    assert motocosts.install() == {"get_records": False, "is_message_valid_based_on_retention_period": True}
+    assert motocosts.install() == {"get_records": False, "is_message_valid_based_on_retention_period": True,
+                                   "get_backend_for_host": True}
     assert DynamoDBStreamsHandler.get_records is MOTO_GET_RECORDS
     assert sqs_models.SQSBackend.is_message_valid_based_on_retention_period is LOCAL_CHECK
+    assert DomainDispatcherApplication.get_backend_for_host is LOCAL_BACKEND
     assert "kept moto's" in caplog.text
