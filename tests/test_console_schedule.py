@@ -153,6 +153,33 @@ def test_a_cancel_that_comes_too_late_says_why(tab, stack, stage):
     assert refused_errors(tab, "409 POST") == []
 
 
+def test_a_batch_cancel_that_comes_too_late_says_why(tab, stack, stage):
+    """The page offered the batch's Cancel while its messages waited; by the click another client has canceled
+    them: the API's 409 NotCancelable is shown, and stays while the batch's progress is drawn anew."""
+    page, api = tab.page, Http(stack.app_url)
+    tag = uuid.uuid4().hex[:8]
+    page.goto(f"{stage.url}/")
+    page.fill("#batchInput", f"to,body\n{SUCCESS},late {tag}\n")
+    expect(page.locator("#batchCheck")).to_contain_text("1 message will be sent")
+    open_options(page, "#batch")
+    local = page.evaluate("""iso => { const d = new Date(iso), two = n => String(n).padStart(2, '0');
+      return d.getFullYear() + '-' + two(d.getMonth() + 1) + '-' + two(d.getDate()) + 'T' + two(d.getHours()) + ':' +
+             two(d.getMinutes()); }""", ahead(days=3).isoformat())
+    page.locator("#batch").get_by_label("Send at").fill(local)
+    page.click("#batchSend")
+    progress = page.locator("#batchProgress")
+    expect(progress).to_have_attribute("data-state", "scheduled")
+    batch_id = progress.get_attribute("data-batch")
+    assert api.call("POST", f"/batches/{batch_id}/cancel")[0] == 200
+    page.get_by_role("button", name="Cancel the scheduled batch").click()
+    refusal = "Not canceled: No message of this batch is still scheduled: there is nothing to cancel."
+    expect(page.locator("#batchOutcome")).to_have_text(refusal)
+    # The page goes on following the batch: its progress, drawn anew, shows it canceled; the reason stays.
+    expect(progress).to_contain_text("Batch done: 1 of 1 final (canceled 1).")
+    expect(page.locator("#batchOutcome")).to_have_text(refusal)
+    assert refused_errors(tab, "409 POST") == []
+
+
 def test_a_message_due_in_seconds_leaves_at_its_time_and_the_history_follows_it(tab, stack, stage):
     """Queued by the API with SQS's DelaySeconds (it is due within ``SCHEDULE_DIRECT_SECONDS``), taken by the batch
     worker at its time. The page is not reloaded: the history asks again by itself when the message is due."""

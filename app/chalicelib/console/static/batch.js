@@ -238,6 +238,7 @@ $("batch").addEventListener("submit", async (event) => {
   if (t) Object.assign(request, {templateId: t.id, templateVersion: t.version});
   batchInFlight = true; $("batchSend").disabled = true; $("batchCancel").hidden = true;
   batchFollowing++;
+  $("batchOutcome").textContent = "";
   progress.textContent = "Submitting " + plural(rows.length, "message") + "…";
   try {
     const batch = await call("POST", "batches", request, newKey());
@@ -264,8 +265,10 @@ $("batch").addEventListener("submit", async (event) => {
 });
 // Follows a batch to done: each second while it is on its way, then at its time while it waits for it; never
 // while the tab is hidden.
+let followed = null;  // the batch followed last: {id, intro, sendAt}
 async function followBatch(id, intro, sendAt) {
   const mine = ++batchFollowing;
+  followed = {id, intro, sendAt};
   const progress = $("batchProgress");
   const started = Date.now();
   while (mine === batchFollowing && Date.now() - started < 30 * 60 * 1000) {
@@ -296,9 +299,12 @@ function showBatch(b, intro) {
   $("batchCancel").hidden = !(b.scheduled && may(SEND));
   $("batchCancel").dataset.batch = b.id;
 }
+// A refused cancel says why on a line of its own (the batch's progress is drawn anew on every poll, which would
+// take the reason away), and the progress is read again at once: it shows what became of the batch.
 $("batchCancel").addEventListener("click", async () => {
   const id = $("batchCancel").dataset.batch;
   $("batchCancel").disabled = true;
+  $("batchOutcome").textContent = "";
   try {
     const b = await call("POST", "batches/" + encodeURIComponent(id) + "/cancel", undefined, newKey());
     batchFollowing++;
@@ -306,7 +312,9 @@ $("batchCancel").addEventListener("click", async () => {
     if (reading()) refresh();
   } catch (err) {
     if (err instanceof ApiError && err.field === "apiKey") refusedKey(err);
-    $("batchProgress").append(para("Not canceled: " + err.message));
+    $("batchOutcome").textContent = "Not canceled: " + err.message;
+    if (followed && followed.id === id && may(READ)) followBatch(id, followed.intro, followed.sendAt);
+    if (reading()) refresh();
   } finally {
     $("batchCancel").disabled = false;
   }
