@@ -50,6 +50,13 @@ def open_options(page, form="#send"):
     page.locator(f"{form} details.options summary").click()
 
 
+def in_browser_zone(page, when: datetime, *, seconds: bool = False) -> str:
+    """``when`` as a "Send at" field takes it: the browser's own zone, to the minute (or the second)."""
+    return page.evaluate("""([iso, seconds]) => { const d = new Date(iso), two = n => String(n).padStart(2, '0');
+      return d.getFullYear() + '-' + two(d.getMonth() + 1) + '-' + two(d.getDate()) + 'T' + two(d.getHours()) + ':' +
+             two(d.getMinutes()) + (seconds ? ':' + two(d.getSeconds()) : ''); }""", [when.isoformat(), seconds])
+
+
 def status_cell(row):
     return row.locator("td").nth(5)
 
@@ -162,9 +169,7 @@ def test_a_batch_cancel_that_comes_too_late_says_why(tab, stack, stage):
     page.fill("#batchInput", f"to,body\n{SUCCESS},late {tag}\n")
     expect(page.locator("#batchCheck")).to_contain_text("1 message will be sent")
     open_options(page, "#batch")
-    local = page.evaluate("""iso => { const d = new Date(iso), two = n => String(n).padStart(2, '0');
-      return d.getFullYear() + '-' + two(d.getMonth() + 1) + '-' + two(d.getDate()) + 'T' + two(d.getHours()) + ':' +
-             two(d.getMinutes()); }""", ahead(days=3).isoformat())
+    local = in_browser_zone(page, ahead(days=3))
     page.locator("#batch").get_by_label("Send at").fill(local)
     page.click("#batchSend")
     progress = page.locator("#batchProgress")
@@ -192,9 +197,7 @@ def test_a_message_due_in_seconds_leaves_at_its_time_and_the_history_follows_it(
     # has passed before the click, the API refuses it (InvalidSendAt) and the test asks again with more lead.
     for lead in (10, 30, 90):
         when = ahead(seconds=lead)
-        local = page.evaluate("""iso => { const d = new Date(iso), two = n => String(n).padStart(2, '0');
-          return d.getFullYear() + '-' + two(d.getMonth() + 1) + '-' + two(d.getDate()) + 'T' + two(d.getHours()) +
-                 ':' + two(d.getMinutes()) + ':' + two(d.getSeconds()); }""", when.isoformat())
+        local = in_browser_zone(page, when, seconds=True)
         page.locator("#send").get_by_label("Send at").fill(local)
         page.click("#sendButton")
         expect(page.locator("#result[data-status='scheduled'], #sendAt-error:visible")).to_have_count(1)
@@ -217,9 +220,7 @@ def test_a_scheduled_batch_waits_and_is_canceled_whole(tab, stack, stage):
     expect(page.locator("#batchCheck")).to_contain_text("2 messages will be sent")
     open_options(page, "#batch")
     when = ahead(days=3).replace(second=0)
-    local = page.evaluate("""iso => { const d = new Date(iso), two = n => String(n).padStart(2, '0');
-      return d.getFullYear() + '-' + two(d.getMonth() + 1) + '-' + two(d.getDate()) + 'T' + two(d.getHours()) + ':' +
-             two(d.getMinutes()); }""", when.isoformat())
+    local = in_browser_zone(page, when)
     page.locator("#batch").get_by_label("Send at").fill(local)
     page.click("#batchSend")
     progress = page.locator("#batchProgress")
