@@ -57,6 +57,16 @@ def in_browser_zone(page, when: datetime, *, seconds: bool = False) -> str:
              two(d.getMinutes()) + (seconds ? ':' + two(d.getSeconds()) : ''); }""", [when.isoformat(), seconds])
 
 
+def schedule_batch(page, rows: str, checked: str, when: datetime):
+    """Send the batch ``rows`` (CSV) from the page for ``when``, once its check says ``checked``; its progress."""
+    page.fill("#batchInput", rows)
+    expect(page.locator("#batchCheck")).to_contain_text(checked)
+    open_options(page, "#batch")
+    page.locator("#batch").get_by_label("Send at").fill(in_browser_zone(page, when))
+    page.click("#batchSend")
+    return page.locator("#batchProgress")
+
+
 def status_cell(row):
     return row.locator("td").nth(5)
 
@@ -166,13 +176,7 @@ def test_a_batch_cancel_that_comes_too_late_says_why(tab, stack, stage):
     page, api = tab.page, Http(stack.app_url)
     tag = uuid.uuid4().hex[:8]
     page.goto(f"{stage.url}/")
-    page.fill("#batchInput", f"to,body\n{SUCCESS},late {tag}\n")
-    expect(page.locator("#batchCheck")).to_contain_text("1 message will be sent")
-    open_options(page, "#batch")
-    local = in_browser_zone(page, ahead(days=3))
-    page.locator("#batch").get_by_label("Send at").fill(local)
-    page.click("#batchSend")
-    progress = page.locator("#batchProgress")
+    progress = schedule_batch(page, f"to,body\n{SUCCESS},late {tag}\n", "1 message will be sent", ahead(days=3))
     expect(progress).to_have_attribute("data-state", "scheduled")
     batch_id = progress.get_attribute("data-batch")
     assert api.call("POST", f"/batches/{batch_id}/cancel")[0] == 200
@@ -216,14 +220,9 @@ def test_a_scheduled_batch_waits_and_is_canceled_whole(tab, stack, stage):
     page, api = tab.page, Http(stack.app_url)
     tag = uuid.uuid4().hex[:8]
     page.goto(f"{stage.url}/")
-    page.fill("#batchInput", f"to,body\n{SUCCESS},first {tag}\n{TO},second {tag}\n")
-    expect(page.locator("#batchCheck")).to_contain_text("2 messages will be sent")
-    open_options(page, "#batch")
     when = ahead(days=3).replace(second=0)
-    local = in_browser_zone(page, when)
-    page.locator("#batch").get_by_label("Send at").fill(local)
-    page.click("#batchSend")
-    progress = page.locator("#batchProgress")
+    progress = schedule_batch(page, f"to,body\n{SUCCESS},first {tag}\n{TO},second {tag}\n",
+                              "2 messages will be sent", when)
     expect(progress).to_contain_text("Batch scheduled for ")
     expect(progress).to_contain_text(": 2 to go")
     expect(progress).to_have_attribute("data-state", "scheduled")
