@@ -18,6 +18,10 @@ from moto import mock_aws
 
 from devstack import appload, resources
 
+from . import botocore_models
+
+botocore_models.install()  # botocore's JSON parsed once per process, not once per session
+
 REGION = "us-east-1"
 sender = appload.load()
 
