@@ -44,24 +44,24 @@ def _table(dynamodb, name: str, key: str, sort: str | None = None, *, ttl: str |
     return name
 
 
-def _client(service: str, endpoint: str, region: str):
-    return boto3.session.Session().client(service, endpoint_url=endpoint, region_name=region)
-
-
 def create(endpoint: str, region: str, emulator, *, visibility_timeout: int = 30, keywords=(),
            two_way: bool = True) -> dict:
     """Create everything in the embedded AWS; return the environment variables the app reads. ``keywords``
     (``infra.config.Keyword``s: the stage's ``all_keywords``) are what the local number answers. Without
     ``two_way`` (a stage with ``twoWay: false``) the local number stays one-way, as the stack leaves the
     stage's identity: no inbound topic or queue, and no two-way settings for the app."""
-    env = create_core(lambda service: _client(service, endpoint, region), region, emulator.sms_voice.account,
-                      visibility_timeout=visibility_timeout)
-    sms_voice = _client("pinpoint-sms-voice-v2", endpoint, region)
+    session = boto3.session.Session()  # one for all the clients: a session parses botocore's data anew
+
+    def client(service: str):
+        return session.client(service, endpoint_url=endpoint, region_name=region)
+
+    env = create_core(client, region, emulator.sms_voice.account, visibility_timeout=visibility_timeout)
+    sms_voice = client("pinpoint-sms-voice-v2")
     configuration_set = f"{PREFIX}-config"
     sms_voice.create_configuration_set(ConfigurationSetName=configuration_set)
     identity = emulator.sms_voice.add_phone_number(ORIGINATION_NUMBER)
     emulator.local_number = ORIGINATION_NUMBER
-    two_way = create_two_way(lambda service: _client(service, endpoint, region), identity["PhoneNumberId"],
+    two_way = create_two_way(client, identity["PhoneNumberId"],
                              keywords, visibility_timeout=visibility_timeout) if two_way else {}
     return {**env, **two_way, "ORIGINATION_IDENTITY": identity["PhoneNumberArn"],
             "CONFIGURATION_SET_NAME": configuration_set}
