@@ -136,6 +136,13 @@ def _call_of(environ, raw: bytes) -> _Call | None:
     return None
 
 
+def _control(body, status: int = 200) -> Response:
+    """An answer of the local stack's own endpoints (``/_outbox``, ``/_faults``, ``/_limits``, ``/_inbound``) as
+    the app's are written: one compact line of JSON that ends in a newline."""
+    return Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")) + "\n", status=status,
+                    mimetype="application/json")
+
+
 def _aws_error(environ, start_response, call: _Call, status: int, code: str, message: str, fields: dict):
     """An AWS error answer in the call's protocol, as botocore parses it."""
     if call.protocol == "json":
@@ -297,7 +304,7 @@ class Emulator:
         method = environ.get("REQUEST_METHOD", "GET")
         if path == "/_outbox" and method == "GET":
             with self._lock:
-                return Response(json.dumps(self.outbox), mimetype="application/json")(environ, start_response)
+                return _control(self.outbox)(environ, start_response)
         if path == "/_faults":
             return self._faults_endpoint(environ, start_response)
         if path == "/_limits":
@@ -369,16 +376,15 @@ class Emulator:
             return Response("", status=204)(environ, start_response)
         if request.method != "POST":
             with self._lock:
-                listed = json.dumps(self.faults)
-            return Response(listed, mimetype="application/json")(environ, start_response)
+                listed = _control(self.faults)
+            return listed(environ, start_response)
         try:
             fault = _fault_spec(json.loads(request.get_data() or b"{}"))
         except (ValueError, TypeError, KeyError, re.error) as err:
-            return Response(json.dumps({"error": f"bad fault: {err}"}), status=400,
-                            mimetype="application/json")(environ, start_response)
+            return _control({"error": f"bad fault: {err}"}, 400)(environ, start_response)
         with self._lock:
             self.faults.append(fault)
-        return Response(json.dumps(fault), status=201, mimetype="application/json")(environ, start_response)
+        return _control(fault, 201)(environ, start_response)
 
     def _limits_endpoint(self, environ, start_response):
         request = Request(environ)
@@ -388,7 +394,7 @@ class Emulator:
             self.set_mps(None)
         with self._lock:
             body = {"mps": self.mps_limit, "throttled": self.throttled}
-        return Response(json.dumps(body), mimetype="application/json")(environ, start_response)
+        return _control(body)(environ, start_response)
 
     # -- replies ----------------------------------------------------------------------------------
     def inbound(self, origination: str, body: str, destination: str | None = None,
@@ -432,7 +438,7 @@ class Emulator:
         request = Request(environ)
 
         def answer(status, body):
-            return Response(json.dumps(body), status=status, mimetype="application/json")(environ, start_response)
+            return _control(body, status)(environ, start_response)
 
         if request.method != "POST":
             return answer(405, {"error": "POST a reply: {\"originationNumber\", \"messageBody\", "

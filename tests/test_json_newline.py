@@ -149,3 +149,23 @@ def test_a_route_that_builds_its_own_answer_gets_the_newline_from_the_middleware
     assert web.contract_errors(Response("<p>hi</p>", headers={"Content-Type": "text/html"})).body == "<p>hi</p>"
     assert web.contract_errors(Response(b"\x89PNG", headers={"Content-Type": "application/json"})).body == b"\x89PNG"
     assert web.contract_errors(Response("", status_code=204)).body == ""
+
+
+def test_the_local_stacks_own_endpoints_answer_json_lines_too(stack):
+    """The embedded AWS's own endpoints, which the guides have you curl (``/_outbox``, ``/_faults``, ``/_limits``,
+    ``/_inbound``), write their JSON as the app does: compact, one line, a final newline."""
+    aws = type("AWS", (), {"app_url": stack.aws_url})  # call() reaches the embedded AWS by the same code
+    json_body = {"Content-Type": "application/json"}
+    status, headers, raw = call(aws, "POST", "/_inbound", json.dumps(
+        {"originationNumber": "+14255550123", "messageBody": "Merci 👍"}).encode(), json_body)
+    assert status == 202 and assert_json_line(status, headers, raw)["inboundMessageId"]
+    outbox = assert_json_line(*call(aws, "GET", "/_outbox"))
+    assert isinstance(outbox, list)
+    assert assert_json_line(*call(aws, "GET", "/_inbound"))["error"].startswith("POST a reply")
+    assert assert_json_line(*call(aws, "POST", "/_inbound", b"\xff", json_body))["error"]
+    assert "bad fault" in assert_json_line(*call(aws, "POST", "/_faults", b'{"operation": ""}', json_body))["error"]
+    fault = assert_json_line(*call(aws, "POST", "/_faults", b'{"operation": "GetItem", "count": 0}', json_body))
+    assert fault["operation"] == "GetItem"
+    assert assert_json_line(*call(aws, "GET", "/_faults")) == [fault]
+    assert call(aws, "DELETE", "/_faults")[0] == 204
+    assert assert_json_line(*call(aws, "GET", "/_limits")) == {"mps": None, "throttled": 0}
