@@ -256,6 +256,7 @@ def test_keys_create_list_revoke(env):
     assert run(["keys", "get", key["id"], "--json"], env).json()["revokedAt"]
     unknown = run(["keys", "current"], {**env, "SMS_API_KEY": "sk_live_" + "a" * 16 + "_" + "b" * 49})
     assert unknown.code == 1 and unknown.err.startswith("sms: 401 Unauthorized: ")
+    assert unknown.err.splitlines()[1] == f"sms: {cli.REFUSED_KEY_HINT}"  # what to check, in the CLI's terms
     human = run(["keys", "create", "--name", "shown once", "--scope", "messages:read"], env)
     shown = [line for line in human.out.splitlines() if line.startswith("key  sk_live_")]
     assert human.code == 0 and len(shown) == 1 and "only time the key is shown" in human.err
@@ -397,3 +398,12 @@ def test_a_command_alone_runs_its_default_action(env):
     assert run(["opt-outs", "--json"], env).json()["optOuts"] is not None
     assert run(["keys", "--json"], env).json()["keys"] is not None
     assert run(["webhooks", "--json"], env).json()["webhooks"] is not None
+
+
+def test_a_command_without_a_key_where_keys_are_required_says_how_to_give_one(stack, env, monkeypatch):
+    """The API's 401 tells an HTTP caller to send a header; the command adds what its own user can do."""
+    monkeypatch.setattr(stack.key_check, "require_keys", True)  # as under make dev REQUIRE_KEYS=1
+    refused = run(["list"], env)
+    assert refused.code == 1 and refused.err.startswith("sms: 401 Unauthorized: ")
+    assert refused.err.splitlines()[1] == f"sms: {cli.KEY_HINT}"
+    assert "SMS_API_KEY" in cli.KEY_HINT and "--key-file" in cli.KEY_HINT

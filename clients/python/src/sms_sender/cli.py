@@ -745,6 +745,11 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+KEY_HINT = "no key was given: set SMS_API_KEY, or name a file holding it (--key-file FILE or SMS_API_KEY_FILE)"
+REFUSED_KEY_HINT = ("the key given (SMS_API_KEY, --key-file or SMS_API_KEY_FILE) was refused: unknown, revoked or "
+                    "expired (see: sms keys)")
+
+
 def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None, stdout: IO[str] | None = None,
          stderr: IO[str] | None = None, sleep: Callable[[float], None] | None = None,
          clock: Callable[[], float] | None = None) -> int:
@@ -758,7 +763,7 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     out = Out(stdout, stderr, getattr(args, "json", False))
     ctx = Context(sleep or time.sleep, clock or time.monotonic)
-    url = ""
+    url, key = "", None
     try:
         stage = getattr(args, "stage", None)
         url = api_url(stage, getattr(args, "outputs", None), env)
@@ -777,6 +782,8 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
             where = f" (field: {err.field})" if err.field else ""
             record = f" (message {err.message_id})" if err.message_id else ""
             print(f"sms: {err.status} {err.code or 'error'}: {err.message}{where}{record}", file=stderr)
+            if isinstance(err, errors.AuthenticationError):  # the API's words are for HTTP: a header
+                print(f"sms: {KEY_HINT if key is None else REFUSED_KEY_HINT}", file=stderr)
         code = EXIT_API
     except errors.ApiConnectionError as err:
         hint = " (is `make dev` running?)" if url == "http://127.0.0.1:8000" else ""
