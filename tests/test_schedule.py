@@ -117,10 +117,16 @@ def test_send_at_takes_35_days_to_the_millisecond_and_any_offset_and_is_stored_i
     with pytest.raises(Exception) as late:
         validation.send_at("2027-01-09T12:00:00.001Z", now=base)
     assert late.value.code == "InvalidSendAt"
+    assert late.value.message == ("'sendAt' must lie at most 35 days ahead: 2027-01-09T12:00:00.001Z is later than "
+                                  "2027-01-09T12:00:00.000Z.")  # which rule, and the latest time it takes
     assert validation.send_at("2026-12-05T14:30:00+02:00", now=base) == "2026-12-05T12:30:00.000Z"
     with pytest.raises(Exception) as exact:
         validation.send_at("2026-12-05T12:00:00Z", now=base)  # now is not the future
     assert exact.value.code == "InvalidSendAt"
+    with pytest.raises(Exception) as gone:
+        validation.send_at("2026-12-05T13:59:00+02:00", now=base)
+    assert gone.value.message == ("'sendAt' must lie in the future: 2026-12-05T11:59:00.000Z has passed "
+                                  "(it is 2026-12-05T12:00:00.000Z).")
     assert validation.send_at(None, now=base) is None
 
 

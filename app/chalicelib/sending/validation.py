@@ -174,9 +174,13 @@ def send_at(raw, *, dry_run: bool = False, now: float | None = None) -> str | No
         raise InvalidRequest("InvalidSendAt", "'sendAt' must be an ISO 8601 time with an offset or Z, such as "
                              "2027-01-31T09:00:00Z or 2027-01-31T10:00:00+01:00.", field="sendAt")
     moment = datetime.fromtimestamp(time.time() if now is None else now, timezone.utc)
-    if at <= moment or at > moment + MAX_SEND_AHEAD:
-        raise InvalidRequest("InvalidSendAt", f"'sendAt' must lie in the future, and at most "
-                             f"{MAX_SEND_AHEAD.days} days ahead.", field="sendAt")
+    if at <= moment:
+        raise InvalidRequest("InvalidSendAt", f"'sendAt' must lie in the future: {store.now_iso(at)} has passed "
+                             f"(it is {store.now_iso(moment)}).", field="sendAt")
+    if at > moment + MAX_SEND_AHEAD:
+        raise InvalidRequest("InvalidSendAt", f"'sendAt' must lie at most {MAX_SEND_AHEAD.days} days ahead: "
+                             f"{store.now_iso(at)} is later than {store.now_iso(moment + MAX_SEND_AHEAD)}.",
+                             field="sendAt")
     if dry_run:
         raise InvalidRequest("InvalidSendAt", "A dry run is checked and answered at once, so it cannot be "
                              "scheduled: leave out 'sendAt' or 'dryRun'.", field="sendAt")
