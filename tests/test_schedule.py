@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import boto3
