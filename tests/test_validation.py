@@ -63,6 +63,14 @@ def test_bad_sms_requests(data, code):
     assert (status, got) == (400, code)
 
 
+def test_an_sms_without_its_text_says_whether_it_was_left_out_or_empty():
+    for body, said in ((None, "is required"), ("", "is empty")):
+        with pytest.raises(errors.MessagingError) as caught:
+            validation.sms({"to": "+14155552671", "body": body}, SETTINGS)
+        assert (caught.value.code, caught.value.field) == ("MissingField", "body")
+        assert caught.value.message == f"'body' {said}: an SMS needs its text (1 to 1600 characters)."
+
+
 def test_a_good_sms_request():
     message = validation.sms({"to": "+442079460958", "body": "x" * 1600, "type": "Promotional",
                               "senderId": "ACME1"}, SETTINGS)

@@ -65,7 +65,9 @@ def _body(data: dict, *, required: bool) -> str | None:
     body = data.get("body")
     if body is None or body == "":
         if required:
-            raise InvalidRequest("MissingField", "'body' is required.", field="body")
+            said = "is required" if body is None else "is empty"
+            raise InvalidRequest("MissingField", f"'body' {said}: an SMS needs its text (1 to 1600 characters).",
+                                 field="body")
         return None
     if not isinstance(body, str):
         raise InvalidRequest("InvalidBody", "'body' must be a string.", field="body")
