@@ -130,6 +130,18 @@ def test_send_media_file_is_one_command(stack, env, tmp_path):
         ("mms", message["mediaUrl"], "a cat")]
 
 
+def test_a_media_type_guessed_from_the_name_and_refused_points_at_content_type(env, tmp_path):
+    picture = tmp_path / "note.xyz"  # Python's mimetypes: chemical/x-xyz
+    picture.write_bytes(PNG)
+    guessed = run(["send", "--to", SUCCESS, "--media", str(picture)], env)
+    assert guessed.code == 1 and "MediaTypeNotSupported" in guessed.err.splitlines()[0]
+    assert guessed.err.splitlines()[1] == f"sms: {cli.GUESSED_TYPE_HINT}"
+    named = run(["send", "--to", SUCCESS, "--media", str(picture), "--content-type", "image/png"], env)
+    assert named.code == 0, named.err  # what the hint says to do
+    wrong = run(["send", "--to", SUCCESS, "--media", str(picture), "--content-type", "text/plain"], env)
+    assert wrong.code == 1 and "MediaTypeNotSupported" in wrong.err and cli.GUESSED_TYPE_HINT not in wrong.err
+
+
 def test_an_api_error_prints_its_code_and_message_on_stderr(env):
     bad = run(["send", "--to", "12", "--body", "hi"], env)
     assert bad.code == 1 and bad.out == ""

@@ -746,6 +746,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 KEY_HINT = "no key was given: set SMS_API_KEY, or name a file holding it (--key-file FILE or SMS_API_KEY_FILE)"
+GUESSED_TYPE_HINT = "the media's type was guessed from the file's name: name it with --content-type TYPE"
 REFUSED_KEY_HINT = ("the key given (SMS_API_KEY, --key-file or SMS_API_KEY_FILE) was refused: unknown, revoked or "
                     "expired (see: sms keys)")
 
@@ -784,6 +785,8 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
             print(f"sms: {err.status} {err.code or 'error'}: {err.message}{where}{record}", file=stderr)
             if isinstance(err, errors.AuthenticationError):  # the API's words are for HTTP: a header
                 print(f"sms: {KEY_HINT if key is None else REFUSED_KEY_HINT}", file=stderr)
+            elif err.code == "MediaTypeNotSupported" and getattr(args, "media", None) and not args.content_type:
+                print(f"sms: {GUESSED_TYPE_HINT}", file=stderr)
         code = EXIT_API
     except errors.ApiConnectionError as err:
         hint = " (is `make dev` running?)" if url == "http://127.0.0.1:8000" else ""
