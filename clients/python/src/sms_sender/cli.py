@@ -612,7 +612,8 @@ def _common() -> argparse.ArgumentParser:
 def parser() -> argparse.ArgumentParser:
     common = _common()
     top = argparse.ArgumentParser(prog="sms", description="Send SMS and MMS and follow them, from a terminal.",
-                                  epilog="URL: --stage, SMS_API_URL, or http://127.0.0.1:8000. "
+                                  epilog="Options follow the command (sms list --stage prod). "
+                                         "URL: --stage, SMS_API_URL, or http://127.0.0.1:8000. "
                                          "Key: SMS_API_KEY, SMS_API_KEY_FILE or --key-file.")
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -636,7 +637,8 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
                       help="a placeholder's value (repeat for each)")
     send.add_argument("--send-at", metavar="TIME", help="schedule it: ISO 8601 with an offset or Z")
-    send.add_argument("--dry-run", action="store_true", help="validate with End User Messaging, send nothing")
+    send.add_argument("--dry-run", action="store_true", help="validate with End User Messaging, send nothing (an SMS: on a "
+                      "stage sending SMS through End User Messaging)")
     send.add_argument("--country", metavar="CC", help="ISO country code of a national --to")
     send.add_argument("--type", choices=["transactional", "promotional"])
     send.add_argument("--sender-id")
