@@ -284,6 +284,9 @@ def test_the_key_from_a_file_and_the_url_from_a_stages_outputs(stack, env, tmp_p
     current = run(["keys", "current", "--json", "--stage", "dev", "--outputs", str(outputs),
                    "--key-file", str(key_file)], nowhere)
     assert current.code == 0 and current.json()["id"] == made["id"]
+    before = run(["--json", "--stage", "dev", "--outputs", str(outputs), "--key-file", str(key_file),
+                  "keys", "current"], nowhere)  # the same options before the command, as `sms --help` lists them
+    assert before.code == 0 and before.json() == current.json()
     by_env = run(["keys", "current", "--json"], {**env, "SMS_API_KEY_FILE": str(key_file)})
     assert by_env.code == 0 and by_env.json()["id"] == made["id"]
     no_key = run(["health", "--stage", "dev", "--outputs", str(outputs)], {})

@@ -611,9 +611,10 @@ def _common() -> argparse.ArgumentParser:
 
 def parser() -> argparse.ArgumentParser:
     common = _common()
+    # The common options go before the command too (sms --stage prod list), as the epilog's list reads.
     top = argparse.ArgumentParser(prog="sms", description="Send SMS and MMS and follow them, from a terminal.",
-                                  epilog="Options follow the command (sms list --stage prod). "
-                                         "URL: --stage, SMS_API_URL, or http://127.0.0.1:8000. "
+                                  parents=[common],
+                                  epilog="URL: --stage, SMS_API_URL, or http://127.0.0.1:8000. "
                                          "Key: SMS_API_KEY, SMS_API_KEY_FILE or --key-file.")
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
