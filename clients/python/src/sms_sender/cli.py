@@ -638,8 +638,9 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
                       help="a placeholder's value (repeat for each)")
     send.add_argument("--send-at", metavar="TIME", help="schedule it: ISO 8601 with an offset or Z")
-    send.add_argument("--dry-run", action="store_true", help="validate with End User Messaging, send nothing (an SMS: on a "
-                      "stage sending SMS through End User Messaging)")
+    send.add_argument("--dry-run", action="store_true",
+                      help="validate with End User Messaging, send nothing (an SMS: on a stage sending SMS through "
+                           "End User Messaging)")
     send.add_argument("--country", metavar="CC", help="ISO country code of a national --to")
     send.add_argument("--type", choices=["transactional", "promotional"])
     send.add_argument("--sender-id")
