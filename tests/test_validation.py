@@ -37,6 +37,27 @@ def test_bad_numbers_are_400_naming_the_field(to, country, code):
     assert field in ("to", "country")
 
 
+@pytest.mark.parametrize("to, country, read_as", [
+    ("+1425abc0123", None, "+14252220123"),          # a typo: the library reads a keypad's digits
+    ("+1 425 CALL NOW", None, "+14252255669"),
+    ("425 555 CALL", "US", "+14255552255"),           # a national number
+    ("tel:+1-425-555-0123", None, "+14255550123"),
+    ("+1 425 555 0123 ext. 12", None, "+14255550123"),
+    ("+14255550123#12", None, "+14255550123"),        # an extension without letters
+])
+def test_a_number_with_letters_or_an_extension_is_refused_where_the_library_reads_another(to, country, read_as):
+    """phonenumbers takes these (the library finds a number in free text), and a send would go to ``read_as``,
+    which for a typo is someone else's number. The API refuses them on ``to``: nothing is sent by mistake."""
+    import phonenumbers
+
+    parsed = phonenumbers.parse(to, None if to.startswith(("+", "tel:")) else country)
+    assert phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164) == read_as
+    with pytest.raises(errors.MessagingError) as caught:
+        phone.normalize(to, country)
+    assert (caught.value.code, caught.value.field) == ("InvalidPhoneNumber", "to")
+    assert ("letters" in caught.value.message) == (not to.startswith("+14255550123#"))
+
+
 def test_destination_outside_the_allowlist_is_403():
     with pytest.raises(errors.NotAllowed) as caught:
         phone.normalize("+442079460958", allowed_countries=frozenset({"US", "CA"}))

@@ -31,6 +31,9 @@ REFUSED = {
     _TYPE.UNKNOWN: "a number of unknown type",
 }
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# A letter of any script. The library reads letters as a phone keypad's digits (+1 425 CALL NOW is +14252255669)
+# and "ext" as an extension: a typo would send to another number.
+_LETTER = re.compile(r"[^\W\d_]")
 # A number as the API asks for it: + and the digits of E.164 (at most 15), no leading zero.
 _E164 = re.compile(r"\+([1-9][0-9]{6,14})")
 _PREFIX_KEPT = (ValidationResult.TOO_SHORT, ValidationResult.IS_POSSIBLE_LOCAL_ONLY, ValidationResult.INVALID_LENGTH)
@@ -118,6 +121,9 @@ def normalize(to, country=None, *, allowed_countries=frozenset()) -> tuple[str, 
             raise InvalidRequest("InvalidCountry", "'country' must be a two-letter ISO code such as US.", field="country")
         country = country.upper()
     text = to.strip()
+    if _LETTER.search(text):
+        raise InvalidRequest("InvalidPhoneNumber", "'to' holds letters: write the number in digits, such as "
+                             "+14255550123 (letters are not read as a keypad's digits).", field="to")
     if not text.startswith("+") and country is None:
         raise InvalidRequest(
             "InvalidPhoneNumber",
@@ -128,6 +134,9 @@ def normalize(to, country=None, *, allowed_countries=frozenset()) -> tuple[str, 
         number = parse(text, None if text.startswith("+") else country)
     except phonenumbers.NumberParseException:
         raise InvalidRequest("InvalidPhoneNumber", "'to' is not a phone number.", field="to") from None
+    if number.extension:
+        raise InvalidRequest("InvalidPhoneNumber", "'to' has an extension, which a text cannot reach: leave it out.",
+                             field="to")
     region, kind = region_and_type(number)
     if kind == _TYPE.UNKNOWN:
         raise InvalidRequest("InvalidPhoneNumber", "'to' is not a valid phone number.", field="to")

@@ -488,7 +488,7 @@ $("send").addEventListener("submit", async (event) => {
   const f = file(), template = sendTemplate();
   const need = (id, message) => { showError(id, message, true); $("result").textContent = NOT_SENT_FIELD; };
   if (!to) return need("to", "Enter the number to send to, in E.164 form like +14255550123.");
-  if (!to.startsWith("+") && !country) return need("country", "This number has no +country code: choose its country, or write it as +… .");
+  if (!to.startsWith("+") && !country) return need("country", "This number has no +country code: choose its country, or write it with + and its country code.");
   let request;
   try { request = {to, ...(country ? {country} : {}), ...limitsOf("")}; }
   catch (err) { return need(err.field, err.message); }
