@@ -411,6 +411,8 @@ def test_keyboard_only(tab, stack, stage):
     tab_to("sendButton")
     page.keyboard.press("Enter")
     expect(page.locator("#result")).to_have_attribute("data-status", "delivered")
+    # Disabled while the send ran, the button gets the focus back: the keyboard is not thrown to the top.
+    expect(page.locator("#sendButton")).to_be_focused()
     expect(row_of(page, text)).to_have_count(1)
     row_of(page, text).get_by_role("button", name="Details").focus()
     page.keyboard.press("Enter")
@@ -534,6 +536,8 @@ def test_replies_show_in_the_history_and_a_number_reads_as_a_thread(tab, stack, 
     expect(page.locator("#threadTitle")).to_have_text("Conversation with " + masked(number))
     items = page.locator("#threadList li")
     expect(items).to_have_count(4)
+    expect(page.locator("#threadNote")).not_to_contain_text("Reading the history")
+    expect(page.locator("#closeThread")).to_be_focused()  # in the dialog, after its first read too
     for i, (text, direction) in enumerate(((first, "outbound"), (answers[0], "inbound"), (second, "outbound"),
                                            (answers[1], "inbound"))):
         expect(items.nth(i)).to_contain_text(text)
@@ -607,6 +611,7 @@ def test_the_keys_panel_makes_a_key_shown_once_lists_it_and_revokes_it_after_ask
     # Shown once: a read-only field, a warning, a Copy button.
     shown = page.locator("#newKey")
     expect(shown).to_be_visible()
+    expect(page.locator("#copyKey")).to_be_focused()  # the next step, for the keyboard too
     expect(shown).to_contain_text("Copy this key now: it will not be shown again.")
     field = page.locator("#newKeyValue")
     expect(field).to_have_value(re.compile(r"^sk_live_"))

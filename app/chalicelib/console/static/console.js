@@ -11,6 +11,17 @@ function apiUrl(path) {
 }
 
 const $ = (id) => document.getElementById(id);
+// A button disabled while its request runs loses the focus to the page's body, and a keyboard or screen reader
+// user is thrown back to the top. busy() disables it; the function it answers enables it again and gives the
+// focus back, if it had it and nothing else (a field with an error, the next step) has taken it meanwhile.
+function busy(button) {
+  const had = document.activeElement === button;
+  button.disabled = true;
+  return () => {
+    button.disabled = false;
+    if (had && (!document.activeElement || document.activeElement === document.body)) button.focus();
+  };
+}
 // Statuses that do not change again (app/chalicelib/core/store.py FINAL); "scheduled" waits for its time.
 const FINAL = new Set(["delivered", "failed", "unknown", "validated", "received", "canceled"]);
 const SCHEDULED = "scheduled";
@@ -508,7 +519,7 @@ $("send").addEventListener("submit", async (event) => {
   const fingerprint = JSON.stringify([request, f && [f.name, f.size, f.lastModified]]);
   if (!pending || pending.fingerprint !== fingerprint) pending = {fingerprint, key: newKey()};
   inFlight = true;
-  $("sendButton").disabled = true;
+  const ready = busy($("sendButton"));
   $("result").textContent = f ? "Uploading the media and sending…" : "Sending…";
   try {
     if (f) request.mediaUrl = await upload(f, pending.key);
@@ -529,7 +540,7 @@ $("send").addEventListener("submit", async (event) => {
     }
   } finally {
     inFlight = false;
-    $("sendButton").disabled = false;
+    ready();
   }
   if (reading()) refresh();
 });
@@ -954,7 +965,7 @@ $("keyForm").addEventListener("submit", async (event) => {
   const fingerprint = JSON.stringify(request);
   if (!keyPending || keyPending.fingerprint !== fingerprint) keyPending = {fingerprint, key: newKey()};
   keyInFlight = true;
-  $("createKey").disabled = true;
+  const ready = busy($("createKey"));
   $("keyStatus").textContent = "Creating the key…";
   try {
     const made = await call("POST", "keys", request, keyPending.key);
@@ -966,6 +977,7 @@ $("keyForm").addEventListener("submit", async (event) => {
       $("keyStatus").textContent = "Key “" + made.name + "” created. Copy it now: it will not be shown again.";
       $("keyForm").reset();
       applyKeyForm();
+      $("copyKey").focus();  // what to do next: copy it
     } else {  // a replay of a request whose answer was lost: the key was shown to nobody
       $("keyStatus").textContent = "The key “" + made.name + "” was made by an earlier try whose answer was lost, " +
         "so it cannot be shown. Revoke it and make another.";
@@ -982,7 +994,7 @@ $("keyForm").addEventListener("submit", async (event) => {
     }
   } finally {
     keyInFlight = false;
-    $("createKey").disabled = false;
+    ready();
   }
   loadKeys();
 });
