@@ -61,6 +61,12 @@ def refuse(prog: str, err: Exception) -> int:
     return 2
 
 
+# How to fix the two things every command against a real account needs first; preflight, smoke and keys say the same.
+REGION_FIX = "export AWS_DEFAULT_REGION=us-east-1 (or the region of your origination identity)"
+CREDENTIALS_FIX = ("give this shell credentials for the target account: `aws configure`, or "
+                   "`aws sso login --profile NAME` and `export AWS_PROFILE=NAME`")
+
+
 def region(session) -> str | None:
     """The region the CDK app deploys to (app.py): CDK_DEFAULT_REGION, AWS_DEFAULT_REGION, then the profile's."""
     return os.environ.get("CDK_DEFAULT_REGION") or os.environ.get("AWS_DEFAULT_REGION") or session.region_name

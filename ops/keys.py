@@ -19,14 +19,14 @@ import sys
 from pathlib import Path
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 import apppath  # noqa: F401  (puts app/ on the path for chalicelib)
 from chalicelib.core.caller import Caller
 from chalicelib.core.errors import MessagingError
 from chalicelib.keys import manage, scopes
 from infra.config import StageConfigError, stack_name
-from ops import ROOT, aws_error, check_endpoint, refuse, region, stage_settings
+from ops import CREDENTIALS_FIX, REGION_FIX, ROOT, aws_error, check_endpoint, refuse, region, stage_settings
 
 # Who makes a key through here: the operator's IAM identity, which may grant every scope.
 OPERATOR = Caller("iam", frozenset(scopes.SCOPES), False)
@@ -43,9 +43,14 @@ def table_name(stage: str, session, outputs_path: Path | None = None) -> str:
         return json.loads(path.read_text())[stack_name(stage)]["KeysTableName"]
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         pass
+    region_name = region(session)
+    if not region_name:
+        raise KeysError(f"no region is set: {REGION_FIX}")
     try:
-        stacks = session.client("cloudformation", region_name=region(session)).describe_stacks(
+        stacks = session.client("cloudformation", region_name=region_name).describe_stacks(
             StackName=stack_name(stage))["Stacks"]
+    except NoCredentialsError:
+        raise KeysError(f"no AWS credentials: {CREDENTIALS_FIX}") from None
     except (ClientError, BotoCoreError) as err:
         raise KeysError(f"could not read the outputs of {stack_name(stage)}: {aws_error(err)} (deploy it first: "
                         f"`make deploy STAGE={stage}`)") from None

@@ -19,8 +19,8 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 from apppath import APP_DIR
 from infra.config import StageConfig, StageConfigError, stack_name
 from infra.handlers.two_way import REFUSED  # how the stack's KeywordsNotSet output words a refusal
-from ops import (FAIL, OK, SKIP, WARN, Result, aws_error, check_endpoint, error_code, mask, refuse, region,
-                 report, stage_settings)
+from ops import (CREDENTIALS_FIX, FAIL, OK, REGION_FIX, SKIP, WARN, Result, aws_error, check_endpoint, error_code,
+                 mask, refuse, region, report, stage_settings)
 
 # Regions whose End User Messaging SMS offers the SMS/MMS channel. Source: AWS End User Messaging SMS User Guide,
 # "What is AWS End User Messaging SMS?", Regional availability table (rows with "Supports SMS/MMS channel: Yes"),
@@ -87,9 +87,7 @@ def check_credentials(sts) -> Result:
     except EndpointConnectionError as err:
         return Result(FAIL, "credentials", aws_error(err), "check the network connection and any proxy settings")
     except (ClientError, BotoCoreError) as err:
-        return Result(FAIL, "credentials", aws_error(err),
-                      "give this shell credentials for the target account: `aws configure`, or "
-                      "`aws sso login --profile NAME` and `export AWS_PROFILE=NAME`")
+        return Result(FAIL, "credentials", aws_error(err), CREDENTIALS_FIX)
     return Result(OK, "credentials", f"account {identity['Account']} as {identity['Arn']}", value=identity["Account"])
 
 
@@ -130,8 +128,7 @@ def check_stage(stage: str, raw: dict, sms, region_name: str) -> Result:
 
 def check_region(region_name: str | None, config: StageConfig | None) -> Result:
     if not region_name:
-        return Result(FAIL, "region", "no region is set",
-                      "export AWS_DEFAULT_REGION=us-east-1 (or the region of your origination identity)")
+        return Result(FAIL, "region", "no region is set", REGION_FIX)
     if region_name not in EUM_SMS_REGIONS:
         return Result(FAIL, "region", f"{region_name} does not offer End User Messaging SMS",
                       f"deploy in a region that offers End User Messaging SMS and SNS SMS, e.g. "

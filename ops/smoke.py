@@ -29,8 +29,8 @@ import apppath  # noqa: F401  (puts app/ on the path for chalicelib)
 from chalicelib.sending import simulator  # AWS's simulator numbers, one table for the app and smoke
 from infra.config import StageConfig, StageConfigError, stack_name
 from infra.handlers.two_way import REFUSED  # how the stack's KeywordsNotSet output words a refusal
-from ops import (FAIL, OK, ROOT, SKIP, WARN, Result, aws_error, check_endpoint, keys, mask, refuse, region, report,
-                 stage_settings)
+from ops import (CREDENTIALS_FIX, FAIL, OK, ROOT, SKIP, WARN, Result, aws_error, check_endpoint, keys,
+                 mask, refuse, region, report, stage_settings)
 
 # Destination simulator numbers that report success: messages to them stay inside End User Messaging and never
 # reach a carrier. Source: AWS End User Messaging SMS User Guide, "Simulator phone numbers",
@@ -140,7 +140,8 @@ def make_key(dynamodb, table: str, now: datetime | None = None) -> Result:
                                     expires_at=expires, now=now)
     except (ClientError, BotoCoreError) as err:
         return Result(FAIL, "smoke key", f"could not write a key to {table}: {aws_error(err)}",
-                      "use credentials for the stage's account and region, allowed dynamodb:PutItem on the keys table")
+                      "use credentials for the stage's account and region, allowed dynamodb:PutItem on the keys "
+                      f"table ({CREDENTIALS_FIX})")
     return Result(OK, "smoke key", f"made {resource['id']} ({', '.join(SMOKE_SCOPES)}; expires in an hour)",
                   value=(resource["id"], key))
 

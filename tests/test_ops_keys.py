@@ -53,7 +53,7 @@ def test_the_first_key_of_a_stage_works_through_the_authorizer_until_revoked(sta
     assert status == 0 and key_id in out
     with pytest.raises(authorizer.Unauthorized):
         authorizer.check(f"Bearer {key}", ARN)
-    assert f"revoked" in run(stage, "list", capsys=capsys)[1]
+    assert "revoked" in run(stage, "list", capsys=capsys)[1]
 
 
 def test_a_test_key_and_an_expiry(stage, capsys):
@@ -77,3 +77,21 @@ def test_mistakes_are_one_line_and_a_failure(stage, capsys, argv, complaint):
 def test_without_outputs_the_table_comes_from_cloudformation_or_a_clear_refusal(stage, tmp_path, capsys):
     status, _, err = run(tmp_path / "none.json", "list", capsys=capsys)
     assert status == 1 and "make deploy STAGE=dev" in err and len(err.splitlines()) == 1
+
+
+def test_without_a_region_or_credentials_the_refusal_says_how_to_give_them(stage, tmp_path, capsys, monkeypatch):
+    """Not "deploy it first": the stage may well be deployed. The fix is preflight's, word for word."""
+    from ops import CREDENTIALS_FIX, REGION_FIX
+
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "CDK_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never ask an instance's metadata service
+    status, _, err = run(tmp_path / "none.json", "list", capsys=capsys)
+    assert status == 1 and err.strip().endswith(f"no region is set: {REGION_FIX}") and len(err.splitlines()) == 1
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    status, _, err = run(tmp_path / "none.json", "list", capsys=capsys)
+    assert status == 1 and err.strip().endswith(f"no AWS credentials: {CREDENTIALS_FIX}") and len(err.splitlines()) == 1

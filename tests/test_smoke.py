@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from ops import smoke
+from ops import CREDENTIALS_FIX, smoke
 from ops.smoke import SIMULATOR_SUCCESS
 
 from .localhttp import HANG_GUARD
@@ -305,7 +305,7 @@ def test_a_key_the_table_refuses_stops_the_run(aws, api, outputs):
     assert line(lines, "smoke key") == (
         f"FAIL  smoke key: could not write a key to {KEYS_TABLE}: AccessDeniedException: not authorized to perform: "
         "dynamodb:PutItem\n      fix: use credentials for the stage's account and region, allowed dynamodb:PutItem "
-        "on the keys table")
+        f"on the keys table ({CREDENTIALS_FIX})")  # how, as preflight says it
     assert api.requests == []  # nothing else ran
 
 
