@@ -807,15 +807,19 @@ def test_where_keys_are_required_the_page_asks_for_one_and_says_when_it_is_refus
     expect(error).to_have_text("This stage needs an API key: enter one.")
     expect(key).to_have_attribute("aria-invalid", "true")
     assert "apiKey-error" in key.get_attribute("aria-describedby").split()
-    refused = "The key was refused, so this page cannot {}. Enter a valid key for this stage."
-    expect(page.locator("#sendDenied")).to_have_text(refused.format("send"))
-    expect(page.locator("#historyDenied")).to_have_text(refused.format("read messages"))
+    # No key yet: each panel says a key is needed, not that one was refused.
+    needed = "This stage needs an API key to {}: enter one above."
+    expect(page.locator("#sendDenied")).to_have_text(needed.format("send"))
+    expect(page.locator("#historyDenied")).to_have_text(needed.format("read messages"))
     expect(page.locator("#views")).to_be_hidden()
     page.clock.run_for(10_000)  # three polls' time: a refused key is not tried again and again
     # A key that is no key of the stage: refused, in the key field.
     page.fill("#apiKey", "sk_live_" + "a" * 16 + "_" + "b" * 49)
     page.clock.run_for(1_000)
     expect(error).to_have_text("This key was refused: it is not a key of this stage, or it was revoked or has expired.")
+    refused = "The key was refused, so this page cannot {}. Enter a valid key for this stage."
+    expect(page.locator("#sendDenied")).to_have_text(refused.format("send"))
+    expect(page.locator("#historyDenied")).to_have_text(refused.format("read messages"))
     page.clock.run_for(10_000)
     # The stage's key: the page opens up.
     page.fill("#apiKey", keys_required["key"])

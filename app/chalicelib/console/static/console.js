@@ -195,9 +195,9 @@ function gate(parts, denied, scope, what) {
   const ok = may(scope);
   for (const part of parts) part.hidden = !ok;
   denied.hidden = ok;
-  denied.textContent = ok ? "" : who.state === "refused" ?
-    "The key was refused, so this page cannot " + what + ". Enter a valid key for this stage." :
-    "This key cannot " + what + ": it lacks " + scope + ".";
+  denied.textContent = ok ? "" : who.state !== "refused" ? "This key cannot " + what + ": it lacks " + scope + "." :
+    !$("apiKey").value.trim() ? "This stage needs an API key to " + what + ": enter one above." :
+    "The key was refused, so this page cannot " + what + ". Enter a valid key for this stage.";
 }
 // The views, and the scope that opens each (the Keys view only for a key known to have keys:manage).
 const VIEWS = {messages: "messagesView", templates: "templatesView", keys: "keysView"};
