@@ -582,8 +582,18 @@ def test_the_keys_panel_makes_a_key_shown_once_lists_it_and_revokes_it_after_ask
     page.goto(f"{stage.url}/")
     expect(page.locator("#keyInfo")).to_contain_text("make dev (no key sent)")
     expect(page.locator("#keysView")).to_be_hidden()
+
+    def no_keys(route):  # a stage without keys yet (other tests of this stack may have made some)
+        if route.request.method == "GET":
+            route.fulfill(json={"keys": []})
+        else:
+            route.continue_()
+
+    page.route("**/api/keys", no_keys)
     page.click("#showKeys")
     expect(page.locator("#keysView")).to_be_visible()
+    expect(page.locator("#keysEmpty")).to_have_text("No keys yet: make one above.")  # not a bare, empty table
+    page.unroute("**/api/keys", no_keys)
     expect(page.locator("#messagesView")).to_be_hidden()
     expect(page.locator("#showKeys")).to_have_attribute("aria-pressed", "true")
     # One box per scope of the API's table, each with its label; the make-dev caller has them all.
@@ -612,6 +622,7 @@ def test_the_keys_panel_makes_a_key_shown_once_lists_it_and_revokes_it_after_ask
     shown = page.locator("#newKey")
     expect(shown).to_be_visible()
     expect(page.locator("#copyKey")).to_be_focused()  # the next step, for the keyboard too
+    expect(page.locator("#keysEmpty")).to_be_hidden()  # the list has the new key
     expect(shown).to_contain_text("Copy this key now: it will not be shown again.")
     field = page.locator("#newKeyValue")
     expect(field).to_have_value(re.compile(r"^sk_live_"))

@@ -126,6 +126,13 @@ def test_a_message_scheduled_in_local_time_waits_in_the_history_until_canceled(z
     expect(status_cell(row)).to_have_text("canceled")
     expect(row.get_by_role("button", name="Cancel")).to_have_count(0)
     assert refused_errors(tab, "400 POST") == []
+    # A new send is the news: the cancel's outcome does not stay above the history beside it.
+    page.locator("#send").get_by_label("Send at").fill("")
+    page.fill("#to", SUCCESS)
+    page.fill("#body", f"{text} and now")
+    page.click("#sendButton")
+    expect(page.locator("#result")).to_contain_text("SMS to")
+    expect(page.locator("#outcome")).to_be_empty()
 
 
 def test_a_refresh_of_the_history_leaves_the_focus_where_it_was(tab, stack, stage):

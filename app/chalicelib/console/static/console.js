@@ -520,6 +520,7 @@ $("send").addEventListener("submit", async (event) => {
   if (!pending || pending.fingerprint !== fingerprint) pending = {fingerprint, key: newKey()};
   inFlight = true;
   const ready = busy($("sendButton"));
+  $("outcome").textContent = "";  // an earlier cancel's outcome: a new send is the news now
   $("result").textContent = f ? "Uploading the media and sending…" : "Sending…";
   try {
     if (f) request.mediaUrl = await upload(f, pending.key);
@@ -1032,6 +1033,7 @@ function renderKeys() {
     return tr;
   });
   $("keyRows").replaceChildren(...rows);
+  $("keysEmpty").hidden = rows.length > 0;
 }
 let keyLoads = 0;
 async function loadKeys() {
