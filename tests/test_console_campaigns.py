@@ -244,8 +244,8 @@ def test_without_a_known_price_the_preview_says_price_unknown(tab, stack, stage)
     page.goto(f"{stage.url}/")
     page.select_option("#batchTemplate", template["id"])
     page.fill("#batchInput", f"to,nom\n{NOT_ALLOWED},Zoé\n")
-    expect(page.locator("#batchCost")).to_have_text("Cost: price unknown: no message of this stage to SMS to +33 has a "
-                                                    "recorded price yet.")
+    expect(page.locator("#batchCost")).to_have_text("Cost: unknown, since no earlier message of this stage has a "
+                                                    "recorded price for SMS to +33.")
     assert tab.errors == []
 
 

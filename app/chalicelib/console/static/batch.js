@@ -141,8 +141,8 @@ function costOf(good) {
   }
   const sources = [...used].map(([what, p]) => what + " numbers, " + money(p.perPart) +
     (what.startsWith("MMS") ? " a message" : " a part") + " (message " + p.id + ")").join("; ");
-  if (!used.size) return "price unknown: no message of this stage to " + [...unknownCodes].join(", ") +
-    " has a recorded price yet.";
+  if (!used.size) return "unknown, since no earlier message of this stage has a recorded price for " +
+    [...unknownCodes].join(" or ") + ".";
   return "about " + money(total) + (unknownRows ? " for the rows whose price is known, and price unknown for " +
     plural(unknownRows, "row") + " (" + [...unknownCodes].join(", ") + ")" : "") +
     ". Source: the price AWS recorded for this stage's latest " + sources + ". An estimate, not a quote.";
