@@ -45,6 +45,7 @@ from werkzeug.wrappers import Request, Response
 
 from . import appload  # noqa: F401  (puts app/ on the path)
 from chalicelib.core.segments import segment  # noqa: E402
+from chalicelib.core.web import to_json  # noqa: E402
 from chalicelib.sending.worker import TokenBucket  # noqa: E402
 from . import motocosts, transactions
 from .sms_voice.model import TARGET_PREFIX, ApiError
@@ -137,10 +138,9 @@ def _call_of(environ, raw: bytes) -> _Call | None:
 
 
 def _control(body, status: int = 200) -> Response:
-    """An answer of the local stack's own endpoints (``/_outbox``, ``/_faults``, ``/_limits``, ``/_inbound``) as
-    the app's are written: one compact line of JSON that ends in a newline."""
-    return Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")) + "\n", status=status,
-                    mimetype="application/json")
+    """An answer of the local stack's own endpoints (``/_outbox``, ``/_faults``, ``/_limits``, ``/_inbound``),
+    written as the app writes its answers (``web.to_json``: one compact line that ends in a newline)."""
+    return Response(to_json(body), status=status, mimetype="application/json")
 
 
 def _aws_error(environ, start_response, call: _Call, status: int, code: str, message: str, fields: dict):
