@@ -14,7 +14,7 @@ import sys
 from typing import Iterator
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
 from apppath import APP_DIR
 from infra.config import StageConfig, StageConfigError, stack_name
@@ -89,6 +89,18 @@ def check_credentials(sts) -> Result:
     except (ClientError, BotoCoreError) as err:
         return Result(FAIL, "credentials", aws_error(err), CREDENTIALS_FIX)
     return Result(OK, "credentials", f"account {identity['Account']} as {identity['Arn']}", value=identity["Account"])
+
+
+def check_credentials_found(session) -> Result:
+    """Without a region, STS cannot be asked: whether the shell has credentials at all, found the way boto3 finds
+    them, without a call."""
+    try:
+        found = session.get_credentials()
+    except BotoCoreError as err:  # a profile that names a source boto3 cannot read
+        return Result(FAIL, "credentials", aws_error(err), CREDENTIALS_FIX)
+    if found is None:
+        return Result(FAIL, "credentials", str(NoCredentialsError()), CREDENTIALS_FIX)
+    return Result(SKIP, "credentials", "found; checked with AWS once a region is set")
 
 
 def check_stage(stage: str, raw: dict, sms, region_name: str) -> Result:
@@ -455,9 +467,13 @@ def check_bootstrap(cloudformation, ssm, qualifier: str = DEFAULT_QUALIFIER) -> 
 def run(stage: str, raw: dict, context: dict, session) -> Iterator[Result]:
     """Every check in order. ``session`` is a boto3 Session (the tests hand in stubbed clients through it)."""
     region_name = region(session)
-    blocker = check_endpoint() or (None if region_name else check_region(None, None))
+    blocker = check_endpoint()
     if blocker:
         yield blocker
+        return
+    if not region_name:  # no AWS call can be made: say so, and whether credentials are there for the next run
+        yield check_region(None, None)
+        yield check_credentials_found(session)
         return
     client = lambda service: session.client(service, region_name=region_name)  # noqa: E731
     credentials = check_credentials(client("sts"))

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 import boto3
 import pytest
+from botocore.credentials import Credentials
 from botocore.stub import Stubber
 
 from ops import mask, report, stage_settings
@@ -30,6 +31,10 @@ class StubbedSession:
     def __init__(self):
         self.stubs: dict[str, Stubber] = {}
         self.clients = {}
+        self.credentials = Credentials("testing", "testing")  # what boto3 found in the shell (None: nothing)
+
+    def get_credentials(self):
+        return self.credentials
 
     def client(self, service, region_name=None):
         if service not in self.clients:
@@ -558,13 +563,22 @@ def test_bad_credentials_stop_the_checklist(aws):
     assert lines[-1] == "0 ok, 0 warning(s), 1 failed, 0 skipped"
 
 
-def test_no_region(aws, monkeypatch):
+@pytest.mark.parametrize("credentials, expected", [
+    (Credentials("testing", "testing"), ["skip  credentials: found; checked with AWS once a region is set"]),
+    (None, ["FAIL  credentials: Unable to locate credentials",
+            "      fix: give this shell credentials for the target account: `aws configure`, or "
+            "`aws sso login --profile NAME` and `export AWS_PROFILE=NAME`"]),
+])
+def test_no_region_and_whether_credentials_are_there(aws, monkeypatch, credentials, expected):
+    """A run without a region makes no call, and says what else is missing: a new user fixes both at once."""
     monkeypatch.delenv("AWS_DEFAULT_REGION")
-    aws.region_name = None
+    aws.region_name, aws.credentials = None, credentials
     status, lines = checklist(aws, {"smsProvider": "sns"})
     assert status == 1
-    assert lines[:2] == ["FAIL  region: no region is set",
-                         "      fix: export AWS_DEFAULT_REGION=us-east-1 (or the region of your origination identity)"]
+    assert lines[:-2] == ["FAIL  region: no region is set",
+                          "      fix: export AWS_DEFAULT_REGION=us-east-1 (or the region of your origination identity)",
+                          *expected]
+    assert aws.clients == {}
 
 
 @pytest.mark.parametrize("region_name, expected", [
