@@ -72,6 +72,19 @@ def region(session) -> str | None:
     return os.environ.get("CDK_DEFAULT_REGION") or os.environ.get("AWS_DEFAULT_REGION") or session.region_name
 
 
+# API Gateway's default endpoint, which the stack's ApiUrl output is:
+# https://<id>.execute-api.<region>.amazonaws.com/api/ (.amazonaws.com.cn in China)
+EXECUTE_API = re.compile(r"https://[a-z0-9]+\.execute-api\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)"
+                         r"\.amazonaws\.com(?:\.cn)?/")
+
+
+def api_region(url) -> str | None:
+    """The region an ApiUrl names: where the stage, its keys table and its alarms are. None for any other URL (a
+    custom domain names none)."""
+    found = EXECUTE_API.match(url) if isinstance(url, str) else None
+    return found["region"] if found else None
+
+
 def check_endpoint() -> Result | None:
     """A FAIL when AWS_ENDPOINT_URL sends every AWS call elsewhere (``make dev`` points it at the local stack)."""
     endpoint = os.environ.get("AWS_ENDPOINT_URL")

@@ -8,8 +8,9 @@
 IAM is the root of trust: whoever may write the stage's keys table (``dynamodb:PutItem``; ``Scan`` to list,
 ``UpdateItem`` to revoke) can make a key, with any scopes; this is how a new stage gets its first key, and how a
 team recovers when no key with ``keys:manage`` is left. The table's name comes from cdk-outputs-<stage>.json
-(``make deploy`` writes it), else from the stack's outputs in CloudFormation. A new key is printed once, on its
-own line; only its SHA-256 is stored. The checks are those of ``POST /keys`` (``chalicelib/keys/manage.py``).
+(``make deploy`` writes it; the region is the one its ApiUrl names), else from the stack's outputs in
+CloudFormation. A new key is printed once, on its own line; only its SHA-256 is stored. The checks are those of
+``POST /keys`` (``chalicelib/keys/manage.py``).
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ from chalicelib.core.caller import Caller
 from chalicelib.core.errors import MessagingError
 from chalicelib.keys import manage, scopes
 from infra.config import StageConfigError, stack_name
-from ops import CREDENTIALS_FIX, REGION_FIX, ROOT, aws_error, check_endpoint, refuse, region, stage_settings
+from ops import (CREDENTIALS_FIX, REGION_FIX, ROOT, api_region, aws_error, check_endpoint, refuse, region,
+                 stage_settings)
 
 # Who makes a key through here: the operator's IAM identity, which may grant every scope.
 OPERATOR = Caller("iam", frozenset(scopes.SCOPES), False)
@@ -36,13 +38,20 @@ class KeysError(Exception):
     """One line that says what went wrong and how to fix it."""
 
 
-def table_name(stage: str, session, outputs_path: Path | None = None) -> str:
-    """The stage's keys table: from the outputs file ``make deploy`` writes, else from CloudFormation."""
+def location(stage: str, session, outputs_path: Path | None = None) -> tuple[str, str]:
+    """The stage's keys table and its region: from the outputs file ``make deploy`` writes (the region is the one
+    its ApiUrl names, else the shell's), else from CloudFormation in the shell's region."""
     path = outputs_path or ROOT / f"cdk-outputs-{stage}.json"
     try:
-        return json.loads(path.read_text())[stack_name(stage)]["KeysTableName"]
+        outputs = json.loads(path.read_text())[stack_name(stage)]
+        table = outputs["KeysTableName"]
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         pass
+    else:
+        region_name = api_region(outputs.get("ApiUrl")) or region(session)
+        if not region_name:
+            raise KeysError(f"no region is set: {REGION_FIX}")
+        return table, region_name
     region_name = region(session)
     if not region_name:
         raise KeysError(f"no region is set: {REGION_FIX}")
@@ -56,7 +65,7 @@ def table_name(stage: str, session, outputs_path: Path | None = None) -> str:
                         f"`make deploy STAGE={stage}`)") from None
     for output in stacks[0].get("Outputs", []):
         if output["OutputKey"] == "KeysTableName":
-            return output["OutputValue"]
+            return output["OutputValue"], region_name
     raise KeysError(f"{stack_name(stage)} has no KeysTableName output: deploy this version first "
                     f"(`make deploy STAGE={stage}`)")
 
@@ -104,8 +113,8 @@ def main(argv: list[str] | None = None, session=None, out=None) -> int:
         return 2
     session = session or boto3.Session()
     try:
-        table = table_name(args.stage, session, args.outputs)
-        dynamodb = session.client("dynamodb", region_name=region(session))
+        table, region_name = location(args.stage, session, args.outputs)
+        dynamodb = session.client("dynamodb", region_name=region_name)
         if args.command == "create":
             resource, key = create(dynamodb, table, args.name or "", _scopes(args.scopes), test=args.test,
                                    expires_at=args.expires_at)
@@ -126,6 +135,9 @@ def main(argv: list[str] | None = None, session=None, out=None) -> int:
         return 1
     except KeysError as err:
         print(f"{parser.prog}: {err}", file=sys.stderr)
+        return 1
+    except NoCredentialsError:
+        print(f"{parser.prog}: no AWS credentials: {CREDENTIALS_FIX}", file=sys.stderr)
         return 1
     except (ClientError, BotoCoreError) as err:
         print(f"{parser.prog}: AWS refused: {aws_error(err)}", file=sys.stderr)

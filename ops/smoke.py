@@ -29,8 +29,8 @@ import apppath  # noqa: F401  (puts app/ on the path for chalicelib)
 from chalicelib.sending import simulator  # AWS's simulator numbers, one table for the app and smoke
 from infra.config import StageConfig, StageConfigError, stack_name
 from infra.handlers.two_way import REFUSED  # how the stack's KeywordsNotSet output words a refusal
-from ops import (CREDENTIALS_FIX, FAIL, OK, ROOT, SKIP, WARN, Result, aws_error, check_endpoint, keys,
-                 mask, refuse, region, report, stage_settings)
+from ops import (CREDENTIALS_FIX, FAIL, OK, ROOT, SKIP, WARN, Result, api_region, aws_error, check_endpoint,
+                 keys, mask, refuse, region, report, stage_settings)
 
 # Destination simulator numbers that report success: messages to them stay inside End User Messaging and never
 # reach a carrier. Source: AWS End User Messaging SMS User Guide, "Simulator phone numbers",
@@ -324,9 +324,10 @@ def run(stage: str, raw: dict, outputs_path: Path, session, paid: bool = False, 
     except StageConfigError as err:
         yield Result(FAIL, "stage settings", str(err), f"edit context.stages.{stage} in cdk.json")
         return
-    region_name = region(session)
+    region_name = api_region(outputs.value["ApiUrl"]) or region(session)
     if not region_name:
-        yield Result(FAIL, "region", "no region is set", "export AWS_DEFAULT_REGION=<the stage's region>")
+        yield Result(FAIL, "region", "no region is set, and ApiUrl names none",
+                     "export AWS_DEFAULT_REGION=<the stage's region>")
         return
     client = lambda service: session.client(service, region_name=region_name)  # noqa: E731
     dynamodb, table = client("dynamodb"), outputs.value["KeysTableName"]

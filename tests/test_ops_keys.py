@@ -95,3 +95,39 @@ def test_without_a_region_or_credentials_the_refusal_says_how_to_give_them(stage
         monkeypatch.delenv(name, raising=False)
     status, _, err = run(tmp_path / "none.json", "list", capsys=capsys)
     assert status == 1 and err.strip().endswith(f"no AWS credentials: {CREDENTIALS_FIX}") and len(err.splitlines()) == 1
+
+
+def _no_shell_region(tmp_path, monkeypatch):
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "CDK_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never ask an instance's metadata service
+
+
+def test_the_region_comes_from_the_outputs_api_url(stage, tmp_path, capsys, monkeypatch):
+    """The stage's region is the one its ApiUrl names: no region in the shell is needed, and another one in it
+    does not send the calls elsewhere."""
+    api_url = f"https://a1b2c3d4e5.execute-api.{REGION}.amazonaws.com/api/"
+    stage.write_text(json.dumps({"SmsSender-dev": {"KeysTableName": "SmsSender-dev-Keys", "ApiUrl": api_url}}))
+    _no_shell_region(tmp_path, monkeypatch)
+    status, out, err = run(stage, "create", "--name", "ci", "--scopes", "messages:send", capsys=capsys)
+    assert status == 0, err
+    hygiene.keys.add(out.splitlines()[1])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-2")  # the table is not there
+    status, out, err = run(stage, "list", capsys=capsys)
+    assert status == 0 and "ci" in out, err
+
+
+def test_with_outputs_but_no_region_or_credentials_the_refusal_says_how_to_give_them(stage, tmp_path, capsys,
+                                                                                     monkeypatch):
+    from ops import CREDENTIALS_FIX, REGION_FIX
+
+    _no_shell_region(tmp_path, monkeypatch)
+    status, _, err = run(stage, "list", capsys=capsys)  # outputs whose ApiUrl is missing: no region to take
+    assert status == 1 and err.strip().endswith(f"no region is set: {REGION_FIX}") and len(err.splitlines()) == 1
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    status, _, err = run(stage, "list", capsys=capsys)
+    assert status == 1 and err.strip().endswith(f"no AWS credentials: {CREDENTIALS_FIX}") and len(err.splitlines()) == 1

@@ -418,8 +418,44 @@ def test_no_region(aws, outputs, monkeypatch):
     aws.region_name = None
     status, lines = run_smoke(aws, outputs, {"smsProvider": "sns"})
     assert status == 1
-    assert lines[1:3] == ["FAIL  region: no region is set",
+    assert lines[1:3] == ["FAIL  region: no region is set, and ApiUrl names none",
                           "      fix: export AWS_DEFAULT_REGION=<the stage's region>"]
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("https://a1b2c3d4e5.execute-api.eu-west-2.amazonaws.com/api/", "eu-west-2"),
+    ("https://a1b2c3d4e5.execute-api.us-gov-west-1.amazonaws.com/api/", "us-gov-west-1"),
+    ("https://a1b2c3d4e5.execute-api.cn-north-1.amazonaws.com.cn/api/", "cn-north-1"),
+    ("https://sms.example.com/api/", None),  # a custom domain names no region
+    ("http://127.0.0.1:8000/api/", None),
+])
+def test_the_region_in_api_url(url, expected):
+    assert smoke.api_region(url) == expected
+
+
+@pytest.mark.parametrize("shell_region", [None, "us-east-1"])
+def test_the_stage_region_comes_from_api_url(aws, tmp_path, monkeypatch, shell_region):
+    """The keys table is in the stage's region, which ApiUrl names: smoke works there with no region set, or
+    with the shell's set to another. The key write fails here, so smoke stops before any request to the API."""
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    if shell_region:
+        monkeypatch.setenv("AWS_DEFAULT_REGION", shell_region)
+    aws.stub("dynamodb").add_client_error("put_item", "AccessDeniedException", "not allowed")
+    aws.region_name, asked, made = None, [], aws.client
+
+    def client(service, region_name=None):
+        asked.append((service, region_name))
+        return made(service, region_name)
+
+    monkeypatch.setattr(aws, "client", client)
+    path = tmp_path / "cdk-outputs-dev.json"
+    path.write_text(json.dumps({"SmsSender-dev": {
+        "ApiUrl": "https://a1b2c3d4e5.execute-api.eu-west-2.amazonaws.com/api/", "KeysTableName": KEYS_TABLE}}))
+    status, lines = run_smoke(aws, path, {"smsProvider": "sns"})
+    assert status == 1
+    assert asked == [("dynamodb", "eu-west-2")]
+    assert lines[1].startswith("FAIL  smoke key: could not write a key to SmsSender-dev-KeysTable: "
+                               "AccessDeniedException: not allowed")
 
 
 def test_a_number_in_an_api_error_is_masked_too(aws, api, outputs):
