@@ -235,6 +235,36 @@ def test_an_sms_to_the_failure_simulator_shows_failed_with_its_reason(tab, stack
     assert tab.errors == []
 
 
+def test_an_open_details_dialog_follows_its_message_to_delivered(tab, stack, stage):
+    """The dialog is not a snapshot: a user who opened it while the message was on its way sees it arrive. The
+    history's answers show the message still sent until the test lets the real ones through."""
+    page, text, held = tab.page, f"followed {uuid.uuid4().hex[:8]}", {"back": True}
+
+    def still_sent(route):
+        answer = route.fetch()
+        listing = answer.json()
+        if held["back"]:
+            for m in listing["messages"]:
+                if m["body"] == text:
+                    m.update(status="sent", priceUsd=None, updatedAt=m["createdAt"])
+        route.fulfill(response=answer, json=listing)
+
+    page.route("**/api/messages?limit=20*", still_sent)
+    page.goto(f"{stage.url}/")
+    send(page, SUCCESS, text)
+    expect(page.locator("#result")).to_have_attribute("data-status", "delivered")
+    row = row_of(page, text)
+    expect(row.locator("td").nth(5)).to_have_text("sent")
+    row.get_by_role("button", name="Details").click()
+    dialog = page.locator("#detail")
+    expect(dialog).to_contain_text("Statussent")
+    held["back"] = False
+    expect(dialog).to_contain_text("Statusdelivered")
+    expect(dialog).to_be_visible()
+    expect(row.locator("td").nth(5)).to_have_text("delivered")
+    assert tab.errors == []
+
+
 def test_an_mms_then_a_plain_message_that_goes_as_sms(tab, stack, stage):
     picture, plain = f"picture {uuid.uuid4().hex[:8]}", f"plain {uuid.uuid4().hex[:8]}"
     page = tab.page

@@ -698,6 +698,8 @@ function render() {
   $("historyEmpty").textContent = statusFilter() === SCHEDULED ? "Nothing is scheduled." : "No messages yet.";
   $("more").hidden = !(older.length ? olderNext : firstNext);
   if ($("thread").open) { for (const m of firstPage) keepInThread(m); renderThread(); }
+  const now = detailOf && byId.get(detailOf.id);
+  if ($("detail").open && now && now !== detailOf && now.updatedAt !== detailOf.updatedAt) fillDetail(now);
 }
 // What became of the user's own cancel has its own status line, which the history's polls never write: a refresh
 // that answers a moment later must not take the outcome away before it is read.
@@ -787,9 +789,16 @@ $("more").addEventListener("click", async () => {
   } catch (err) { setNotice("Older messages could not be loaded: " + err.message); }
   finally { $("more").disabled = false; }
 });
+// An open Details dialog follows its message: each refresh of the history draws it again if the record changed.
+let detailOf = null;
 function showDetail(id) {
   const m = byId.get(id);
   if (!m) return;
+  fillDetail(m);
+  $("detail").showModal();
+}
+function fillDetail(m) {
+  detailOf = m;
   const list = $("detailList");
   list.replaceChildren();
   const repliedTo = m.inReplyTo && byId.get(m.inReplyTo);
@@ -809,7 +818,6 @@ function showDetail(id) {
     dt.textContent = name; dd.textContent = String(value);
     list.append(dt, dd);
   }
-  $("detail").showModal();
 }
 
 // ---- a number's conversation ------------------------------------------------------------------------
