@@ -420,6 +420,11 @@ def test_a_csv_batch_shows_rejected_rows_then_runs_to_done(tab, stack, stage):
     expect(progress).to_contain_text("Batch done: 2 of 2 final (delivered 1, failed 1)")
     assert tab.errors == []
     assert len(sent_bodies(stack, f"batch {tag}, one")) == 1
+    # New rows start a new batch: the finished one's progress goes, and the check speaks of the new rows.
+    page.fill("#batchInput", f"{SUCCESS},next {tag}")
+    expect(page.locator("#batchCheck")).to_contain_text("1 message will be sent")
+    expect(progress).to_be_empty()
+    expect(progress).not_to_have_attribute("data-state", "done")
 
 
 def test_keyboard_only(tab, stack, stage):

@@ -212,13 +212,23 @@ function chooseBatchTemplate() {
 }
 let batchInFlight = false, batchFollowing = 0;
 $("batchTemplate").addEventListener("change", chooseBatchTemplate);
-$("batchInput").addEventListener("input", () => { clearError("batchInput"); checkBatch(); });
+// New rows start a new batch: what the last one came to goes once it is over. A batch still on its way, or waiting
+// for its time, keeps its progress in view.
+function newBatchInput() {
+  const progress = $("batchProgress");
+  if (batchInFlight || ["running", "scheduled", "error"].includes(progress.dataset.state)) return;
+  progress.replaceChildren();
+  delete progress.dataset.state; delete progress.dataset.batch;
+  $("batchOutcome").textContent = "";
+}
+$("batchInput").addEventListener("input", () => { clearError("batchInput"); newBatchInput(); checkBatch(); });
 $("batchBody").addEventListener("input", checkBatch);
 $("batchFile").addEventListener("change", async () => {
   const f = $("batchFile").files[0];
   if (!f) return;
   $("batchInput").value = await f.text();
   clearError("batchInput");
+  newBatchInput();
   checkBatch();
 });
 const BATCH_FIELD_OF = {templateId: "batchTemplate", templateVersion: "batchTemplate", messages: "batchInput",

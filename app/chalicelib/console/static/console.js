@@ -121,14 +121,29 @@ function buildCountries() {
     $("country").append(option);
   }
 }
-// An error the API words around an ISO code ("Sending to GG is not allowed on this stage.") names the country
-// too: "Sending to Guernsey (GG) is not allowed on this stage."
+// The API's sentences name its own members and units: 'validityPeriod' in seconds, times in UTC, a price as a JSON
+// string, a country by its ISO code. The page says them in its own terms: the labels and units of its form, times
+// in the reader's zone ("“Send at” must lie in the future: 06/12/2026, 09:30:00 has passed"), a country by its
+// name too ("Sending to Guernsey (GG) is not allowed on this stage."). The code and the field stay the API's.
+const IN_FORM_TERMS = {
+  InvalidValidityPeriod: "Give a time from 1 minute to 72 hours.",
+  InvalidMaxPrice: "Give a price in US dollars above 0 and at most 9.99999, with a decimal point and at most 5 " +
+    "decimals: 0.05, not 5.",
+};
+const FORM_LABELS = {sendAt: "“Send at”", validityPeriod: "“Give up if not sent within”",
+  maxPriceUsd: "“Most to pay per message part”"};
+const API_TIME = /\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)/g;
 function readable(error) {
-  if (error.code !== "CountryNotAllowed" || !error.message) return error;
-  const message = error.message.replace(/\b([A-Z]{2})\b/, (code) => {
-    const name = countryName(code);
-    return name === code ? code : name + " (" + code + ")";
-  });
+  if (!error.message) return error;
+  let message = IN_FORM_TERMS[error.code] || error.message;
+  if (error.code === "CountryNotAllowed") {
+    message = message.replace(/\b([A-Z]{2})\b/, (code) => {
+      const name = countryName(code);
+      return name === code ? code : name + " (" + code + ")";
+    });
+  }
+  message = message.replace(/'(sendAt|validityPeriod|maxPriceUsd)'/g, (quoted, name) => FORM_LABELS[name])
+    .replace(API_TIME, (iso) => localTime(iso));
   return {...error, message};
 }
 
@@ -617,6 +632,11 @@ function localTime(iso) {
   return isNaN(d) ? (iso || "") : d.toLocaleString();
 }
 // A reply is the message a number sent us: the conversation is with its `from`; a sent message's is with its `to`.
+// A number of seconds in the unit the form took it in: "30 minutes", "2 hours", "90 seconds".
+function duration(seconds) {
+  const [size, unit] = seconds % 3600 === 0 ? [seconds / 3600, "hour"] : seconds % 60 === 0 ? [seconds / 60, "minute"] : [seconds, "second"];
+  return plural(size, unit);
+}
 function inbound(m) { return m.direction === "inbound"; }
 function counterpart(m) { return inbound(m) ? m.from : m.to; }
 function whenOf(m) { return (inbound(m) && m.receivedAt) || m.createdAt; }
@@ -809,7 +829,7 @@ function fillDetail(m) {
     ["Reason", reasonOf(m)], ["Message", m.body], ["Media", m.mediaUrl],
     ["Template", m.templateId ? m.templateId + (m.templateVersion ? " (version " + m.templateVersion + ")" : "") : ""],
     ["Segments", m.segments], ["Encoding", m.encoding], ["Price (USD)", m.priceUsd],
-    ["Give up after", m.validityPeriod ? m.validityPeriod + " s" + (m.validUntil ? " (until " + localTime(m.validUntil) + ")" : "") : ""],
+    ["Give up after", m.validityPeriod ? duration(m.validityPeriod) + (m.validUntil ? " (until " + localTime(m.validUntil) + ")" : "") : ""],
     ["Most per part (USD)", m.maxPriceUsd], ["Provider id", m.providerMessageId],
     ["Created", localTime(m.createdAt)], ["Updated", localTime(m.updatedAt)], ["Dry run", m.dryRun ? "yes" : "no"]];
   for (const [name, value] of fields) {

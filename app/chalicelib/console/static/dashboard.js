@@ -132,7 +132,7 @@ let exporting = false;
 async function runExport() {
   if (exporting) return;
   exporting = true;
-  $("exportButton").disabled = true;
+  const ready = busy($("exportButton"));
   const status = $("exportStatus");
   const days = dashDays(), range = {from: daysBack(days), to: utcDay(new Date())};
   status.textContent = "Preparing the CSV of " + dayLabel(range.from) + " to " + dayLabel(range.to) + "…";
@@ -156,7 +156,7 @@ async function runExport() {
     status.textContent = "No CSV: " + err.message;
   } finally {
     exporting = false;
-    $("exportButton").disabled = false;
+    ready();
   }
 }
 $("exportButton").addEventListener("click", runExport);

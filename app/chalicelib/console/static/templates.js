@@ -190,7 +190,7 @@ $("templateForm").addEventListener("submit", async (event) => {
   const fingerprint = JSON.stringify([editing && editing.id, request, f && [f.name, f.size, f.lastModified]]);
   if (!templatePending || templatePending.fingerprint !== fingerprint) templatePending = {fingerprint, key: newKey()};
   templateInFlight = true;
-  $("saveTemplate").disabled = true;
+  const ready = busy($("saveTemplate"));
   status.textContent = editing ? "Saving a new version…" : "Creating the template…";
   try {
     if (channel === "mms") request.mediaUrl = f ? await upload(f, templatePending.key) : editing.mediaUrl;
@@ -214,7 +214,7 @@ $("templateForm").addEventListener("submit", async (event) => {
     }
   } finally {
     templateInFlight = false;
-    $("saveTemplate").disabled = false;
+    ready();
   }
 });
 
