@@ -19,7 +19,7 @@ import json
 import os
 import re
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -33,7 +33,7 @@ from devstack.server import LocalStack
 
 from .apigateway import StageServer
 from .conftest import hygiene
-from .localhttp import HANG_GUARD, Http
+from .localhttp import HANG_GUARD, Http, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[1]
@@ -262,6 +262,41 @@ def test_an_open_details_dialog_follows_its_message_to_delivered(tab, stack, sta
     expect(dialog).to_contain_text("Statusdelivered")
     expect(dialog).to_be_visible()
     expect(row.locator("td").nth(5)).to_have_text("delivered")
+    assert tab.errors == []
+
+
+def test_the_dashboard_counts_a_message_soon_after_it_is_final(tab, stack, stage):
+    """The figures are asked again each minute, and a few seconds after a message the page follows has become final
+    (the report's tally counts it a moment later): a user who just sent one sees it counted without waiting out the
+    minute. The page's clock is the test's, paused: the minute cannot pass unless the test moves it."""
+    page, api, text = tab.page, Http(stack.app_url), f"counted {uuid.uuid4().hex[:8]}"
+    today = datetime.now(timezone.utc).date()  # the report's days are UTC days
+    week = f"/reports/daily?from={today - timedelta(days=6)}&to={today}"
+
+    def delivered():  # what the page's chart adds up: the week's delivered SMS and MMS
+        totals = api.call("GET", week)[2]["totals"]
+        return totals["sms"]["delivered"] + totals["mms"]["delivered"]
+
+    page.clock.install()
+    page.goto(f"{stage.url}/")
+    expect(page.locator("#dashBody")).to_have_attribute("data-state", "ready")
+    page.clock.pause_at(page.evaluate("Date.now()") / 1000 + 1)  # Python's Playwright takes seconds here
+    before = delivered()
+    send(page, SUCCESS, text)
+    result = page.locator("#result")
+    for _ in range(60):  # the page asks for the status after 1 s of its clock, then less and less often
+        page.clock.run_for(1000)
+        try:
+            expect(result).to_have_attribute("data-status", "delivered", timeout=2_000)
+            break
+        except AssertionError:
+            continue
+    expect(result).to_have_attribute("data-status", "delivered")
+    assert wait_for(lambda: delivered() > before)  # the tally has counted it
+    counted = delivered()
+    page.clock.run_for(page.evaluate("DASH_AFTER_FINAL"))  # seconds, not the minute
+    expect(page.locator("#chartDesc")).to_contain_text(f"stacked: {counted} delivered, ")
+    assert page.evaluate("DASH_AFTER_FINAL") < page.evaluate("DASH_EVERY")
     assert tab.errors == []
 
 

@@ -288,7 +288,7 @@ async function followBatch(id, intro, sendAt) {
     catch (err) { progress.dataset.state = "error"; await pause(2000); continue; }
     if (mine !== batchFollowing) return;
     showBatch(b, intro);
-    if (b.done) { if (reading()) refresh(); return; }
+    if (b.done) { if (reading()) refresh(); for (const hook of onFinal) hook(); return; }
     const waiting = b.scheduled && !b.queued && !b.sent;
     await pause(waiting && sendAt ? Math.max(1000, Math.min(Date.parse(sendAt) - Date.now() + 2000, 30000)) : 1000);
   }

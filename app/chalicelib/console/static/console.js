@@ -166,6 +166,8 @@ let who = {state: "checking", scopes: []};
 let checks = 0, listedFor = null;
 // What each panel does once the key is known (the panels' files add theirs).
 const onKey = [];
+// What each panel does when a message or batch the page follows has become final (the dashboard counts it).
+const onFinal = [];
 function known(scope) { return who.state === "known" && who.scopes.includes(scope); }
 function may(scope) { return who.state === "unknown" || known(scope); }
 function reading() { return (who.state === "known" || who.state === "unknown") && may(READ); }
@@ -609,6 +611,7 @@ async function follow(message) {
     if (mine !== following) return;
     $("result").dataset.status = m.status;
     $("result").textContent = (FINAL.has(m.status) ? "Final. " : "Accepted. ") + describe(m);
+    if (FINAL.has(m.status)) for (const hook of onFinal) hook();
   }
 }
 // Resolves once the tab is shown again.

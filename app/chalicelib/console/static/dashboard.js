@@ -6,6 +6,9 @@
 const SVG = "http://www.w3.org/2000/svg";
 const SERIES = [["delivered", "delivered-fill"], ["failed", "failed-fill"], ["pending", "pending-fill"]];
 const DASH_EVERY = 60000;  // the figures are asked again each minute while the dashboard is in view
+// ... and this long after a message or batch the page follows has become final: the report's tally is a stream
+// function, which counts a change a moment after it (its batches gather for up to a second: infra/reports.py).
+const DASH_AFTER_FINAL = 5000;
 let dashTimer = null, dashLoads = 0, dashLast = null, chartDays = null;
 function utcDay(d) { return d.toISOString().slice(0, 10); }
 function daysBack(n) { const d = new Date(); d.setUTCDate(d.getUTCDate() - (n - 1)); return utcDay(d); }
@@ -93,6 +96,7 @@ function showFigures(report, month) {
 }
 async function loadDashboard() {
   clearTimeout(dashTimer); dashTimer = null;
+  if (dashSoon && Date.now() >= dashSoon) dashSoon = 0;  // this load is the one it wanted
   if (!reading()) return;
   const mine = ++dashLoads, days = dashDays(), today = utcDay(new Date());
   try {
@@ -114,11 +118,13 @@ async function loadDashboard() {
     if (mine === dashLoads) scheduleDashboard();
   }
 }
+let dashSoon = 0;  // when a final message or batch wants the figures asked again (0: none does)
 function scheduleDashboard() {
   clearTimeout(dashTimer); dashTimer = null;
   if (document.hidden || !shown("messages") || !reading()) return;
-  dashTimer = setTimeout(loadDashboard, DASH_EVERY);
+  dashTimer = setTimeout(loadDashboard, dashSoon ? Math.min(Math.max(dashSoon - Date.now(), 0), DASH_EVERY) : DASH_EVERY);
 }
+onFinal.push(() => { dashSoon = Date.now() + DASH_AFTER_FINAL; scheduleDashboard(); });
 for (const radio of document.querySelectorAll("input[name=dashDays]")) radio.addEventListener("change", loadDashboard);
 let resizing = null;
 window.addEventListener("resize", () => {
