@@ -422,3 +422,77 @@ def test_a_command_without_a_key_where_keys_are_required_says_how_to_give_one(st
     assert refused.code == 1 and refused.err.startswith("sms: 401 Unauthorized: ")
     assert refused.err.splitlines()[1] == f"sms: {cli.KEY_HINT}"
     assert "SMS_API_KEY" in cli.KEY_HINT and "--key-file" in cli.KEY_HINT
+
+
+# -- a request that may have been done: the key to ask again with ---------------------------------------------------
+
+def scripted_run(script, argv, tmp_path=None):
+    """The command against a scripted server (tests/clientlib.py), on the test's clock: no wait is slept."""
+    from .clientlib import FakeTime, Scripted
+
+    time = FakeTime()
+    with Scripted(script) as server:
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.main(argv, env={"SMS_API_URL": server.url}, stdout=out, stderr=err, sleep=time.sleep,
+                        clock=time.clock)
+    return Run(code, out.getvalue(), err.getvalue()), server.requests
+
+
+BUSY = (409, {"Retry-After": "20"}, {"error": {"code": "IdempotencyKeyInProgress",
+                                              "message": "A request with this Idempotency-Key is still in progress."}})
+
+
+def test_an_sms_with_no_answer_names_the_key_to_ask_again_with():
+    from .clientlib import DROP
+
+    done, requests = scripted_run([DROP] * 4, ["send", "--to", "+14254147755", "--body", "hello"])
+    key = requests[0].headers["idempotency-key"]
+    assert done.code == 1 and {r.headers["idempotency-key"] for r in requests} == {key}
+    assert done.err.splitlines()[-1] == (f"sms: it may have been done all the same: run the same command with "
+                                         f"--idempotency-key {key} to ask again without sending twice")
+    # Asked again with it, the same key goes out: the API answers the first request's outcome.
+    from .clientlib import message_json
+
+    again, requests = scripted_run([(202, {}, message_json())],
+                                   ["send", "--to", "+14254147755", "--body", "hello", "--idempotency-key", key])
+    assert again.code == 0 and requests[0].headers["idempotency-key"] == key
+
+
+def test_a_batch_still_being_answered_at_the_deadline_names_the_key_of_the_run(tmp_path):
+    """The first request of a run stays in progress past the client's deadline: the run stops, and says how to ask
+    again. Its key is the run's, KEY-1 for its first batch of 1,000, as --idempotency-key makes them."""
+    rows = tmp_path / "rows.csv"
+    rows.write_text("to,body\n+14254147755,hello\n")
+    done, requests = scripted_run([BUSY] * 5, ["batch", str(rows), "--no-wait"])
+    base = requests[0].headers["idempotency-key"].removesuffix("-1")
+    assert done.code == 1 and "409 IdempotencyKeyInProgress" in done.err
+    assert done.err.splitlines()[-1].startswith(f"sms: it may have been done all the same: run the same command "
+                                                f"with --idempotency-key {base} ")
+    again, requests = scripted_run([(202, {}, {"id": "batch-1", "accepted": 1, "rejected": []})],
+                                   ["batch", str(rows), "--no-wait", "--idempotency-key", base])
+    assert again.code == 0 and requests[0].headers["idempotency-key"] == f"{base}-1"
+
+
+@pytest.mark.parametrize("answer", [
+    (502, {}, {"error": {"code": "ProviderError", "message": "AWS failed.", "messageId": "m-1"}}),  # its outcome
+    (503, {}, {"error": {"code": "BatchesNotConfigured", "message": "No batch queue."}}),  # nothing begun
+    (400, {}, {"error": {"code": "InvalidPhoneNumber", "message": "'to' is not a phone number.", "field": "to"}}),
+])
+def test_a_failure_that_was_not_done_gives_no_key_to_ask_again_with(answer):
+    done, requests = scripted_run([answer], ["send", "--to", "+14254147755", "--body", "hello"])
+    assert done.code == 1 and len(requests) == 1 and "--idempotency-key" not in done.err
+
+
+def test_an_unreachable_api_gives_no_key_to_ask_again_with():
+    """A refused connection sent nothing: the run can simply be made again."""
+    import socket
+
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{free.getsockname()[1]}"
+    from .clientlib import FakeTime
+
+    time, out, err = FakeTime(), io.StringIO(), io.StringIO()
+    code = cli.main(["send", "--to", "+14254147755", "--body", "hello"], env={"SMS_API_URL": url}, stdout=out,
+                    stderr=err, sleep=time.sleep, clock=time.clock)
+    assert code == 1 and "cannot reach the API" in err.getvalue() and "--idempotency-key" not in err.getvalue()

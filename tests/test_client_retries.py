@@ -72,6 +72,45 @@ def test_backoff_without_retry_after_doubles_with_jitter_and_the_tries_are_bound
     assert time.slept == [0.25, 0.5, 1.0]  # ... and half of it when random() is 0
 
 
+def test_a_provider_failure_recorded_on_a_message_is_not_tried_again():
+    """A 5xx naming a message record is that message's outcome: the API answers the same key with it again, so
+    the client does not try (it did, three more times, each answered the same)."""
+    time = FakeTime()
+    failed = {"error": {"code": "ProviderError", "message": "AWS failed.", "messageId": "m-1"}}
+    with Scripted([(502, {}, failed), (202, {}, message_json())]) as server, client(server, time) as sms:
+        with pytest.raises(sms_sender.ServerError) as raised:
+            sms.send_sms("+14254147755", "hello", idempotency_key="order-42")
+    assert len(server.requests) == 1 and time.slept == []
+    assert raised.value.message_id == "m-1" and raised.value.idempotency_key == "order-42"
+    # Unavailable is not kept as an outcome (nothing was sent): the same key tries again.
+    time = FakeTime()
+    late = {"error": {"code": "Unavailable", "message": "Not sent: out of time.", "messageId": "m-1"}}
+    with Scripted([(503, {}, late), (202, {}, message_json())]) as server, client(server, time) as sms:
+        assert sms.send_sms("+14254147755", "hello").id == "m-1"
+    assert len(server.requests) == 2
+
+
+def test_a_request_still_being_answered_is_asked_again_until_the_deadline():
+    """A batch slower than a try's timeout: each try after the first is told the first is still being answered,
+    and the client asks again (the same key: nothing is sent twice) until the answer comes, past max_attempts."""
+    time = FakeTime()
+    busy = {"error": {"code": "IdempotencyKeyInProgress", "message": "Still in progress; retry shortly."}}
+    accepted = {"id": "batch-1", "accepted": 1, "rejected": []}
+    script = [DROP] + [(409, {"Retry-After": "1"}, busy)] * 6 + [(202, {}, accepted)]
+    with Scripted(script) as server, client(server, time) as sms:
+        answer = sms.create_batch([{"to": "+14254147755", "body": "hello"}])
+    assert answer.id == "batch-1" and len(server.requests) == 8
+    assert len({r.headers["idempotency-key"] for r in server.requests}) == 1
+    # The deadline still bounds it, and the error names the key to ask again with.
+    time = FakeTime()
+    with Scripted([(409, {"Retry-After": "5"}, busy)] * 20) as server, \
+            client(server, time, retries=Retries(deadline=30)) as sms:
+        with pytest.raises(sms_sender.ConflictError) as raised:
+            sms.create_batch([{"to": "+14254147755", "body": "hello"}], idempotency_key="run-7")
+    assert len(server.requests) == 6 and sum(time.slept) < 30
+    assert raised.value.code == "IdempotencyKeyInProgress" and raised.value.idempotency_key == "run-7"
+
+
 def test_a_retry_after_past_the_deadline_ends_the_call_at_once():
     time = FakeTime()
     with Scripted([(429, {"Retry-After": "120"}, THROTTLED), (202, {}, message_json())]) as server, \
@@ -115,6 +154,11 @@ def test_no_answer_at_all_is_a_connection_error_after_the_last_try():
         with pytest.raises(sms_sender.ApiConnectionError) as raised:
             sms.get_batch("batch-1")
     assert raised.value.attempts == 4 and len(server.requests) == 4
+    assert raised.value.idempotency_key is None  # a GET goes with none
+    with Scripted([DROP] * 4) as server, client(server, FakeTime()) as sms:
+        with pytest.raises(sms_sender.ApiConnectionError) as raised:
+            sms.send_sms("+14254147755", "hello")
+    assert raised.value.idempotency_key == server.requests[0].headers["idempotency-key"]
 
 
 @pytest.mark.parametrize("status, code, family", [

@@ -51,16 +51,22 @@ USER_AGENT = "sms-sender-client/0.1 (python; httpx)"
 # 5xx answers that say how the stage is set up, not that something is passing: trying again changes nothing.
 NOT_RETRIED = frozenset({"MmsNotConfigured", "BatchesNotConfigured", "WebhooksNotConfigured",
                          "OptOutsNotConfigured", "KeysNotConfigured"})
-# 409s that say "the same request is still being answered": wait as Retry-After says, then ask again.
+# 409s that say "the same request is still being answered": wait as Retry-After says, then ask again, until the
+# deadline even past ``max_attempts`` (asking again sends nothing: the first request's answer comes back).
 RETRIED_CONFLICTS = frozenset({"IdempotencyKeyInProgress"})
+# A 5xx that names a message record is that message's outcome (the provider refused it): the API answers the same
+# Idempotency-Key with it again (app/chalicelib/core/idempotency.py), so trying again changes nothing. These codes
+# are not kept as outcomes: the same key tries them again.
+NOT_KEPT = frozenset({"Throttled", "Unavailable"})
 
 
 @dataclass(frozen=True)
 class Retries:
-    """How one call is tried again: on 429, on 5xx (but the ``*NotConfigured`` codes), on 409
-    ``IdempotencyKeyInProgress`` and on connection errors and timeouts.
+    """How one call is tried again: on 429, on 5xx (but the ``*NotConfigured`` codes, and a failure the API recorded
+    on a message: ``messageId``), on 409 ``IdempotencyKeyInProgress`` and on connection errors and timeouts.
 
-    At most ``max_attempts`` tries, all within ``deadline`` seconds from the first. Between tries: the answer's
+    At most ``max_attempts`` tries, all within ``deadline`` seconds from the first; ``IdempotencyKeyInProgress``
+    is asked again until the deadline, however many tries that takes. Between tries: the answer's
     ``Retry-After`` (plus up to 10 % jitter), else exponential backoff from ``initial`` by ``factor`` up to
     ``max_backoff``, with jitter (each wait is between half and all of its step). A ``Retry-After`` that ends
     past the deadline ends the call at once, with the answer's exception."""
@@ -210,14 +216,18 @@ class Core:
             return _retried_transport_error(outcome)
         if outcome.status == 429:
             return True
-        code = _error_body(outcome).get("code")
+        body = _error_body(outcome)
+        code = body.get("code")
         if outcome.status >= 500:
-            return code not in NOT_RETRIED
-        return outcome.status == 409 and code in RETRIED_CONFLICTS
+            return code not in NOT_RETRIED and (body.get("messageId") is None or code in NOT_KEPT)
+        return _in_progress(outcome)
 
     def next_wait(self, call: Call, attempt: int, started: float, outcome: Answer | BaseException) -> float | None:
         """Seconds to wait before try ``attempt + 1``, or None: the outcome is final."""
-        if not self.retriable(outcome) or attempt >= self.retries.max_attempts:
+        if not self.retriable(outcome):
+            return None
+        beyond = attempt >= self.retries.max_attempts
+        if beyond and not _in_progress(outcome):
             return None
         hinted = None if isinstance(outcome, BaseException) else self.retry_after(outcome)
         if hinted is not None:
@@ -229,8 +239,9 @@ class Core:
             return None
         what = (type(outcome).__name__ if isinstance(outcome, BaseException)
                 else f"{outcome.status} {_error_body(outcome).get('code') or ''}".strip())
-        log.info("%s: %s; try %d of %d in %.2f s", call.operation_id, what, attempt + 1,
-                 self.retries.max_attempts, wait)
+        log.info("%s: %s; try %d %s in %.2f s", call.operation_id, what, attempt + 1,
+                 "(until the deadline: the first is still being answered)" if beyond else
+                 f"of {self.retries.max_attempts}", wait)
         return wait
 
     # -- the answer -----------------------------------------------------------------------------------------
@@ -241,7 +252,7 @@ class Core:
                 raise errors.ApiConnectionError(
                     f"{call.operation_id}: no answer after {attempts} tr{'y' if attempts == 1 else 'ies'} "
                     f"({type(outcome).__name__}: {outcome})", attempts=attempts,
-                    operation=call.operation_id) from outcome
+                    operation=call.operation_id, idempotency_key=call.idempotency_key) from outcome
             raise outcome
         if outcome.status >= 300:
             raise self.error(call, outcome)
@@ -260,7 +271,7 @@ class Core:
         return cls(answer.status, _str(body.get("code")), message, field=_str(body.get("field")),
                    message_id=_str(body.get("messageId")), request_id=_str(body.get("requestId")),
                    retry_after=self.retry_after(answer), body=_json_or_none(answer.content),
-                   operation=call.operation_id)
+                   operation=call.operation_id, idempotency_key=call.idempotency_key)
 
 
 def _str(value: Any) -> str | None:
@@ -272,6 +283,11 @@ def _json_or_none(content: bytes) -> Any:
         return json.loads(content) if content else None
     except ValueError:
         return None
+
+
+def _in_progress(outcome: Answer | BaseException) -> bool:
+    return (isinstance(outcome, Answer) and outcome.status == 409
+            and _error_body(outcome).get("code") in RETRIED_CONFLICTS)
 
 
 def _error_body(answer: Answer) -> dict[str, Any]:

@@ -20,11 +20,15 @@ import json
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Mapping, Sequence
 
+import httpx
+
 from . import errors
 from ._client import Client
+from ._core import NOT_RETRIED, RETRIED_CONFLICTS
 from .models import FINAL_STATUSES, BatchProgress, Message, Model
 
 EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_TIMEOUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -134,6 +138,8 @@ def cmd_send(client: Client, args: argparse.Namespace, out: Out, ctx: "Context")
         raise UsageError("give --body or --template, not both")
     if args.body is None and not args.template and not args.media:
         raise UsageError("give --body TEXT, --template ID or --media FILE")
+    if not args.media:  # an SMS asked again with its key is answered, never sent again (an MMS uploads anew)
+        args.idempotency_key = args.retry_key = args.idempotency_key or str(uuid.uuid4())
     common = dict(country=args.country, dry_run=True if args.dry_run else None, send_at=args.send_at,
                   validity_period=args.validity, max_price_usd=args.max_price, template_id=args.template,
                   template_version=args.template_version,
@@ -292,8 +298,9 @@ def cmd_batch(client: Client, args: argparse.Namespace, out: Out, ctx: "Context"
     items = read_batch(args.file, args.template)
     chunks = [items[i:i + BATCH_LIMIT] for i in range(0, len(items), BATCH_LIMIT)]
     accepted, rejected = [], []
+    args.retry_key = args.idempotency_key = args.idempotency_key or str(uuid.uuid4())
     for number, chunk in enumerate(chunks):
-        key = f"{args.idempotency_key}-{number + 1}" if args.idempotency_key else None
+        key = f"{args.idempotency_key}-{number + 1}"
         answer = client.create_batch(chunk, template_id=args.template, send_at=args.send_at, idempotency_key=key)
         accepted.append(answer)
         for reject in answer.rejected:
@@ -753,6 +760,18 @@ KEY_HINT = "no key was given: set SMS_API_KEY, or name a file holding it (--key-
 GUESSED_TYPE_HINT = "the media's type was guessed from the file's name: name it with --content-type TYPE"
 REFUSED_KEY_HINT = ("the key given (SMS_API_KEY, --key-file or SMS_API_KEY_FILE) was refused: unknown, revoked or "
                     "expired (see: sms keys)")
+RETRY_HINT = ("it may have been done all the same: run the same command with --idempotency-key {key} to ask again "
+              "without sending twice")
+
+
+def maybe_done(err: errors.SmsSenderError) -> bool:
+    """Whether a failed POST may have been done all the same: no answer (but a refused connection), the first try
+    still being answered, or a server error that names no message (one that does is the message's recorded
+    outcome; a ``*NotConfigured`` one says how the stage is set up)."""
+    if isinstance(err, errors.ApiConnectionError):
+        return not isinstance(err.__cause__, httpx.ConnectError)
+    return isinstance(err, errors.ApiError) and (
+        err.code in RETRIED_CONFLICTS or (err.status >= 500 and err.message_id is None and err.code not in NOT_RETRIED))
 
 
 def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None, stdout: IO[str] | None = None,
@@ -791,10 +810,14 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
                 print(f"sms: {KEY_HINT if key is None else REFUSED_KEY_HINT}", file=stderr)
             elif err.code == "MediaTypeNotSupported" and getattr(args, "media", None) and not args.content_type:
                 print(f"sms: {GUESSED_TYPE_HINT}", file=stderr)
+        if getattr(args, "retry_key", None) and maybe_done(err):
+            print(f"sms: {RETRY_HINT.format(key=args.retry_key)}", file=stderr)
         code = EXIT_API
     except errors.ApiConnectionError as err:
         hint = " (is `make dev` running?)" if url == "http://127.0.0.1:8000" else ""
         print(f"sms: cannot reach the API at {url}{hint}: {err}", file=stderr)
+        if getattr(args, "retry_key", None) and maybe_done(err):
+            print(f"sms: {RETRY_HINT.format(key=args.retry_key)}", file=stderr)
         code = EXIT_API
     except errors.WaitTimeout as err:
         print(f"sms: {err}", file=stderr)

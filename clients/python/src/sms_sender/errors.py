@@ -17,7 +17,8 @@ class SmsSenderError(Exception):
 class ApiError(SmsSenderError):
     """The API answered with an error status. ``code`` is the contract's stable code (``InvalidPhoneNumber``);
     ``message`` is for people and may change; ``field`` names the request field at fault; ``message_id`` names
-    the message record of a failed attempt; ``request_id`` comes with ``InternalError``."""
+    the message record of a failed attempt; ``request_id`` comes with ``InternalError``. ``idempotency_key`` is the
+    key a POST went with: call again with it to ask again without sending twice."""
 
     status: int
     code: str | None
@@ -27,13 +28,15 @@ class ApiError(SmsSenderError):
     request_id: str | None
     retry_after: float | None
     body: Any
+    idempotency_key: str | None
 
     def __init__(self, status: int, code: str | None, message: str, *, field: str | None = None,
                  message_id: str | None = None, request_id: str | None = None,
-                 retry_after: float | None = None, body: Any = None, operation: str | None = None):
+                 retry_after: float | None = None, body: Any = None, operation: str | None = None,
+                 idempotency_key: str | None = None):
         self.status, self.code, self.message, self.field = status, code, message, field
         self.message_id, self.request_id, self.retry_after, self.body = message_id, request_id, retry_after, body
-        self.operation = operation
+        self.operation, self.idempotency_key = operation, idempotency_key
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -87,10 +90,12 @@ def error_class(status: int) -> type[ApiError]:
 
 
 class ApiConnectionError(SmsSenderError):
-    """No answer came: the connection failed or timed out on every try (``attempts`` of them)."""
+    """No answer came: the connection failed or timed out on every try (``attempts`` of them). A POST may have
+    been done all the same: call again with its ``idempotency_key`` to find out without sending twice."""
 
-    def __init__(self, message: str, *, attempts: int, operation: str | None = None):
-        self.attempts, self.operation = attempts, operation
+    def __init__(self, message: str, *, attempts: int, operation: str | None = None,
+                 idempotency_key: str | None = None):
+        self.attempts, self.operation, self.idempotency_key = attempts, operation, idempotency_key
         super().__init__(message)
 
 
