@@ -587,6 +587,10 @@ def test_an_export_that_keeps_failing_ends_failed_with_the_reason(client, monkey
     ({"from": DAY, "to": DAY, "status": ["failed"]}, "InvalidStatus", "status"),
     ({"from": {"day": DAY}, "to": DAY}, "InvalidRange", "from"),
     ({"from": DAY, "to": DAY, "status": "Delivered!"}, "InvalidStatus", "status"),
+    # Words no message has: a typo would have made an empty file, not an error. (It did: found by a new user.)
+    ({"from": DAY, "to": DAY, "status": "delivred"}, "InvalidStatus", "status"),
+    ({"from": DAY, "to": DAY, "status": "bogus"}, "InvalidStatus", "status"),
+    ({"from": DAY, "to": DAY, "status": "sending"}, "InvalidStatus", "status"),  # kept inside: shown as queued
     ({"from": DAY, "to": DAY, "format": "xlsx"}, "UnknownField", "format"),
 ])
 def test_a_bad_export_request_is_400_naming_the_field(client, body, code, field):
@@ -594,6 +598,15 @@ def test_a_bad_export_request_is_400_naming_the_field(client, body, code, field)
     assert response.status_code == 400, response.body
     assert (body_of(response)["error"]["code"], body_of(response)["error"]["field"]) == (code, field)
     assert not queued_exports()
+
+
+def test_an_export_filters_on_exactly_the_statuses_a_message_can_show():
+    """The statuses an export takes are the message resource's, as /openapi.json lists them."""
+    from chalicelib import openapi
+    from chalicelib.core import store
+
+    message = openapi.DOCUMENT["components"]["schemas"]["Message"]
+    assert list(store.SHOWN_STATUSES) == message["properties"]["status"]["enum"]
 
 
 @pytest.mark.parametrize("export_id", ["exp_nope", "exp_" + "a" * 26, "EXP_" + "A" * 26, "exp_" + "a" * 200])

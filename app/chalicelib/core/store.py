@@ -37,6 +37,8 @@ RECEIVED = "received"
 # Scheduled sends (issue 21): waiting for its ``sendAt`` (shown, not final), and canceled before it left (final).
 SCHEDULED, CANCELED = "scheduled", "canceled"
 FINAL = frozenset({DELIVERED, FAILED, UNKNOWN, VALIDATED, RECEIVED, CANCELED})
+# Every status the API shows (``sending`` shows as ``queued``), in the order of the message resource's enum.
+SHOWN_STATUSES = (SCHEDULED, QUEUED, SENT, DELIVERED, FAILED, UNKNOWN, VALIDATED, RECEIVED, CANCELED)
 
 OUTBOUND, INBOUND = "outbound", "inbound"
 # Each direction lists under its own partitions of the list index; messages a test key sent under theirs

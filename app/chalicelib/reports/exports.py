@@ -30,8 +30,6 @@ RUNNING, READY, FAILED = "running", "ready", "failed"
 URL_SECONDS = 15 * 60
 ID_PREFIX = "exp_"
 _ID = re.compile(r"exp_[a-z2-7]{26}")
-# A message status to filter on: any status the API shows, those to come included (``scheduled``...).
-_STATUS = re.compile(r"[a-z]{1,32}")
 
 
 def configured(settings: Settings) -> Settings:
@@ -58,9 +56,9 @@ def filters(data: dict) -> tuple[str | None, str | None]:
     direction, status = data.get("direction"), data.get("status")
     if direction is not None and not (isinstance(direction, str) and direction in store.LIST_PREFIXES):
         raise InvalidRequest("InvalidDirection", "'direction' must be 'outbound' or 'inbound'.", field="direction")
-    if status is not None and not (isinstance(status, str) and _STATUS.fullmatch(status)):
-        raise InvalidRequest("InvalidStatus", "'status' must be a message status, such as 'delivered' or 'failed'.",
-                             field="status")
+    if status is not None and status not in store.SHOWN_STATUSES:  # a status the API shows, any of them
+        raise InvalidRequest("InvalidStatus", f"'status' must be a message status: "
+                             f"{', '.join(map(repr, store.SHOWN_STATUSES))}.", field="status")
     return direction, status
 
 
