@@ -30,6 +30,9 @@ def test_e164_and_national_numbers_normalise_to_e164():
     ("+1415", None, "InvalidPhoneNumber"),
     ("not a number", "US", "InvalidPhoneNumber"),
     ("+14155552671", "USA", "InvalidCountry"),
+    ("4155552671", "XX", "InvalidCountry"),          # two letters, but no country's: not the number's fault
+    ("4155552671", "UK", "InvalidCountry"),          # the United Kingdom is GB
+    ("+14155552671", "XX", "InvalidCountry"),
 ])
 def test_bad_numbers_are_400_naming_the_field(to, country, code):
     status, got, field = rejects(phone.normalize, to, country)
@@ -43,6 +46,8 @@ def test_bad_numbers_are_400_naming_the_field(to, country, code):
     ("425 555 CALL", "US", "+14255552255"),           # a national number
     ("tel:+1-425-555-0123", None, "+14255550123"),
     ("+1 425 555 0123 ext. 12", None, "+14255550123"),
+    ("+14255550123;ext=12", None, "+14255550123"),
+    ("+14255550123 x12", None, "+14255550123"),
     ("+14255550123#12", None, "+14255550123"),        # an extension without letters
 ])
 def test_a_number_with_letters_or_an_extension_is_refused_where_the_library_reads_another(to, country, read_as):
@@ -55,7 +60,9 @@ def test_a_number_with_letters_or_an_extension_is_refused_where_the_library_read
     with pytest.raises(errors.MessagingError) as caught:
         phone.normalize(to, country)
     assert (caught.value.code, caught.value.field) == ("InvalidPhoneNumber", "to")
-    assert ("letters" in caught.value.message) == (not to.startswith("+14255550123#"))
+    # Each is told what is wrong with it: an extension is named as one, whether or not it is written in letters.
+    said = "has an extension" if parsed.extension else "holds letters"
+    assert said in caught.value.message
 
 
 def test_destination_outside_the_allowlist_is_403():

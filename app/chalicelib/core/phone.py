@@ -108,6 +108,18 @@ def check_type(number: phonenumbers.PhoneNumber, kind: int) -> None:
                          "which this service sends no SMS or MMS to.", field="to")
 
 
+EXTENSION = "'to' has an extension, which a text cannot reach: leave it out."
+
+
+def _extension(text: str, country: str | None) -> bool:
+    """Whether the library reads an extension in ``text`` (``ext. 12``, ``x12``, ``;ext=12``): a number that holds
+    letters for one is refused for its extension, not for its letters."""
+    try:
+        return bool(phonenumbers.parse(text, None if text.startswith("+") else country).extension)
+    except phonenumbers.NumberParseException:
+        return False
+
+
 def normalize(to, country=None, *, allowed_countries=frozenset()) -> tuple[str, str]:
     """Return (E.164 number, ISO country) or raise a domain error naming the field."""
     if to is None or (isinstance(to, str) and not to.strip()):
@@ -120,8 +132,13 @@ def normalize(to, country=None, *, allowed_countries=frozenset()) -> tuple[str, 
         if not isinstance(country, str) or not re.fullmatch(r"[A-Za-z]{2}", country):
             raise InvalidRequest("InvalidCountry", "'country' must be a two-letter ISO code such as US.", field="country")
         country = country.upper()
+        if country not in phonenumbers.SUPPORTED_REGIONS:
+            raise InvalidRequest("InvalidCountry", f"'country' {country} is not a country code of a numbering plan: "
+                                 "give its ISO 3166 code, such as US or GB (not UK).", field="country")
     text = to.strip()
     if _LETTER.search(text):
+        if _extension(text, country):
+            raise InvalidRequest("InvalidPhoneNumber", EXTENSION, field="to")
         raise InvalidRequest("InvalidPhoneNumber", "'to' holds letters: write the number in digits, such as "
                              "+14255550123 (letters are not read as a keypad's digits).", field="to")
     if not text.startswith("+") and country is None:
@@ -135,8 +152,7 @@ def normalize(to, country=None, *, allowed_countries=frozenset()) -> tuple[str, 
     except phonenumbers.NumberParseException:
         raise InvalidRequest("InvalidPhoneNumber", "'to' is not a phone number.", field="to") from None
     if number.extension:
-        raise InvalidRequest("InvalidPhoneNumber", "'to' has an extension, which a text cannot reach: leave it out.",
-                             field="to")
+        raise InvalidRequest("InvalidPhoneNumber", EXTENSION, field="to")
     region, kind = region_and_type(number)
     if kind == _TYPE.UNKNOWN:
         raise InvalidRequest("InvalidPhoneNumber", "'to' is not a valid phone number.", field="to")
