@@ -169,7 +169,10 @@ def contract_errors(response: Response) -> Response:
     body = response.body
     if isinstance(body, dict) and set(body) == {"Code", "Message"} and body["Code"] in CHALICE_ERRORS:
         _status, code = CHALICE_ERRORS[body["Code"]]
-        response.body = to_json({"error": {"code": code, "message": str(body["Message"])}})
+        message = str(body["Message"])
+        if code == "UnsupportedMediaType":  # Chalice's words name the type, not the ones the route takes
+            message = f"{message.rstrip(': ')}. The body is JSON: send it as {', '.join(ANY_BODY)}."
+        response.body = to_json({"error": {"code": code, "message": message}})
         response.headers["Content-Type"] = "application/json"
     elif _is_json(response):
         if isinstance(body, str) and body and not body.endswith("\n"):
