@@ -77,6 +77,14 @@ DEFAULT_DELAY = 15.0
 MAX_DELAY = 60.0
 
 
+def _default_message(code) -> str:
+    """A fault's message when its body gives none: AWS's for throttling ("Rate exceeded"), else one that names
+    the code and says where it came from, so that no error reads as throttling that is not."""
+    if code in ("ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException"):
+        return "Rate exceeded"
+    return f"{code} (a fault armed on the local stack's /_faults)"
+
+
 def _fault_spec(spec: dict) -> dict:
     """A ``POST /_faults`` body, with its defaults. The original form still works:
     ``{"operation", "code", "count", "message", "status", "fields"}`` answers an AWS error."""
@@ -85,9 +93,9 @@ def _fault_spec(spec: dict) -> dict:
         raise ValueError(f"effect must be one of {', '.join(EFFECTS)}")
     if not isinstance(spec["operation"], str) or not spec["operation"]:
         raise ValueError("operation must name an AWS operation, e.g. Publish")
-    fault = {"operation": spec["operation"], "effect": effect,
-             "code": spec.get("code", "ThrottlingException"),
-             "message": spec.get("message", "Rate exceeded"), "status": int(spec.get("status", 400)),
+    code = spec.get("code", "ThrottlingException")
+    fault = {"operation": spec["operation"], "effect": effect, "code": code,
+             "message": spec.get("message", _default_message(code)), "status": int(spec.get("status", 400)),
              "count": int(spec.get("count", 1)), "fields": spec.get("fields", {}), "taken": 0, "holding": 0}
     if spec.get("service"):
         fault["service"] = str(spec["service"])

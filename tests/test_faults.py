@@ -224,6 +224,8 @@ def test_the_provider_answers_5xx(api, aws, request, channel):
     status, _, error = api.call("POST", "/sms", {"to": SUCCESS, "body": body})
     assert (status, error["error"]["code"]) == (502, "ProviderError")
     assert record(api, error["error"]["messageId"])["status"] == "failed"
+    # The fault's own words: it names its code, never "Rate exceeded" (which read as throttling).
+    assert f"{code} (a fault armed on the local stack's /_faults)" in error["error"]["message"]
     checked(aws, body, 0)
 
 
