@@ -230,6 +230,15 @@ def test_every_message_records_the_key_that_sent_it(client):
     assert keyless["keyId"] == "local"
 
 
+def test_only_the_old_x_api_key_is_refused_under_make_dev_too(client):
+    """As deployed, where the stack makes no API key any more: a caller not yet moved to Bearer keys is told so
+    on the local stack first, instead of acting as make dev's keyless caller. (It was let through.)"""
+    before = len(sent_sms())
+    refused = post(client, "/sms", {"to": TO, "body": "old key"}, {"x-api-key": "an-old-api-gateway-key"})
+    assert refused.status_code == 401 and len(sent_sms()) == before
+    assert client.http.get("/messages", headers={"x-api-key": "an-old-api-gateway-key"}).status_code == 401
+
+
 def test_a_test_key_never_reaches_a_provider_and_settles_as_the_simulator_numbers_do(client, calls):
     _, key = make_key(client, [scopes.SEND, scopes.READ], test=True)
     before = len(sent_sms())
