@@ -202,6 +202,18 @@ def test_batch_json_and_a_bad_file(env, carrier, tmp_path):
     repeat = run(["batch", str(rows), "--json", "--idempotency-key", "cli-once"], env, sleep=answering(carrier))
     assert again.code == repeat.code == 0
     assert again.json()["batches"][0]["id"] == repeat.json()["batches"][0]["id"]  # the same batch: sent once
+    # The same key with the file changed: refused, and the hint says why in the command's terms.
+    rows.write_text(f"phone number,body\n{FAILURE},changed\n")
+    changed = run(["batch", str(rows), "--idempotency-key", "cli-once"], env, sleep=answering(carrier))
+    assert changed.code == 1 and "409 IdempotencyKeyReused" in changed.err
+    assert changed.err.splitlines()[-1] == ("sms: --idempotency-key cli-once went with another request within the "
+                                            "last 24 hours (another file, or this one changed since): give a new "
+                                            "key to send this one")
+    # Every row refused: nothing was sent, and the exit code says so (it was 0).
+    bad = tmp_path / "bad.csv"
+    bad.write_text("to,body\n+1999,nobody\n")
+    nothing = run(["batch", str(bad)], env, sleep=answering(carrier))
+    assert nothing.code == 1 and "0 accepted, 1 rejected" in nothing.err + nothing.out
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("number,text\n1,2\n")
     refused = run(["batch", str(wrong)], env)

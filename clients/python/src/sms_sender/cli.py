@@ -138,6 +138,7 @@ def cmd_send(client: Client, args: argparse.Namespace, out: Out, ctx: "Context")
         raise UsageError("give --body or --template, not both")
     if args.body is None and not args.template and not args.media:
         raise UsageError("give --body TEXT, --template ID or --media FILE")
+    args.given_key = args.idempotency_key
     if not args.media:  # an SMS asked again with its key is answered, never sent again (an MMS uploads anew)
         args.idempotency_key = args.retry_key = args.idempotency_key or str(uuid.uuid4())
     common = dict(country=args.country, dry_run=True if args.dry_run else None, send_at=args.send_at,
@@ -298,6 +299,7 @@ def cmd_batch(client: Client, args: argparse.Namespace, out: Out, ctx: "Context"
     items = read_batch(args.file, args.template)
     chunks = [items[i:i + BATCH_LIMIT] for i in range(0, len(items), BATCH_LIMIT)]
     accepted, rejected = [], []
+    args.given_key = args.idempotency_key
     args.retry_key = args.idempotency_key = args.idempotency_key or str(uuid.uuid4())
     for number, chunk in enumerate(chunks):
         key = f"{args.idempotency_key}-{number + 1}"
@@ -332,7 +334,7 @@ def cmd_batch(client: Client, args: argparse.Namespace, out: Out, ctx: "Context"
             return EXIT_TIMEOUT
         bar.end()
     _batch_summary(out, accepted, rejected, progress)
-    return EXIT_OK
+    return EXIT_OK if total_accepted else EXIT_API  # every row refused: nothing was sent
 
 
 def _sum_counts(progresses: Iterable[BatchProgress]) -> dict[str, int]:
@@ -760,6 +762,8 @@ KEY_HINT = "no key was given: set SMS_API_KEY, or name a file holding it (--key-
 GUESSED_TYPE_HINT = "the media's type was guessed from the file's name: name it with --content-type TYPE"
 REFUSED_KEY_HINT = ("the key given (SMS_API_KEY, --key-file or SMS_API_KEY_FILE) was refused: unknown, revoked or "
                     "expired (see: sms keys)")
+REUSED_KEY_HINT = ("--idempotency-key {key} went with another request within the last 24 hours (another file, or "
+                   "this one changed since): give a new key to send this one")
 RETRY_HINT = ("it may have been done all the same: run the same command with --idempotency-key {key} to ask again "
               "without sending twice")
 
@@ -810,6 +814,8 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
                 print(f"sms: {KEY_HINT if key is None else REFUSED_KEY_HINT}", file=stderr)
             elif err.code == "MediaTypeNotSupported" and getattr(args, "media", None) and not args.content_type:
                 print(f"sms: {GUESSED_TYPE_HINT}", file=stderr)
+            elif err.code == "IdempotencyKeyReused" and getattr(args, "given_key", None):
+                print(f"sms: {REUSED_KEY_HINT.format(key=args.given_key)}", file=stderr)
         if getattr(args, "retry_key", None) and maybe_done(err):
             print(f"sms: {RETRY_HINT.format(key=args.retry_key)}", file=stderr)
         code = EXIT_API
