@@ -432,6 +432,36 @@ def test_every_request_body_refuses_what_the_route_does_not_define():
     assert item["additionalProperties"] is False and set(item["properties"]) == set(batches.ITEM_FIELDS)
 
 
+def test_every_route_takes_exactly_the_query_parameters_the_document_lists():
+    """A query parameter the route does not take is 400 ``UnknownField``, as a body field is; the open routes
+    (the console, /health, /openapi.json) take any."""
+    for path, method, operation in operations():
+        route = sender.app.routes[path][method.upper()]
+        listed = {deref(p)["name"] for p in operation.get("parameters", []) if deref(p)["in"] == "query"}
+        if (method.upper(), path) in scopes.OPEN:
+            assert getattr(route.view_function, "params", None) is None, (method, path)
+            continue
+        assert route.view_function.params == listed, (method, path)
+
+
+@pytest.mark.parametrize("method, path, unknown", [
+    ("GET", "/messages?limt=5", "limt"),  # a typo: the list came back with 20, as if no limit had been asked
+    ("GET", "/reports/daily?form=2026-12-01&to=2026-12-02", "form"),  # the last 7 days came back
+    ("GET", "/messages/no-such-message?verbose=1", "verbose"),
+    ("POST", "/sms?dryRun=true", "dryRun"),  # a POST's members go in its body
+])
+def test_a_query_parameter_the_route_does_not_take_is_refused_by_name(client, method, path, unknown):
+    from .conftest import post
+
+    response = post(client, path, {"to": "+14255550123", "body": "x"}) if method == "POST" else client.http.get(path)
+    assert response.status_code == 400, response.body
+    error = json.loads(response.body)["error"]
+    assert (error["code"], error["field"]) == ("UnknownField", unknown)
+    assert error["message"].startswith(f"'{unknown}' is not a query parameter of this request; the query "
+                                       "parameters are ")
+    assert client.http.get("/messages?limit=5").status_code == 200
+
+
 @pytest.mark.parametrize("path, body", [
     ("/sms", {"to": "+14255550123", "body": "typo", "dryrun": True}),
     ("/mms", {"to": "+14255550123", "mediaUrl": "s3://b/k.png", "bodyy": "x"}),

@@ -109,15 +109,17 @@ def resource_id(value, code: str, noun: str) -> str:
     return value
 
 
-def only(data: dict, fields: frozenset, *, where: str = "") -> dict:
+def only(data, fields: frozenset, *, where: str = "", kind: str = "field") -> dict:
     """``data``, if it holds no member but ``fields``: else 400 ``UnknownField`` naming the first other one. A
-    typo must not be ignored: ``"dryrun": true`` would send the message for real."""
+    typo must not be ignored: ``"dryrun": true`` would send the message for real, and ``?limt=5`` would list 20.
+    ``kind``: what the members are (``field`` of the body, ``query parameter``)."""
     for name in data:
         if name not in fields:
             shown = name if len(name) <= 40 else name[:40] + "..."
-            known = ", ".join(sorted(fields)) if fields else "none: it takes no body"
-            raise InvalidRequest("UnknownField", f"{where}{shown!r} is not a field of this request; the fields are "
-                                 f"{known}.", field=shown)
+            nothing = "body" if kind == "field" else f"{kind}s"
+            known = ", ".join(sorted(fields)) if fields else f"none: it takes no {nothing}"
+            raise InvalidRequest("UnknownField", f"{where}{shown!r} is not a {kind} of this request; the {kind}s "
+                                 f"are {known}.", field=shown)
     return data
 
 

@@ -129,14 +129,17 @@ def json_body(request) -> dict:
 
 
 def answer(app, view, args: tuple, kwargs: dict, scope: str | None = None,
-           fields: frozenset = frozenset()) -> Response:
+           fields: frozenset = frozenset(), params: frozenset | None = None) -> Response:
     """What every route goes through (``handled``): the caller's key checked for the route's ``scope``,
     the request screened, the view run; it returns (status, body, headers), errors become the contract's
-    error body, and anything unexpected becomes a 500 with a request id, never a stack trace."""
+    error body, and anything unexpected becomes a 500 with a request id, never a stack trace. ``params``: the
+    query parameters the route takes (any other is 400 ``UnknownField``); None takes any."""
     try:
         request = getattr(app, "current_request", None)
         if scope is not None:
             require(request, scope)
+        if params is not None and request is not None and request.query_params:
+            inputs.only(request.query_params, params, kind="query parameter")
         screen(request, kwargs)
         parsed = getattr(request, "screened_body", None)
         if parsed is not None:  # a body member the route does not define is refused, whatever the route
@@ -216,16 +219,16 @@ def _is_json(response: Response) -> bool:
 ANY_BODY = ["application/json", "text/plain", "application/x-www-form-urlencoded", "application/octet-stream"]
 
 
-def handled(routes, scope: str | None = None, fields: frozenset = frozenset()):
+def handled(routes, scope: str | None = None, fields: frozenset = frozenset(), params: frozenset | None = None):
     """Decorator for a route of the blueprint ``routes``: see ``answer``. ``scope``: the one scope the route
     needs (``keys.scopes``), or ``ANY_KEY``; None for an open route. ``fields``: the members its JSON body may
-    have (none: any member is 400 ``UnknownField``)."""
+    have (none: any member is 400 ``UnknownField``). ``params``: the query parameters it takes (None: any)."""
     def decorate(view):
         @functools.wraps(view)
         def route(*args, **kwargs):
-            return answer(routes, view, args, kwargs, scope, fields)
+            return answer(routes, view, args, kwargs, scope, fields, params)
 
-        route.scope, route.fields = scope, fields
+        route.scope, route.fields, route.params = scope, fields, params
         return route
 
     return decorate

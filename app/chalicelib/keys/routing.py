@@ -25,15 +25,16 @@ def bearer(auth_request):
     return authorizer.check(auth_request.token, auth_request.method_arn)
 
 
-def protected(routes, method: str, path: str, *, fields: frozenset = frozenset()):
+def protected(routes, method: str, path: str, *, fields: frozenset = frozenset(), params: tuple = ()):
     """Register the decorated view as ``method path`` on ``routes``, behind the authorizer and the route's scope.
-    ``fields``: the members its JSON body may have (any other is 400 ``UnknownField``). A POST or PUT takes its
-    body whatever its Content-Type says."""
+    ``fields``: the members its JSON body may have, ``params`` its query parameters (any other is 400
+    ``UnknownField``; /openapi.json lists the same: tests/test_openapi.py). A POST or PUT takes its body whatever
+    its Content-Type says."""
     scope = ANY_KEY if (method, path) in ANY_KEY_ROUTES else ROUTES[(method, path)]
     options = {"content_types": ANY_BODY} if method in ("POST", "PUT") else {}
 
     def decorate(view):
         return routes.route(path, methods=[method], authorizer=bearer, **options)(
-            handled(routes, scope, frozenset(fields))(view))
+            handled(routes, scope, frozenset(fields), frozenset(params))(view))
 
     return decorate

@@ -11,7 +11,7 @@ from ..keys.routing import protected
 routes = Blueprint(__name__)
 
 
-@protected(routes, "GET", "/opt-outs")
+@protected(routes, "GET", "/opt-outs", params=("limit", "next"))
 def list_opt_outs():
     from . import optout_routes
 

@@ -14,7 +14,7 @@ routes = Blueprint(__name__)
 EXPORT_FIELDS = frozenset({"from", "to", "direction", "status"})
 
 
-@protected(routes, "GET", "/reports/daily")
+@protected(routes, "GET", "/reports/daily", params=("from", "to"))
 def daily_report():
     from . import daily
 

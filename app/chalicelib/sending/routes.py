@@ -56,7 +56,7 @@ def get_message(message_id):
     return 200, messages.get(message_id, test=caller(routes).test), {}
 
 
-@protected(routes, "GET", "/messages")
+@protected(routes, "GET", "/messages", params=("limit", "next", "direction", "status"))
 def list_messages():
     from ..core import pages
 

@@ -24,7 +24,7 @@ def create_template():
     return located(routes, once(routes, "templates", handler), "/templates/{id}")
 
 
-@protected(routes, "GET", "/templates")
+@protected(routes, "GET", "/templates", params=("limit", "next"))
 def list_templates():
     from . import manage
 
@@ -32,7 +32,7 @@ def list_templates():
     return 200, manage.listing(inputs.limit(asked.get("limit")), asked.get("next"), get_settings()), {}
 
 
-@protected(routes, "GET", "/templates/{template_id}")
+@protected(routes, "GET", "/templates/{template_id}", params=("version",))
 def get_template(template_id):
     from . import manage
 

@@ -61,7 +61,7 @@ def rotate_webhook_secret(webhook_id):
     return status, manage.with_secret(answer, made.get("secret"), get_settings()), headers
 
 
-@protected(routes, "GET", "/webhooks/{webhook_id}/deliveries")
+@protected(routes, "GET", "/webhooks/{webhook_id}/deliveries", params=("limit",))
 def list_webhook_deliveries(webhook_id):
     from . import manage
 
