@@ -142,6 +142,25 @@ def test_a_media_type_guessed_from_the_name_and_refused_points_at_content_type(e
     assert wrong.code == 1 and "MediaTypeNotSupported" in wrong.err and cli.GUESSED_TYPE_HINT not in wrong.err
 
 
+@pytest.mark.parametrize("name, content_type, content, kind", [
+    ("notes.png", None, b"just some text\n", "PNG"),  # the type from the name: image/png
+    ("photo.jpg", None, PNG, "JPEG"),
+    ("cat.bin", "image/gif", PNG, "GIF"),  # a type given that the content is not
+])
+def test_a_picture_whose_content_is_not_that_picture_is_refused_before_any_upload(stack, env, tmp_path, name,
+                                                                                 content_type, content, kind):
+    """The API sees only the type the client names; a text file named .png went out as a PNG MMS."""
+    picture = tmp_path / name
+    picture.write_bytes(content)
+    before = len(outbox(stack))
+    argv = ["send", "--to", SUCCESS, "--media", str(picture)] + (["--content-type", content_type] if content_type
+                                                                  else [])
+    refused = run(argv, env)
+    assert refused.code == 2 and refused.err == (f"sms: {name!r} does not hold a {kind} picture (its content does "
+                                                 f"not begin as a {kind} file's does): give the picture itself\n")
+    assert len(outbox(stack)) == before
+
+
 def test_an_api_error_prints_its_code_and_message_on_stderr(env):
     bad = run(["send", "--to", "12", "--body", "hi"], env)
     assert bad.code == 1 and bad.out == ""

@@ -348,6 +348,22 @@ def test_media_the_mms_cannot_carry_gets_one_verdict_and_the_picker_offers_only_
     page.set_input_files("#file", files=[{"name": "cat.png", "mimeType": "image/png", "buffer": PNG}])
     expect(channel).to_have_text("Will go as MMS, with cat.png")
     expect(page.locator("#file-error")).to_be_hidden()
+    # A file named as a picture whose content is not that picture: refused on what it holds, before any upload
+    # (the browser names the type from the name, and the API sees only the type). It went out as MMS before.
+    for name, kind, content in [("notes.png", "PNG", b"just some text\n"), ("photo.jpg", "JPEG", PNG),
+                                ("anim.gif", "GIF", b"GIF90a not quite")]:
+        mime = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif"}[kind]
+        page.set_input_files("#file", files=[{"name": name, "mimeType": mime, "buffer": content}])
+        expect(page.locator("#file-error")).to_have_text(
+            f"{name} does not hold a {kind} picture (its content does not begin as a {kind} file's does): choose "
+            "the picture itself.")
+        expect(channel).to_have_text(f"Cannot send {name} by MMS: remove it or choose another file.")
+    page.fill("#to", SUCCESS)
+    page.click("#sendButton")
+    expect(page.locator("#result")).to_have_text("Not sent: see the highlighted field.")
+    assert posted(tab, "media") == [] and posted(tab, "mms") == []
+    page.set_input_files("#file", files=[{"name": "cat.png", "mimeType": "image/png", "buffer": PNG}])
+    expect(channel).to_have_text("Will go as MMS, with cat.png")
     assert tab.errors == []
 
 

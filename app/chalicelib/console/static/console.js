@@ -431,7 +431,28 @@ function mediaProblem(f) {
   if (!limit) return "MMS cannot carry " + (type || "this kind of file") + ". Choose a PNG, JPEG or GIF picture (or another type MMS supports).";
   if (f.size === 0) return "The file is empty.";
   if (f.size > limit) return "This file is " + humanSize(f.size) + "; MMS allows " + humanSize(limit) + " for " + type + ".";
-  return null;
+  return contentProblems.get(f) || null;
+}
+// A picture's first bytes say what it is: PNG, JPEG and GIF each begin their own way. The browser names a file's
+// type from its name, and the API sees only that type, so a file named .png that holds text or another format
+// would go out as a PNG; it is refused here, before anything is uploaded.
+const SIGNATURES = {"image/png": [[0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]], "image/jpeg": [[0xff, 0xd8, 0xff]],
+  "image/gif": [[0x47, 0x49, 0x46, 0x38, 0x37, 0x61], [0x47, 0x49, 0x46, 0x38, 0x39, 0x61]]};
+const FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF"};
+const sniffed = new WeakMap(), contentProblems = new WeakMap();  // a file -> its check's promise, and what it found
+function checkContent(f) {
+  if (!sniffed.has(f)) {
+    const type = (f.type || "").toLowerCase(), starts = SIGNATURES[type];
+    sniffed.set(f, !starts ? Promise.resolve(null) : f.slice(0, 8).arrayBuffer().then((buffer) => {
+      const head = new Uint8Array(buffer);
+      if (starts.some((bytes) => bytes.every((b, i) => head[i] === b))) return null;
+      const problem = f.name + " does not hold a " + FORMATS[type] + " picture (its content does not begin as a " +
+        FORMATS[type] + " file's does): choose the picture itself.";
+      contentProblems.set(f, problem);
+      return problem;
+    }, () => null));  // unreadable here: the upload will say so
+  }
+  return sniffed.get(f);
 }
 // One verdict on what the form would send, never two that disagree: a file MMS cannot carry is not "going".
 function updateChannel() {
@@ -461,6 +482,7 @@ function updateMedia() {
     else { $("preview").hidden = true; }
     const problem = mediaProblem(f);
     if (problem) showError("file", problem, false);
+    else checkContent(f).then((found) => { if (found && file() === f) { showError("file", found, false); updateChannel(); } });
   }
   updateChannel();
   updateCounter();
@@ -529,6 +551,7 @@ $("send").addEventListener("submit", async (event) => {
     if (bodyLength(body) > MAX_BODY) return need("body", "The message is " + bodyLength(body) + " characters; the limit is " + MAX_BODY + ". Shorten it to send.");
     if (body) request.body = body;
   }
+  if (f) await checkContent(f);
   if (f && mediaProblem(f)) return need("file", mediaProblem(f));
   const mms = goesAsMms();
   if (!mms) request.type = type;

@@ -170,6 +170,7 @@ $("templateFile").addEventListener("change", () => {
   clearError("templateFile");
   const f = $("templateFile").files[0];
   if (f && mediaProblem(f)) showError("templateFile", mediaProblem(f), false);
+  else if (f) checkContent(f).then((found) => { if (found && $("templateFile").files[0] === f) showError("templateFile", found, false); });
 });
 $("templateFile").setAttribute("accept", Object.keys(MEDIA_LIMITS).join(","));
 $("newTemplate").addEventListener("click", () => { resetTemplateForm(); $("templateStatus").textContent = ""; $("templateName").focus(); });
@@ -184,6 +185,7 @@ $("templateForm").addEventListener("submit", async (event) => {
   const stop = (id, message) => { showError(id, message, true); status.textContent = "Not saved: see the highlighted field."; };
   if (!name) return stop("templateName", "Give the template a name: say what it is for.");
   if (!body.trim()) return stop("templateBody", "Write the message, with ((placeholders)) where each send fills something in.");
+  if (f) await checkContent(f);
   if (f && mediaProblem(f)) return stop("templateFile", mediaProblem(f));
   if (channel === "mms" && !f && !(editing && editing.mediaUrl)) return stop("templateFile", "Choose the picture or file the MMS carries.");
   const request = {name, body, channel};

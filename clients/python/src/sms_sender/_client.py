@@ -30,7 +30,17 @@ def _media(source: str | os.PathLike[str] | bytes, content_type: str | None, fil
     content_type = content_type or mimetypes.guess_type(name)[0]
     if not content_type:
         raise ValueError(f"cannot tell the content type of {name!r}: give content_type (image/png, ...)")
+    kind = PICTURES.get(content_type.lower())
+    if kind and not data.startswith(kind[1]):
+        raise ValueError(f"{name!r} does not hold a {kind[0]} picture (its content does not begin as a {kind[0]} "
+                         f"file's does): give the picture itself")
     return data, content_type, name
+
+
+# How each picture format begins. The API sees only the type the client names (from the file's name, unless given),
+# so a file named .png that holds text would go out as a PNG: it is refused before anything is uploaded.
+PICTURES = {"image/png": ("PNG", b"\x89PNG\r\n\x1a\n"), "image/jpeg": ("JPEG", b"\xff\xd8\xff"),
+            "image/gif": ("GIF", (b"GIF87a", b"GIF89a"))}
 
 
 def _upload_call(grant: Any, data: bytes, content_type: str, name: str) -> Call:
