@@ -47,7 +47,7 @@ from . import appload  # noqa: F401  (puts app/ on the path)
 from chalicelib.core.segments import segment  # noqa: E402
 from chalicelib.core.web import to_json  # noqa: E402
 from chalicelib.sending.worker import TokenBucket  # noqa: E402
-from . import motocosts, transactions
+from . import motocosts, snsoptouts, transactions
 from .sms_voice.model import TARGET_PREFIX, ApiError
 from .sms_voice.standin import SmsVoiceStandIn, respond
 
@@ -207,6 +207,7 @@ class Emulator:
         self.region = region
         transactions.install()  # a transaction costs the items it touches, not the tables it names
         motocosts.install()  # a stream read costs its records, a queue receive does not count the queue
+        snsoptouts.install()  # SNS's opt-out check reads the list the list call answers, as on AWS
         self.moto = DomainDispatcherApplication(create_backend_app)
         self._lock = threading.Lock()
         self.outbox: list[dict] = []
