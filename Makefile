@@ -63,7 +63,7 @@ preflight: setup
 	$(PY) -m ops.preflight --stage $(STAGE)
 
 # Needs AWS credentials for the target account and a bootstrapped environment (see docs/guides/deploy.md).
-# The stack's outputs (API URL, API key id, ...) land in cdk-outputs-$(STAGE).json.
+# The stack's outputs (ApiUrl, KeysTableName, DashboardUrl, ...) land in cdk-outputs-$(STAGE).json.
 deploy: setup $(NODE)
 	$(CDK) deploy -c stage=$(STAGE) --require-approval broadening --outputs-file cdk-outputs-$(STAGE).json
 

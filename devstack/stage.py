@@ -39,7 +39,7 @@ OVERRIDES = {
                            "run on this machine, and nothing is delivered off it"),
     "WEBHOOK_BACKOFF_SCALE": ("0.05", "webhook retries come seconds apart, not minutes: every retry delay "
                                       "(backoff, jitter, cap and Retry-After) times 0.05, so the first retry "
-                                      "comes after about 1.5 s instead of 30 s; the 24 h limit is unchanged"),
+                                      "comes after 1 to 2 s (whole seconds) instead of 30 s; the 24 h limit is unchanged"),
 }
 # How often the local stack runs each function an EventBridge rule runs deployed, with the reason. Not an app
 # setting (the rule's rate is the stack's): ``LocalStack`` takes it, and ``make dev`` prints it with the overrides.
