@@ -2,12 +2,25 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import threading
 
 from . import stage as stages
 from .server import LocalStack
+
+
+APP_LOGGER = "sms-sender"  # chalicelib/core/log.py SERVICE: the app's logger (tests/test_devstack_main.py)
+
+
+class QuietSweeps(logging.Filter):
+    """make dev runs the schedule sweep every second (``stage.RULES``), where EventBridge runs it once a minute and
+    its line is the stage's heartbeat: here a sweep that queued nothing writes no line, so the terminal keeps the
+    requests' lines. One that queued a message still writes its line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.getMessage() == "schedule sweep" and getattr(record, "enqueued", None) == 0)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         stack = LocalStack(stage=args.stage, require_keys=args.require_keys)
     except stages.StageConfigError as err:
         sys.exit(f"make dev: {err}")
+    logging.getLogger(APP_LOGGER).addFilter(QuietSweeps())
     stack.start()
     app, aws = stack.app_url, stack.aws_url
     config = stack.stage_config
