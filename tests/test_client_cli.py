@@ -502,6 +502,9 @@ def test_a_batch_still_being_answered_at_the_deadline_names_the_key_of_the_run(t
     again, requests = scripted_run([(202, {}, {"id": "batch-1", "accepted": 1, "rejected": []})],
                                    ["batch", str(rows), "--no-wait", "--idempotency-key", base])
     assert again.code == 0 and requests[0].headers["idempotency-key"] == f"{base}-1"
+    # With --json, stderr holds the error's JSON alone: a program reading it gets no line of prose.
+    as_json, _ = scripted_run([BUSY] * 5, ["batch", str(rows), "--no-wait", "--json"])
+    assert as_json.code == 1 and json.loads(as_json.err)["error"]["code"] == "IdempotencyKeyInProgress"
 
 
 @pytest.mark.parametrize("answer", [

@@ -816,8 +816,8 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
                 print(f"sms: {GUESSED_TYPE_HINT}", file=stderr)
             elif err.code == "IdempotencyKeyReused" and getattr(args, "given_key", None):
                 print(f"sms: {REUSED_KEY_HINT.format(key=args.given_key)}", file=stderr)
-        if getattr(args, "retry_key", None) and maybe_done(err):
-            print(f"sms: {RETRY_HINT.format(key=args.retry_key)}", file=stderr)
+            if getattr(args, "retry_key", None) and maybe_done(err):
+                print(f"sms: {RETRY_HINT.format(key=args.retry_key)}", file=stderr)
         code = EXIT_API
     except errors.ApiConnectionError as err:
         hint = " (is `make dev` running?)" if url == "http://127.0.0.1:8000" else ""
