@@ -157,22 +157,30 @@ REPLACEMENTS = {
 }
 
 
+def source_sha256(method) -> str:
+    return hashlib.sha256(inspect.getsource(method).encode()).hexdigest()
+
+
 def moto_source_sha256(name: str) -> str:
-    return hashlib.sha256(inspect.getsource(REPLACEMENTS[name][1]).encode()).hexdigest()
+    return source_sha256(REPLACEMENTS[name][1])
+
+
+def replace(owner, name: str, moto_method, replacement, read_against: str, by: str) -> bool:
+    """Put ``replacement`` in place of moto's ``owner.name``, if moto's is the method it was read against (the
+    sha256 of its source is ``read_against``); says whether it is in place. Idempotent. ``by``: the module that
+    wrote the replacement, for the warning when moto's is another."""
+    if getattr(owner, name) is replacement:
+        return True
+    if source_sha256(moto_method) != read_against:
+        logging.getLogger(__name__).warning(
+            "moto's %s.%s is not the one %s was read against: kept moto's", owner.__name__, name, by)
+        return False
+    setattr(owner, name, replacement)
+    return True
 
 
 def install() -> dict[str, bool]:
     """Put each replacement in place of moto's method, if moto's is the one it was read against; says which
     are in place. Idempotent."""
-    installed = {}
-    for name, (owner, moto_method, replacement) in REPLACEMENTS.items():
-        if getattr(owner, name) is replacement:
-            installed[name] = True
-        elif moto_source_sha256(name) != MOTO_SOURCES[name]:
-            logging.getLogger(__name__).warning(
-                "moto's %s.%s is not the one devstack/motocosts.py was read against: kept moto's", owner.__name__, name)
-            installed[name] = False
-        else:
-            setattr(owner, name, replacement)
-            installed[name] = True
-    return installed
+    return {name: replace(owner, name, moto_method, replacement, MOTO_SOURCES[name], "devstack/motocosts.py")
+            for name, (owner, moto_method, replacement) in REPLACEMENTS.items()}

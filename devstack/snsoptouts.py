@@ -11,16 +11,14 @@ receiving SMS messages from your Amazon Web Services account"; ``ListPhoneNumber
 phone numbers that are opted out, meaning you cannot send SMS messages to them"; ``OptInPhoneNumber`` "Use this
 request to opt in a phone number that is opted out, which enables you to resume sending SMS messages to the
 number". So here a number is opted out exactly when it is on the list. The replacement is put in place only over
-the method it was read against (``MOTO_SOURCE``, its source's sha256), as ``motocosts`` does;
+the method it was read against (``MOTO_SOURCE``, its source's sha256), by ``motocosts.replace``;
 ``tests/test_standin_sns_opt_outs.py`` holds the three calls to one list.
 """
 from __future__ import annotations
 
-import hashlib
-import inspect
-import logging
-
 from moto.sns.models import SNSBackend
+
+from . import motocosts
 
 MOTO_CHECK = SNSBackend.check_if_phone_number_is_opted_out
 MOTO_SOURCE = "a8c9b6931f0a1a116892b0e4dc7296fdf78e11f0d97b60055d1fb56b55fe3a3e"
@@ -31,18 +29,7 @@ def check_if_phone_number_is_opted_out(self, number: str) -> bool:
     return number in self.opt_out_numbers
 
 
-def moto_source_sha256() -> str:
-    return hashlib.sha256(inspect.getsource(MOTO_CHECK).encode()).hexdigest()
-
-
 def install() -> bool:
     """Put the check in place of moto's, if moto's is the one it was read against; says whether it is. Idempotent."""
-    if SNSBackend.check_if_phone_number_is_opted_out is check_if_phone_number_is_opted_out:
-        return True
-    if moto_source_sha256() != MOTO_SOURCE:
-        logging.getLogger(__name__).warning(
-            "moto's SNSBackend.check_if_phone_number_is_opted_out is not the one devstack/snsoptouts.py was read "
-            "against: kept moto's")
-        return False
-    SNSBackend.check_if_phone_number_is_opted_out = check_if_phone_number_is_opted_out
-    return True
+    return motocosts.replace(SNSBackend, "check_if_phone_number_is_opted_out", MOTO_CHECK,
+                             check_if_phone_number_is_opted_out, MOTO_SOURCE, "devstack/snsoptouts.py")

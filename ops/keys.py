@@ -46,15 +46,12 @@ def location(stage: str, session, outputs_path: Path | None = None) -> tuple[str
         outputs = json.loads(path.read_text())[stack_name(stage)]
         table = outputs["KeysTableName"]
     except (FileNotFoundError, ValueError, KeyError, TypeError):
-        pass
-    else:
-        region_name = api_region(outputs.get("ApiUrl")) or region(session)
-        if not region_name:
-            raise KeysError(f"no region is set: {REGION_FIX}")
-        return table, region_name
-    region_name = region(session)
+        outputs = table = None
+    region_name = (api_region(outputs.get("ApiUrl")) if table else None) or region(session)
     if not region_name:
         raise KeysError(f"no region is set: {REGION_FIX}")
+    if table:
+        return table, region_name
     try:
         stacks = session.client("cloudformation", region_name=region_name).describe_stacks(
             StackName=stack_name(stage))["Stacks"]
