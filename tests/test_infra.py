@@ -301,6 +301,23 @@ def test_every_protected_route_goes_through_the_key_authorizer_and_the_stage_thr
             "WebhookDeadLetterQueueUrl"} <= set(outputs) and "ApiKeyId" not in outputs
 
 
+@pytest.mark.parametrize("region, suffix", [("eu-west-2", "amazonaws.com"), ("cn-north-1", "amazonaws.com.cn")])
+def test_the_api_url_output_names_the_region_smoke_and_make_key_work_in(template, region, suffix):
+    """``make smoke`` and ``make key`` take the stage's region from ``ApiUrl`` (``ops.api_region``): the output is
+    API Gateway's default endpoint, ``https://<api>.execute-api.<region>.<URLSuffix>/api/``, as CloudFormation
+    fills it in."""
+    from ops import api_region
+
+    value = template.to_json()["Outputs"]["ApiUrl"]["Value"]
+    while isinstance(value, dict) and "Fn::Sub" not in value:  # Chalice's output, as the stack passes it on
+        (value,) = value.values()
+    sub = value["Fn::Sub"]
+    assert "execute-api.${AWS::Region}.${AWS::URLSuffix}/" in sub, sub
+    filled = sub.replace("${RestAPI}", "a1b2c3d4e5").replace("${AWS::Region}", region).replace("${AWS::URLSuffix}",
+                                                                                             suffix)
+    assert api_region(filled) == region
+
+
 def test_api_gateways_own_answers_use_the_contract_body_and_never_quote_the_request(expanded):
     """Every gateway response type is one API Gateway has (botocore's apigateway model, GatewayResponseType),
     answers ``{"error": {"code", "message"}}``, and uses no ``$context.error.message``: for an unknown path with
