@@ -16,11 +16,12 @@ APP_LOGGER = "sms-sender"  # chalicelib/core/log.py SERVICE: the app's logger (t
 
 class QuietSweeps(logging.Filter):
     """make dev runs the schedule sweep every second (``stage.RULES``), where EventBridge runs it once a minute and
-    its line is the stage's heartbeat: here a sweep that queued nothing writes no line, so the terminal keeps the
-    requests' lines. One that queued a message still writes its line."""
+    its line is the stage's heartbeat: here a sweep that did nothing (queued nothing, settled no dead letter)
+    writes no line, so the terminal keeps the requests' lines. One that did something still writes its line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.getMessage() == "schedule sweep" and getattr(record, "enqueued", None) == 0)
+        return not (record.getMessage() == "schedule sweep" and getattr(record, "enqueued", None) == 0
+                    and not getattr(record, "settled", 0))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -162,6 +162,7 @@ def create_core(client, region: str, account: str, *, visibility_timeout: int = 
         "KEYS_TABLE": keys,
         "TEMPLATES_TABLE": templates,
         "BATCH_QUEUE_URL": queue,
+        "BATCH_DLQ_URL": dlq,
         "MAX_RECEIVES": str(MAX_RECEIVES),
         **create_webhooks(client, visibility_timeout=visibility_timeout),
         **create_reports(client, bucket, visibility_timeout=visibility_timeout),

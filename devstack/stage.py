@@ -66,7 +66,8 @@ def environment(config: StageConfig, created: dict) -> dict[str, str]:
     env = config.app_environment(
         media_bucket=created["MEDIA_BUCKET"], messages_table=created["MESSAGES_TABLE"],
         idempotency_table=created["IDEMPOTENCY_TABLE"], batch_queue_url=created["BATCH_QUEUE_URL"],
-        max_receives=int(created["MAX_RECEIVES"]), worker_concurrency=int(OVERRIDES["WORKER_CONCURRENCY"][0]),
+        batch_dlq_url=created["BATCH_DLQ_URL"], max_receives=int(created["MAX_RECEIVES"]),
+        worker_concurrency=int(OVERRIDES["WORKER_CONCURRENCY"][0]),
         configuration_set_name=created["CONFIGURATION_SET_NAME"], webhooks_table=created["WEBHOOKS_TABLE"],
         webhook_queue_url=created["WEBHOOK_QUEUE_URL"], webhook_dlq_url=created["WEBHOOK_DLQ_URL"],
         webhook_key_id=created["WEBHOOK_KEY_ID"], opt_out_list_name=created.get("OPT_OUT_LIST_NAME"),

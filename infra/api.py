@@ -161,7 +161,8 @@ class SenderApi(Construct):
         environment = config.app_environment(
             media_bucket=media.bucket.bucket_name, messages_table=store.messages.table_name,
             idempotency_table=store.idempotency.table_name, batch_queue_url=batch.queue.queue_url,
-            max_receives=BatchQueue.MAX_RECEIVES, worker_concurrency=self.concurrency,
+            batch_dlq_url=batch.dead_letters.queue_url, max_receives=BatchQueue.MAX_RECEIVES,
+            worker_concurrency=self.concurrency,
             configuration_set_name=configuration_set_name, webhooks_table=webhooks.table.table_name,
             webhook_queue_url=webhooks.queue.queue_url, webhook_dlq_url=webhooks.dead_letters.queue_url,
             webhook_key_id=webhooks.key.key_arn,
@@ -330,14 +331,21 @@ class SenderApi(Construct):
     def _grant_sweep(store: MessageStore, batch: BatchQueue, *, sweep: iam.Role) -> None:
         """The schedule sweep reads the due index, keeps its cursor (one item of the idempotency table, and
         only that item: the condition holds every key the call names to it) and puts messages on the batch
-        queue (SendMessageBatch is authorized as ``sqs:SendMessage``). ``tests/test_schedule_stack.py``
-        records its calls and checks them against these grants, both ways."""
+        queue (SendMessageBatch is authorized as ``sqs:SendMessage``). Then it reads the batch dead-letter
+        queue and ends the records its messages name (a read and a conditional write on the messages table).
+        ``tests/test_schedule_stack.py`` records its calls and checks them against these grants, both ways."""
         sweep.add_to_policy(iam.PolicyStatement(
             actions=["dynamodb:Query"], resources=[f"{store.messages.table_arn}/index/{schema.MESSAGES_DUE_INDEX}"]))
         sweep.add_to_policy(iam.PolicyStatement(
             actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[store.idempotency.table_arn],
             conditions=opt_out_items(schema.SWEEP_CURSOR)))
         sweep.add_to_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[batch.queue.queue_arn]))
+        # It ends the records of what the batch queue dead-lettered, and deletes those messages
+        # (chalicelib/sending/deadletters.py; DeleteMessageBatch is authorized as ``sqs:DeleteMessage``).
+        sweep.add_to_policy(iam.PolicyStatement(actions=["sqs:ReceiveMessage", "sqs:DeleteMessage"],
+                                                resources=[batch.dead_letters.queue_arn]))
+        sweep.add_to_policy(iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                                                resources=[store.messages.table_arn]))
 
     @staticmethod
     def _grant_reports(reports: Reports, store: MessageStore, media: MediaBucket, *, api: iam.Role, tally: iam.Role,

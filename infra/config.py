@@ -190,7 +190,7 @@ class StageConfig:
         return cls.from_dict(stage, cdk_json_settings(stage, path)[0])
 
     def app_environment(self, *, media_bucket: str, messages_table: str, idempotency_table: str,
-                        batch_queue_url: str, max_receives: int, worker_concurrency: int,
+                        batch_queue_url: str, batch_dlq_url: str, max_receives: int, worker_concurrency: int,
                         configuration_set_name: str | None = None, webhooks_table: str | None = None,
                         webhook_queue_url: str | None = None, webhook_dlq_url: str | None = None,
                         webhook_key_id: str | None = None, opt_out_list_name: str | None = None,
@@ -217,6 +217,7 @@ class StageConfig:
             "MESSAGES_TABLE": messages_table,
             "IDEMPOTENCY_TABLE": idempotency_table,
             "BATCH_QUEUE_URL": batch_queue_url,
+            "BATCH_DLQ_URL": batch_dlq_url,
             "ALLOWED_COUNTRIES": ",".join(self.allowed_countries),
             "MAX_MPS": str(self.max_mps),
             "WORKER_CONCURRENCY": str(worker_concurrency),

@@ -83,8 +83,6 @@ class Monitoring(Construct):
                                            f"the {name} function was throttled")
         alarms.update({
             "Api5xx": (server_errors, 5, "API Gateway answered 5XX 5 or more times in 5 minutes"),
-            "DeadLetters": (batch.dead_letters.metric_approximate_number_of_messages_visible(period=five), 1,
-                            "batch messages gave up and sit in the dead-letter queue"),
             "BatchQueueAge": (batch.queue.metric_approximate_age_of_oldest_message(period=five), 900,
                               "the oldest batch message has waited 15 minutes or more"),
         })
@@ -115,17 +113,11 @@ class Monitoring(Construct):
         alarms["ExportDeadLetters"] = (reports.dead_letters.metric_approximate_number_of_messages_visible(period=five),
                                        1, "CSV exports the export function could not write sit in the dead-letter "
                                           "queue")
-        self.alarms = {}
-        for name, (metric, threshold, description) in alarms.items():
-            alarm = cloudwatch.Alarm(self, name, metric=metric, threshold=threshold, evaluation_periods=1,
-                                     comparison_operator=greater, alarm_description=description,
-                                     treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING)
-            alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
-            self.alarms[name] = alarm
-        # Counts the worker and the status ingest log once per invocation, turned into metrics.
+        # Counts the worker, the sweep and the status ingest log once per invocation, turned into metrics.
         counted = {}
         for function, field, metric_name in ((api.WORKER, "sent", "BatchSends"),
                                              (api.SWEEP, "enqueued", "ScheduledEnqueued"),
+                                             (api.SWEEP, "settled", "DeadLettersSettled"),
                                              (api.INGEST, "applied", "StatusesApplied"),
                                              (api.INGEST, "unknown", "StatusUnknownMessage"),
                                              (api.INGEST, "malformed", "StatusMalformedLine")):
@@ -134,6 +126,22 @@ class Monitoring(Construct):
                               filter_pattern=logs.FilterPattern.exists(f"$.{field}"), metric_value=f"$.{field}")
             counted[metric_name] = cloudwatch.Metric(namespace=f"SmsSender/{config.stage}", metric_name=metric_name,
                                                      statistic="Sum", period=five)
+        # The sweep ends the record of each batch message the queue dead-lettered and deletes the message within a
+        # minute (chalicelib/sending/deadletters.py), so the queue's depth alone would rarely see it: the alarm
+        # adds the depth (messages the sweep has not settled) and the sweep's count of the ones it settled.
+        alarms["DeadLetters"] = (cloudwatch.MathExpression(
+            expression="FILL(visible, 0) + FILL(settled, 0)", label="batch messages dead-lettered", period=five,
+            using_metrics={"visible": batch.dead_letters.metric_approximate_number_of_messages_visible(period=five),
+                           "settled": counted["DeadLettersSettled"]}), 1,
+            "batch messages reached the dead-letter queue: their records were ended failed (NotSent or "
+            "SendInterrupted), or wait there to be")
+        self.alarms = {}
+        for name, (metric, threshold, description) in alarms.items():
+            alarm = cloudwatch.Alarm(self, name, metric=metric, threshold=threshold, evaluation_periods=1,
+                                     comparison_operator=greater, alarm_description=description,
+                                     treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING)
+            alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+            self.alarms[name] = alarm
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{config.prefix}")
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(title="Sends (API requests, batch sends, scheduled messages the sweep queued)",
@@ -141,9 +149,10 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(title="SMS deliveries and failures", left=[delivered, failed]),
             cloudwatch.GraphWidget(title="Month-to-date spend (USD)", left=[m for m, _ in spend.values()]),
             cloudwatch.GraphWidget(title="API latency p99 (ms)", left=[latency]),
-            cloudwatch.GraphWidget(title="Batch queue depth", left=[
+            cloudwatch.GraphWidget(title="Batch queue depth; dead-lettered messages the sweep ended", left=[
                 batch.queue.metric_approximate_number_of_messages_visible(period=five),
-                batch.dead_letters.metric_approximate_number_of_messages_visible(period=five)]),
+                batch.dead_letters.metric_approximate_number_of_messages_visible(period=five)],
+                right=[counted["DeadLettersSettled"]]),
             cloudwatch.GraphWidget(title="Delivery statuses applied; unknown ids and malformed lines", left=[
                 counted["StatusesApplied"], counted["StatusUnknownMessage"], counted["StatusMalformedLine"]]),
             cloudwatch.GraphWidget(title="Webhooks: events waiting, dead letters, fanout failures",

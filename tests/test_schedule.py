@@ -23,7 +23,7 @@ from moto.sns.models import sns_backends
 
 from chalicelib.core import aws, schema, store
 from chalicelib.core.settings import MAX_DELAY_SECONDS, ConfigError, Settings, get_settings
-from chalicelib.sending import schedule, validation, worker
+from chalicelib.sending import deadletters, schedule, validation, worker
 from chalicelib.webhooks import endpoints as webhook_endpoints
 from chalicelib.webhooks import events as webhook_events
 
@@ -290,8 +290,12 @@ def test_the_sweeps_calls_are_the_models_and_its_delay_never_passes_sqs_maximum(
             "ExpressionAttributeNames": {"#until": "until", "#ttl": schema.IDEMPOTENCY_TTL},
             "ExpressionAttributeValues": {":new": {"S": "2027-01-15T08:05:00.000Z"}, ":old": {"S": cursor},
                                           ":ttl": ANY}})
+        # Then the batch dead-letter queue, empty here (tests/test_dead_letters.py has the rest).
+        sqs.add_response("receive_message", {}, {"QueueUrl": settings.batch_dlq_url, "MaxNumberOfMessages": 10,
+                                                 "VisibilityTimeout": deadletters.STALE_CLAIM_SECONDS,
+                                                 "WaitTimeSeconds": 0})
         assert schedule.sweep(settings=settings, now=now) == {
-            "enqueued": 1, "steps": 1, "cursor": "2027-01-15T08:05:00.000Z"}
+            "enqueued": 1, "steps": 1, "cursor": "2027-01-15T08:05:00.000Z", "settled": 0}
         dynamodb.assert_no_pending_responses()
         sqs.assert_no_pending_responses()
     assert schedule.delay_for("2027-01-15T09:00:00.000Z", now) == MAX_DELAY_SECONDS  # an hour: capped

@@ -155,3 +155,20 @@ def test_scheduling_and_canceling_are_posted_to_webhooks_signed(stack, api):
             assert "body" not in scheduled
         finally:
             api.call("DELETE", f"/webhooks/{endpoint['id']}")
+
+
+def test_a_message_the_batch_queue_dead_lettered_is_ended_by_the_sweep_and_never_sent(stack, api, aws):
+    """The local stack wires the sweep to the batch queue's dead-letter queue, as the stack does: a message SQS set
+    aside there (its record still waiting) ends ``failed`` within a sweep or two, and nothing is sent."""
+    sqs = boto3.client("sqs", endpoint_url=stack.aws_url, region_name=REGION)
+    redrive = sqs.get_queue_attributes(QueueUrl=stack.env["BATCH_QUEUE_URL"], AttributeNames=["RedrivePolicy"])
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=stack.env["BATCH_DLQ_URL"], AttributeNames=["QueueArn"])
+    assert f'"{dlq_arn["Attributes"]["QueueArn"]}"' in redrive["Attributes"]["RedrivePolicy"]
+    message = schedule(api, "scheduled: set aside by SQS", 3600)  # due in an hour: nothing sends it before then
+    sqs.send_message(QueueUrl=stack.env["BATCH_DLQ_URL"], MessageBody=f'{{"messageId": "{message["id"]}"}}')
+    ended = wait_for(lambda: (m := api.call("GET", f"/messages/{message['id']}")[2])["status"] == "failed" and m,
+                     SETTLE)
+    assert ended["error"]["code"] == "NotSent"
+    assert wait_for(lambda: sqs.get_queue_attributes(QueueUrl=stack.env["BATCH_DLQ_URL"], AttributeNames=[
+        "ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"] == "0", SETTLE)
+    assert out(aws, "scheduled: set aside by SQS") == []

@@ -8,7 +8,7 @@ import json
 import os
 import time
 
-from chalicelib.core import schema
+from chalicelib.core import aws, schema, store
 from chalicelib.core.settings import get_settings
 from chalicelib.sending import schedule
 
@@ -17,7 +17,7 @@ from .conftest import body_of, post
 SWEEP, API = "ScheduleSweep", "APIHandler"
 # SendMessageBatch is authorized as sqs:SendMessage (the Service Authorization Reference lists no action of
 # its own for it; tests/test_iam_reference.py checks every granted action exists).
-ACTIONS = {"SendMessageBatch": "sqs:SendMessage"}
+ACTIONS = {"SendMessageBatch": "sqs:SendMessage", "DeleteMessageBatch": "sqs:DeleteMessage"}
 NOT_DATA = ("logs:", "xray:")
 
 
@@ -53,6 +53,16 @@ def grants(template, function_id: str) -> list[tuple[str, tuple[str, str | None]
     return found
 
 
+def logical_id(ref: dict) -> str:
+    """The logical id a ``Ref`` or ``Fn::GetAtt`` names."""
+    return ref["Ref"] if "Ref" in ref else ref["Fn::GetAtt"][0]
+
+
+def by_variable(template, function_id: str, name: str) -> str:
+    """The logical id of the resource the function's environment variable ``name`` names."""
+    return logical_id(resources(template)[function_id]["Properties"]["Environment"]["Variables"][name])
+
+
 def needed(template, function_id: str, calls: list) -> list[tuple[str, tuple[str, str | None], dict]]:
     """The recorded calls as (IAM action, (logical id, index), the call's parameters), each resource found the way
     the function finds it: the environment variable that names it."""
@@ -64,9 +74,8 @@ def needed(template, function_id: str, calls: list) -> list[tuple[str, tuple[str
         name = params.get("TableName") or params.get("QueueUrl")
         if name not in by_value:
             continue
-        ref = by_value[name]
-        logical = ref["Ref"] if "Ref" in ref else ref["Fn::GetAtt"][0]
-        made.append((ACTIONS.get(operation, f"{service}:{operation}"), (logical, params.get("IndexName")), params))
+        made.append((ACTIONS.get(operation, f"{service}:{operation}"), (logical_id(by_value[name]),
+                                                                         params.get("IndexName")), params))
     return made
 
 
@@ -103,7 +112,7 @@ def test_the_due_index_is_sparse_keys_only_and_sorted_by_send_at(template):
 
 
 def test_the_sweeps_errors_and_throttles_alarm(template):
-    watched = {(a["Properties"]["MetricName"], json.dumps(a["Properties"].get("Dimensions")))
+    watched = {(a["Properties"].get("MetricName"), json.dumps(a["Properties"].get("Dimensions")))
                for a in template.find_resources("AWS::CloudWatch::Alarm").values()}
     for metric in ("Errors", "Throttles"):
         assert any(name == metric and SWEEP in dims for name, dims in watched), metric
@@ -117,18 +126,25 @@ def test_the_sweep_makes_exactly_the_calls_its_role_grants(client, calls, templa
     test_key = _test_key(client)
     post(client, "/sms", {"to": "+14255550123", "body": "for the sweep too", "sendAt": _later(3600)},
          {"Authorization": f"Bearer {test_key}"})
+    # A batch message the queue dead-lettered without the worker ending its record: the sweep ends it.
+    post(client, "/batches", {"messages": [{"to": "+14255550123", "body": "set aside by the queue"}]})
+    (dead,) = aws.client("sqs").receive_message(QueueUrl=settings.batch_queue_url, MaxNumberOfMessages=10)["Messages"]
+    aws.client("sqs").send_message(QueueUrl=settings.batch_dlq_url, MessageBody=dead["Body"])
     start = len(calls)
     schedule.sweep(settings=settings, now=time.time() + 3600 - 120)  # a first run: reads all, queues both
     assert schedule.sweep(settings=settings, now=time.time() + 3600 - 60)["steps"] >= 0  # a run from the cursor
+    assert store.get(json.loads(dead["Body"])["messageId"])["status"] == store.FAILED
     made = needed(template, SWEEP, calls[start:])
     granted = grants(template, SWEEP)
     assert {(action, where) for action, where, _ in made} == {(action, where) for action, where, _ in granted}
     assert {action for action, _, _ in made} == {"dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem",
-                                                "sqs:SendMessage"}
+                                                "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage"}
+    idempotency = by_variable(template, SWEEP, "IDEMPOTENCY_TABLE")
     for action, (logical, _index), condition in granted:
-        if action in ("dynamodb:GetItem", "dynamodb:UpdateItem"):
+        if action in ("dynamodb:GetItem", "dynamodb:UpdateItem") and logical == idempotency:
             assert condition == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [schema.SWEEP_CURSOR]}}
-    keys = {params["Key"][schema.IDEMPOTENCY_KEY]["S"] for action, _, params in made if "Key" in params}
+    keys = {params["Key"][schema.IDEMPOTENCY_KEY]["S"] for action, (logical, _), params in made
+            if "Key" in params and logical == idempotency}
     assert keys == {schema.SWEEP_CURSOR}
     assert {where[1] for action, where, _ in made if action == "dynamodb:Query"} == {schema.MESSAGES_DUE_INDEX}
 
@@ -160,3 +176,30 @@ def _test_key(client) -> str:
     from .test_keys import make_key
 
     return make_key(client, ["messages:send"], test=True)[1]
+
+
+def test_what_the_batch_queue_dead_letters_is_ended_by_the_sweep_and_still_fires_the_alarm(template):
+    """The sweep reads the batch dead-letter queue (its variable names that queue, the one the batch queue's
+    redrive targets), and the DeadLetters alarm adds the queue's depth to the sweep's count of what it ended,
+    which a metric filter reads from the sweep's log line (``schedule sweep``, its ``settled`` field)."""
+    everything = resources(template)
+    dlq = by_variable(template, SWEEP, "BATCH_DLQ_URL")
+    batch_queue = by_variable(template, SWEEP, "BATCH_QUEUE_URL")
+    redrive = everything[batch_queue]["Properties"]["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": [dlq, "Arn"]}
+    sweep_logs = everything[SWEEP]["Properties"]["LoggingConfig"]["LogGroup"]
+    (settled,) = [f["Properties"] for f in template.find_resources("AWS::Logs::MetricFilter").values()
+                  if f["Properties"]["MetricTransformations"][0]["MetricName"] == "DeadLettersSettled"]
+    assert settled["LogGroupName"] == sweep_logs and settled["FilterPattern"] == '{ $.settled = "*" }'
+    assert settled["MetricTransformations"][0]["MetricValue"] == "$.settled"
+    (alarm,) = [a["Properties"] for name, a in template.find_resources("AWS::CloudWatch::Alarm").items()
+                if name.startswith("MonitoringDeadLetters")]
+    queries = {q["Id"]: q for q in alarm["Metrics"]}
+    (expression,) = [q for q in queries.values() if "Expression" in q]
+    assert expression["Expression"] == "FILL(visible, 0) + FILL(settled, 0)" and expression["ReturnData"]
+    depth = queries["visible"]["MetricStat"]
+    assert depth["Metric"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert depth["Metric"]["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}}]
+    count = queries["settled"]["MetricStat"]
+    assert (count["Metric"]["MetricName"], count["Stat"]) == ("DeadLettersSettled", "Sum")
+    assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"

@@ -290,7 +290,7 @@ def test_max_webhooks_is_a_stage_setting():
 
     config = StageConfig.from_dict("dev", {"maxWebhooks": 3})
     variables = config.app_environment(media_bucket="b", messages_table="m", idempotency_table="i",
-                                       batch_queue_url="q", max_receives=5, worker_concurrency=2)
+                                       batch_queue_url="q", batch_dlq_url="d", max_receives=5, worker_concurrency=2)
     assert variables["MAX_WEBHOOKS"] == "3"
     assert "WEBHOOKS_TABLE" not in variables  # no table given: the app answers 503 NotConfigured
     for wrong in (0, "ten", True):

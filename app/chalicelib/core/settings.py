@@ -35,6 +35,7 @@ class Settings(NamedTuple):
     sender_id: str | None = None
     allowed_countries: frozenset[str] = frozenset()
     batch_queue_url: str | None = None
+    batch_dlq_url: str | None = None
     max_mps: float = 1.0
     message_retention_days: int = 90
     media_upload_expires_seconds: int = 900
@@ -137,6 +138,7 @@ class Settings(NamedTuple):
             sender_id=text("SENDER_ID"),
             allowed_countries=countries,
             batch_queue_url=text("BATCH_QUEUE_URL"),
+            batch_dlq_url=text("BATCH_DLQ_URL"),
             max_mps=number("MAX_MPS", 1.0, float, minimum=0.1),
             message_retention_days=number("MESSAGE_RETENTION_DAYS", 90),
             media_upload_expires_seconds=number("MEDIA_UPLOAD_EXPIRES_SECONDS", 900, minimum=60),

@@ -32,6 +32,7 @@ from ..core import aws, schema, store
 from ..core.errors import Conflict
 from ..core.log import logger
 from ..core.settings import MAX_DELAY_SECONDS, Settings, get_settings
+from . import deadletters
 
 SQS_BATCH = 10  # SendMessageBatch takes at most 10 entries
 # SendMessageBatch calls the sweep has under way at once: 100,000 messages due in one minute take 10,000
@@ -196,8 +197,9 @@ def sweep(event=None, context=None, *, settings: Settings | None = None, now: fl
     """One run of the sweep: from the cursor up to ``lookahead`` ahead of now (whole steps), a step at a time:
     read the step's range of the due index, put what is there on the batch queue delayed until its ``sendAt``,
     move the cursor past the step. Stops when another sweep moved the cursor, or when its time runs short.
-    Returns ``{"enqueued", "steps", "cursor"}``. Raises when SQS refuses messages after retries: the cursor
-    then stays before their step, and the next run reads it again."""
+    Then it ends the records of what the batch queue dead-lettered (``deadletters.settle_dead_letters``).
+    Returns ``{"enqueued", "steps", "cursor", "settled"}``. Raises when SQS refuses messages after retries: the
+    cursor then stays before their step, and the next run reads it again."""
     settings = settings or get_settings()
     started = time.monotonic()
     budget = _time_left(context) - SWEEP_SAFETY_SECONDS
@@ -229,5 +231,8 @@ def sweep(event=None, context=None, *, settings: Settings | None = None, now: fl
             logger.info("sweep: another run moved the cursor", extra={"from": cursor})
             break
         cursor = iso(end)
-    logger.info("schedule sweep", extra={"enqueued": enqueued, "steps": steps, "cursor": cursor})
-    return {"enqueued": enqueued, "steps": steps, "cursor": cursor}
+    # Then what the batch queue dead-lettered without the worker settling it (``deadletters``).
+    settled = deadletters.settle_dead_letters(settings, time_left=lambda: budget - (time.monotonic() - started)
+                                              + SWEEP_SAFETY_SECONDS)
+    logger.info("schedule sweep", extra={"enqueued": enqueued, "steps": steps, "cursor": cursor, "settled": settled})
+    return {"enqueued": enqueued, "steps": steps, "cursor": cursor, "settled": settled}

@@ -13,7 +13,9 @@ conditional write) before the provider is called, and a message whose record is 
 message back on the queue (reported in ``batchItemFailures``). On its last receive
 (``MAX_RECEIVES``) a message that still fails is marked ``failed`` and the queue moves it to the
 dead-letter queue: ``NotSent`` if it was never claimed, ``SendInterrupted`` if a worker claimed it
-and stopped before recording what the provider said (it may have gone out: never sent again).
+and stopped before recording what the provider said (it may have gone out: never sent again). A
+message whose last receive never reached this handling (the invocation failed as a whole) is ended
+from the dead-letter queue (``deadletters``).
 
 Scheduled messages (``sendAt``) come through the same queue, held back by SQS until their time
 (``schedule``). The worker claims one (``scheduled -> sending``, conditional, so that a cancel and the
@@ -43,13 +45,12 @@ from ..replies import optouts
 from . import messages
 from . import pacing
 from . import schedule as scheduling  # sendAt (``schedule`` here is the stage's send schedule)
+from .deadletters import INTERRUPTED, STALE_CLAIM_SECONDS, give_up, record_outcome
 from .pacing import ITEM_RATE, DynamoItems, Schedule, TokenBucket
 
 # Stop taking new messages when less than this much of the invocation is left: a send plus its
 # DynamoDB writes must finish inside the function timeout.
 SAFETY_MS = 5000
-# A claim older than this (seconds) belongs to a worker that stopped mid-send.
-STALE_CLAIM_SECONDS = 300
 # About what one sender sends, in parts a second: it sends one message at a time, and a send is
 # about six AWS calls (bench/scale.py models them).
 PER_SENDER_MPS = 20
@@ -123,27 +124,6 @@ def _retry_later(settings: Settings, sqs_record: dict, seconds: int) -> None:
         logger.warning("could not shorten visibility", extra={"reason": str(err)})
 
 
-def _give_up(message_id: str, error: dict, expect=(store.QUEUED,)) -> None:
-    """The last receive failed too: record the message as failed (the queue dead-letters it).
-    Only a record still waiting is failed: one another worker is sending is left to it."""
-    store.transition(message_id, store.FAILED, expect=expect, error=error)
-
-
-INTERRUPTED = {"code": "SendInterrupted", "message": (
-    "A worker stopped while sending this message; it may or may not have gone out, so it was not sent again.")}
-
-
-def record_outcome(body: dict) -> str:
-    """Write an outcome the send path could not (DynamoDB refused it after the provider had
-    answered). Only forward: a record a receipt has settled meanwhile keeps its status."""
-    fields = dict(body["outcome"])
-    status = fields.pop("status")
-    updated = store.transition(body["messageId"], status, expect=(store.QUEUED, store.SENDING), **fields)
-    logger.info("outcome recorded" if updated else "outcome already overtaken",
-                extra={"messageId": body["messageId"], "status": status})
-    return "recorded" if updated else "already"
-
-
 def process(sqs_record: dict, settings: Settings, pacer: Pacer, deadline: float) -> str:
     """Send the message one SQS record names, at most once. Returns what happened."""
     message_id = json.loads(sqs_record["body"])["messageId"]
@@ -155,7 +135,7 @@ def process(sqs_record: dict, settings: Settings, pacer: Pacer, deadline: float)
         claimed_at = record.get("claimedAt", 0)
         if time.time() - claimed_at < STALE_CLAIM_SECONDS:
             raise _Later(claimed=True)  # another worker may still be sending it: look again later
-        _give_up(message_id, INTERRUPTED, expect=(store.SENDING,))
+        give_up(message_id, INTERRUPTED, expect=(store.SENDING,))
         return "interrupted"
     waiting = record["status"]
     if waiting == store.SCHEDULED:
@@ -263,13 +243,13 @@ def _handle_record(sqs_record: dict, settings: Settings, pacer: Pacer, deadline:
         if receives >= settings.max_receives:
             message_id = json.loads(sqs_record["body"])["messageId"]
             if later.claimed:  # nobody will look at it again: it must not stay "sending"
-                _give_up(message_id, INTERRUPTED, expect=(store.SENDING,))
+                give_up(message_id, INTERRUPTED, expect=(store.SENDING,))
             elif isinstance(later, _Early):
-                _give_up(message_id, {"code": "NotSent", "message": (
+                give_up(message_id, {"code": "NotSent", "message": (
                     f"The batch queue handed this scheduled message over before its sendAt on all {receives} "
                     "attempts.")}, expect=(store.SCHEDULED,))
             else:
-                _give_up(message_id, {"code": "NotSent", "message": (
+                give_up(message_id, {"code": "NotSent", "message": (
                     f"The batch worker ran out of time for this message on all {receives} attempts.")},
                     expect=(store.QUEUED, store.SCHEDULED))
         else:
@@ -278,7 +258,7 @@ def _handle_record(sqs_record: dict, settings: Settings, pacer: Pacer, deadline:
     except Throttled as err:
         failures.append(sqs_record["messageId"])
         if receives >= settings.max_receives:
-            _give_up(err.message_id, {"code": "Throttled", "message": (
+            give_up(err.message_id, {"code": "Throttled", "message": (
                 f"The provider throttled this message on all {receives} attempts.")})
         else:
             _retry_later(settings, sqs_record, err.retry_after + random.randint(0, 2))
@@ -288,7 +268,7 @@ def _handle_record(sqs_record: dict, settings: Settings, pacer: Pacer, deadline:
         failures.append(sqs_record["messageId"])
         if receives >= settings.max_receives:
             try:
-                _give_up(json.loads(sqs_record["body"])["messageId"], {
+                give_up(json.loads(sqs_record["body"])["messageId"], {
                     "code": "WorkerError", "message": f"The batch worker failed on all {receives} attempts."},
                     expect=(store.QUEUED, store.SENDING, store.SCHEDULED))
             except Exception:
