@@ -96,14 +96,24 @@ class SqsEventSource:
     time, as SQS does). An invocation that raises, or dies (``WorkerDied``: tests kill one on purpose),
     deletes nothing: its whole batch comes back after the visibility timeout.
 
-    ``function(event, context)`` is the Lambda handler; a subclass may override ``handle`` instead."""
+    ``function(event, context)`` is the Lambda handler; a subclass may override ``handle`` instead.
+
+    As Lambda does, it refuses a function whose timeout is longer than the queue's visibility timeout ("Lambda
+    validates this requirement when you create or update an event source mapping and will return an error if the
+    function timeout exceeds the queue's visibility timeout", https://docs.aws.amazon.com/lambda/latest/dg/
+    services-sqs-configure.html). Lambda ends an invocation at its timeout; this one does not, so without the rule
+    a batch's messages came back to a second invocation while the first still held them."""
 
     def __init__(self, *, sqs, queue_url: str, function=None, instances: int = 1, function_timeout: float = 30.0,
                  name: str = "sqs-event-source"):
         self.sqs, self.queue_url, self.function, self.name = sqs, queue_url, function, name
         self.function_timeout = function_timeout
-        self.queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"]["QueueArn"]
+        attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn", "VisibilityTimeout"])[
+            "Attributes"]
+        self.queue_arn = attributes["QueueArn"]
+        if function_timeout > int(attributes["VisibilityTimeout"]):
+            raise ValueError(f"{name}: the function's timeout ({function_timeout:g} s) exceeds the queue's visibility "
+                             f"timeout ({attributes['VisibilityTimeout']} s), which Lambda refuses")
         self.invocations = self.deaths = self.errors = 0
         self._dying: list[int] = []
         self._lock = threading.Lock()

@@ -165,7 +165,7 @@ def create_core(client, region: str, account: str, *, visibility_timeout: int = 
         "BATCH_DLQ_URL": dlq,
         "MAX_RECEIVES": str(MAX_RECEIVES),
         **create_webhooks(client, visibility_timeout=visibility_timeout),
-        **create_reports(client, bucket, visibility_timeout=visibility_timeout),
+        **create_reports(client, bucket),
     }
 
 
@@ -209,7 +209,12 @@ def create_webhooks(client, *, visibility_timeout: int = 30) -> dict:
             "WEBHOOK_KEY_ID": key, "WEBHOOK_URLS": "loopback"}
 
 
-def create_reports(client, bucket: str, *, visibility_timeout: int = 30) -> dict:
+# The export function's timeout, Lambda's most, as the stack sets it (infra/reports.py). Its queue's visibility
+# timeout is 6 times it, as the stack's: Lambda refuses a function whose timeout exceeds it (devstack/queues.py).
+EXPORT_WRITER_TIMEOUT = 900
+
+
+def create_reports(client, bucket: str) -> dict:
     """The reports table, the export queue with its dead-letter queue, and the media bucket's rule for exports,
     as ``infra/reports.py`` and ``infra/media.py`` make them; returns their settings."""
     from chalicelib.reports import writer
@@ -217,7 +222,7 @@ def create_reports(client, bucket: str, *, visibility_timeout: int = 30) -> dict
     table = _table(client("dynamodb"), f"{PREFIX}-reports", schema.REPORTS_KEY, schema.REPORTS_SORT,
                    ttl=schema.REPORTS_TTL)
     queue, dlq = queue_with_dlq(client("sqs"), f"{PREFIX}-exports", f"{PREFIX}-exports-dlq", writer.MAX_RECEIVES,
-                                visibility_timeout)
+                                6 * EXPORT_WRITER_TIMEOUT)
     client("s3").put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [{
         "ID": "exports", "Status": "Enabled", "Filter": {"Prefix": schema.EXPORTS_PREFIX},
         "Expiration": {"Days": schema.EXPORT_DAYS}, "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]})

@@ -40,7 +40,6 @@ DISCARD_LIMIT, DISCARD_SECONDS = 64 * 1024 * 1024, 5.0
 WEBHOOK_INSTANCES = 5
 # The report tally's mapping retries a failing batch without limit on AWS; locally, this many times.
 REPORT_TALLY_RETRIES = 20
-EXPORT_WRITER_TIMEOUT = 900.0  # Lambda's most, as the stack sets it
 
 
 class AppServer(ThreadedHTTPServer):
@@ -206,6 +205,7 @@ class LocalStack:
         from chalice.config import Config
         from chalicelib.core import aws
         from chalicelib.core.settings import get_settings
+        from chalicelib.sending import schedule as scheduling
 
         aws.reset()
         # Chalice's local server changes the app object's class; put it back on stop, so that
@@ -245,10 +245,11 @@ class LocalStack:
             function_timeout=self._function_timeout).start()
         self.export_writer = queues.SqsEventSource(
             sqs=aws.client("sqs"), queue_url=settings.export_queue_url, function=module.export_writer,
-            function_timeout=EXPORT_WRITER_TIMEOUT, name="export-writer").start()
-        # Scheduled sends: the real sweep function, as the stack's EventBridge rule runs it.
+            function_timeout=resources.EXPORT_WRITER_TIMEOUT, name="export-writer").start()
+        # Scheduled sends: the real sweep function, as the stack's EventBridge rule runs it, with the stack's timeout
+        # (the sweep keeps SWEEP_SAFETY_SECONDS of it in hand).
         self.sweep = rules.RateRule(function=module.schedule_sweep, every=self._sweep_every,
-                                    function_timeout=self._function_timeout, name="schedule-sweep").start()
+                                    function_timeout=scheduling.SWEEP_TIMEOUT_SECONDS, name="schedule-sweep").start()
         # Replies: the inbound queue (which the inbound topic feeds) into the real inbound function; a
         # stage with twoWay false has neither, as deployed.
         if "INBOUND_QUEUE_URL" in created:

@@ -22,8 +22,9 @@ assert SUCCESS.startswith("+1") and FAILURE.startswith("+1")
 @pytest.fixture
 def stack():
     # A fresh stack per test keeps moto's tables small (its queries scan them). A short visibility
-    # timeout, so that the messages of a worker that died come back within seconds.
-    with LocalStack(app_port=0, aws_port=0, visibility_timeout=3, receipt_delay=0.3,
+    # timeout, so that the messages of a worker that died come back within seconds; the worker's timeout is
+    # no longer (Lambda refuses a longer one: devstack/queues.py).
+    with LocalStack(app_port=0, aws_port=0, visibility_timeout=10, function_timeout=10, receipt_delay=0.3,
                     settings={"MAX_MPS": str(MPS), "WORKER_CONCURRENCY": "2"}) as running:
         yield running
 

@@ -48,7 +48,8 @@ class Carrier:
 
 @pytest.fixture(scope="module")
 def stack():
-    with LocalStack(app_port=0, aws_port=0, visibility_timeout=3, receipt_delay=3600) as running:
+    with LocalStack(app_port=0, aws_port=0, visibility_timeout=10, function_timeout=10,
+                    receipt_delay=3600) as running:
         yield running
 
 

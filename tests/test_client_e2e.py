@@ -30,7 +30,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
 
 @pytest.fixture(scope="module")
 def stack():
-    with LocalStack(app_port=0, aws_port=0, visibility_timeout=3, receipt_delay=0.3,
+    with LocalStack(app_port=0, aws_port=0, visibility_timeout=10, function_timeout=10, receipt_delay=0.3,
                     settings={"PROVIDER_MAX_ATTEMPTS": "2"}) as running:
         yield running
 

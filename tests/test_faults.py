@@ -39,8 +39,9 @@ FIGURES: Counter = Counter()
 
 @pytest.fixture(scope="module")
 def stack(request):
-    # A short visibility timeout, so that the messages of a worker that died come back within seconds.
-    with LocalStack(app_port=0, aws_port=0, visibility_timeout=3, receipt_delay=0.3,
+    # A short visibility timeout, so that the messages of a worker that died come back within seconds (the
+    # functions' timeout no longer: Lambda refuses a longer one).
+    with LocalStack(app_port=0, aws_port=0, visibility_timeout=10, function_timeout=10, receipt_delay=0.3,
                     settings={"PROVIDER_MAX_ATTEMPTS": "2", "MAX_MPS": "50", "WORKER_CONCURRENCY": "2"}) as running:
         yield running
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")

@@ -243,7 +243,7 @@ def stack():
     # The stack gives a stage of 3 MPS two worker instances (its event source's maximum concurrency);
     # today's share per instance would be 1.5 MPS.
     concurrency = worker.instances_for(SMALL_MPS)
-    with LocalStack(app_port=0, aws_port=0, visibility_timeout=3, receipt_delay=0.3,
+    with LocalStack(app_port=0, aws_port=0, visibility_timeout=10, function_timeout=10, receipt_delay=0.3,
                     settings={"MAX_MPS": str(SMALL_MPS), "WORKER_CONCURRENCY": str(concurrency)}) as running:
         yield running
 

@@ -35,7 +35,8 @@ READ_TIMEOUT, HELD = 1.0, 2.5  # as tests/test_faults.py: an injected timeout, q
 
 @pytest.fixture(scope="module")
 def stack():
-    with LocalStack(app_port=0, aws_port=0, visibility_timeout=3, receipt_delay=0.3) as running:
+    with LocalStack(app_port=0, aws_port=0, visibility_timeout=10, function_timeout=10,
+                    receipt_delay=0.3) as running:
         yield running
 
 

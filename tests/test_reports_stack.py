@@ -15,6 +15,7 @@ from chalicelib.core import schema
 from chalicelib.reports import tally, writer
 from infra.api import SenderApi
 from infra.monitoring import Monitoring
+from devstack import resources as local_resources
 from infra.reports import Reports
 
 from .test_webhooks_stack import (EVENTS, item_by_item, messages_record, passes, ref_id, resources, role_policy,
@@ -144,6 +145,7 @@ def test_exports_wait_on_an_encrypted_queue_and_the_ones_that_fail_are_kept_and_
     writer_props = resources(template)["ExportWriter"]["Properties"]
     assert queue["RedrivePolicy"]["maxReceiveCount"] == writer.MAX_RECEIVES
     assert queue["VisibilityTimeout"] >= 6 * writer_props["Timeout"]
+    assert writer_props["Timeout"] == local_resources.EXPORT_WRITER_TIMEOUT  # the local stack plays the same
     assert dead["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]
     assert queue["SqsManagedSseEnabled"] is dead["SqsManagedSseEnabled"] is True
     policies = [p["Properties"] for p in template.find_resources("AWS::SQS::QueuePolicy").values()]
@@ -160,7 +162,7 @@ def test_exports_wait_on_an_encrypted_queue_and_the_ones_that_fail_are_kept_and_
 
 def test_alarms_watch_the_tally_falling_behind_and_the_exports_that_failed(template):
     alarms = [a["Properties"] for a in template.find_resources("AWS::CloudWatch::Alarm").values()]
-    (behind,) = [a for a in alarms if a["MetricName"] == "IteratorAge"]
+    (behind,) = [a for a in alarms if a.get("MetricName") == "IteratorAge"]
     (dimension,) = behind["Dimensions"]
     assert dimension["Name"] == "FunctionName" and '"ReportTally"' in json.dumps(dimension["Value"])
     assert (behind["Threshold"], behind["Statistic"]) == (Monitoring.TALLY_BEHIND_MS, "Maximum")
@@ -171,7 +173,7 @@ def test_alarms_watch_the_tally_falling_behind_and_the_exports_that_failed(templ
         {"Name": "QueueName", "Value": {"Fn::GetAtt": [dead_id, "QueueName"]}}]]
     assert (dead["MetricName"], dead["Threshold"]) == ("ApproximateNumberOfMessagesVisible", 1)
     for metric in ("Errors", "Throttles"):
-        watched = [json.dumps(a["Dimensions"]) for a in alarms if a["MetricName"] == metric]
+        watched = [json.dumps(a["Dimensions"]) for a in alarms if a.get("MetricName") == metric]
         assert all(any(f in w for w in watched) for f in FUNCTIONS), metric
 
 

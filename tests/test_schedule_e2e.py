@@ -27,7 +27,8 @@ SETTLE = 90  # seconds any one condition may take on a busy machine: a bound on 
 
 @pytest.fixture(scope="module")
 def stack():
-    with LocalStack(app_port=0, aws_port=0, visibility_timeout=3, receipt_delay=0.3, settings=WINDOWS) as running:
+    with LocalStack(app_port=0, aws_port=0, visibility_timeout=10, function_timeout=10, receipt_delay=0.3,
+                    settings=WINDOWS) as running:
         yield running
 
 

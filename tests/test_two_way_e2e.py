@@ -5,8 +5,9 @@ number's opt-out list and answers it (the answer lands in ``/_outbox``), and pub
 payload to the stack's inbound SNS topic. moto delivers it to the inbound queue, and the real inbound
 function (``inbound_reply``) reads it there, as the stack's SQS event source does (devstack/queues.py).
 
-The outbox is the witness of what was sent. The stack runs with a 3 s visibility timeout on its queues,
-so a reply the function gives up on reaches the dead-letter queue (5 receives) within seconds.
+The outbox is the witness of what was sent. The stack runs with a 10 s visibility timeout on its queues
+(and 10 s function timeouts: Lambda refuses a longer one), so a reply the function gives up on reaches the
+dead-letter queue (5 receives) within a minute.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ OTHER_OK = sorted(SIMULATOR_SUCCESS)[0]
 def stack():
     # An End User Messaging stage: its texts go from the number replies come to (on an SNS stage they go
     # from SNS's numbers, and a reply to one never reaches the stage).
-    with LocalStack(app_port=0, aws_port=0, visibility_timeout=3, receipt_delay=0.3,
+    with LocalStack(app_port=0, aws_port=0, visibility_timeout=10, function_timeout=10, receipt_delay=0.3,
                     settings={"SMS_PROVIDER": "sms-voice"}) as running:
         yield running
 

@@ -4,7 +4,7 @@ table's stream and the real delivery function reads the delivery queue (``devsta
 (``devstack/receiver.py``) check every delivery's signature with the ``standardwebhooks`` package.
 
 The stack runs with the ``make dev`` settings, ``WEBHOOK_BACKOFF_SCALE`` 0.05 among them (retries come
-seconds apart instead of minutes; ``devstack/stage.py``), and a 3 s visibility timeout on its queues, so
+seconds apart instead of minutes; ``devstack/stage.py``), and a 10 s visibility timeout on its queues, so
 that the batch of a delivery function that died comes back within seconds.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ EVENTS = Path(__file__).parent / "events"
 
 @pytest.fixture(scope="module")
 def stack():
-    with LocalStack(app_port=0, aws_port=0, visibility_timeout=3, receipt_delay=0.3) as running:
+    with LocalStack(app_port=0, aws_port=0, visibility_timeout=10, function_timeout=10, receipt_delay=0.3) as running:
         yield running
 
 
