@@ -65,6 +65,19 @@ def test_a_number_with_letters_or_an_extension_is_refused_where_the_library_read
     assert said in caught.value.message
 
 
+def test_a_number_with_a_second_plus_is_refused_though_the_library_reads_it():
+    import phonenumbers
+
+    assert phonenumbers.format_number(phonenumbers.parse("++14255550123", None),
+                                      phonenumbers.PhoneNumberFormat.E164) == "+14255550123"
+    for to in ("++14255550123", "+ +14255550123"):
+        with pytest.raises(errors.MessagingError) as caught:
+            phone.normalize(to)
+        assert (caught.value.code, caught.value.field) == ("InvalidPhoneNumber", "to")
+        assert "more than one '+'" in caught.value.message
+    assert phone.normalize("+44 (0) 20 7946 0958") == ("+442079460958", "GB")  # one "+": a written form
+
+
 def test_destination_outside_the_allowlist_is_403():
     with pytest.raises(errors.NotAllowed) as caught:
         phone.normalize("+442079460958", allowed_countries=frozenset({"US", "CA"}))

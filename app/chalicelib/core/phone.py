@@ -141,6 +141,9 @@ def normalize(to, country=None, *, allowed_countries=frozenset()) -> tuple[str, 
             raise InvalidRequest("InvalidPhoneNumber", EXTENSION, field="to")
         raise InvalidRequest("InvalidPhoneNumber", "'to' holds letters: write the number in digits, such as "
                              "+14255550123 (letters are not read as a keypad's digits).", field="to")
+    if text.count("+") > 1:  # phonenumbers reads "++1425..." as +1425...: a typo is refused, not guessed at
+        raise InvalidRequest("InvalidPhoneNumber", "'to' holds more than one '+': write one, before the country "
+                             "code, such as +14255550123.", field="to")
     if not text.startswith("+") and country is None:
         raise InvalidRequest(
             "InvalidPhoneNumber",
