@@ -165,7 +165,7 @@ class LocalStack:
         self.report_tally = self.export_writer = self.sweep = None
         self.resources: dict[str, str] = {}
         self._saved_env: dict[str, str | None] = {}
-        self._threads: list[threading.Thread] = []
+        self._threads: list[tuple] = []  # (server, the thread serving it)
         self.emulator = Emulator(REGION)
         self.env: dict[str, str] = {}
         self.app_url = self.aws_url = ""
@@ -178,9 +178,18 @@ class LocalStack:
     def _serve(self, server, name: str) -> None:
         thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
         thread.start()
-        self._threads.append(thread)
+        self._threads.append((server, thread))
 
     def start(self) -> "LocalStack":
+        """Bring everything up; should any part refuse to start (a function timeout longer than its queue's
+        visibility timeout, a port in use), stop what did start and put the environment back, then raise."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> "LocalStack":
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._aws_server = EmulatorServer(HOST, self._ports[1], self.emulator, handler=MotoRequestHandler)
         self.aws_url = f"http://{HOST}:{self._aws_server.server_port}"
@@ -259,6 +268,7 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
+        """Stop what runs (all of it after ``start()``, or what a failed start got to) and restore the environment."""
         self.emulator.close()  # answers a fault holds back go now, not after their delay
         # The pollers end within a long poll (a second): stopped together, not one after another.
         stopping = [threading.Thread(target=part.stop) for part in (
@@ -269,14 +279,17 @@ class LocalStack:
             thread.start()
         for thread in stopping:
             thread.join()
-        for server in (getattr(self, "_app_server", None), getattr(self, "_aws_server", None)):
-            if server is not None:
-                server.shutdown()
-        for thread in self._threads:
+        for server, _thread in self._threads:  # only a server that serves can be shut down (else it would wait)
+            server.shutdown()
+        for server, thread in self._threads:
             thread.join(timeout=10)
-        self._app_server.server.server_close()
-        self._aws_server.server_close()
-        self._app.__class__ = self._app_class
+            server.server_close()
+        served = [server for server, _thread in self._threads]
+        for server in (getattr(self, "_aws_server", None), getattr(getattr(self, "_app_server", None), "server", None)):
+            if server is not None and server not in served:
+                server.server_close()  # made, never served: a start that failed in between
+        if getattr(self, "_app", None) is not None:
+            self._app.__class__ = self._app_class
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
