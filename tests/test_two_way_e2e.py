@@ -6,8 +6,8 @@ payload to the stack's inbound SNS topic. moto delivers it to the inbound queue,
 function (``inbound_reply``) reads it there, as the stack's SQS event source does (devstack/queues.py).
 
 The outbox is the witness of what was sent. The stack runs with a 10 s visibility timeout on its queues
-(and 10 s function timeouts: Lambda refuses a longer one), so a reply the function gives up on reaches the
-dead-letter queue (5 receives) within a minute.
+(and 10 s function timeouts: Lambda refuses a longer one); the test of hostile records shortens the inbound
+queue's to 2 s, so a reply the function gives up on reaches the dead-letter queue (5 receives) within seconds.
 """
 from __future__ import annotations
 
@@ -311,7 +311,7 @@ def test_hostile_replies_to_inbound_are_refused_or_recorded_and_nothing_is_sent(
     assert outbox(aws)[before:] == [] and stack.inbound.errors == 0
 
 
-def test_hostile_records_on_the_topic_and_queue_are_recorded_or_dead_lettered_never_sent(api, aws, stack):
+def test_hostile_records_on_the_topic_and_queue_are_recorded_or_dead_lettered_never_sent(api, aws, stack, request):
     """What only a publisher other than End User Messaging could put there (deployed, the topic's policy lets
     End User Messaging alone publish): each is stored as a reply or ends in the dead-letter queue, the
     function never fails as a whole, and nothing is sent."""
@@ -335,6 +335,13 @@ def test_hostile_records_on_the_topic_and_queue_are_recorded_or_dead_lettered_ne
     }
     before = len(outbox(aws))
     sns, sqs = client(stack, "sns"), client(stack, "sqs")
+    # What the function refuses comes back after the queue's visibility timeout, 5 times: 2 s here, not the stack's
+    # 10, so that it is dead-lettered within seconds. Lambda checks a function's timeout against the visibility
+    # timeout when the mapping is made (devstack/queues.py), not after; the inbound function holds a reply for
+    # milliseconds, so nothing comes back while it still holds it.
+    inbound = stack.resources["INBOUND_QUEUE_URL"]
+    sqs.set_queue_attributes(QueueUrl=inbound, Attributes={"VisibilityTimeout": "2"})
+    request.addfinalizer(lambda: sqs.set_queue_attributes(QueueUrl=inbound, Attributes={"VisibilityTimeout": "10"}))
     for message in published.values():
         sns.publish(TopicArn=stack.resources["INBOUND_TOPIC_ARN"], Message=message)
     sqs.send_message(QueueUrl=stack.resources["INBOUND_QUEUE_URL"], MessageBody=f"no SNS envelope {mark}")
