@@ -128,10 +128,14 @@ class Monitoring(Construct):
                                                      statistic="Sum", period=five)
         # The sweep ends the record of each batch message the queue dead-lettered and deletes the message within a
         # minute (chalicelib/sending/deadletters.py), so the queue's depth alone would rarely see it: the alarm
-        # adds the depth (messages the sweep has not settled) and the sweep's count of the ones it settled.
+        # adds the messages waiting there (visible, or hidden by a sweep that left them: one it could not read, a
+        # claim not stale yet) and the sweep's count of the ones it settled. Metric math takes a missing value in
+        # a sum as 0.
         alarms["DeadLetters"] = (cloudwatch.MathExpression(
-            expression="FILL(visible, 0) + FILL(settled, 0)", label="batch messages dead-lettered", period=five,
+            expression="visible + hidden + settled", label="batch messages dead-lettered", period=five,
             using_metrics={"visible": batch.dead_letters.metric_approximate_number_of_messages_visible(period=five),
+                           "hidden": batch.dead_letters.metric_approximate_number_of_messages_not_visible(
+                               period=five),
                            "settled": counted["DeadLettersSettled"]}), 1,
             "batch messages reached the dead-letter queue: their records were ended failed (NotSent or "
             "SendInterrupted), or wait there to be")

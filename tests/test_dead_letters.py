@@ -118,3 +118,21 @@ def test_a_run_stops_when_its_time_is_short(client):
     dead_letter({"messageId": one_batch_message(client)})
     assert deadletters.settle_dead_letters(get_settings(), time_left=lambda: 4.9) == 0
     assert depth(os.environ["BATCH_DLQ_URL"]) == (1, 0)
+
+
+def test_a_run_whose_dead_letter_queue_fails_still_writes_its_line_then_fails(client, monkeypatch):
+    """Its counts are metrics (ScheduledEnqueued, DeadLettersSettled): SQS failing on the dead-letter queue after
+    the scheduling is done must not lose the line. The run then fails, for the sweep's errors alarm."""
+    lines = []
+    monkeypatch.setattr(schedule.logger, "info", lambda message, *a, extra=None, **k: lines.append((message, extra)))
+    monkeypatch.setattr(schedule.logger, "exception", lambda message, *a, **k: lines.append((message, None)))
+
+    def unavailable(*args, **kwargs):
+        raise ConnectionError("SQS is not answering")
+
+    monkeypatch.setattr(deadletters, "settle_dead_letters", unavailable)
+    with pytest.raises(ConnectionError):
+        schedule.sweep(settings=get_settings())
+    (line,) = [extra for message, extra in lines if message == "schedule sweep"]
+    assert line["settled"] == 0 and "enqueued" in line
+    assert any("dead-letter queue was not read" in message for message, _ in lines)

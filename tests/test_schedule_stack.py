@@ -196,10 +196,12 @@ def test_what_the_batch_queue_dead_letters_is_ended_by_the_sweep_and_still_fires
                 if name.startswith("MonitoringDeadLetters")]
     queries = {q["Id"]: q for q in alarm["Metrics"]}
     (expression,) = [q for q in queries.values() if "Expression" in q]
-    assert expression["Expression"] == "FILL(visible, 0) + FILL(settled, 0)" and expression["ReturnData"]
-    depth = queries["visible"]["MetricStat"]
-    assert depth["Metric"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
-    assert depth["Metric"]["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}}]
+    assert expression["Expression"] == "visible + hidden + settled" and expression["ReturnData"]
+    for name, metric in (("visible", "ApproximateNumberOfMessagesVisible"),
+                         ("hidden", "ApproximateNumberOfMessagesNotVisible")):
+        depth = queries[name]["MetricStat"]
+        assert depth["Metric"]["MetricName"] == metric
+        assert depth["Metric"]["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}}]
     count = queries["settled"]["MetricStat"]
     assert (count["Metric"]["MetricName"], count["Stat"]) == ("DeadLettersSettled", "Sum")
     assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"

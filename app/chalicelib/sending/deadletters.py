@@ -9,7 +9,8 @@ was a message's last receive, SQS moves it to the dead-letter queue and its reco
 dead-letter queue, ends each such record, and deletes the message: a record still waiting is failed
 (``NotSent``), one claimed by a worker that stopped is failed (``SendInterrupted``: it may have gone out, so it
 is never sent again), and an outcome the send path handed over (``{"messageId", "outcome"}``) is written. A claim
-that is not stale yet is left for a later run. The ``DeadLetters`` alarm counts what was settled.
+that is not stale yet is left for a later run. The ``DeadLetters`` alarm counts what was settled, and what waits
+on the queue, visible or not.
 """
 from __future__ import annotations
 
@@ -74,8 +75,10 @@ def settle_one(body: dict, receives: int, now: float) -> str | None:
 
 def settle_dead_letters(settings: Settings, *, time_left=lambda: 60.0, now=time.time) -> int:
     """Read the batch dead-letter queue, end the record of each message in it (``settle_one``) and delete the
-    message, until the queue is empty, ``RECEIVES_PER_RUN`` receives were made, or ``time_left()`` (seconds) is
-    under 5. A message it cannot read is left on the queue and logged. Returns how many messages it deleted."""
+    message, until a receive comes back empty, ``RECEIVES_PER_RUN`` receives were made, or ``time_left()``
+    (seconds) is under 5. A receive is a short poll, which may come back empty while a few messages wait: the next
+    run takes them. A message it cannot read is left on the queue, hidden for ``STALE_CLAIM_SECONDS``, and logged
+    (the alarm counts the messages hidden there too). Returns how many messages it deleted."""
     if not settings.batch_dlq_url:
         return 0
     sqs, deleted = aws.client("sqs"), 0

@@ -231,8 +231,16 @@ def sweep(event=None, context=None, *, settings: Settings | None = None, now: fl
             logger.info("sweep: another run moved the cursor", extra={"from": cursor})
             break
         cursor = iso(end)
-    # Then what the batch queue dead-lettered without the worker settling it (``deadletters``).
-    settled = deadletters.settle_dead_letters(settings, time_left=lambda: budget - (time.monotonic() - started)
-                                              + SWEEP_SAFETY_SECONDS)
+    # Then what the batch queue dead-lettered without the worker settling it (``deadletters``). Should SQS or
+    # DynamoDB fail there, the run's line is still written (its counts are metrics), then the run fails.
+    failed = None
+    try:
+        settled = deadletters.settle_dead_letters(settings, time_left=lambda: budget - (time.monotonic() - started)
+                                                  + SWEEP_SAFETY_SECONDS)
+    except Exception as err:
+        logger.exception("sweep: the batch dead-letter queue was not read to the end; the next run goes on")
+        settled, failed = 0, err
     logger.info("schedule sweep", extra={"enqueued": enqueued, "steps": steps, "cursor": cursor, "settled": settled})
+    if failed is not None:
+        raise failed
     return {"enqueued": enqueued, "steps": steps, "cursor": cursor, "settled": settled}
