@@ -13,16 +13,13 @@ from chalicelib.core.settings import get_settings
 from chalicelib.sending import schedule
 
 from .conftest import body_of, post
+from .test_webhooks_stack import ref_id, resources
 
 SWEEP, API = "ScheduleSweep", "APIHandler"
 # SendMessageBatch is authorized as sqs:SendMessage (the Service Authorization Reference lists no action of
 # its own for it; tests/test_iam_reference.py checks every granted action exists).
 ACTIONS = {"SendMessageBatch": "sqs:SendMessage", "DeleteMessageBatch": "sqs:DeleteMessage"}
 NOT_DATA = ("logs:", "xray:")
-
-
-def resources(template) -> dict:
-    return template.to_json()["Resources"]
 
 
 def role_of(template, function_id: str) -> str:
@@ -53,14 +50,9 @@ def grants(template, function_id: str) -> list[tuple[str, tuple[str, str | None]
     return found
 
 
-def logical_id(ref: dict) -> str:
-    """The logical id a ``Ref`` or ``Fn::GetAtt`` names."""
-    return ref["Ref"] if "Ref" in ref else ref["Fn::GetAtt"][0]
-
-
 def by_variable(template, function_id: str, name: str) -> str:
     """The logical id of the resource the function's environment variable ``name`` names."""
-    return logical_id(resources(template)[function_id]["Properties"]["Environment"]["Variables"][name])
+    return ref_id(resources(template)[function_id]["Properties"]["Environment"]["Variables"][name])
 
 
 def needed(template, function_id: str, calls: list) -> list[tuple[str, tuple[str, str | None], dict]]:
@@ -74,7 +66,7 @@ def needed(template, function_id: str, calls: list) -> list[tuple[str, tuple[str
         name = params.get("TableName") or params.get("QueueUrl")
         if name not in by_value:
             continue
-        made.append((ACTIONS.get(operation, f"{service}:{operation}"), (logical_id(by_value[name]),
+        made.append((ACTIONS.get(operation, f"{service}:{operation}"), (ref_id(by_value[name]),
                                                                          params.get("IndexName")), params))
     return made
 

@@ -201,8 +201,8 @@ def sweep(event=None, context=None, *, settings: Settings | None = None, now: fl
     Returns ``{"enqueued", "steps", "cursor", "settled"}``. Raises when SQS refuses messages after retries: the
     cursor then stays before their step, and the next run reads it again."""
     settings = settings or get_settings()
-    started = time.monotonic()
-    budget = _time_left(context) - SWEEP_SAFETY_SECONDS
+    started, total = time.monotonic(), _time_left(context)
+    budget = total - SWEEP_SAFETY_SECONDS
     step = settings.sweep_step_seconds
     fixed = now  # an injected clock (tests); else each delay is reckoned from the moment it is sent
     now = clock() if now is None else now
@@ -235,8 +235,7 @@ def sweep(event=None, context=None, *, settings: Settings | None = None, now: fl
     # DynamoDB fail there, the run's line is still written (its counts are metrics), then the run fails.
     failed = None
     try:
-        settled = deadletters.settle_dead_letters(settings, time_left=lambda: budget - (time.monotonic() - started)
-                                                  + SWEEP_SAFETY_SECONDS)
+        settled = deadletters.settle_dead_letters(settings, time_left=lambda: total - (time.monotonic() - started))
     except Exception as err:
         logger.exception("sweep: the batch dead-letter queue was not read to the end; the next run goes on")
         settled, failed = 0, err
