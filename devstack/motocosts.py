@@ -1,6 +1,7 @@
-"""Three of moto's costs cut, its answers kept: DynamoDB Streams' ``GetRecords`` and SQS's ``ReceiveMessage``, the
-calls the local stack's pollers make all the time, at a cost that does not grow with the account; and the backend
-its dispatcher finds for each request, looked up once per host.
+"""Five of moto's costs cut, its answers kept: DynamoDB Streams' ``GetRecords`` and SQS's ``ReceiveMessage``, the
+calls the local stack's pollers make all the time, at a cost that does not grow with the account; the backend
+its dispatcher finds for each request, looked up once per host; a KMS key's private key, made only for a key
+that uses one; and every DynamoDB answer encoded as ``GetRecords``' records are.
 
 Where the 500-message bulk test's time went (py-spy, only the threads holding the GIL, moto 5.2.5): the process
 was busy, not waiting, and two thirds of the work was the embedded AWS. Two things there cost more the more the
@@ -28,6 +29,20 @@ patterns in turn: 0.2 to 0.4 ms a request, one request at a time. ``get_backend_
 per host and remembers its answer, which depends on nothing else (moto's folders and patterns do not change
 while it runs). The local stack's clients name a handful of hosts; it remembers at most ``REMEMBERED_HOSTS``.
 
+The API tests make the stack's resources afresh for every test (``tests/conftest.py``), and a fifth of that went
+to KMS: moto gives every key an RSA 2048 private key, made when the key is, a symmetric key included (its
+``generate_private_key`` falls back to RSA 2048 for any spec that is neither RSA nor ECC); about 70 ms a key.
+KMS uses no private key for a symmetric key's encrypt or decrypt, and neither does moto.
+``generate_private_key`` here hands such a key the same RSA 2048 key, made on its first use instead
+(``KeyOnFirstUse``); a key whose spec is RSA or ECC gets moto's at once, as before.
+
+The same bulk test, with those cut, still spent 45% of its CPU in moto's DynamoDB, and 14% in moto's serializer
+writing DynamoDB's answers: an item of twenty attributes costs it about 2 ms (each value looked up against the
+model), and every ``UpdateItem`` of the send path returns its item. ``dynamodb_serialized`` writes a DynamoDB
+answer with ``encode``, along the operation's output shape, and takes its status and headers from moto's
+serializer as ``get_records`` does; an error, or a value ``encode`` does not take (a member the model does not
+have, as moto's ``ConsumedCapacityUnits`` in a ``DeleteItem`` answer), goes through moto's serializer whole.
+
 Each replaces a moto method whose source it was read against (moto 5.2.5, ``MOTO_SOURCES``: the sha256 of each
 method's source); another moto keeps its own method, and the test says so. ``tests/test_standin_costs.py``
 holds each to moto's own answers.
@@ -42,9 +57,13 @@ import json
 import logging
 from typing import Any
 
-from moto.core.responses import ActionResult
+from moto import settings as moto_settings
+from moto.core.responses import ActionResult, BaseResponse, get_service_model
+from moto.dynamodb.responses import DynamoHandler
 from moto.core.serialize import TimestampSerializer
 from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+from moto.kms import models as kms_models
+from moto.kms.utils import KeySpec
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.sqs import models as sqs_models
 
@@ -52,10 +71,14 @@ from moto.sqs import models as sqs_models
 MOTO_GET_RECORDS = DynamoDBStreamsHandler.get_records
 MOTO_RETENTION_CHECK = sqs_models.SQSBackend.is_message_valid_based_on_retention_period
 MOTO_BACKEND_FOR_HOST = DomainDispatcherApplication.get_backend_for_host
+MOTO_PRIVATE_KEY = kms_models.generate_private_key
+MOTO_SERIALIZED = BaseResponse.serialized
 MOTO_SOURCES = {
     "get_records": "eca5821a96bdd10d8ae32ccc432f7c7df424a484f388ab2a8ecb2e8c9a2026ce",
     "is_message_valid_based_on_retention_period": "cca23b94a5f3af9d9c5af1c09ee5e615017bdf6bd032301cb321c06c7e595d4b",
     "get_backend_for_host": "1f41972c1e4e660fbf4e4ddfeeed2fdff56dc105a8f8e1bf015640f710ef511a",
+    "generate_private_key": "cdf2b67aac1401be485253470c133ba6b0be6479a3930db103ba9b991dd64bae",
+    "serialized": "af486a0ef132716231d3a6484c32ae91a54b40fbc1d24fff01c78c813d251110",
 }
 # The most hosts one dispatcher remembers the backend of (a host is the caller's to name: bounded).
 REMEMBERED_HOSTS = 256
@@ -74,8 +97,8 @@ def _blob(value: str | bytes) -> str:
 
 def encode(value: Any, shape) -> Any:
     """``value`` along the botocore ``shape`` as moto's JSON serializer writes it, for the values moto's stream
-    records hold (dicts keyed by member names, lists, str, int, bool, bytes, datetime); anything else raises
-    ``Unexpected``."""
+    records and DynamoDB answers hold (dicts keyed by member names, lists, str, int, float, bool, bytes,
+    datetime); anything else raises ``Unexpected``."""
     kind = shape.type_name
     if kind == "structure":
         if type(value) is not dict or not value.keys() <= shape.members.keys():
@@ -96,6 +119,8 @@ def encode(value: Any, shape) -> Any:
         return value
     if kind == "boolean" and type(value) is bool:
         return value
+    if kind in ("double", "float") and type(value) in (int, float):
+        return float(value)
     if kind == "blob" and type(value) in (bytes, str):
         return _blob(value)
     if kind == "timestamp" and type(value) is datetime.datetime and "timestampFormat" not in shape.serialization:
@@ -104,8 +129,6 @@ def encode(value: Any, shape) -> Any:
 
 
 def _records_shape(handler: DynamoDBStreamsHandler):
-    from moto.core.responses import get_service_model
-
     return get_service_model(handler.boto3_service_name).operation_model("GetRecords").output_shape.members["Records"]
 
 
@@ -149,11 +172,54 @@ def get_backend_for_host(self: DomainDispatcherApplication, host: str | None) ->
         return found
 
 
+class KeyOnFirstUse:
+    """The private key moto gives a key of ``spec``, made on its first use (any attribute asked for)."""
+
+    def __init__(self, spec: str):
+        self.spec, self.made = spec, None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("spec", "made"):  # copy and pickle probe these before __init__
+            raise AttributeError(name)
+        if self.made is None:
+            self.made = MOTO_PRIVATE_KEY(self.spec)
+        return getattr(self.made, name)
+
+
+def generate_private_key(key_spec: str) -> Any:
+    """moto's ``generate_private_key``: at once for an RSA or ECC spec, on first use for the others (a symmetric
+    or HMAC key, which moto backs with an RSA 2048 key all the same)."""
+    if key_spec in KeySpec.rsa_key_specs() or key_spec in KeySpec.ecc_key_specs():
+        return MOTO_PRIVATE_KEY(key_spec)
+    return KeyOnFirstUse(key_spec)
+
+
+def dynamodb_serialized(self: DynamoHandler, action_result: ActionResult):
+    """moto's ``serialized`` for a DynamoDB answer: the body by ``encode`` along the operation's output shape, the
+    status and headers from moto's serializer; an error, or a value ``encode`` does not take, by moto's whole."""
+    result = action_result.result
+    if (type(result) is not dict or moto_settings.PRETTIFY_RESPONSES
+            or type(action_result).execute_result is not ActionResult.execute_result
+            or getattr(self, "RESPONSE_KEY_PATH_TO_TRANSFORMER", None)):
+        return MOTO_SERIALIZED(self, action_result)
+    shape = get_service_model(self.boto3_service_name).operation_model(self._get_action()).output_shape
+    try:
+        if shape is None:
+            raise Unexpected(self._get_action())
+        body = encode(result, shape)
+    except Unexpected:
+        return MOTO_SERIALIZED(self, action_result)
+    status, headers, _ = MOTO_SERIALIZED(self, ActionResult({}))
+    return status, headers, json.dumps(body)
+
+
 REPLACEMENTS = {
     "get_records": (DynamoDBStreamsHandler, MOTO_GET_RECORDS, get_records),
     "is_message_valid_based_on_retention_period": (sqs_models.SQSBackend, MOTO_RETENTION_CHECK,
                                                    is_message_valid_based_on_retention_period),
     "get_backend_for_host": (DomainDispatcherApplication, MOTO_BACKEND_FOR_HOST, get_backend_for_host),
+    "generate_private_key": (kms_models, MOTO_PRIVATE_KEY, generate_private_key),
+    "serialized": (DynamoHandler, MOTO_SERIALIZED, dynamodb_serialized),
 }
 
 

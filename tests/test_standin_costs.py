@@ -11,6 +11,14 @@
   receive from a queue holding an expired message hands out the same messages as moto's.
 - The dispatcher's backend for a host: the same backend as moto's dispatcher finds, for the host of every moto
   service and the hosts it finds none for, asked once and again; bounded.
+- DynamoDB's answers: the same calls, answered through moto's serializer and through the local stack's, give
+  the same answer (status, headers, body as JSON) for every operation the app makes and the table's own: items
+  with every kind of value, put, read, updated (each ``ReturnValues``), deleted, queried on the table and on an
+  index (a page of it too), scanned, read and written in batches and transactions, and a refused condition
+  with the item it returns (moto adds ``ConsumedCapacity``, a float, to most). An answer with a member the model
+  does not have (moto's ``ConsumedCapacityUnits``) goes through moto's serializer.
+- A KMS key's private key: a symmetric key encrypts and decrypts as moto's does, and answers a private-key
+  operation (GetPublicKey, Sign) as moto's does, its RSA key made then; an RSA or ECC key gets moto's at once.
 - The cost: a GetRecords of 25 records looks as few values up in moto's serializer as one of 10 (moto's looks
   up each value of each record), and a receive computes none of the queue's attributes (moto's computes them
   all, counting the queue's messages, for each message it hands out); the dispatcher lists moto's package
@@ -32,7 +40,9 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core import serialize as moto_serialize
 from moto.dynamodb.models import table as moto_table
 from moto import backends as moto_backends
+from moto.dynamodb.responses import DynamoHandler
 from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+from moto.kms import models as kms_models
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.sqs import models as sqs_models
 
@@ -45,6 +55,8 @@ STREAMS_ENDPOINT = f"https://streams.dynamodb.{REGION}.amazonaws.com"  # moto 5.
 MOTO_GET_RECORDS, LOCAL_GET_RECORDS = motocosts.MOTO_GET_RECORDS, motocosts.get_records
 MOTO_CHECK, LOCAL_CHECK = motocosts.MOTO_RETENTION_CHECK, motocosts.is_message_valid_based_on_retention_period
 MOTO_BACKEND, LOCAL_BACKEND = motocosts.MOTO_BACKEND_FOR_HOST, motocosts.get_backend_for_host
+MOTO_KEY, LOCAL_KEY = motocosts.MOTO_PRIVATE_KEY, motocosts.generate_private_key
+MOTO_SERIALIZED, LOCAL_SERIALIZED = motocosts.MOTO_SERIALIZED, motocosts.dynamodb_serialized
 
 # Every kind of AttributeValue, nested, and the edge values: empty string, list and map, text outside ASCII
 # (a line separator among it, which JSON writes escaped), a binary value of every byte.
@@ -346,15 +358,166 @@ def test_at_most_so_many_hosts_are_remembered(monkeypatch):
     assert len(local._backend_for_host) == 3
 
 
+# -- DynamoDB's answers --------------------------------------------------------------------------------------
+def dynamodb_answers(method) -> list:
+    """Every kind of DynamoDB call the app makes, on a table with an index, its answers written by ``method``:
+    (operation, status, headers without the request's own, body as JSON)."""
+    raw: list = []
+
+    def keep(http_response, model, **_):
+        raw.append((model.name, http_response.status_code,
+                    {k.lower(): v for k, v in http_response.headers.items()
+                     if k.lower() not in ("x-amzn-requestid", "date", "x-amz-crc32")},
+                    json.loads(http_response.content)))
+
+    with mock.patch.object(DynamoHandler, "serialized", method), \
+            mock.patch.object(moto_table, "utcnow", lambda: CLOCK), mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        dynamodb.meta.events.register("after-call.dynamodb", keep)
+        dynamodb.create_table(
+            TableName="t", BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "g", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            GlobalSecondaryIndexes=[{"IndexName": "byG", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                                     "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["m"]}}])
+        key = {"pk": {"S": "k1"}}
+        for i in range(5):
+            dynamodb.put_item(TableName="t", Item={"pk": {"S": f"k{i}"}, "g": {"S": "G"}, **EVERY_KIND})
+        dynamodb.put_item(TableName="t", Item={"pk": {"S": "k0"}, "g": {"S": "G"}}, ReturnValues="ALL_OLD")
+        dynamodb.get_item(TableName="t", Key=key, ConsistentRead=True)
+        dynamodb.get_item(TableName="t", Key={"pk": {"S": "none"}})
+        dynamodb.get_item(TableName="t", Key=key, ProjectionExpression="#m.l[1], s",
+                          ExpressionAttributeNames={"#m": "m"})
+        for returned in ("ALL_NEW", "UPDATED_NEW", "ALL_OLD", "UPDATED_OLD", "NONE"):
+            dynamodb.update_item(TableName="t", Key=key, UpdateExpression="SET n = n + :one, added = :b REMOVE t",
+                                 ExpressionAttributeValues={":one": {"N": "1"}, ":b": {"B": b"\x01"}},
+                                 ReturnValues=returned)
+        dynamodb.update_item(TableName="t", Key=key, UpdateExpression="SET s = :s", ReturnConsumedCapacity="TOTAL",
+                             ExpressionAttributeValues={":s": {"S": "x"}}, ReturnValues="ALL_NEW")
+        dynamodb.query(TableName="t", IndexName="byG", KeyConditionExpression="g = :g",
+                       ExpressionAttributeValues={":g": {"S": "G"}}, Limit=2)
+        dynamodb.query(TableName="t", IndexName="byG", KeyConditionExpression="g = :g", Select="COUNT",
+                       ExpressionAttributeValues={":g": {"S": "G"}})
+        dynamodb.query(TableName="t", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "k2"}})
+        dynamodb.query(TableName="t", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "no"}})
+        dynamodb.scan(TableName="t")
+        dynamodb.batch_get_item(RequestItems={"t": {"Keys": [{"pk": {"S": "k3"}}, {"pk": {"S": "no"}}]}})
+        dynamodb.batch_write_item(RequestItems={"t": [{"PutRequest": {"Item": {"pk": {"S": "w"}}}},
+                                                      {"DeleteRequest": {"Key": {"pk": {"S": "k2"}}}}]})
+        dynamodb.transact_write_items(TransactItems=[
+            {"Put": {"TableName": "t", "Item": {"pk": {"S": "x"}}}},
+            {"Update": {"TableName": "t", "Key": {"pk": {"S": "k3"}}, "UpdateExpression": "SET s = :s",
+                        "ExpressionAttributeValues": {":s": {"S": "y"}}}}])
+        dynamodb.transact_get_items(TransactItems=[{"Get": {"TableName": "t", "Key": {"pk": {"S": "k3"}}}}])
+        dynamodb.delete_item(TableName="t", Key={"pk": {"S": "k4"}}, ReturnValues="ALL_OLD")
+        dynamodb.describe_table(TableName="t")
+        with pytest.raises(dynamodb.exceptions.ConditionalCheckFailedException) as refused:
+            dynamodb.put_item(TableName="t", Item=key, ConditionExpression="attribute_not_exists(pk)",
+                              ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        assert refused.value.response["Item"]["m"] == EVERY_KIND["m"]
+    return raw
+
+
+def test_dynamodb_answers_as_moto_does():
+    moto_answers = dynamodb_answers(MOTO_SERIALIZED)
+    local_answers = dynamodb_answers(LOCAL_SERIALIZED)
+    assert [answer[0] for answer in local_answers] == [answer[0] for answer in moto_answers]
+    for local, moto in zip(local_answers, moto_answers):
+        assert local == moto, local[0]
+    # The comparison is worth what the answers hold: items with every kind of value, in both ways of writing.
+    updated = next(answer[3] for answer in local_answers if answer[0] == "UpdateItem")
+    assert updated["Attributes"]["b"] == {"B": base64.b64encode(bytes(range(256))).decode()}
+    in_base64 = {"bb": {"B": "cQ=="}, "l": {"L": [{"N": "3"}, {"B": "eg=="}, {"BS": ["eQ=="]},
+                                                  {"M": {"deep": {"NULL": True}}}]}}
+    assert updated["Attributes"]["m"] == {"M": {**EVERY_KIND["m"]["M"], **in_base64}}
+    assert len(local_answers) == 28 and local_answers[-1][1] == 400  # the last: the refused condition
+
+
+def test_a_dynamodb_answer_encode_does_not_take_is_moto_s_whole():
+    with mock.patch.object(motocosts, "MOTO_SERIALIZED", wraps=MOTO_SERIALIZED) as moto_serialized:
+        answers = dynamodb_answers(LOCAL_SERIALIZED)
+    whole = [call.args[1].result for call in moto_serialized.call_args_list if call.args[1].result != {}]
+    # Only the answer with a member the model does not have went whole: moto adds ConsumedCapacityUnits to a
+    # DeleteItem's answer, and its serializer leaves it out.
+    assert [sorted(answer) for answer in whole] == [["Attributes", "ConsumedCapacityUnits"]]
+    assert len(answers) == 28
+
+
+# -- KMS keys -----------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def kms_with(method, monkeypatch):
+    """moto's KMS with ``method`` as its ``generate_private_key``; yields (client, the RSA keys made so far)."""
+    from moto.kms import utils as kms_utils
+
+    made, generate = [], kms_utils.rsa.generate_private_key
+
+    def counted(*args, **kwargs):
+        made.append(kwargs.get("key_size"))
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(kms_utils.rsa, "generate_private_key", counted)
+    monkeypatch.setattr(kms_models, "generate_private_key", method)
+    with mock_aws():
+        yield boto3.client("kms", region_name=REGION), made
+
+
+def symmetric_answers(kms) -> list:
+    """What a symmetric key answers, as botocore parses it: encrypt then decrypt, and the private-key operations."""
+    key = kms.create_key(KeyUsage="ENCRYPT_DECRYPT", KeySpec="SYMMETRIC_DEFAULT")["KeyMetadata"]["KeyId"]
+    plain = kms.decrypt(CiphertextBlob=kms.encrypt(KeyId=key, Plaintext=b"a webhook secret")["CiphertextBlob"])
+    answers = [("decrypt", plain["Plaintext"], plain["KeyId"].endswith(key))]
+    for name, call in (("public key", lambda: kms.get_public_key(KeyId=key)),
+                       ("sign", lambda: kms.sign(KeyId=key, Message=b"m", SigningAlgorithm="RSASSA_PSS_SHA_256"))):
+        try:
+            answer = call()
+            answers.append((name, sorted(answer), len(answer.get("PublicKey", b""))))
+        except kms.exceptions.ClientError as error:
+            answers.append((name, error.response["Error"]["Code"],
+                            error.response["Error"]["Message"].replace(key, "K")))
+    return answers
+
+
+def test_a_symmetric_key_answers_as_moto_s_and_makes_its_rsa_key_only_when_asked(monkeypatch):
+    with kms_with(MOTO_KEY, monkeypatch) as (kms, made):
+        moto_answers = symmetric_answers(kms)
+    with kms_with(LOCAL_KEY, monkeypatch) as (kms, made):
+        key = kms.create_key(KeyUsage="ENCRYPT_DECRYPT", KeySpec="SYMMETRIC_DEFAULT")["KeyMetadata"]["KeyId"]
+        kms.decrypt(CiphertextBlob=kms.encrypt(KeyId=key, Plaintext=b"x")["CiphertextBlob"])
+        assert made == []  # moto's made one with the key
+        local_answers = symmetric_answers(kms)
+        assert made == [2048]  # for the GetPublicKey of the second key: moto's own key, when it was asked for
+    assert local_answers == moto_answers
+    assert local_answers[0] == ("decrypt", b"a webhook secret", True)
+
+
+@pytest.mark.parametrize("spec", ["RSA_2048", "ECC_NIST_P256"])
+def test_an_asymmetric_key_gets_moto_s_private_key_at_once_and_signs(spec, monkeypatch):
+    with kms_with(LOCAL_KEY, monkeypatch) as (kms, made):
+        key = kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec=spec)["KeyMetadata"]["KeyId"]
+        assert made == ([2048] if spec == "RSA_2048" else [])
+        algorithm = "RSASSA_PSS_SHA_256" if spec == "RSA_2048" else "ECDSA_SHA_256"
+        signature = kms.sign(KeyId=key, Message=b"m", SigningAlgorithm=algorithm)["Signature"]
+        assert kms.verify(KeyId=key, Message=b"m", Signature=signature, SigningAlgorithm=algorithm)["SignatureValid"]
+    from moto.kms import utils as kms_utils
+
+    assert type(LOCAL_KEY(spec)) is type(MOTO_KEY(spec)) and type(MOTO_KEY(spec)) in (
+        kms_utils.RSAPrivateKey, kms_utils.ECDSAPrivateKey)
+
+
 # -- the local stack ----------------------------------------------------------------------------------------
 def test_the_local_stack_answers_with_these(monkeypatch):
     monkeypatch.setattr(DynamoDBStreamsHandler, "get_records", MOTO_GET_RECORDS)  # put back after the test
     monkeypatch.setattr(sqs_models.SQSBackend, "is_message_valid_based_on_retention_period", MOTO_CHECK)
     monkeypatch.setattr(DomainDispatcherApplication, "get_backend_for_host", MOTO_BACKEND)
+    monkeypatch.setattr(kms_models, "generate_private_key", MOTO_KEY)
+    monkeypatch.delattr(DynamoHandler, "serialized")
     Emulator()
     assert DynamoDBStreamsHandler.get_records is LOCAL_GET_RECORDS
     assert sqs_models.SQSBackend.is_message_valid_based_on_retention_period is LOCAL_CHECK
     assert DomainDispatcherApplication.get_backend_for_host is LOCAL_BACKEND
+    assert kms_models.generate_private_key is LOCAL_KEY
+    assert DynamoHandler.serialized is LOCAL_SERIALIZED
 
 
 @pytest.mark.parametrize("name", sorted(motocosts.MOTO_SOURCES))
@@ -368,9 +531,11 @@ def test_another_moto_s_method_is_kept(monkeypatch, caplog):
     monkeypatch.setattr(DynamoDBStreamsHandler, "get_records", MOTO_GET_RECORDS)
     monkeypatch.setattr(sqs_models.SQSBackend, "is_message_valid_based_on_retention_period", MOTO_CHECK)
     monkeypatch.setattr(DomainDispatcherApplication, "get_backend_for_host", MOTO_BACKEND)
+    monkeypatch.setattr(kms_models, "generate_private_key", MOTO_KEY)
+    monkeypatch.delattr(DynamoHandler, "serialized")
     monkeypatch.setitem(motocosts.MOTO_SOURCES, "get_records", "another")
     assert motocosts.install() == {"get_records": False, "is_message_valid_based_on_retention_period": True,
-                                   "get_backend_for_host": True}
+                                   "get_backend_for_host": True, "generate_private_key": True, "serialized": True}
     assert DynamoDBStreamsHandler.get_records is MOTO_GET_RECORDS
     assert sqs_models.SQSBackend.is_message_valid_based_on_retention_period is LOCAL_CHECK
     assert DomainDispatcherApplication.get_backend_for_host is LOCAL_BACKEND
