@@ -2,8 +2,9 @@
 
 - moto serves S3, SNS, DynamoDB (and its streams), SQS, CloudWatch Logs and KMS; DynamoDB's transactions
   run through ``transactions.transact_write_items``, which rolls back the items a cancelled one touched
-  instead of copying whole tables; DynamoDB Streams' ``GetRecords`` and SQS's ``ReceiveMessage`` run through
-  ``motocosts``, the same answers at a cost that does not grow with the stream or the queue;
+  instead of copying whole tables; its conditional writes are whole (``itemwrites``); DynamoDB Streams'
+  ``GetRecords`` and SQS's ``ReceiveMessage`` run through ``motocosts``, the same answers at a cost that does not
+  grow with the stream or the queue;
 - the sms-voice stand-in answers ``PinpointSMSVoiceV2.*`` calls;
 - presigned S3 POST uploads are checked against their policy and signature, as S3 does;
 - ``GET /_outbox`` lists every SMS and MMS accepted, oldest first;
@@ -47,7 +48,7 @@ from . import appload  # noqa: F401  (puts app/ on the path)
 from chalicelib.core.segments import segment  # noqa: E402
 from chalicelib.core.web import to_json  # noqa: E402
 from chalicelib.sending.worker import TokenBucket  # noqa: E402
-from . import motocosts, snsoptouts, transactions
+from . import itemwrites, motocosts, snsoptouts, transactions
 from .sms_voice.model import TARGET_PREFIX, ApiError
 from .sms_voice.standin import SmsVoiceStandIn, respond
 
@@ -205,6 +206,7 @@ def _hung_up(connection, wait: float) -> bool | None:
 class Emulator:
     def __init__(self, region: str = "us-east-1"):
         self.region = region
+        itemwrites.install()  # a conditional write is whole: no other write to its item between check and write
         transactions.install()  # a transaction costs the items it touches, not the tables it names
         motocosts.install()  # a stream read costs its records, a queue receive does not count the queue
         snsoptouts.install()  # SNS's opt-out check reads the list the list call answers, as on AWS

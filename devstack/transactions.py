@@ -18,8 +18,8 @@ moto's own method, with two things changed for the length of the call:
   from another thread (another request), they wait until the transaction has ended, so that what it puts back
   is only its own (a stream is cut back to where it ended: another request's record after that would go too).
   When moto's method raises, whatever it raises, the journal puts back exactly those items and each table's
-  stream end, then the error goes on. (A write already under way in moto when a transaction starts is not
-  held back; moto's method, putting back a copy of the whole table, undid such a write, item and record.)
+  stream end, then the error goes on. A write already under way to an item when the transaction reaches it
+  ends first: the note is taken under the item's lock (``itemwrites``), as the operation is made.
 
 What a write changes in moto, and so what is put back (moto 5.2.5):
 
@@ -63,6 +63,8 @@ from typing import Any
 
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
+
+from . import itemwrites
 
 # moto's own method: the one ``transact_write_items`` runs, and the one kept if it is not the one read.
 MOTO_TRANSACT_WRITE_ITEMS = DynamoDBBackend.transact_write_items
@@ -164,8 +166,9 @@ def _journaling(backend: DynamoDBBackend, journal: Journal, thread: int) -> Iter
                 with _LOCK:
                     return method(*args, **kwargs)
             _, table_name, key, *_ = JOURNALED[name].bind(backend, *args, **kwargs).arguments.values()
-            journal.note(table_name, key)
-            return method(*args, **kwargs)
+            with itemwrites.item_lock(backend, table_name, key):  # a write under way to the item ends first
+                journal.note(table_name, key)
+                return method(*args, **kwargs)
         return call
 
     saved = {name: backend.__dict__.get(name, _MISSING) for name in JOURNALED}

@@ -16,11 +16,12 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from devstack import appload, motocosts, resources
+from devstack import appload, itemwrites, motocosts, resources
 
 from . import botocore_models
 
 botocore_models.install()  # botocore's JSON parsed once per process, not once per session
+itemwrites.install()  # a conditional write is whole, as on AWS: two threads' writes to an item do not interleave
 motocosts.install()  # moto's answers at less cost; the KMS key aws_env makes for every test has no RSA key to make
 
 REGION = "us-east-1"
