@@ -27,9 +27,8 @@ def build(app: cdk.App) -> SenderStack:
         region=os.environ.get("CDK_DEFAULT_REGION") or os.environ["AWS_DEFAULT_REGION"]))
 
 
-def main() -> None:
-    os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("CDK_DEFAULT_REGION", "us-east-1"))
-    app = cdk.App()
+def synthesize(app: cdk.App) -> None:
+    """Build the stage ``app``'s context names, check it with cdk-nag, and write its cloud assembly."""
     try:
         try:
             build(app)  # packages the Chalice app (infra/runtime.py)
@@ -40,6 +39,11 @@ def main() -> None:
     finally:
         # Chalice packages into ./chalice.out on every synth; the cloud assembly has its own copy.
         shutil.rmtree("chalice.out", ignore_errors=True)
+
+
+def main() -> None:
+    os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("CDK_DEFAULT_REGION", "us-east-1"))
+    synthesize(cdk.App())
 
 
 if __name__ == "__main__":

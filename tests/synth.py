@@ -2,10 +2,14 @@
 
 Every template a test reads comes from here, so each stage is synthesized once however many test
 files look at it (``tests/conftest.py`` holds the session fixtures), and however many pytest-xdist
-workers read it: a stage is synthesized into a folder all the workers of the session share
-(``SHARED``), under a file lock of its own, by the first worker that needs it; the others read the
-template it wrote. A worker that finds the stage it needs being synthesized by another synthesizes,
-meanwhile, a stage the session needs and nobody has started (``NEEDED``), rather than wait idle.
+workers read it: the stages are synthesized into a folder all the workers of the session share
+(``SHARED``), under a file lock, by the first worker that needs one; the others read the templates it
+wrote. That worker synthesizes every stage the session needs (``NEEDED``) at once, in one Python process
+(``python -m tests.synth``): the process calls app.py's own ``synthesize`` for each stage, with the
+stage's context and output folder, in the stage's folder (where Chalice writes, and app.py removes,
+``chalice.out``). The CDK's JavaScript runtime starts once for all of them: a synth in a process of its own
+spends most of its time starting it. (tests/test_offline_synth.py holds the session's dev template to the one
+``python app.py`` writes.)
 
 Synths run at the same time, but never while the session's first one builds the Lambda package:
 Chalice writes its package cache (``app/.chalice/deployments/<hash>.zip``) in place, and a synth that
@@ -105,13 +109,18 @@ def synth(workdir: Path, *context: str) -> Template:
     return _read(workdir, *context)
 
 
-def _run(workdir: Path, *context: str) -> None:
+def _cdk_context(*context: str) -> dict:
+    """cdk.json's context with the ``key=value`` overrides (JSON values allowed), as the CDK CLI hands it on."""
     overrides = {}
     for item in context:
         key, value = item.split("=", 1)
         overrides[key] = json.loads(value) if value.startswith("{") else value
+    return {**json.loads((ROOT / "cdk.json").read_text())["context"], **overrides}
+
+
+def _run(workdir: Path, *context: str) -> None:
     env = {**os.environ, "CDK_OUTDIR": str(workdir / "cdk.out"), "AWS_DEFAULT_REGION": "us-east-1",
-           "CDK_CONTEXT_JSON": json.dumps({**json.loads((ROOT / "cdk.json").read_text())["context"], **overrides})}
+           "CDK_CONTEXT_JSON": json.dumps(_cdk_context(*context))}
     with _package_built_first():
         subprocess.run([sys.executable, str(ROOT / "app.py")], cwd=workdir, env=env, check=True,
                        capture_output=True, timeout=600)
@@ -140,32 +149,53 @@ def shared_dir(fixture: str) -> Path:
     return SHARED / f"synth-{fixture}"
 
 
-def _synthesized(fixture: str, *, wait: bool) -> bool:
-    """Make sure ``fixture``'s stage is synthesized in its shared folder (once per session); False when
-    ``wait`` is False and another worker is synthesizing it now."""
-    with exclusive(f"synth-{fixture}", wait=wait) as held:
-        if not held:
-            return False
-        done = shared_dir(fixture) / "synthesized"
-        if not done.exists():
-            shared_dir(fixture).mkdir(exist_ok=True)
-            _run(shared_dir(fixture), *_context(*STAGES[fixture]))
-            done.touch()
-        return True
+def _synthesize_together(fixtures: list[str]) -> None:
+    """Synthesize the stages of ``fixtures`` in one process (``main``), each into its shared folder; a stage that
+    fails leaves its error there instead (``error``), and the others are synthesized all the same."""
+    jobs = [{"folder": str(shared_dir(fixture)), "context": _cdk_context(*_context(*STAGES[fixture]))}
+            for fixture in fixtures]
+    env = {name: value for name, value in os.environ.items() if name not in ("CDK_OUTDIR", "CDK_CONTEXT_JSON")}
+    with _package_built_first():
+        subprocess.run([sys.executable, "-m", "tests.synth", json.dumps(jobs)], cwd=ROOT,
+                       env={**env, "AWS_DEFAULT_REGION": "us-east-1"}, check=True, capture_output=True, timeout=900)
 
 
 def session_template(fixture: str) -> Template:
-    """The template of session fixture ``fixture`` (one of STAGES), synthesized once for all the workers."""
-    while not _synthesized(fixture, wait=False):
-        # Another worker is on it: synthesize a stage the session needs that nobody has started, else wait.
-        for other in sorted(NEEDED - {fixture}):
-            if not (shared_dir(other) / "synthesized").exists():
-                try:
-                    if _synthesized(other, wait=False):
-                        break
-                except subprocess.CalledProcessError:
-                    pass  # the test that reads it synthesizes it again, and reports the failure
+    """The template of session fixture ``fixture`` (one of STAGES), synthesized once for all the workers, together
+    with every other stage the session needs and nobody has synthesized yet."""
+    folder = shared_dir(fixture)
+    with exclusive("session-synths"):
+        pending = [name for name in sorted(NEEDED | {fixture})
+                   if not (shared_dir(name) / "synthesized").exists() and not (shared_dir(name) / "error").exists()]
+        if pending:
+            _synthesize_together(pending)
+    if (folder / "error").exists():
+        raise RuntimeError(f"the synth of {fixture} failed:\n{(folder / 'error').read_text()}")
+    return _read(folder, *_context(*STAGES[fixture]))
+
+
+def main(jobs: list[dict]) -> None:
+    """Each job's stage through app.py's ``synthesize``, in its folder, into its folder's ``cdk.out``; then
+    ``synthesized`` in the folder, or ``error`` with what went wrong."""
+    import importlib.util
+    import traceback
+
+    spec = importlib.util.spec_from_file_location("cdk_entry", ROOT / "app.py")  # `app` is the Chalice app's name
+    entry = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(entry)
+    cdk = entry.cdk
+    for job in jobs:
+        folder = Path(job["folder"])
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chdir(folder)
+        try:
+            entry.synthesize(cdk.App(outdir=str(folder / "cdk.out"), context=job["context"]))
+        except BaseException:  # app.py exits with one line for a stage it refuses
+            (folder / "error").write_text(traceback.format_exc())
         else:
-            _synthesized(fixture, wait=True)
-            break
-    return _read(shared_dir(fixture), *_context(*STAGES[fixture]))
+            (folder / "synthesized").touch()
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main(json.loads(sys.argv[1]))

@@ -90,7 +90,8 @@ def test_once_the_package_is_built_a_synth_needs_no_network(template, tmp_path):
     (left_behind / "web.cpython-311.pyc").write_bytes(b"bytecode make dev wrote")
     done = offline_synth(project, tmp_path, PIP_INDEX_URL=UNREACHABLE)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert (tmp_path / "cdk.out" / "SmsSender-dev.template.json").exists()
+    written = json.loads((tmp_path / "cdk.out" / "SmsSender-dev.template.json").read_text())
+    assert written == template.to_json()  # the session's synth (tests/synth.py) writes what `python app.py` does
     assert "Traceback" not in done.stderr
     (package,) = [path for path in (tmp_path / "cdk.out").glob("asset.*.zip")
                   if "app.py" in zipfile.ZipFile(path).namelist()]
