@@ -50,6 +50,8 @@ MMS_STAGE = {
 }
 # The same number, with two-way turned off (for a country or Region without it).
 ONE_WAY_STAGE = {**MMS_STAGE, "twoWay": False}
+# An End User Messaging stage that names its phone number by the number, which IAM never authorizes a send against.
+E164_STAGE = {"smsProvider": "sms-voice", "originationIdentity": "+12065550100", "allowedCountries": ["US"]}
 
 
 # Each session fixture's stage: (stage name, its whole configuration, or None for cdk.json's).
@@ -60,6 +62,7 @@ STAGES = {
     "sms_voice_template": ("eum", SMS_VOICE_STAGE),
     "one_way_template": ("dev", ONE_WAY_STAGE),
     "second_stage": ("staging", {"accountSettings": False}),
+    "e164_template": ("e164", E164_STAGE),  # may fail to synth (tests/test_iam_reference.py)
 }
 
 # Set by tests/conftest.py for the session: a folder every worker of the session shares (None: no
@@ -149,6 +152,10 @@ def shared_dir(fixture: str) -> Path:
     return SHARED / f"synth-{fixture}"
 
 
+class SynthFailed(Exception):
+    """A session stage's synth failed; the message holds what it printed."""
+
+
 def _synthesize_together(fixtures: list[str]) -> None:
     """Synthesize the stages of ``fixtures`` in one process (``main``), each into its shared folder; a stage that
     fails leaves its error there instead (``error``), and the others are synthesized all the same."""
@@ -170,7 +177,7 @@ def session_template(fixture: str) -> Template:
         if pending:
             _synthesize_together(pending)
     if (folder / "error").exists():
-        raise RuntimeError(f"the synth of {fixture} failed:\n{(folder / 'error').read_text()}")
+        raise SynthFailed(f"the synth of {fixture} failed:\n{(folder / 'error').read_text()}")
     return _read(folder, *_context(*STAGES[fixture]))
 
 
@@ -190,7 +197,9 @@ def main(jobs: list[dict]) -> None:
         os.chdir(folder)
         try:
             entry.synthesize(cdk.App(outdir=str(folder / "cdk.out"), context=job["context"]))
-        except BaseException:  # app.py exits with one line for a stage it refuses
+        except SystemExit as refused:  # app.py's one line for a stage it refuses, what `python app.py` prints
+            (folder / "error").write_text(f"{refused.code}")
+        except Exception:
             (folder / "error").write_text(traceback.format_exc())
         else:
             (folder / "synthesized").touch()

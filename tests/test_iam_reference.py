@@ -727,20 +727,17 @@ def test_sends_are_granted_on_the_real_arn_of_every_resource_type_the_action_lis
     assert not problems, "\n".join(problems)
 
 
-def test_an_e164_identity_is_refused_at_synth_or_granted_by_its_real_arn(tmp_path_factory):
+@pytest.mark.parametrize("stage", ["e164_template"])  # tests/synth.py's stage, synthesized with the session's
+def test_an_e164_identity_is_refused_at_synth_or_granted_by_its_real_arn(stage):
     """IAM authorizes sends against phone-number/<PhoneNumberId>, never the E.164 number. A stage
     configured with the number must either fail to synth, naming the setting, or grant ARNs the
     reference accepts."""
-    import subprocess
+    from .synth import SynthFailed, session_template
 
-    from .synth import synth_stage
-
-    settings = {"smsProvider": "sms-voice", "originationIdentity": "+12065550100", "allowedCountries": ["US"]}
     try:
-        template = synth_stage(tmp_path_factory.mktemp("synth-e164"), "e164", settings)
-    except subprocess.CalledProcessError as err:
-        output = (err.stderr or b"").decode(errors="replace") + (err.stdout or b"").decode(errors="replace")
-        assert "originationIdentity" in output, f"the synth failed without naming originationIdentity:\n{output[-3000:]}"
+        template = session_template(stage)
+    except SynthFailed as err:
+        assert "originationIdentity" in str(err), f"the synth failed without naming originationIdentity:\n{err}"
         return
     cdk_json = template.to_json()
     problems = [p for statement in collect("e164", cdk_json, "cdk") for p in statement_problems(statement, cdk_json)
