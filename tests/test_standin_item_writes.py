@@ -48,12 +48,12 @@ class HeldAtTheCondition:
     """Holds the first write that evaluates a condition between its check and its write, until a second write
     has evaluated its own (or ``wait`` runs out); the second write starts once the first is held."""
 
-    def __init__(self, monkeypatch, wait: float):
+    def __init__(self, patch: pytest.MonkeyPatch, wait: float):
         self.first_checked = threading.Event()
         self.both = threading.Barrier(2, timeout=wait)
         for module, name in ((moto_models, "create_condition_expression_parser"),
                              (moto_models, "get_filter_expression"), (moto_table, "get_filter_expression")):
-            monkeypatch.setattr(module, name, self.holding(getattr(module, name)))
+            patch.setattr(module, name, self.holding(getattr(module, name)))
 
     def holding(self, make):
         held = self
@@ -77,10 +77,14 @@ class HeldAtTheCondition:
         return lambda *args, **kwargs: Op(make(*args, **kwargs))
 
 
-def race(monkeypatch, wait: float, first, second) -> list[str]:
+def race(wait: float, first, second) -> list[str]:
     """``first`` and ``second`` (calls), ``second`` made while ``first`` is held at its condition; each one's
-    outcome: "ok" or its error code."""
-    held = HeldAtTheCondition(monkeypatch, wait)
+    outcome: "ok" or its error code. moto's condition checks are held for this race only."""
+    with pytest.MonkeyPatch.context() as patch:
+        return _race(HeldAtTheCondition(patch, wait), first, second)
+
+
+def _race(held: HeldAtTheCondition, first, second) -> list[str]:
     outcomes: dict[str, str] = {}
 
     def run(name, call):
@@ -119,25 +123,25 @@ def moto_alone(monkeypatch):
         monkeypatch.setattr(DynamoDBBackend, name, method)
 
 
-def test_of_two_updates_conditioned_on_one_value_one_succeeds(table, monkeypatch):
+def test_of_two_updates_conditioned_on_one_value_one_succeeds(table):
     table.put_item(TableName="endpoints", Item={"pk": {"S": "hook"}, "at": {"S": "0"}})
-    assert race(monkeypatch, LOCKED_WAIT, take_the_turn(table, "1"), take_the_turn(table, "2")) == [
+    assert race(LOCKED_WAIT, take_the_turn(table, "1"), take_the_turn(table, "2")) == [
         "ok", "ConditionalCheckFailedException"]
     assert table.get_item(TableName="endpoints", Key={"pk": {"S": "hook"}})["Item"]["at"] == {"S": "1"}
 
 
-def test_of_two_claims_of_one_item_one_succeeds(table, monkeypatch):
-    assert race(monkeypatch, LOCKED_WAIT, claim(table, "first"), claim(table, "second")) == [
+def test_of_two_claims_of_one_item_one_succeeds(table):
+    assert race(LOCKED_WAIT, claim(table, "first"), claim(table, "second")) == [
         "ok", "ConditionalCheckFailedException"]
     assert table.get_item(TableName="endpoints", Key={"pk": {"S": "claim"}})["Item"]["owner"] == {"S": "first"}
 
 
-def test_a_conditional_delete_waits_for_the_write_under_way(table, monkeypatch):
+def test_a_conditional_delete_waits_for_the_write_under_way(table):
     table.put_item(TableName="endpoints", Item={"pk": {"S": "hook"}, "at": {"S": "0"}})
     delete = lambda: table.delete_item(  # noqa: E731
         TableName="endpoints", Key={"pk": {"S": "hook"}}, ConditionExpression="#at = :seen",
         ExpressionAttributeNames={"#at": "at"}, ExpressionAttributeValues={":seen": {"S": "0"}})
-    assert race(monkeypatch, LOCKED_WAIT, take_the_turn(table, "1"), delete) == [
+    assert race(LOCKED_WAIT, take_the_turn(table, "1"), delete) == [
         "ok", "ConditionalCheckFailedException"]
     assert table.get_item(TableName="endpoints", Key={"pk": {"S": "hook"}})["Item"]["at"] == {"S": "1"}
 
@@ -147,11 +151,11 @@ def test_with_moto_s_own_methods_both_succeed(table, monkeypatch):
     the first."""
     moto_alone(monkeypatch)
     table.put_item(TableName="endpoints", Item={"pk": {"S": "hook"}, "at": {"S": "0"}})
-    assert race(monkeypatch, RACE_WAIT, take_the_turn(table, "1"), take_the_turn(table, "2")) == ["ok", "ok"]
-    assert race(monkeypatch, RACE_WAIT, claim(table, "first"), claim(table, "second")) == ["ok", "ok"]
+    assert race(RACE_WAIT, take_the_turn(table, "1"), take_the_turn(table, "2")) == ["ok", "ok"]
+    assert race(RACE_WAIT, claim(table, "first"), claim(table, "second")) == ["ok", "ok"]
 
 
-def test_writes_to_other_items_do_not_wait(table, monkeypatch):
+def test_writes_to_other_items_do_not_wait(table):
     """A write held at its condition does not hold up a write to another item (they do not share a lock)."""
     table.put_item(TableName="endpoints", Item={"pk": {"S": "hook"}, "at": {"S": "0"}})
     other = next(f"other-{n}" for n in range(1000)  # an item whose lock is not the held one's
@@ -165,7 +169,7 @@ def test_writes_to_other_items_do_not_wait(table, monkeypatch):
         ConditionExpression="#at = :seen", ExpressionAttributeNames={"#at": "at"},
         ExpressionAttributeValues={":seen": {"S": "0"}, ":next": {"S": "1"}})
     # Both evaluate while the first is held: the barrier is met, not run out.
-    assert race(monkeypatch, RACE_WAIT, take_the_turn(table, "1"), second) == ["ok", "ok"]
+    assert race(RACE_WAIT, take_the_turn(table, "1"), second) == ["ok", "ok"]
 
 
 def test_the_api_reference_quotes_are_in_botocore_s_model():
