@@ -10,11 +10,11 @@ account held:
 - ``GetRecords``: moto hands its stream records to its generic response serializer, which looks every value
   up against the botocore model, field by field; about 0.5 ms a record. Two pollers read every record of the
   messages table's stream (the webhook fanout's and the report tally's), so a batch of 500 spent 13 s of CPU in
-  it, a fifth of the test. ``get_records`` here asks moto's backend for the same records and encodes them
-  along the same botocore shapes itself (``encode``: a structure's members by their names, a blob in base64, a
-  timestamp as moto's serializer writes it); the answer's other fields, and its headers, are still moto's
-  serializer's. A value it does not expect (a type or a key the shape does not have, a ``None``) sends the
-  whole answer through moto's serializer instead, so an answer is always the one moto would give.
+  it, a fifth of the test. ``serialized`` here writes the same answer along the same botocore shapes itself
+  (``encode``: a structure's members by their names, a blob in base64, a timestamp as moto's serializer writes
+  it); its status and headers are still moto's serializer's. A value it does not expect (a type or a key the
+  shape does not have, a ``None``) sends the whole answer through moto's serializer instead, so an answer is
+  always the one moto would give.
 - ``ReceiveMessage``: for every message it hands out, moto checks the queue's retention period by computing
   every attribute of the queue (``get_queue_attributes``), three of which count the queue's messages, and it
   does it three times: a receive of 10 from a queue of N messages looked at 90 N messages, so draining a queue
@@ -38,10 +38,9 @@ KMS uses no private key for a symmetric key's encrypt or decrypt, and neither do
 
 The same bulk test, with those cut, still spent 45% of its CPU in moto's DynamoDB, and 14% in moto's serializer
 writing DynamoDB's answers: an item of twenty attributes costs it about 2 ms (each value looked up against the
-model), and every ``UpdateItem`` of the send path returns its item. ``dynamodb_serialized`` writes a DynamoDB
-answer with ``encode``, along the operation's output shape, and takes its status and headers from moto's
-serializer as ``get_records`` does; an error, or a value ``encode`` does not take (a member the model does not
-have, as moto's ``ConsumedCapacityUnits`` in a ``DeleteItem`` answer), goes through moto's serializer whole.
+model), and every ``UpdateItem`` of the send path returns its item. The same ``serialized`` writes DynamoDB's
+answers too; an error, or a value ``encode`` does not take (a member the model does not have, as moto's
+``ConsumedCapacityUnits`` in a ``DeleteItem`` answer), goes through moto's serializer whole.
 
 Each replaces a moto method whose source it was read against (moto 5.2.5, ``MOTO_SOURCES``: the sha256 of each
 method's source); another moto keeps its own method, and the test says so. ``tests/test_standin_costs.py``
@@ -68,18 +67,18 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.sqs import models as sqs_models
 
 # moto's own methods, kept, and the sha256 of the source of each as read (moto 5.2.5).
-MOTO_GET_RECORDS = DynamoDBStreamsHandler.get_records
 MOTO_RETENTION_CHECK = sqs_models.SQSBackend.is_message_valid_based_on_retention_period
 MOTO_BACKEND_FOR_HOST = DomainDispatcherApplication.get_backend_for_host
 MOTO_PRIVATE_KEY = kms_models.generate_private_key
 MOTO_SERIALIZED = BaseResponse.serialized
 MOTO_SOURCES = {
-    "get_records": "eca5821a96bdd10d8ae32ccc432f7c7df424a484f388ab2a8ecb2e8c9a2026ce",
     "is_message_valid_based_on_retention_period": "cca23b94a5f3af9d9c5af1c09ee5e615017bdf6bd032301cb321c06c7e595d4b",
     "get_backend_for_host": "1f41972c1e4e660fbf4e4ddfeeed2fdff56dc105a8f8e1bf015640f710ef511a",
     "generate_private_key": "cdf2b67aac1401be485253470c133ba6b0be6479a3930db103ba9b991dd64bae",
     "serialized": "af486a0ef132716231d3a6484c32ae91a54b40fbc1d24fff01c78c813d251110",
 }
+# The handlers whose answers ``serialized`` writes: DynamoDB Streams' (GetRecords above all) and DynamoDB's.
+SERIALIZED_FOR = (DynamoDBStreamsHandler, DynamoHandler)
 # The most hosts one dispatcher remembers the backend of (a host is the caller's to name: bounded).
 REMEMBERED_HOSTS = 256
 
@@ -128,30 +127,6 @@ def encode(value: Any, shape) -> Any:
     raise Unexpected(f"{shape.name}: {type(value).__name__}")
 
 
-def _records_shape(handler: DynamoDBStreamsHandler):
-    return get_service_model(handler.boto3_service_name).operation_model("GetRecords").output_shape.members["Records"]
-
-
-def get_records(self: DynamoDBStreamsHandler):
-    """moto's ``DynamoDBStreamsHandler.get_records`` (the same records from the same backend call), its records
-    encoded by ``encode``, the rest of the answer by moto's serializer."""
-    arn = self._get_param("ShardIterator")
-    limit = self._get_param("Limit")
-    if limit is None:
-        limit = 1000
-    result = self.backend.get_records(arn, limit)
-    if getattr(self, "RESPONSE_KEY_PATH_TO_TRANSFORMER", None):  # moto's serializer would change values on the way
-        return ActionResult(result)
-    try:
-        records = encode(result["Records"], _records_shape(self))
-    except Unexpected:
-        return ActionResult(result)
-    status, headers, body = self.serialized(ActionResult({**result, "Records": []}))
-    answer = json.loads(body)
-    answer["Records"] = records
-    return status, headers, json.dumps(answer)
-
-
 def is_message_valid_based_on_retention_period(self: sqs_models.SQSBackend, queue_name: str,
                                                message: sqs_models.Message) -> bool:
     """moto's check, on the queue's retention period itself rather than on all its attributes."""
@@ -194,18 +169,19 @@ def generate_private_key(key_spec: str) -> Any:
     return KeyOnFirstUse(key_spec)
 
 
-def dynamodb_serialized(self: DynamoHandler, action_result: ActionResult):
-    """moto's ``serialized`` for a DynamoDB answer: the body by ``encode`` along the operation's output shape, the
-    status and headers from moto's serializer; an error, or a value ``encode`` does not take, by moto's whole."""
+def serialized(self: BaseResponse, action_result: ActionResult):
+    """moto's ``serialized`` for a DynamoDB or DynamoDB Streams answer: the body by ``encode`` along the operation's
+    output shape, the status and headers from moto's serializer; an error, or a value ``encode`` does not take, by
+    moto's whole."""
     result = action_result.result
     if (type(result) is not dict or moto_settings.PRETTIFY_RESPONSES
             or type(action_result).execute_result is not ActionResult.execute_result
             or getattr(self, "RESPONSE_KEY_PATH_TO_TRANSFORMER", None)):
         return MOTO_SERIALIZED(self, action_result)
     shape = get_service_model(self.boto3_service_name).operation_model(self._get_action()).output_shape
+    if shape is None:  # an operation that answers nothing
+        return MOTO_SERIALIZED(self, action_result)
     try:
-        if shape is None:
-            raise Unexpected(self._get_action())
         body = encode(result, shape)
     except Unexpected:
         return MOTO_SERIALIZED(self, action_result)
@@ -213,13 +189,13 @@ def dynamodb_serialized(self: DynamoHandler, action_result: ActionResult):
     return status, headers, json.dumps(body)
 
 
+# Each replacement: where it goes (an owner of moto's method of the same name), moto's method, the replacement.
 REPLACEMENTS = {
-    "get_records": (DynamoDBStreamsHandler, MOTO_GET_RECORDS, get_records),
-    "is_message_valid_based_on_retention_period": (sqs_models.SQSBackend, MOTO_RETENTION_CHECK,
+    "is_message_valid_based_on_retention_period": ((sqs_models.SQSBackend,), MOTO_RETENTION_CHECK,
                                                    is_message_valid_based_on_retention_period),
-    "get_backend_for_host": (DomainDispatcherApplication, MOTO_BACKEND_FOR_HOST, get_backend_for_host),
-    "generate_private_key": (kms_models, MOTO_PRIVATE_KEY, generate_private_key),
-    "serialized": (DynamoHandler, MOTO_SERIALIZED, dynamodb_serialized),
+    "get_backend_for_host": ((DomainDispatcherApplication,), MOTO_BACKEND_FOR_HOST, get_backend_for_host),
+    "generate_private_key": ((kms_models,), MOTO_PRIVATE_KEY, generate_private_key),
+    "serialized": (SERIALIZED_FOR, MOTO_SERIALIZED, serialized),
 }
 
 
@@ -248,5 +224,6 @@ def replace(owner, name: str, moto_method, replacement, read_against: str, by: s
 def install() -> dict[str, bool]:
     """Put each replacement in place of moto's method, if moto's is the one it was read against; says which
     are in place. Idempotent."""
-    return {name: replace(owner, name, moto_method, replacement, MOTO_SOURCES[name], "devstack/motocosts.py")
-            for name, (owner, moto_method, replacement) in REPLACEMENTS.items()}
+    return {name: all([replace(owner, name, moto_method, replacement, MOTO_SOURCES[name], "devstack/motocosts.py")
+                       for owner in owners])
+            for name, (owners, moto_method, replacement) in REPLACEMENTS.items()}

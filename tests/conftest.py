@@ -5,6 +5,7 @@ and the session fails if one holds a full phone number, a message body or a cred
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -62,13 +63,9 @@ def settings_env(monkeypatch):
 # The clients aws_env makes the stack's resources with, made once per process: moto answers a client made
 # before its mock_aws starts all the same (its hook is on every client), and making ten clients cost a third
 # of each test's setup.
-_MAKERS: dict = {}
-
-
+@functools.cache
 def _maker(service: str):
-    if service not in _MAKERS:
-        _MAKERS[service] = boto3.client(service, region_name=REGION)
-    return _MAKERS[service]
+    return boto3.client(service, region_name=REGION)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The local stack's GetRecords and ReceiveMessage (devstack/motocosts.py) against moto's own, and their cost.
 
-- ``GetRecords``: the same stream records, read with moto's handler and with the local stack's, give the same
-  answer: status, headers, body (as JSON) and what botocore parses from it, page after page, for records with
+- ``GetRecords``: the same stream records, answered through moto's serializer and through the local stack's
+  (``serialized``, which writes DynamoDB's answers too), give the same answer: status, headers, body (as JSON) and what botocore parses from it, page after page, for records with
   every kind of DynamoDB value (nested maps and lists, binary values and sets, empty strings, lists and maps,
   text outside ASCII), inserts, updates and removes, on a stream of both images and one of keys only; and the
   same error for an iterator moto does not know. A value moto's records do not usually hold (a key the model
@@ -52,11 +52,10 @@ from devstack.emulator import Emulator
 REGION = "us-east-1"
 CLOCK = datetime(2026, 12, 6, 12, 0, 0, 123456)  # naive UTC, as moto's utcnow: with microseconds, cut to ms
 STREAMS_ENDPOINT = f"https://streams.dynamodb.{REGION}.amazonaws.com"  # moto 5.2.5 answers it in-process
-MOTO_GET_RECORDS, LOCAL_GET_RECORDS = motocosts.MOTO_GET_RECORDS, motocosts.get_records
 MOTO_CHECK, LOCAL_CHECK = motocosts.MOTO_RETENTION_CHECK, motocosts.is_message_valid_based_on_retention_period
 MOTO_BACKEND, LOCAL_BACKEND = motocosts.MOTO_BACKEND_FOR_HOST, motocosts.get_backend_for_host
 MOTO_KEY, LOCAL_KEY = motocosts.MOTO_PRIVATE_KEY, motocosts.generate_private_key
-MOTO_SERIALIZED, LOCAL_SERIALIZED = motocosts.MOTO_SERIALIZED, motocosts.dynamodb_serialized
+MOTO_SERIALIZED, LOCAL_SERIALIZED = motocosts.MOTO_SERIALIZED, motocosts.serialized
 
 # Every kind of AttributeValue, nested, and the edge values: empty string, list and map, text outside ASCII
 # (a line separator among it, which JSON writes escaped), a binary value of every byte.
@@ -110,7 +109,7 @@ def read_stream(streams, raw, arn, shard, limit, method, pages=4) -> list:
     (status, headers without the request's own, body as JSON without the iterator, what botocore parsed
     without the iterator and metadata)."""
     out = []
-    with mock.patch.object(DynamoDBStreamsHandler, "get_records", method):
+    with mock.patch.object(DynamoDBStreamsHandler, "serialized", method):
         iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard,
                                               ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
         for _ in range(pages):
@@ -130,8 +129,8 @@ def read_stream(streams, raw, arn, shard, limit, method, pages=4) -> list:
 def test_get_records_answers_as_moto_does(limit):
     with stream_account() as (streams, raw, shards):
         for arn, shard in shards.values():
-            moto_pages = read_stream(streams, raw, arn, shard, limit, MOTO_GET_RECORDS)
-            local_pages = read_stream(streams, raw, arn, shard, limit, LOCAL_GET_RECORDS)
+            moto_pages = read_stream(streams, raw, arn, shard, limit, MOTO_SERIALIZED)
+            local_pages = read_stream(streams, raw, arn, shard, limit, LOCAL_SERIALIZED)
             assert local_pages == moto_pages
             assert sum(len(page[2]["Records"]) for page in local_pages) == min(4 * (limit or 1000), 25)
 
@@ -139,14 +138,14 @@ def test_get_records_answers_as_moto_does(limit):
 def test_the_records_hold_every_kind_of_value_the_test_means_them_to():
     """The comparison above is worth what the records hold: both images, every kind of value, all three events."""
     with stream_account() as (streams, raw, shards):
-        records = read_stream(streams, raw, *shards["both"], None, LOCAL_GET_RECORDS, pages=1)[0][3]["Records"]
+        records = read_stream(streams, raw, *shards["both"], None, LOCAL_SERIALIZED, pages=1)[0][3]["Records"]
         assert {r["eventName"] for r in records} == {"INSERT", "MODIFY", "REMOVE"}
         modify = next(r["dynamodb"] for r in records if r["eventName"] == "MODIFY")
         assert modify["OldImage"]["b"] == {"B": bytes(range(256))} and modify["NewImage"]["added"] == {"B": b"\x01"}
         # (A binary key's value in ``Keys`` comes base64 twice over, from moto's records: as moto answers it.)
         assert modify["NewImage"]["m"] == EVERY_KIND["m"] and modify["Keys"]["pk"] == {"S": "item 0"}
         assert modify["ApproximateCreationDateTime"] == CLOCK.replace(microsecond=123000, tzinfo=timezone.utc)
-        keys_only = read_stream(streams, raw, *shards["keys"], None, LOCAL_GET_RECORDS, pages=1)[0][3]["Records"]
+        keys_only = read_stream(streams, raw, *shards["keys"], None, LOCAL_SERIALIZED, pages=1)[0][3]["Records"]
         assert all(set(r["dynamodb"]) >= {"Keys"} and "NewImage" not in r["dynamodb"] for r in keys_only)
 
 
@@ -165,8 +164,8 @@ def test_a_value_moto_s_records_do_not_usually_hold_goes_through_moto_s_serializ
         with pytest.raises(motocosts.Unexpected):
             motocosts.encode([record], botocore_shape("GetRecords").members["Records"])
         arn, shard = shards["both"]
-        assert read_stream(streams, raw, arn, shard, 5, LOCAL_GET_RECORDS) == \
-            read_stream(streams, raw, arn, shard, 5, MOTO_GET_RECORDS)
+        assert read_stream(streams, raw, arn, shard, 5, LOCAL_SERIALIZED) == \
+            read_stream(streams, raw, arn, shard, 5, MOTO_SERIALIZED)
 
 
 def test_a_member_that_is_none_is_left_out_as_moto_leaves_it_out():
@@ -176,8 +175,8 @@ def test_a_member_that_is_none_is_left_out_as_moto_leaves_it_out():
         record = dynamodb_backends[DEFAULT_ACCOUNT_ID][REGION].get_table("both").stream_shard.items[1].record
         record["dynamodb"]["OldImage"] = None
         arn, shard = shards["both"]
-        local = read_stream(streams, raw, arn, shard, 5, LOCAL_GET_RECORDS)
-        assert local == read_stream(streams, raw, arn, shard, 5, MOTO_GET_RECORDS)
+        local = read_stream(streams, raw, arn, shard, 5, LOCAL_SERIALIZED)
+        assert local == read_stream(streams, raw, arn, shard, 5, MOTO_SERIALIZED)
         assert "OldImage" not in local[0][2]["Records"][1]["dynamodb"]
 
 
@@ -185,8 +184,8 @@ def test_an_iterator_moto_does_not_know_fails_as_with_moto():
     with stream_account() as (streams, raw, shards):
         arn, _ = shards["both"]
         errors = []
-        for method in (MOTO_GET_RECORDS, LOCAL_GET_RECORDS):
-            with mock.patch.object(DynamoDBStreamsHandler, "get_records", method):
+        for method in (MOTO_SERIALIZED, LOCAL_SERIALIZED):
+            with mock.patch.object(DynamoDBStreamsHandler, "serialized", method):
                 with pytest.raises(Exception) as failed:
                     streams.get_records(ShardIterator=f"{arn}|1|{'A' * 40}")
                 errors.append((type(failed.value), str(failed.value)))
@@ -217,7 +216,7 @@ def test_what_get_records_writes_is_in_botocore_s_model():
             assert isinstance(value, (int, float)), path
 
     with stream_account() as (streams, raw, shards):
-        body = read_stream(streams, raw, *shards["both"], None, LOCAL_GET_RECORDS, pages=1)[0][2]
+        body = read_stream(streams, raw, *shards["both"], None, LOCAL_SERIALIZED, pages=1)[0][2]
         walk(body, botocore_shape("GetRecords"))
         first = body["Records"][0]["dynamodb"]["NewImage"]
         assert base64.b64decode(first["b"]["B"]) == bytes(range(256))
@@ -236,16 +235,16 @@ def serializer_lookups(records: int, method) -> int:
             calls[0] += 1
             return real(self, context)
 
-        with mock.patch.object(DynamoDBStreamsHandler, "get_records", method), \
+        with mock.patch.object(DynamoDBStreamsHandler, "serialized", method), \
                 mock.patch.object(moto_serialize.AttributePicker, "__call__", counting):
             assert len(streams.get_records(ShardIterator=iterator, Limit=records)["Records"]) == records
         return calls[0]
 
 
 def test_a_read_of_25_records_costs_moto_s_serializer_no_more_than_a_read_of_10():
-    local = serializer_lookups(10, LOCAL_GET_RECORDS)
-    assert local == serializer_lookups(25, LOCAL_GET_RECORDS) and local < 10
-    assert serializer_lookups(25, MOTO_GET_RECORDS) > 25 * 40  # moto's looks up every value of every record
+    local = serializer_lookups(10, LOCAL_SERIALIZED)
+    assert local == serializer_lookups(25, LOCAL_SERIALIZED) and local < 10
+    assert serializer_lookups(25, MOTO_SERIALIZED) > 25 * 40  # moto's looks up every value of every record
 
 
 # -- ReceiveMessage -----------------------------------------------------------------------------------------
@@ -506,18 +505,22 @@ def test_an_asymmetric_key_gets_moto_s_private_key_at_once_and_signs(spec, monke
 
 
 # -- the local stack ----------------------------------------------------------------------------------------
-def test_the_local_stack_answers_with_these(monkeypatch):
-    monkeypatch.setattr(DynamoDBStreamsHandler, "get_records", MOTO_GET_RECORDS)  # put back after the test
+def moto_s_own(monkeypatch):
+    """moto's own methods in place of the local stack's, until the test ends."""
     monkeypatch.setattr(sqs_models.SQSBackend, "is_message_valid_based_on_retention_period", MOTO_CHECK)
     monkeypatch.setattr(DomainDispatcherApplication, "get_backend_for_host", MOTO_BACKEND)
     monkeypatch.setattr(kms_models, "generate_private_key", MOTO_KEY)
-    monkeypatch.delattr(DynamoHandler, "serialized")
+    for handler in (DynamoDBStreamsHandler, DynamoHandler):
+        monkeypatch.delattr(handler, "serialized")
+
+
+def test_the_local_stack_answers_with_these(monkeypatch):
+    moto_s_own(monkeypatch)
     Emulator()
-    assert DynamoDBStreamsHandler.get_records is LOCAL_GET_RECORDS
     assert sqs_models.SQSBackend.is_message_valid_based_on_retention_period is LOCAL_CHECK
     assert DomainDispatcherApplication.get_backend_for_host is LOCAL_BACKEND
     assert kms_models.generate_private_key is LOCAL_KEY
-    assert DynamoHandler.serialized is LOCAL_SERIALIZED
+    assert DynamoDBStreamsHandler.serialized is LOCAL_SERIALIZED and DynamoHandler.serialized is LOCAL_SERIALIZED
 
 
 @pytest.mark.parametrize("name", sorted(motocosts.MOTO_SOURCES))
@@ -528,15 +531,11 @@ def test_moto_s_methods_are_the_ones_the_local_stack_s_follow(name):
 
 
 def test_another_moto_s_method_is_kept(monkeypatch, caplog):
-    monkeypatch.setattr(DynamoDBStreamsHandler, "get_records", MOTO_GET_RECORDS)
-    monkeypatch.setattr(sqs_models.SQSBackend, "is_message_valid_based_on_retention_period", MOTO_CHECK)
-    monkeypatch.setattr(DomainDispatcherApplication, "get_backend_for_host", MOTO_BACKEND)
-    monkeypatch.setattr(kms_models, "generate_private_key", MOTO_KEY)
-    monkeypatch.delattr(DynamoHandler, "serialized")
-    monkeypatch.setitem(motocosts.MOTO_SOURCES, "get_records", "another")
-    assert motocosts.install() == {"get_records": False, "is_message_valid_based_on_retention_period": True,
-                                   "get_backend_for_host": True, "generate_private_key": True, "serialized": True}
-    assert DynamoDBStreamsHandler.get_records is MOTO_GET_RECORDS
+    moto_s_own(monkeypatch)
+    monkeypatch.setitem(motocosts.MOTO_SOURCES, "serialized", "another")
+    assert motocosts.install() == {"is_message_valid_based_on_retention_period": True, "get_backend_for_host": True,
+                                   "generate_private_key": True, "serialized": False}
+    assert DynamoDBStreamsHandler.serialized is MOTO_SERIALIZED and DynamoHandler.serialized is MOTO_SERIALIZED
     assert sqs_models.SQSBackend.is_message_valid_based_on_retention_period is LOCAL_CHECK
     assert DomainDispatcherApplication.get_backend_for_host is LOCAL_BACKEND
     assert "kept moto's" in caplog.text
