@@ -7,7 +7,7 @@ document; every 4xx carries the contract's error body (``error_body``); every JS
 ending in a newline (``final_newline``); data outside the document is refused with a 4xx; a method a path
 lacks is 405 with ``Allow``. The local stack runs in-process on free loopback ports, and every request is
 checked to go to 127.0.0.1 before it is sent. Seeded and derandomized. The last test prints how many cases
-were tried (about 2,200, in about 140 s here)."""
+were tried (about 4,100, in 60 to 120 s here)."""
 from __future__ import annotations
 
 import collections
@@ -31,8 +31,10 @@ from chalicelib import openapi  # importable once tests/conftest.py has loaded t
 pytestmark = pytest.mark.xdist_group("fuzz")
 
 SEED = 20261124
-# Examples per operation in the fuzzing phase; the examples and coverage phases add their own.
-MAX_EXAMPLES = 120
+# Examples per operation in the fuzzing phase; the examples and coverage phases add their own. Seeded and
+# derandomized, every run tries the same cases: 60 a operation kept the fuzzing phase and cut the module's time by
+# about a third (120 tried 5,800 cases in all, over a seventh of make test's CPU).
+MAX_EXAMPLES = 60
 # Stateful: scenarios, each a chain of up to STEPS linked calls (enough that a send and a batch are each
 # followed to their links among the other operations' scenarios).
 SCENARIOS, STEPS = 150, 6
