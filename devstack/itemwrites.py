@@ -51,11 +51,17 @@ def item_lock(backend: DynamoDBBackend, table_name: Any, key: Any) -> threading.
     return _LOCKS[hash((str(table_name), partition)) % STRIPES]
 
 
+def item_of(name: str, backend: DynamoDBBackend, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+    """The table name and the key (or the item) a call of the backend's method ``name`` (one of METHODS) is for,
+    whichever way they are passed."""
+    _, table_name, key, *_ = SIGNATURES[name].bind(backend, *args, **kwargs).arguments.values()
+    return table_name, key
+
+
 def _whole(name: str, method: Any) -> Any:
     @functools.wraps(method)
     def call(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
-        _, table_name, key, *_ = SIGNATURES[name].bind(self, *args, **kwargs).arguments.values()
-        with item_lock(self, table_name, key):
+        with item_lock(self, *item_of(name, self, *args, **kwargs)):
             return method(self, *args, **kwargs)
     call.moto_method = method
     return call

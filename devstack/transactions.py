@@ -73,10 +73,8 @@ MOTO_TRANSACT_WRITE_ITEMS = DynamoDBBackend.transact_write_items
 MOTO_SOURCE_SHA256 = "81db2cb7d94e39c90b3a2077e1f4bb41a449c558ef9b1b1e2910fdaa39978ad4"
 # The module whose name ``copy`` moto's method reads (moto.dynamodb.models).
 MOTO_MODULE = sys.modules[MOTO_TRANSACT_WRITE_ITEMS.__module__]
-# The backend's methods through which each operation reaches its item, with their signatures (to find the
-# table name and the key, or the item, whichever way they are passed).
-JOURNALED = {name: inspect.signature(getattr(DynamoDBBackend, name))
-             for name in ("get_item", "put_item", "update_item", "delete_item")}
+# The backend's methods through which each operation reaches its item: its single-item ones.
+JOURNALED = tuple(itemwrites.METHODS)
 
 _LOCK = threading.RLock()
 _MISSING = object()
@@ -165,7 +163,7 @@ def _journaling(backend: DynamoDBBackend, journal: Journal, thread: int) -> Iter
             if threading.get_ident() != thread:
                 with _LOCK:
                     return method(*args, **kwargs)
-            _, table_name, key, *_ = JOURNALED[name].bind(backend, *args, **kwargs).arguments.values()
+            table_name, key = itemwrites.item_of(name, backend, *args, **kwargs)
             with itemwrites.item_lock(backend, table_name, key):  # a write under way to the item ends first
                 journal.note(table_name, key)
                 return method(*args, **kwargs)

@@ -72,20 +72,15 @@ NEEDED: set[str] = set()
 
 
 @contextmanager
-def exclusive(name: str, *, wait: bool = True) -> Iterator[bool]:
-    """Hold the session's lock ``name`` (a file lock in SHARED, across the workers); yields False when
-    ``wait`` is False and another process holds it. Without SHARED, yields True and locks nothing."""
+def exclusive(name: str) -> Iterator[None]:
+    """Hold the session's lock ``name`` (a file lock in SHARED, across the workers). Without SHARED, lock nothing."""
     if SHARED is None:
-        yield True
+        yield
         return
     with open(SHARED / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
+            yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
