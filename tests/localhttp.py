@@ -14,7 +14,7 @@ class Http:
         request = urllib.request.Request(self.base + path, data=data, method=method,
                                          headers={"Content-Type": "application/json", **(headers or {})})
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=HANG_GUARD) as response:
                 return response.status, dict(response.headers), _json(response.read())
         except urllib.error.HTTPError as err:
             return err.code, dict(err.headers), _json(err.read())

@@ -10,7 +10,7 @@ from botocore.config import Config
 
 from devstack.server import LocalStack
 
-from .localhttp import Http, wait_for
+from .localhttp import HANG_GUARD, Http, wait_for
 
 TO = "+14255550123"
 
@@ -114,7 +114,7 @@ def upload(stack, grant, content: bytes, content_type="image/png"):
     request = urllib.request.Request(grant["upload"]["url"], data=body, method="POST",
                                      headers={"Content-Type": ctype})
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=HANG_GUARD) as response:
             return response.status
     except urllib.error.HTTPError as err:
         return err.code

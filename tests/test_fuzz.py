@@ -25,6 +25,8 @@ from schemathesis.specs.openapi.checks import ensure_resource_availability, nega
 from devstack import resources
 from devstack.server import HOST, LocalStack
 
+from .localhttp import HANG_GUARD
+
 from chalicelib import openapi  # importable once tests/conftest.py has loaded the app
 
 # test_cases_tried counts the cases every other test of this module ran: under -n they all run on one worker.
@@ -49,7 +51,7 @@ PHONES = ["+14254147755", "+14254147167", "+14255550123"]
 CONFIG = SchemathesisConfig.from_dict({
     "seed": SEED,
     "suppress-health-check": ["all"],
-    "request-timeout": 30,
+    "request-timeout": HANG_GUARD,
     "generation": {"mode": "all", "max-examples": MAX_EXAMPLES, "deterministic": True, "database": "none",
                    "with-security-parameters": False, "allow-extra-parameters": False},
     "phases": {
@@ -223,7 +225,7 @@ def test_cases_tried(stack, capsys):
     if not CASES:
         pytest.skip("counts the cases of the tests above: run the whole file")
     total = sum(CASES.values())
-    outbox = requests.get(f"{stack.aws_url}/_outbox", timeout=30).json()
+    outbox = requests.get(f"{stack.aws_url}/_outbox", timeout=HANG_GUARD).json()
     line = (f"schemathesis: {total} cases tried ({len(CASES)} operations), "
             f"{sum(n for s, n in STATUSES.items() if s >= 500)} 5xx, links followed {sum(LINKS.values())}, "
             f"{len(outbox)} messages sent to the emulator, {time.monotonic() - STARTED[0]:.0f} s")

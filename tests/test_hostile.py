@@ -19,7 +19,7 @@ from phonenumbers import PhoneNumberType as T
 
 
 from .conftest import body_of, post
-from .localhttp import Http, wait_for
+from .localhttp import HANG_GUARD, Http, wait_for
 from .test_e2e import stack  # noqa: F401  (the module-scoped local stack, one per test module)
 
 US = "+14255550123"
@@ -518,7 +518,7 @@ def outbox(stack):
     return sent
 
 
-def raw_http(stack, request: bytes, timeout=30.0) -> tuple[int, dict, bytes]:
+def raw_http(stack, request: bytes, timeout=HANG_GUARD) -> tuple[int, dict, bytes]:
     """One request as raw bytes on a fresh connection, read until the server closes it (every request
     here asks it to, or is one it closes after): (status, headers, body)."""
     host, port = stack.app_url.removeprefix("http://").split(":")

@@ -18,6 +18,7 @@ from devstack.server import LocalStack
 from chalicelib.core import gateway  # importable once tests/conftest.py has loaded the app
 from chalicelib.keys import scopes
 from tests.conftest import sender
+from tests.localhttp import HANG_GUARD
 
 DOCS = json.loads((Path(__file__).parent / "aws_docs" / "api-gateway-gateway-response-templates.json").read_text())
 US = "+14254147755"  # AWS's success simulator number
@@ -37,7 +38,7 @@ def stack():
 def call(stack, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
     """(status, headers with names in lower case, the exact body bytes)."""
     host, port = stack.app_url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    conn = http.client.HTTPConnection(host, int(port), timeout=HANG_GUARD)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()

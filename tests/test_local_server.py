@@ -14,7 +14,7 @@ import pytest
 
 from devstack.server import LISTEN_BACKLOG, LocalStack
 
-from .localhttp import Http
+from .localhttp import HANG_GUARD, Http
 
 US = "+14254147755"
 
@@ -38,7 +38,7 @@ def burst(stack, count, method, path, body=None, headers=None):
     def one(i):
         payload = body(i) if callable(body) else body
         start.wait()
-        conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        conn = http.client.HTTPConnection(host, int(port), timeout=HANG_GUARD)
         try:
             conn.request(method, path, body=None if payload is None else json.dumps(payload),
                          headers={"Content-Type": "application/json", "Connection": "close", **(headers or {})})

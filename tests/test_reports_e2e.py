@@ -27,7 +27,7 @@ from devstack import appload
 from devstack.receipts import SIMULATOR_FAILURE, SIMULATOR_SUCCESS, sns_receipt, subscription_event
 from devstack.server import REGION, LocalStack
 
-from .localhttp import Http, wait_for
+from .localhttp import HANG_GUARD, Http, wait_for
 
 SUCCESS, FAILURE = sorted(SIMULATOR_SUCCESS)[0], sorted(SIMULATOR_FAILURE)[0]
 READ_TIMEOUT, HELD = 1.0, 2.5  # as tests/test_faults.py: an injected timeout, quickly
@@ -281,7 +281,7 @@ def test_an_exports_file_matches_the_messages_row_for_row(stack, api, traffic):
     assert headers["Location"] == f"/exports/{started['id']}"
     ready = wait_for(lambda: (e := api.call("GET", f"/exports/{started['id']}")[2])["status"] != "running" and e, 60)
     assert ready and ready["status"] == "ready", ready
-    with urllib.request.urlopen(ready["url"], timeout=30) as answer:  # the presigned URL, on the embedded S3
+    with urllib.request.urlopen(ready["url"], timeout=HANG_GUARD) as answer:  # the presigned URL, on the embedded S3
         assert "attachment" in answer.headers.get("Content-Disposition", "")
         rows = list(csv.DictReader(io.StringIO(answer.read().decode("utf-8"))))
     messages = sorted(everything(api), key=lambda m: (m["createdAt"], m["id"]))
