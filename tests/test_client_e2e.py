@@ -17,7 +17,7 @@ from devstack.receiver import Receiver
 from devstack.server import LocalStack
 
 from .clientlib import FakeTime
-from .localhttp import Http
+from .localhttp import HANG_GUARD, Http
 
 import sms_sender  # noqa: E402
 from sms_sender import NO_RETRIES, Client  # noqa: E402
@@ -60,9 +60,9 @@ def test_send_wait_for_final_and_read_back(sms, aws):
     assert sent.status == failed.status == "sent" and sent.channel == "sms" and sent.segments == 1
     assert [(o["to"], o["providerMessageId"]) for o in outbox(aws)[before:]] == [
         (SUCCESS, sent.provider_message_id), (FAILURE, failed.provider_message_id)]
-    delivered = sms.wait_for_final(sent.id, timeout=60)
+    delivered = sms.wait_for_final(sent.id, timeout=HANG_GUARD)
     assert delivered.status == "delivered" and delivered.final and delivered.error is None
-    refused = sms.wait_for_final(failed.id, timeout=60)
+    refused = sms.wait_for_final(failed.id, timeout=HANG_GUARD)
     assert refused.status == "failed" and refused.error.code == "DeliveryFailed"
     assert sms.get_message(sent.id) == delivered  # models compare by value
 
@@ -108,7 +108,7 @@ def test_a_webhook_delivery_verifies(sms):
             assert endpoint.secret.startswith("whsec_") and endpoint.secret not in repr(endpoint)
             message = sms.send_sms(SUCCESS, "webhook end to end")
             delivery = receiver.wait_for(lambda ds: next((d for d in ds if d.event.get("data", {}).get("id")
-                                                          == message.id), None), timeout=60)
+                                                          == message.id), None), timeout=HANG_GUARD)
             assert delivery is not None, "no delivery came"
             event = sms_sender.verify_webhook(delivery.body, delivery.headers, endpoint.secret)
             assert (event.type, event.data.id, event.data.status) == ("message.delivered", message.id, "delivered")
@@ -200,7 +200,7 @@ def test_the_async_client_end_to_end(stack):
     async def run():
         async with sms_sender.AsyncClient(stack.app_url, None) as sms:
             sent = await sms.send_sms(SUCCESS, "async end to end")
-            final = await sms.wait_for_final(sent.id, timeout=60)
+            final = await sms.wait_for_final(sent.id, timeout=HANG_GUARD)
             first = [m.id async for m in sms.iter_messages(limit=1)][:1]
             return sent, final, first, await sms.health()
 
