@@ -96,6 +96,8 @@ def calls(monkeypatch):
 # Templates synthesized once per session, for all the workers (see tests/synth.py).
 SYNTH_FIXTURES = {"synth_dir", "template", "prod_template", "mms_template", "sms_voice_template", "second_stage",
                   "one_way_template"}
+# The xdist group of every module that reads one (``pytest_collection_modifyitems``).
+SYNTH_GROUP = "synth"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -481,14 +483,15 @@ def _reads_a_template(item) -> set[str]:
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the groups off the markers
 def pytest_collection_modifyitems(config, items):
-    """Under ``-n``, the tests of a module that synthesizes (one of its tests reads a template) run on one
-    worker (``--dist loadgroup``, a group per module), so the module's own fixtures are built once; the
-    modules spread over the workers, which share the session's synths (tests/synth.py: each stage is
-    synthesized once per run, by the first worker that needs it)."""
+    """Under ``-n``, the tests of every module that synthesizes (one of its tests reads a template) run on one
+    worker, as one group (``--dist loadgroup``): a module's own fixtures are built once, and that worker makes the
+    session's synths (tests/synth.py) while the other runs the rest. With a group per module, xdist handed out its
+    largest groups first, the synthesizing modules among them: every worker began by needing a template, and all
+    but one waited for the first synth (41 s on a fresh clone, where it builds the Lambda package too)."""
     synthesizing = {item.module.__name__ for item in items if _reads_a_template(item)}
     for item in items:
         if item.module.__name__ in synthesizing:
-            item.add_marker(pytest.mark.xdist_group(f"synth-{item.module.__name__.rsplit('.', 1)[-1]}"))
+            item.add_marker(pytest.mark.xdist_group(SYNTH_GROUP))
 
 
 def pytest_collection_finish(session):
