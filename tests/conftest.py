@@ -485,7 +485,7 @@ def _reads_a_template(item) -> set[str]:
 def pytest_collection_modifyitems(config, items):
     """Under ``-n``, the tests of every module that synthesizes (one of its tests reads a template) run on one
     worker, as one group (``--dist loadgroup``): a module's own fixtures are built once, and that worker makes the
-    session's synths (tests/synth.py) while the other runs the rest. With a group per module, xdist handed out its
+    session's synths (tests/synth.py) while the others run the rest. With a group per module, xdist handed out its
     largest groups first, the synthesizing modules among them: every worker began by needing a template, and all
     but one waited for the first synth (41 s on a fresh clone, where it builds the Lambda package too)."""
     synthesizing = {item.module.__name__ for item in items if _reads_a_template(item)}
