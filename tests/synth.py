@@ -1,12 +1,12 @@
 """Synthesize the stack the way the CDK CLI does, once per stage per test session.
 
 Every template a test reads comes from here, so each stage is synthesized once however many test
-files look at it (``tests/conftest.py`` holds the session fixtures), and however many pytest-xdist
-workers read it: the stages are synthesized into a folder all the workers of the session share
-(``SHARED``), under a file lock, by the first worker that needs one; the others read the templates it
-wrote. That worker synthesizes every stage the session needs (``NEEDED``) at once, in one Python process
-(``python -m tests.synth``): the process calls app.py's own ``synthesize`` for each stage, with the
-stage's context and output folder, in the stage's folder (where Chalice writes, and app.py removes,
+files look at it (``tests/conftest.py`` holds the session fixtures). Under pytest-xdist the modules that read
+a template run on one worker, as one group (``tests/conftest.py``); the stages are still synthesized into a
+folder all the workers of the session share (``SHARED``), under a file lock, by the first worker that needs
+one, and any other reads the templates it wrote. It synthesizes every stage the session needs (``NEEDED``) at
+once, in one Python process (``python -m tests.synth``): the process calls app.py's own ``synthesize`` for each
+stage, with the stage's context and output folder, in the stage's folder (where Chalice writes, and app.py removes,
 ``chalice.out``). The CDK's JavaScript runtime starts once for all of them: a synth in a process of its own
 spends most of its time starting it. (tests/test_offline_synth.py holds the session's dev template to the one
 ``python app.py`` writes.)
